@@ -1,0 +1,115 @@
+# sbx build. `make` builds build/{libsbx.so,libsbx.a,sbx,sbx-agent,sbx.pc}.
+# `make demo` and `make check` also do the machine set-up (scripts/setup.sh).
+
+CC ?= cc
+PREFIX ?= /usr/local
+BUILD ?= build
+SAN ?=
+
+WARN := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
+HARDEN := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fstack-clash-protection
+CFLAGS ?= -O2 -g
+ALL_CFLAGS := $(WARN) $(HARDEN) $(CFLAGS) -D_GNU_SOURCE -Iinclude -Isrc/common
+LIB_PKGS := libcurl jansson libarchive
+LIB_CFLAGS := $(shell pkg-config --cflags $(LIB_PKGS) 2>/dev/null)
+LIB_LIBS := $(shell pkg-config --libs $(LIB_PKGS) 2>/dev/null)
+LDHARDEN := -Wl,-z,relro,-z,now
+
+ifeq ($(SAN),1)
+  BUILD := build-asan
+  ALL_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all -O1
+  LDHARDEN += -fsanitize=address,undefined
+endif
+
+ABS_BUILD := $(abspath $(BUILD))
+# The agent binary the library places in containers: the installed one, or
+# (for an uninstalled build) the one in the build tree. SBX_AGENT overrides.
+AGENT_PATH ?= $(abspath build)/sbx-agent
+
+COMMON_SRC := $(wildcard src/common/*.c)
+LIB_SRC := $(wildcard src/lib/*.c) $(COMMON_SRC)
+CLI_SRC := $(wildcard src/cli/*.c)
+AGENT_SRC := $(wildcard src/agent/*.c) $(COMMON_SRC)
+
+LIB_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC))
+CLI_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(CLI_SRC))
+HEADERS := include/sbx.h $(wildcard src/*/*.h)
+
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+ITEST_SRC := $(wildcard tests/integration/*.c)
+ITEST_BIN := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(ITEST_SRC))
+
+.PHONY: all clean demo check test unit-tests tests asan bench install setup example
+all: $(BUILD)/libsbx.so $(BUILD)/libsbx.a $(BUILD)/sbx $(BUILD)/sbx.pc build/sbx-agent
+
+$(BUILD)/obj/%.o: src/%.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LIB_CFLAGS) -fPIC -DSBX_AGENT_PATH='"$(AGENT_PATH)"' -c $< -o $@
+
+$(BUILD)/libsbx.so: $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,libsbx.so.0 $(LDHARDEN) -o $@ $^ $(LIB_LIBS)
+
+$(BUILD)/libsbx.a: $(LIB_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/sbx: $(CLI_OBJ) $(BUILD)/libsbx.a
+	$(CC) $(LDHARDEN) -o $@ $(CLI_OBJ) $(BUILD)/libsbx.a $(LIB_LIBS) -lm
+
+# The agent is static so it runs in any image; it is never sanitized (it runs
+# as PID 1 in containers where the sanitizer runtimes do not exist).
+build/sbx-agent: $(AGENT_SRC) $(HEADERS)
+	@mkdir -p build
+	$(CC) $(WARN) $(HARDEN) -O2 -D_GNU_SOURCE -Iinclude -Isrc/common -static-pie -fPIE \
+	  -o $@ $(AGENT_SRC) -l:libpcre2-8.a $(LDHARDEN)
+
+$(BUILD)/sbx.pc: Makefile
+	@mkdir -p $(BUILD)
+	printf 'prefix=%s\nlibdir=%s\nincludedir=%s\n\nName: sbx\nDescription: Docker sandboxes for AI agents\nVersion: 0.1.0\nRequires.private: libcurl jansson libarchive\nCflags: -I$${includedir}\nLibs: -L$${libdir} -lsbx\n' \
+	  '$(ABS_BUILD)' '$(ABS_BUILD)' '$(abspath include)' > $@
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libsbx.a tests/tap.h $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LIB_CFLAGS) -Itests -o $@ $< $(BUILD)/libsbx.a $(LIB_LIBS) $(LDHARDEN)
+
+$(BUILD)/tests/%: tests/integration/%.c $(BUILD)/libsbx.a tests/tap.h $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LIB_CFLAGS) -Itests -o $@ $< $(BUILD)/libsbx.a $(LIB_LIBS) $(LDHARDEN)
+
+tests: all $(UNIT_BIN) $(ITEST_BIN)
+
+asan:
+	$(MAKE) SAN=1 tests
+
+setup:
+	scripts/setup.sh
+
+# The seed's fibonacci example, in a fresh sandbox, through the C API.
+demo: setup
+	$(MAKE) all
+	$(MAKE) example
+	build/examples/fibonacci
+
+example: all
+	@mkdir -p build/examples
+	$(CC) $(WARN) -O2 -o build/examples/fibonacci examples/fibonacci.c \
+	  $$(PKG_CONFIG_PATH=$(abspath build) pkg-config --cflags --libs --static sbx) -Wl,-rpath,$(abspath build)
+
+check: setup
+	$(MAKE) tests
+	$(MAKE) asan
+	$(MAKE) example
+	scripts/run-tests.sh
+
+bench: setup
+	$(MAKE) all
+	$(CC) $(ALL_CFLAGS) -o build/sbx-bench bench/bench.c build/libsbx.a $(LIB_LIBS)
+	/usr/bin/python3 bench/bench.py
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/libexec/sbx
+	install -m 644 include/sbx.h $(DESTDIR)$(PREFIX)/include/
+	install -m 755 build/sbx-agent $(DESTDIR)$(PREFIX)/libexec/sbx/
+
+clean:
+	rm -rf build build-asan

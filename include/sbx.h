@@ -1,0 +1,298 @@
+/* sbx: Docker sandboxes for AI agents.
+ *
+ * Conventions used throughout this header:
+ *  - Functions that can fail return 0 on success and a negative sbx_errc on
+ *    failure; when ERR is not NULL, *ERR then receives an error the caller
+ *    frees with sbx_error_free().
+ *  - Strings and buffers returned through out-parameters are owned by the
+ *    caller and freed with free() unless a dedicated *_free() is named.
+ *  - An sbx_sandbox_t is not thread-safe: use one per thread, or lock.
+ */
+#ifndef SBX_H
+#define SBX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SBX_VERSION "0.1.0"
+
+/* ---------------------------------------------------------------- errors */
+
+typedef enum sbx_errc {
+  SBX_OK = 0,
+  SBX_E_INVALID = 1,        /* invalid argument */
+  SBX_E_NOMEM = 2,          /* out of memory on the host */
+  SBX_E_ENGINE = 3,         /* Docker engine unreachable or failed */
+  SBX_E_IMAGE_MISSING = 4,  /* image not present and cannot be pulled */
+  SBX_E_GONE = 5,           /* the sandbox's container no longer exists or stopped */
+  SBX_E_OOM = 6,            /* the sandbox was killed for running out of memory */
+  SBX_E_NOT_FOUND = 7,      /* file or directory missing */
+  SBX_E_IS_DIR = 8,         /* a file was expected, a directory was found */
+  SBX_E_NOT_DIR = 9,        /* a directory was expected */
+  SBX_E_NOT_TEXT = 10,      /* the file is binary; use read_bytes */
+  SBX_E_PATTERN = 11,       /* invalid regular expression or glob */
+  SBX_E_EDIT_NO_MATCH = 12, /* edit: old text not found */
+  SBX_E_EDIT_AMBIGUOUS = 13,/* edit: old text found more than once */
+  SBX_E_TOO_LARGE = 14,     /* a size limit was exceeded */
+  SBX_E_PROTOCOL = 15,      /* the agent sent something invalid */
+  SBX_E_AGENT = 16,         /* the in-container agent failed or did not start */
+  SBX_E_IO = 17,            /* an I/O error inside the sandbox */
+  SBX_E_PERMISSION = 18,    /* permission denied */
+  SBX_E_EXISTS = 19,        /* something with that name already exists */
+  SBX_E_NO_PROCESS = 20,    /* no background process with that id */
+  SBX_E_TIMEOUT = 21,       /* an operation on the host side timed out */
+} sbx_errc;
+
+typedef struct sbx_error sbx_error_t;
+
+int sbx_error_code (const sbx_error_t *err);
+/* A sentence a user can act on. Owned by ERR. */
+const char *sbx_error_message (const sbx_error_t *err);
+/* Short stable name of a code, e.g. "not_found". Static storage. */
+const char *sbx_errc_name (int code);
+void sbx_error_free (sbx_error_t *err);
+
+/* -------------------------------------------------------------- options */
+
+/* Defaults (see the README's security table):
+ *   image          python:3.12-slim if present or pullable, else sbx's base
+ *   workdir        /workspace
+ *   network        "none"  ("bridge" or a network name on request)
+ *   memory         1 GiB (swap disabled)
+ *   cpus           1.0
+ *   pids           512
+ *   auto_remove    true for unnamed sandboxes, false when a name is given
+ */
+typedef struct sbx_options sbx_options_t;
+
+sbx_options_t *sbx_options_new (void);
+void sbx_options_free (sbx_options_t *opts);
+int sbx_options_set_image (sbx_options_t *opts, const char *image, sbx_error_t **err);
+/* Container name: [A-Za-z0-9][A-Za-z0-9_.-]{0,62}. */
+int sbx_options_set_name (sbx_options_t *opts, const char *name, sbx_error_t **err);
+int sbx_options_set_workdir (sbx_options_t *opts, const char *dir, sbx_error_t **err);
+/* "HOST:CONTAINER" or "HOST:CONTAINER:ro"; HOST must be an absolute path. */
+int sbx_options_add_volume (sbx_options_t *opts, const char *spec, sbx_error_t **err);
+/* "KEY=VALUE" */
+int sbx_options_add_env (sbx_options_t *opts, const char *kv, sbx_error_t **err);
+int sbx_options_set_memory (sbx_options_t *opts, int64_t bytes, sbx_error_t **err);
+int sbx_options_set_cpus (sbx_options_t *opts, double cpus, sbx_error_t **err);
+int sbx_options_set_pids (sbx_options_t *opts, int64_t pids, sbx_error_t **err);
+int sbx_options_set_network (sbx_options_t *opts, const char *mode, sbx_error_t **err);
+void sbx_options_set_auto_remove (sbx_options_t *opts, bool auto_remove);
+
+/* Parses sizes such as "512m", "1g", "1048576" into bytes. */
+int sbx_parse_size (const char *text, int64_t *bytes, sbx_error_t **err);
+
+/* ------------------------------------------------------------ lifecycle */
+
+typedef struct sbx_sandbox sbx_sandbox_t;
+
+/* Makes a handle; no container exists until start() or the first operation
+ * (lazy start). With a name, an existing sbx sandbox of that name is re-used.
+ * OPTS may be freed after the call. Free the handle with sbx_sandbox_free(). */
+int sbx_sandbox_new (const sbx_options_t *opts, sbx_sandbox_t **out, sbx_error_t **err);
+/* Attaches to an existing sandbox by container name or id. */
+int sbx_sandbox_open (const char *id, sbx_sandbox_t **out, sbx_error_t **err);
+/* Creates and starts the container if needed and connects to its agent. */
+int sbx_sandbox_start (sbx_sandbox_t *sb, sbx_error_t **err);
+bool sbx_sandbox_is_alive (sbx_sandbox_t *sb);
+/* Stops the container; removes it (and its host folder) when auto-remove. */
+int sbx_sandbox_stop (sbx_sandbox_t *sb, sbx_error_t **err);
+/* Removes the container and its host folder, named or not. */
+int sbx_sandbox_remove (sbx_sandbox_t *sb, sbx_error_t **err);
+/* Releases the handle only; the container is left as it is. */
+void sbx_sandbox_free (sbx_sandbox_t *sb);
+/* Container name (accepted by the docker CLI too); NULL before start. */
+const char *sbx_sandbox_id (const sbx_sandbox_t *sb);
+/* Image the sandbox uses; resolved at start. */
+const char *sbx_sandbox_image (const sbx_sandbox_t *sb);
+const char *sbx_sandbox_workdir (const sbx_sandbox_t *sb);
+
+typedef struct sbx_sandbox_info {
+  char *id;
+  char *image;
+  char *status;   /* "running", "exited", ... */
+  char *created;  /* RFC 3339 */
+  bool named;
+} sbx_sandbox_info_t;
+
+/* Lists the containers sbx made (by label). Free with sbx_sandbox_info_list_free. */
+int sbx_sandbox_list (sbx_sandbox_info_t **items, size_t *count, sbx_error_t **err);
+void sbx_sandbox_info_list_free (sbx_sandbox_info_t *items, size_t count);
+
+/* ----------------------------------------------------------------- exec */
+
+enum sbx_stream { SBX_STDOUT = 1, SBX_STDERR = 2 };
+
+/* Called with each chunk of output as it arrives (before the output cap is
+ * applied to the stored result). Return non-zero to cancel the command. */
+typedef int (*sbx_output_cb) (enum sbx_stream stream, const char *data, size_t len, void *userdata);
+
+#define SBX_DEFAULT_MAX_OUTPUT 100000
+#define SBX_TIMEOUT_EXIT_CODE 124
+
+typedef struct sbx_exec_opts {
+  const char *cwd;              /* default: the sandbox's workdir */
+  const char *const *env;       /* NULL-terminated "K=V" list, or NULL */
+  double timeout;               /* seconds; <= 0 means no timeout */
+  size_t max_output;            /* bytes kept; 0 means SBX_DEFAULT_MAX_OUTPUT */
+  bool separate_streams;        /* keep stdout and stderr apart */
+  const void *stdin_data;       /* optional input ... */
+  size_t stdin_len;
+  int stdin_fd;                 /* ... or a descriptor read to EOF; -1 for none */
+  sbx_output_cb on_output;
+  void *userdata;
+} sbx_exec_opts_t;
+
+/* Initialises OPTS to the defaults (stdin_fd = -1). */
+void sbx_exec_opts_init (sbx_exec_opts_t *opts);
+
+typedef struct sbx_exec_result {
+  char *output;       /* combined output, NUL-terminated (may contain NULs) */
+  size_t output_len;
+  char *stdout_data;  /* with separate_streams, else NULL */
+  size_t stdout_len;
+  char *stderr_data;
+  size_t stderr_len;
+  int exit_code;      /* 128+N when killed by signal N; 124 on timeout */
+  bool truncated;     /* output went past max_output; the rest was drained */
+  bool timed_out;
+  bool oom_killed;    /* the command was killed by the memory limit */
+  bool cancelled;     /* on_output asked to stop */
+} sbx_exec_result_t;
+
+/* Runs `sh -c COMMAND`. OPTS may be NULL. Free RESULT with sbx_exec_result_free. */
+int sbx_exec (sbx_sandbox_t *sb, const char *command, const sbx_exec_opts_t *opts,
+              sbx_exec_result_t *result, sbx_error_t **err);
+void sbx_exec_result_free (sbx_exec_result_t *result);
+
+/* Background processes. ID is a short string such as "1"; free with free(). */
+int sbx_bg_start (sbx_sandbox_t *sb, const char *command, const sbx_exec_opts_t *opts,
+                  char **id, sbx_error_t **err);
+
+typedef struct sbx_bg_info {
+  char *id;
+  char *command;
+  int64_t pid;
+  bool running;
+  int exit_code;      /* valid when !running */
+  uint64_t dropped;   /* bytes of output lost because the buffer was full */
+} sbx_bg_info_t;
+
+/* New output since the last read (up to 1 MiB per call) and the status. */
+int sbx_bg_read (sbx_sandbox_t *sb, const char *id, char **output, size_t *len,
+                 sbx_bg_info_t *info, sbx_error_t **err);
+/* Kills the process tree (TERM, then KILL after a grace period). */
+int sbx_bg_kill (sbx_sandbox_t *sb, const char *id, sbx_error_t **err);
+int sbx_bg_list (sbx_sandbox_t *sb, sbx_bg_info_t **items, size_t *count, sbx_error_t **err);
+void sbx_bg_info_clear (sbx_bg_info_t *info);
+void sbx_bg_info_list_free (sbx_bg_info_t *items, size_t count);
+
+/* ---------------------------------------------------------------- files */
+
+/* Relative paths resolve against the sandbox's workdir. */
+
+typedef struct sbx_file_info {
+  char *name;   /* last path component */
+  char *path;   /* absolute path in the sandbox */
+  bool is_dir;
+  uint64_t size;
+} sbx_file_info_t;
+
+typedef struct sbx_file_list {
+  sbx_file_info_t *items;
+  size_t count;
+  bool truncated;   /* more entries existed than were returned */
+} sbx_file_list_t;
+
+void sbx_file_list_free (sbx_file_list_t *list);
+
+int sbx_exists (sbx_sandbox_t *sb, const char *path, bool *exists, sbx_error_t **err);
+/* Directories first, then by name. */
+int sbx_ls (sbx_sandbox_t *sb, const char *path, sbx_file_list_t *out, sbx_error_t **err);
+
+#define SBX_DEFAULT_READ_LIMIT 2000
+
+/* Lines OFFSET+1 .. OFFSET+LIMIT (LIMIT 0 means SBX_DEFAULT_READ_LIMIT), each
+ * as "%6d\t<line>\n", followed by a note when more lines remain. Only the
+ * lines returned are read. Binary files fail with SBX_E_NOT_TEXT. */
+int sbx_read (sbx_sandbox_t *sb, const char *path, size_t offset, size_t limit,
+              char **text, sbx_error_t **err);
+
+#define SBX_DEFAULT_MAX_READ_BYTES (64u << 20)
+/* Whole file; fails with SBX_E_TOO_LARGE past SBX_DEFAULT_MAX_READ_BYTES.
+ * *DATA is NUL-terminated for convenience (not counted in *LEN). */
+int sbx_read_bytes (sbx_sandbox_t *sb, const char *path, void **data, size_t *len,
+                    sbx_error_t **err);
+/* Streams a file of any size to CB; CB returns non-zero to stop. */
+typedef int (*sbx_data_cb) (const void *data, size_t len, void *userdata);
+int sbx_read_stream (sbx_sandbox_t *sb, const char *path, sbx_data_cb cb, void *userdata,
+                     sbx_error_t **err);
+
+/* Atomic: readers see the old file or the new one, never half of it.
+ * Parent directories are created; an existing file's mode is kept. */
+int sbx_write (sbx_sandbox_t *sb, const char *path, const void *data, size_t len,
+               sbx_error_t **err);
+/* Same, with the content read from FD until EOF. */
+int sbx_write_fd (sbx_sandbox_t *sb, const char *path, int fd, sbx_error_t **err);
+
+/* Replaces OLD by NEW. Without REPLACE_ALL, OLD must occur exactly once.
+ * Bytes outside the matches are left untouched. *OCCURRENCES may be NULL. */
+int sbx_edit (sbx_sandbox_t *sb, const char *path, const char *old_text, const char *new_text,
+              bool replace_all, size_t *occurrences, sbx_error_t **err);
+
+/* Files matching PATTERN relative to PATH (default: the workdir), sorted by
+ * path. `*` `?` `[...]` stay within a segment, `**` crosses, `{a,b}` expands. */
+int sbx_glob (sbx_sandbox_t *sb, const char *pattern, const char *path, sbx_file_list_t *out,
+              sbx_error_t **err);
+
+typedef struct sbx_grep_match {
+  char *path;
+  uint64_t line_number;   /* 1-based */
+  char *line;             /* without the newline; long lines are cut */
+} sbx_grep_match_t;
+
+typedef struct sbx_grep_result {
+  sbx_grep_match_t *items;
+  size_t count;
+  bool truncated;
+} sbx_grep_result_t;
+
+typedef struct sbx_grep_opts {
+  const char *path;       /* file or directory; default the workdir */
+  const char *glob;       /* filter on file names (or relative paths if it has '/') */
+  bool include_hidden;
+  bool ignore_case;
+  size_t max_matches;     /* 0 means 10,000 */
+} sbx_grep_opts_t;
+
+/* PCRE2 search with match limits. OPTS may be NULL. */
+int sbx_grep (sbx_sandbox_t *sb, const char *pattern, const sbx_grep_opts_t *opts,
+              sbx_grep_result_t *out, sbx_error_t **err);
+void sbx_grep_result_free (sbx_grep_result_t *result);
+
+/* --------------------------------------------------------------- images */
+
+#define SBX_SEED_IMAGE "python:3.12-slim"
+#define SBX_BASE_IMAGE "sbx/base:bookworm"
+
+/* Progress lines from long operations; LINE has no newline. */
+typedef void (*sbx_progress_cb) (const char *line, void *userdata);
+
+/* Picks the default image: the seed's if present or pullable, else sbx's base
+ * image. *IMAGE is malloc'd; *REASON (may be NULL) says why, static storage. */
+int sbx_image_default (char **image, const char **reason, sbx_error_t **err);
+int sbx_image_exists (const char *image, bool *exists, sbx_error_t **err);
+/* Builds SBX_BASE_IMAGE with debootstrap from the host's apt sources. Needs root. */
+int sbx_image_bootstrap (sbx_progress_cb progress, void *userdata, sbx_error_t **err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

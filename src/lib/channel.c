@@ -1,0 +1,278 @@
+/* The host side of the private channel to the in-container agent: connect,
+ * verify who answers, exchange frames. Everything the agent sends is
+ * untrusted: frames are bounded by the codec and every field used is checked
+ * here before it reaches a caller. */
+#include "sandbox.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+
+#define MAX_AGENT_MESSAGE 1024
+
+void
+sbx_agent_disconnect (sbx_sandbox_t *sb)
+{
+  if (sb->fd >= 0)
+    close (sb->fd);
+  sb->fd = -1;
+  sbx_reader_free (&sb->reader);
+  sbx_buf_reset (&sb->out);
+}
+
+int
+sbx_agent_protocol_error (sbx_sandbox_t *sb, const char *what, sbx_error_t **err)
+{
+  sbx_agent_disconnect (sb);
+  return sbx_fail (err, SBX_E_PROTOCOL, "the agent of sandbox %s sent an invalid reply (%s); "
+                   "the connection was closed", sb->id, what);
+}
+
+int
+sbx_agent_broken (sbx_sandbox_t *sb, const char *why, sbx_error_t **err)
+{
+  sbx_agent_disconnect (sb);
+  json_t *info = NULL;
+  sbx_error_t *ierr = NULL;
+  if (sb->engine == NULL || sbx_engine_container_inspect (sb->engine, sb->id, &info, &ierr) < 0)
+    {
+      int code = ierr ? sbx_error_code (ierr) : SBX_E_AGENT;
+      int r = code == SBX_E_GONE
+                ? sbx_fail (err, SBX_E_GONE, "sandbox %s was removed while in use", sb->id)
+                : sbx_fail (err, SBX_E_AGENT, "lost the connection to the agent of sandbox %s (%s)",
+                            sb->id, why);
+      sbx_error_free (ierr);
+      return r;
+    }
+  json_t *state = json_object_get (info, "State");
+  bool running = json_is_true (json_object_get (state, "Running"));
+  bool oom = json_is_true (json_object_get (state, "OOMKilled"));
+  json_int_t code = json_integer_value (json_object_get (state, "ExitCode"));
+  json_decref (info);
+  if (oom)
+    return sbx_fail (err, SBX_E_OOM, "sandbox %s was killed because it ran out of memory (limit "
+                     "%lld MiB); give it more with --memory", sb->id,
+                     (long long) (sb->opts.memory >> 20));
+  if (!running)
+    return sbx_fail (err, SBX_E_GONE, "sandbox %s stopped (exit code %lld) while in use; start it "
+                     "again or create a new one", sb->id, (long long) code);
+  return sbx_fail (err, SBX_E_AGENT, "lost the connection to the agent of sandbox %s (%s)", sb->id,
+                   why);
+}
+
+int
+sbx_agent_flush (sbx_sandbox_t *sb, sbx_error_t **err)
+{
+  if (sb->out.failed)
+    {
+      sbx_buf_reset (&sb->out);
+      return sbx_fail (err, SBX_E_TOO_LARGE, "request too large for the agent protocol");
+    }
+  size_t off = 0;
+  while (off < sb->out.len)
+    {
+      ssize_t n = send (sb->fd, sb->out.data + off, sb->out.len - off, MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        {
+          sbx_buf_reset (&sb->out);
+          return sbx_agent_broken (sb, strerror (errno), err);
+        }
+      off += n;
+    }
+  sbx_buf_reset (&sb->out);
+  return 0;
+}
+
+int
+sbx_agent_read_some (sbx_sandbox_t *sb, sbx_error_t **err)
+{
+  char buf[65536];
+  ssize_t n;
+  do
+    n = recv (sb->fd, buf, sizeof buf, MSG_DONTWAIT);
+  while (n < 0 && errno == EINTR);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+    return 0;
+  if (n <= 0)
+    return sbx_agent_broken (sb, n == 0 ? "the agent closed the connection" : strerror (errno), err);
+  if (sbx_reader_feed (&sb->reader, buf, n) < 0)
+    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+  return 0;
+}
+
+int
+sbx_agent_recv (sbx_sandbox_t *sb, sbx_msg_t *msg, double timeout, sbx_error_t **err)
+{
+  double deadline = timeout >= 0 ? sbx_now () + timeout : 0;
+  for (;;)
+    {
+      int r = sbx_reader_next (&sb->reader, msg);
+      if (r > 0)
+        return 0;
+      if (r < 0)
+        return sbx_agent_protocol_error (sb, sb->reader.error, err);
+      int ms = -1;
+      if (timeout >= 0)
+        {
+          double left = deadline - sbx_now ();
+          if (left <= 0)
+            return sbx_fail (err, SBX_E_TIMEOUT, "the agent of sandbox %s did not answer in time",
+                             sb->id);
+          ms = (int) (left * 1000) + 1;
+        }
+      struct pollfd p = { .fd = sb->fd, .events = POLLIN };
+      int pr = poll (&p, 1, ms);
+      if (pr < 0 && errno != EINTR)
+        return sbx_agent_broken (sb, strerror (errno), err);
+      if (pr > 0 && (r = sbx_agent_read_some (sb, err)) < 0)
+        return r;
+    }
+}
+
+/* Keeps what the agent says printable and bounded before it reaches a user. */
+static char *
+clean_agent_text (const uint8_t *data, size_t len)
+{
+  if (len > MAX_AGENT_MESSAGE)
+    len = MAX_AGENT_MESSAGE;
+  char *s = sbx_utf8_sanitize ((const char *) data, len);
+  for (char *p = s; p && *p; p++)
+    if ((unsigned char) *p < 0x20 || *p == 0x7f)
+      *p = ' ';
+  return s;
+}
+
+int
+sbx_agent_fail (sbx_sandbox_t *sb, const sbx_msg_t *msg, sbx_error_t **err)
+{
+  if (msg->type != SBX_M_ERR)
+    {
+      char what[64];
+      snprintf (what, sizeof what, "unexpected message type %u", msg->type);
+      return sbx_agent_protocol_error (sb, what, err);
+    }
+  int64_t code;
+  const sbx_field_t *text = sbx_msg_field (msg, SBX_T_MESSAGE);
+  if (sbx_msg_int (msg, SBX_T_CODE, &code) < 0 || code <= 0 || code > SBX_E_TIMEOUT || !text)
+    return sbx_agent_protocol_error (sb, "malformed error report", err);
+  cleanup_free char *clean = clean_agent_text (text->data, text->len);
+  if (clean == NULL)
+    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+  return sbx_fail (err, (int) code, "%s", clean);
+}
+
+int
+sbx_agent_bytes (sbx_sandbox_t *sb, const sbx_msg_t *m, uint8_t tag, size_t max,
+                 const uint8_t **data, size_t *len, sbx_error_t **err)
+{
+  const sbx_field_t *f = sbx_msg_field (m, tag);
+  if (f == NULL || f->len > max)
+    {
+      char what[64];
+      snprintf (what, sizeof what, "field %u missing or longer than %zu bytes", tag, max);
+      return sbx_agent_protocol_error (sb, what, err);
+    }
+  *data = f->data;
+  *len = f->len;
+  return 0;
+}
+
+int
+sbx_agent_int (sbx_sandbox_t *sb, const sbx_msg_t *m, uint8_t tag, int64_t min, int64_t max,
+               int64_t *v, sbx_error_t **err)
+{
+  if (sbx_msg_int (m, tag, v) < 0 || *v < min || *v > max)
+    {
+      char what[64];
+      snprintf (what, sizeof what, "integer field %u missing or out of range", tag);
+      return sbx_agent_protocol_error (sb, what, err);
+    }
+  return 0;
+}
+
+/* Connects to the socket in the sandbox's host folder. The folder path may be
+ * longer than a sockaddr_un allows, so go through /proc/self/fd. */
+static int
+connect_socket (const char *state_dir, int *fd_out)
+{
+  cleanup_free char *run = sbx_strdup_printf ("%s/run", state_dir);
+  if (run == NULL)
+    return -ENOMEM;
+  cleanup_close int dirfd = open (run, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (dirfd < 0)
+    return -errno;
+  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+  snprintf (addr.sun_path, sizeof addr.sun_path, "/proc/self/fd/%d/" SBX_AGENT_SOCKET_NAME, dirfd);
+  int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -errno;
+  if (connect (fd, (struct sockaddr *) &addr, sizeof addr) < 0)
+    {
+      int e = errno;
+      close (fd);
+      return -e;
+    }
+  *fd_out = fd;
+  return 0;
+}
+
+/* Only the container's PID 1 (our agent) may answer: anything else listening
+ * on that path was put there by a process inside the sandbox. */
+static int
+verify_peer (sbx_sandbox_t *sb, pid_t *peer)
+{
+  struct ucred cred;
+  socklen_t len = sizeof cred;
+  if (getsockopt (sb->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+    return -1;
+  *peer = cred.pid;
+  return cred.pid == sb->agent_pid ? 0 : -1;
+}
+
+static int
+hello (sbx_sandbox_t *sb, sbx_error_t **err)
+{
+  sbx_frame_begin (&sb->out, SBX_M_HELLO);
+  sbx_frame_int (&sb->out, SBX_T_VERSION, SBX_PROTO_VERSION);
+  sbx_frame_end (&sb->out);
+  sbx_msg_t msg;
+  int r = sbx_agent_flush (sb, err);
+  if (r == 0)
+    r = sbx_agent_recv (sb, &msg, 10, err);
+  if (r < 0)
+    return r;
+  if (msg.type != SBX_M_OK)
+    return sbx_agent_fail (sb, &msg, err);
+  int64_t version;
+  return sbx_agent_int (sb, &msg, SBX_T_VERSION, SBX_PROTO_VERSION, SBX_PROTO_VERSION, &version, err);
+}
+
+int
+sbx_agent_try_connect (sbx_sandbox_t *sb, sbx_error_t **err)
+{
+  sbx_agent_disconnect (sb);
+  int fd, r = connect_socket (sb->state_dir, &fd);
+  if (r == -ENOENT || r == -ECONNREFUSED)
+    return -EAGAIN;
+  if (r < 0)
+    return sbx_fail_errno (err, SBX_E_AGENT, -r, "cannot connect to the agent of sandbox %s",
+                           sb->id);
+  sb->fd = fd;
+  sbx_reader_init (&sb->reader);
+  pid_t peer = 0;
+  if (verify_peer (sb, &peer) < 0)
+    {
+      sbx_agent_disconnect (sb);
+      return -EPERM;
+    }
+  if ((r = hello (sb, err)) < 0)
+    sbx_agent_disconnect (sb);
+  return r;
+}

@@ -1,0 +1,645 @@
+/* File operations through the agent. Replies are validated and bounded here
+ * before they become results. */
+#include "sandbox.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#define MAX_PATH_BYTES 4096
+#define MAX_NAME_BYTES 255
+#define MAX_LIST_RESULTS 100000
+#define MAX_READ_RESULT (16u << 20)
+#define MAX_GREP_LINE 4096
+#define DEFAULT_GREP_MATCHES 10000
+
+/* Ensures the sandbox, resolves PATH, and opens a request frame of TYPE
+ * carrying it. *ABS receives the resolved path. */
+static int
+begin (sbx_sandbox_t *sb, uint8_t type, const char *path, char **abs, sbx_error_t **err)
+{
+  int r = sbx_sandbox_ensure (sb, err);
+  if (r < 0)
+    return r;
+  if ((*abs = sbx_sandbox_path (sb, path, err)) == NULL)
+    return -SBX_E_INVALID;
+  sbx_frame_begin (&sb->out, type);
+  sbx_frame_str (&sb->out, SBX_T_PATH, *abs);
+  return 0;
+}
+
+static int
+send_frame (sbx_sandbox_t *sb, sbx_error_t **err)
+{
+  if (sbx_frame_end (&sb->out) < 0)
+    {
+      sbx_buf_reset (&sb->out);
+      return sbx_fail (err, SBX_E_TOO_LARGE, "request too large for the agent protocol (1 MiB)");
+    }
+  return sbx_agent_flush (sb, err);
+}
+
+static int
+recv_reply (sbx_sandbox_t *sb, sbx_msg_t *msg, sbx_error_t **err)
+{
+  return sbx_agent_recv (sb, msg, -1, err);
+}
+
+/* Receives the final reply, which must be of TYPE (an ERR becomes the error). */
+static int
+expect (sbx_sandbox_t *sb, uint8_t type, sbx_msg_t *msg, sbx_error_t **err)
+{
+  int r = recv_reply (sb, msg, err);
+  if (r < 0)
+    return r;
+  return msg->type == type ? 0 : sbx_agent_fail (sb, msg, err);
+}
+
+SBX_EXPORT void
+sbx_file_list_free (sbx_file_list_t *list)
+{
+  for (size_t i = 0; list && i < list->count; i++)
+    {
+      free (list->items[i].name);
+      free (list->items[i].path);
+    }
+  if (list)
+    {
+      free (list->items);
+      memset (list, 0, sizeof *list);
+    }
+}
+
+SBX_EXPORT int
+sbx_exists (sbx_sandbox_t *sb, const char *path, bool *exists, sbx_error_t **err)
+{
+  cleanup_free char *abs = NULL;
+  sbx_msg_t msg;
+  int r = begin (sb, SBX_M_STAT, path, &abs, err);
+  if (r == 0)
+    r = send_frame (sb, err);
+  if (r == 0)
+    r = recv_reply (sb, &msg, err);
+  if (r < 0)
+    return r;
+  if (msg.type == SBX_M_OK)
+    {
+      *exists = true;
+      return 0;
+    }
+  int64_t code;
+  if (msg.type == SBX_M_ERR && sbx_msg_int (&msg, SBX_T_CODE, &code) == 0
+      && (code == SBX_E_NOT_FOUND || code == SBX_E_NOT_DIR))
+    {
+      *exists = false;
+      return 0;
+    }
+  return sbx_agent_fail (sb, &msg, err);
+}
+
+static bool
+valid_name (const uint8_t *s, size_t n)
+{
+  if (n == 0 || n > MAX_NAME_BYTES || memchr (s, '/', n) || memchr (s, 0, n))
+    return false;
+  return !(n == 1 && s[0] == '.') && !(n == 2 && s[0] == '.' && s[1] == '.');
+}
+
+static int
+list_append (sbx_file_list_t *list, size_t *cap, char *name, char *path, bool is_dir, uint64_t size)
+{
+  if (list->count == *cap)
+    {
+      size_t ncap = *cap ? *cap * 2 : 64;
+      sbx_file_info_t *n = realloc (list->items, ncap * sizeof *n);
+      if (n == NULL)
+        return -1;
+      list->items = n;
+      *cap = ncap;
+    }
+  list->items[list->count++] = (sbx_file_info_t) { name, path, is_dir, size };
+  return 0;
+}
+
+/* Reads ENTRY* END. With BASE, entries carry NAME and paths are BASE/NAME;
+ * without, entries carry an absolute PATH. */
+static int
+collect_entries (sbx_sandbox_t *sb, const char *base, sbx_file_list_t *out, sbx_error_t **err)
+{
+  size_t cap = 0;
+  for (;;)
+    {
+      sbx_msg_t msg;
+      int r = recv_reply (sb, &msg, err);
+      if (r < 0)
+        return r;
+      if (msg.type == SBX_M_END)
+        {
+          int64_t trunc = 0;
+          if (sbx_msg_int_or (&msg, SBX_T_TRUNCATED, 0, &trunc) < 0)
+            return sbx_agent_fail (sb, &msg, err);
+          out->truncated |= trunc != 0;
+          return 0;
+        }
+      if (msg.type != SBX_M_ENTRY)
+        return sbx_agent_fail (sb, &msg, err);
+      int64_t kind, size;
+      const uint8_t *s;
+      size_t n;
+      if ((r = sbx_agent_int (sb, &msg, SBX_T_KIND, SBX_KIND_FILE, SBX_KIND_OTHER, &kind, err)) < 0
+          || (r = sbx_agent_int (sb, &msg, SBX_T_SIZE, 0, INT64_MAX, &size, err)) < 0
+          || (r = sbx_agent_bytes (sb, &msg, base ? SBX_T_NAME : SBX_T_PATH,
+                                   base ? MAX_NAME_BYTES : MAX_PATH_BYTES, &s, &n, err)) < 0)
+        return r;
+      if (out->count >= MAX_LIST_RESULTS)
+        {
+          out->truncated = true;
+          continue;
+        }
+      char *name, *path;
+      if (base)
+        {
+          if (!valid_name (s, n))
+            return sbx_agent_protocol_error (sb, "invalid file name", err);
+          name = strndup ((const char *) s, n);
+          path = name ? sbx_strdup_printf ("%s%s%s", base, strcmp (base, "/") ? "/" : "", name) : NULL;
+        }
+      else
+        {
+          if (n == 0 || s[0] != '/' || memchr (s, 0, n))
+            return sbx_agent_protocol_error (sb, "invalid path", err);
+          path = strndup ((const char *) s, n);
+          const char *slash = path ? strrchr (path, '/') : NULL;
+          name = slash ? strdup (slash + 1) : NULL;
+        }
+      if (!name || !path || list_append (out, &cap, name, path, kind == SBX_KIND_DIR, size) < 0)
+        {
+          free (name);
+          free (path);
+          sbx_agent_disconnect (sb);
+          return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+        }
+    }
+}
+
+static int
+cmp_ls (const void *a, const void *b)
+{
+  const sbx_file_info_t *x = a, *y = b;
+  if (x->is_dir != y->is_dir)
+    return x->is_dir ? -1 : 1;
+  return strcmp (x->name, y->name);
+}
+
+static int
+cmp_path (const void *a, const void *b)
+{
+  return strcmp (((const sbx_file_info_t *) a)->path, ((const sbx_file_info_t *) b)->path);
+}
+
+SBX_EXPORT int
+sbx_ls (sbx_sandbox_t *sb, const char *path, sbx_file_list_t *out, sbx_error_t **err)
+{
+  cleanup_free char *abs = NULL;
+  memset (out, 0, sizeof *out);
+  int r = begin (sb, SBX_M_LS, path, &abs, err);
+  if (r == 0)
+    {
+      sbx_frame_int (&sb->out, SBX_T_MAX_RESULTS, MAX_LIST_RESULTS);
+      r = send_frame (sb, err);
+    }
+  if (r == 0)
+    r = collect_entries (sb, abs, out, err);
+  if (r < 0)
+    {
+      sbx_file_list_free (out);
+      return r;
+    }
+  qsort (out->items, out->count, sizeof *out->items, cmp_ls);
+  return 0;
+}
+
+SBX_EXPORT int
+sbx_glob (sbx_sandbox_t *sb, const char *pattern, const char *path, sbx_file_list_t *out,
+          sbx_error_t **err)
+{
+  cleanup_free char *abs = NULL;
+  memset (out, 0, sizeof *out);
+  if (pattern == NULL || !*pattern)
+    return sbx_fail (err, SBX_E_PATTERN, "empty glob pattern");
+  /* An absolute pattern searches from the root, whatever PATH says. */
+  if (pattern[0] == '/')
+    path = "/";
+  int r = begin (sb, SBX_M_GLOB, path, &abs, err);
+  if (r == 0)
+    {
+      sbx_frame_str (&sb->out, SBX_T_PATTERN, pattern);
+      sbx_frame_int (&sb->out, SBX_T_MAX_RESULTS, MAX_LIST_RESULTS);
+      r = send_frame (sb, err);
+    }
+  if (r == 0)
+    r = collect_entries (sb, NULL, out, err);
+  if (r < 0)
+    {
+      sbx_file_list_free (out);
+      return r;
+    }
+  qsort (out->items, out->count, sizeof *out->items, cmp_path);
+  return 0;
+}
+
+/* Numbers the lines the agent returned as "%6zu\t<line>\n". */
+static int
+number_lines (const sbx_buf_t *raw, size_t offset, int64_t count, bool more, size_t limit,
+              char **text, sbx_error_t **err)
+{
+  sbx_buf_t out;
+  sbx_buf_init (&out);
+  size_t lines = 0, pos = 0;
+  while (pos < raw->len)
+    {
+      const uint8_t *start = raw->data + pos;
+      const uint8_t *nl = memchr (start, '\n', raw->len - pos);
+      size_t len = nl ? (size_t) (nl - start) : raw->len - pos;
+      char num[32];
+      int w = snprintf (num, sizeof num, "%6zu\t", offset + ++lines);
+      sbx_buf_append (&out, num, w);
+      sbx_buf_append (&out, start, len);
+      sbx_buf_append (&out, "\n", 1);
+      pos += len + (nl != NULL);
+    }
+  if ((int64_t) lines != count || lines > limit)
+    {
+      sbx_buf_free (&out);
+      return sbx_fail (err, SBX_E_PROTOCOL, "the agent's line count does not match its data");
+    }
+  if (more)
+    {
+      char note[128];
+      int w = snprintf (note, sizeof note, "... more lines follow; read on with offset=%zu\n",
+                        offset + lines);
+      sbx_buf_append (&out, note, w);
+    }
+  sbx_buf_append (&out, "", 1);
+  if (out.failed)
+    {
+      sbx_buf_free (&out);
+      return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+    }
+  *text = (char *) out.data;
+  return 0;
+}
+
+/* Collects DATA* until END, calling CB (or appending to BUF when CB is NULL)
+ * with at most MAX bytes in all. */
+static int
+collect_data (sbx_sandbox_t *sb, sbx_buf_t *buf, sbx_data_cb cb, void *ud, uint64_t max,
+              sbx_msg_t *end, sbx_error_t **err)
+{
+  uint64_t total = 0;
+  bool stopped = false;
+  for (;;)
+    {
+      int r = recv_reply (sb, end, err);
+      if (r < 0)
+        return r;
+      if (end->type == SBX_M_END)
+        return stopped ? sbx_fail (err, SBX_E_INVALID, "reading was stopped by the caller") : 0;
+      if (end->type != SBX_M_DATA)
+        return sbx_agent_fail (sb, end, err);
+      const uint8_t *data;
+      size_t len;
+      if ((r = sbx_agent_bytes (sb, end, SBX_T_DATA, SBX_PROTO_CHUNK, &data, &len, err)) < 0)
+        return r;
+      total += len;
+      if (total > max)
+        return sbx_agent_protocol_error (sb, "more data than was asked for", err);
+      if (stopped)
+        continue;
+      if (cb)
+        stopped = cb (data, len, ud) != 0;
+      else
+        sbx_buf_append (buf, data, len);
+    }
+}
+
+SBX_EXPORT int
+sbx_read (sbx_sandbox_t *sb, const char *path, size_t offset, size_t limit, char **text,
+          sbx_error_t **err)
+{
+  cleanup_free char *abs = NULL;
+  if (limit == 0)
+    limit = SBX_DEFAULT_READ_LIMIT;
+  if (offset > INT64_MAX / 2 || limit > INT64_MAX / 2)
+    return sbx_fail (err, SBX_E_INVALID, "offset or limit out of range");
+  int r = begin (sb, SBX_M_READ, path, &abs, err);
+  if (r == 0)
+    {
+      sbx_frame_int (&sb->out, SBX_T_OFFSET, (int64_t) offset);
+      sbx_frame_int (&sb->out, SBX_T_LIMIT, (int64_t) limit);
+      r = send_frame (sb, err);
+    }
+  sbx_buf_t raw;
+  sbx_buf_init (&raw);
+  sbx_msg_t end;
+  int64_t count, more;
+  if (r == 0)
+    r = collect_data (sb, &raw, NULL, NULL, MAX_READ_RESULT, &end, err);
+  if (r == 0 && ((r = sbx_agent_int (sb, &end, SBX_T_COUNT, 0, (int64_t) limit, &count, err)) == 0)
+      && (r = sbx_agent_int (sb, &end, SBX_T_MORE, 0, 1, &more, err)) == 0)
+    r = raw.failed ? sbx_fail (err, SBX_E_NOMEM, "out of memory")
+                   : number_lines (&raw, offset, count, more, limit, text, err);
+  sbx_buf_free (&raw);
+  return r;
+}
+
+static int
+read_bytes_request (sbx_sandbox_t *sb, const char *path, uint64_t limit, sbx_error_t **err)
+{
+  cleanup_free char *abs = NULL;
+  int r = begin (sb, SBX_M_READ_BYTES, path, &abs, err);
+  if (r == 0)
+    {
+      sbx_frame_int (&sb->out, SBX_T_LIMIT, (int64_t) limit);
+      r = send_frame (sb, err);
+    }
+  return r;
+}
+
+SBX_EXPORT int
+sbx_read_bytes (sbx_sandbox_t *sb, const char *path, void **data, size_t *len, sbx_error_t **err)
+{
+  sbx_buf_t buf;
+  sbx_msg_t end;
+  sbx_buf_init (&buf);
+  int r = read_bytes_request (sb, path, SBX_DEFAULT_MAX_READ_BYTES, err);
+  if (r == 0)
+    r = collect_data (sb, &buf, NULL, NULL, SBX_DEFAULT_MAX_READ_BYTES, &end, err);
+  if (r == 0)
+    {
+      sbx_buf_append (&buf, "", 1);
+      if (buf.failed)
+        r = sbx_fail (err, SBX_E_NOMEM, "out of memory");
+    }
+  if (r < 0)
+    {
+      sbx_buf_free (&buf);
+      return r;
+    }
+  *len = buf.len - 1;
+  *data = buf.data;
+  return 0;
+}
+
+SBX_EXPORT int
+sbx_read_stream (sbx_sandbox_t *sb, const char *path, sbx_data_cb cb, void *userdata,
+                 sbx_error_t **err)
+{
+  sbx_msg_t end;
+  int r = read_bytes_request (sb, path, 0, err);
+  return r < 0 ? r : collect_data (sb, NULL, cb, userdata, UINT64_MAX, &end, err);
+}
+
+/* WRITE, then the content as WRITE_DATA frames produced by NEXT, then
+ * WRITE_END; one reply at the end. */
+typedef ssize_t (*chunk_source) (void *ctx, void *buf, size_t cap);
+
+static int
+write_from (sbx_sandbox_t *sb, const char *path, chunk_source next, void *ctx, sbx_error_t **err)
+{
+  cleanup_free char *abs = NULL;
+  int r = begin (sb, SBX_M_WRITE, path, &abs, err);
+  if (r == 0)
+    r = send_frame (sb, err);
+  char chunk[SBX_PROTO_CHUNK];
+  ssize_t n = 0;
+  while (r == 0 && (n = next (ctx, chunk, sizeof chunk)) > 0)
+    {
+      sbx_frame_begin (&sb->out, SBX_M_WRITE_DATA);
+      sbx_frame_bytes (&sb->out, SBX_T_DATA, chunk, n);
+      r = send_frame (sb, err);
+    }
+  if (r < 0)
+    return r;
+  if (n < 0)
+    {
+      /* Tell the agent to drop the half-written temp file. */
+      sbx_agent_disconnect (sb);
+      return sbx_fail_errno (err, SBX_E_IO, (int) -n, "cannot read the content for %s; nothing "
+                             "was written", abs);
+    }
+  sbx_frame_begin (&sb->out, SBX_M_WRITE_END);
+  sbx_msg_t msg;
+  if ((r = send_frame (sb, err)) < 0 || (r = expect (sb, SBX_M_OK, &msg, err)) < 0)
+    return r;
+  return 0;
+}
+
+typedef struct
+{
+  const char *data;
+  size_t len, off;
+} mem_source_t;
+
+static ssize_t
+mem_next (void *ctx, void *buf, size_t cap)
+{
+  mem_source_t *m = ctx;
+  size_t n = m->len - m->off < cap ? m->len - m->off : cap;
+  memcpy (buf, m->data + m->off, n);
+  m->off += n;
+  return (ssize_t) n;
+}
+
+static ssize_t
+fd_next (void *ctx, void *buf, size_t cap)
+{
+  int fd = *(int *) ctx;
+  size_t got = 0;
+  /* Fill whole chunks so a pipe doesn't turn into many tiny frames. */
+  while (got < cap)
+    {
+      ssize_t n = read (fd, (char *) buf + got, cap - got);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        return -errno;
+      if (n == 0)
+        break;
+      got += n;
+    }
+  return (ssize_t) got;
+}
+
+SBX_EXPORT int
+sbx_write (sbx_sandbox_t *sb, const char *path, const void *data, size_t len, sbx_error_t **err)
+{
+  if (data == NULL && len)
+    return sbx_fail (err, SBX_E_INVALID, "no content given");
+  mem_source_t m = { data, len, 0 };
+  return write_from (sb, path, mem_next, &m, err);
+}
+
+SBX_EXPORT int
+sbx_write_fd (sbx_sandbox_t *sb, const char *path, int fd, sbx_error_t **err)
+{
+  return write_from (sb, path, fd_next, &fd, err);
+}
+
+SBX_EXPORT int
+sbx_edit (sbx_sandbox_t *sb, const char *path, const char *old_text, const char *new_text,
+          bool replace_all, size_t *occurrences, sbx_error_t **err)
+{
+  cleanup_free char *abs = NULL;
+  if (old_text == NULL || !*old_text || new_text == NULL)
+    return sbx_fail (err, SBX_E_INVALID, "edit needs a non-empty old text and a new text");
+  int r = begin (sb, SBX_M_EDIT, path, &abs, err);
+  if (r < 0)
+    return r;
+  sbx_frame_str (&sb->out, SBX_T_OLD, old_text);
+  sbx_frame_str (&sb->out, SBX_T_NEW, new_text);
+  sbx_frame_int (&sb->out, SBX_T_FLAGS, replace_all ? SBX_F_ALL : 0);
+  sbx_msg_t msg;
+  if ((r = send_frame (sb, err)) < 0 || (r = recv_reply (sb, &msg, err)) < 0)
+    return r;
+  int64_t count = 0;
+  if (msg.type == SBX_M_OK)
+    {
+      if ((r = sbx_agent_int (sb, &msg, SBX_T_COUNT, 1, INT64_MAX, &count, err)) < 0)
+        return r;
+      if (occurrences)
+        *occurrences = (size_t) count;
+      return 0;
+    }
+  /* Compose the sentence here: the counts are checked, the words are ours. */
+  int64_t code = 0;
+  sbx_msg_int (&msg, SBX_T_CODE, &code);
+  if (msg.type == SBX_M_ERR && code == SBX_E_EDIT_NO_MATCH)
+    return sbx_fail (err, SBX_E_EDIT_NO_MATCH, "the old text was not found in %s; read the file "
+                     "and copy the text exactly, including whitespace", abs);
+  if (msg.type == SBX_M_ERR && code == SBX_E_EDIT_AMBIGUOUS
+      && sbx_msg_int (&msg, SBX_T_COUNT, &count) == 0 && count > 1)
+    return sbx_fail (err, SBX_E_EDIT_AMBIGUOUS, "the old text occurs %lld times in %s; add "
+                     "surrounding lines to make it unique, or replace all occurrences",
+                     (long long) count, abs);
+  return sbx_agent_fail (sb, &msg, err);
+}
+
+SBX_EXPORT void
+sbx_grep_result_free (sbx_grep_result_t *res)
+{
+  for (size_t i = 0; res && i < res->count; i++)
+    {
+      free (res->items[i].path);
+      free (res->items[i].line);
+    }
+  if (res)
+    {
+      free (res->items);
+      memset (res, 0, sizeof *res);
+    }
+}
+
+static int
+cmp_match (const void *a, const void *b)
+{
+  const sbx_grep_match_t *x = a, *y = b;
+  int c = strcmp (x->path, y->path);
+  return c ? c : (x->line_number > y->line_number) - (x->line_number < y->line_number);
+}
+
+static int
+collect_matches (sbx_sandbox_t *sb, size_t max, sbx_grep_result_t *out, sbx_error_t **err)
+{
+  size_t cap = 0;
+  for (;;)
+    {
+      sbx_msg_t msg;
+      int r = recv_reply (sb, &msg, err);
+      if (r < 0)
+        return r;
+      if (msg.type == SBX_M_END)
+        {
+          int64_t trunc = 0;
+          if (sbx_msg_int_or (&msg, SBX_T_TRUNCATED, 0, &trunc) < 0)
+            return sbx_agent_fail (sb, &msg, err);
+          out->truncated |= trunc != 0;
+          return 0;
+        }
+      if (msg.type != SBX_M_MATCH)
+        return sbx_agent_fail (sb, &msg, err);
+      const uint8_t *p, *l;
+      size_t pn, ln;
+      int64_t no;
+      if ((r = sbx_agent_bytes (sb, &msg, SBX_T_PATH, MAX_PATH_BYTES, &p, &pn, err)) < 0
+          || (r = sbx_agent_bytes (sb, &msg, SBX_T_LINE, MAX_GREP_LINE, &l, &ln, err)) < 0
+          || (r = sbx_agent_int (sb, &msg, SBX_T_LINE_NO, 1, INT64_MAX, &no, err)) < 0)
+        return r;
+      if (pn == 0 || p[0] != '/' || memchr (p, 0, pn))
+        return sbx_agent_protocol_error (sb, "invalid path", err);
+      if (out->count >= max)
+        {
+          out->truncated = true;
+          continue;
+        }
+      if (out->count == cap)
+        {
+          size_t ncap = cap ? cap * 2 : 64;
+          sbx_grep_match_t *n = realloc (out->items, ncap * sizeof *n);
+          if (n == NULL)
+            {
+              sbx_agent_disconnect (sb);
+              return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+            }
+          out->items = n;
+          cap = ncap;
+        }
+      sbx_grep_match_t *m = &out->items[out->count];
+      m->path = strndup ((const char *) p, pn);
+      /* Lines may hold NULs or invalid UTF-8; keep them printable. */
+      m->line = malloc (ln + 1);
+      if (!m->path || !m->line)
+        {
+          free (m->path);
+          free (m->line);
+          sbx_agent_disconnect (sb);
+          return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+        }
+      for (size_t i = 0; i < ln; i++)
+        m->line[i] = l[i] ? (char) l[i] : ' ';
+      m->line[ln] = '\0';
+      m->line_number = (uint64_t) no;
+      out->count++;
+    }
+}
+
+SBX_EXPORT int
+sbx_grep (sbx_sandbox_t *sb, const char *pattern, const sbx_grep_opts_t *opts,
+          sbx_grep_result_t *out, sbx_error_t **err)
+{
+  cleanup_free char *abs = NULL;
+  sbx_grep_opts_t none = { 0 };
+  const sbx_grep_opts_t *o = opts ? opts : &none;
+  size_t max = o->max_matches ? o->max_matches : DEFAULT_GREP_MATCHES;
+  memset (out, 0, sizeof *out);
+  if (pattern == NULL || !*pattern)
+    return sbx_fail (err, SBX_E_PATTERN, "empty search pattern");
+  int r = begin (sb, SBX_M_GREP, o->path, &abs, err);
+  if (r < 0)
+    return r;
+  sbx_frame_str (&sb->out, SBX_T_PATTERN, pattern);
+  if (o->glob && *o->glob)
+    sbx_frame_str (&sb->out, SBX_T_GLOB, o->glob);
+  sbx_frame_int (&sb->out, SBX_T_FLAGS,
+                 (o->include_hidden ? SBX_F_HIDDEN : 0) | (o->ignore_case ? SBX_F_ICASE : 0));
+  sbx_frame_int (&sb->out, SBX_T_MAX_RESULTS, (int64_t) max);
+  if ((r = send_frame (sb, err)) == 0)
+    r = collect_matches (sb, max, out, err);
+  if (r < 0)
+    {
+      sbx_grep_result_free (out);
+      return r;
+    }
+  qsort (out->items, out->count, sizeof *out->items, cmp_match);
+  return 0;
+}

@@ -1,0 +1,103 @@
+/* The sandbox handle and the host side of the agent channel. */
+#ifndef SBX_SANDBOX_H
+#define SBX_SANDBOX_H
+
+#include "engine.h"
+#include "internal.h"
+#include "proto.h"
+
+#include <sys/types.h>
+
+/* Labels on every container sbx makes. */
+#define SBX_LABEL_MANAGED "io.sbx.managed"
+#define SBX_LABEL_STATE_DIR "io.sbx.state-dir"
+#define SBX_LABEL_WORKDIR "io.sbx.workdir"
+#define SBX_LABEL_NAMED "io.sbx.named"
+#define SBX_LABEL_VERSION "io.sbx.version"
+
+/* Validated sandbox options (see sbx_options_*). */
+struct sbx_options
+{
+  char *image;
+  char *name;
+  char *workdir;
+  char *network;
+  char **volumes;  /* NULL-terminated "host:container[:ro]" */
+  char **env;      /* NULL-terminated "K=V" */
+  int64_t memory;
+  int64_t pids;
+  double cpus;
+  int auto_remove; /* -1: derived from whether a name was given */
+};
+
+struct sbx_sandbox
+{
+  sbx_options_t opts;
+  sbx_engine_t *engine;      /* opened on first need */
+  char *id;                  /* container name */
+  char *image;
+  char *workdir;
+  char *state_dir;           /* host folder: agent binary, run/agent.sock, info */
+  bool auto_remove;
+  pid_t agent_pid;           /* the container's PID 1 as the host sees it */
+  int fd;                    /* connection to the agent, -1 when closed */
+  sbx_reader_t reader;
+  sbx_buf_t out;
+};
+
+/* Frees what an options struct owns (also for copies embedded in a sandbox). */
+void sbx_options_clear (sbx_options_t *o);
+/* Deep copy into DST; -1 when out of memory. */
+int sbx_options_copy (sbx_options_t *dst, const sbx_options_t *src);
+/* "KEY=VALUE" with the seed's key rule and no newline in the value. */
+int sbx_validate_env (const char *kv, sbx_error_t **err);
+
+/* Directory that holds sbx's per-sandbox host folders and caches:
+ * $SBX_STATE_DIR, else /var/lib/sbx for root, else $XDG_STATE_HOME/sbx. */
+char *sbx_state_root (void);
+
+/* Starts the sandbox if needed and makes sure a verified agent connection is
+ * open. Every operation calls this first. */
+int sbx_sandbox_ensure (sbx_sandbox_t *sb, sbx_error_t **err);
+
+/* Absolute, lexically normalised path in the sandbox for PATH (relative paths
+ * resolve against the workdir; NULL or "" means the workdir). */
+char *sbx_sandbox_path (const sbx_sandbox_t *sb, const char *path, sbx_error_t **err);
+
+/* One attempt to connect to the agent and check that it is the container's
+ * PID 1: 0 connected; -EAGAIN nothing listens yet; -EPERM something else
+ * answered; other negative values are failures reported in ERR. */
+int sbx_agent_try_connect (sbx_sandbox_t *sb, sbx_error_t **err);
+/* Writes and clears sb->out. */
+int sbx_agent_flush (sbx_sandbox_t *sb, sbx_error_t **err);
+/* Next message from the agent; blocks up to TIMEOUT seconds (< 0: forever).
+ * On a broken channel, the connection is closed and the error says why
+ * (sandbox stopped, OOM-killed, removed). */
+int sbx_agent_recv (sbx_sandbox_t *sb, sbx_msg_t *msg, double timeout, sbx_error_t **err);
+/* Reads bytes that are already waiting on the socket into the reader (used by
+ * callers that poll the socket themselves). */
+int sbx_agent_read_some (sbx_sandbox_t *sb, sbx_error_t **err);
+/* Turns an ERR frame into an error; any other unexpected frame becomes a
+ * protocol error (and closes the connection). Always returns negative. */
+int sbx_agent_fail (sbx_sandbox_t *sb, const sbx_msg_t *msg, sbx_error_t **err);
+/* The agent sent something invalid: closes the connection (the stream can't
+ * be trusted to be in step any more) and reports WHAT. */
+int sbx_agent_protocol_error (sbx_sandbox_t *sb, const char *what, sbx_error_t **err);
+/* The channel broke: closes it and asks the engine what became of the
+ * container, so the error says "stopped", "removed" or "out of memory". */
+int sbx_agent_broken (sbx_sandbox_t *sb, const char *why, sbx_error_t **err);
+/* Frames the start of an EXEC or BG_START request (command, cwd, env) in
+ * sb->out; the caller adds its own fields and ends the frame. */
+int sbx_exec_frame (sbx_sandbox_t *sb, uint8_t type, const char *command,
+                    const sbx_exec_opts_t *o, sbx_error_t **err);
+/* Drops the connection, e.g. after a protocol error. */
+void sbx_agent_disconnect (sbx_sandbox_t *sb);
+
+/* Bytes of a field, validated: present, at most MAX bytes. */
+int sbx_agent_bytes (sbx_sandbox_t *sb, const sbx_msg_t *m, uint8_t tag, size_t max,
+                     const uint8_t **data, size_t *len, sbx_error_t **err);
+/* Integer field within [MIN, MAX]. */
+int sbx_agent_int (sbx_sandbox_t *sb, const sbx_msg_t *m, uint8_t tag, int64_t min, int64_t max,
+                   int64_t *v, sbx_error_t **err);
+
+#endif
