@@ -39,7 +39,8 @@ sbx_agent_broken (sbx_sandbox_t *sb, const char *why, sbx_error_t **err)
   sbx_agent_disconnect (sb);
   json_t *info = NULL;
   sbx_error_t *ierr = NULL;
-  if (sb->engine == NULL || sbx_engine_container_inspect (sb->engine, sb->id, &info, &ierr) < 0)
+  if ((sb->engine == NULL && sbx_engine_open (&sb->engine, &ierr) < 0)
+      || sbx_engine_container_inspect (sb->engine, sb->id, &info, &ierr) < 0)
     {
       int code = ierr ? sbx_error_code (ierr) : SBX_E_AGENT;
       int r = code == SBX_E_GONE
@@ -258,7 +259,7 @@ int
 sbx_agent_try_connect (sbx_sandbox_t *sb, sbx_error_t **err)
 {
   sbx_agent_disconnect (sb);
-  int fd, r = connect_socket (sb->state_dir, &fd);
+  int fd = -1, r = connect_socket (sb->state_dir, &fd);
   if (r == -ENOENT || r == -ECONNREFUSED)
     return -EAGAIN;
   if (r < 0)

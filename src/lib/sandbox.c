@@ -415,12 +415,17 @@ wait_for_agent (sbx_sandbox_t *sb, sbx_error_t **err)
           if (!running)
             return sbx_fail (err, SBX_E_AGENT, "sandbox %s exited before its agent answered; see "
                              "`docker logs %s`", sb->id, sb->id);
-          if (sbx_agent_try_connect (sb, err) == 0)
-            return 0;
+          r = sbx_agent_try_connect (sb, err);
+          if (r == 0 || (r != -EAGAIN && r != -EPERM))
+            return r;
+          if (r == -EPERM)
+            return sbx_fail (err, SBX_E_AGENT, "something else answers on the agent socket of "
+                             "sandbox %s, not its agent: a process in the sandbox replaced it. "
+                             "sbx refuses to talk to it; remove the sandbox", sb->id);
         }
       if (sbx_now () > deadline)
-        return sbx_fail (err, SBX_E_AGENT, "the agent of sandbox %s did not answer within %.0f s "
-                         "(or something else answered on its socket); see `docker logs %s`",
+        return sbx_fail (err, SBX_E_AGENT, "the agent of sandbox %s did not answer within %.0f s; "
+                         "see `docker logs %s`",
                          sb->id, AGENT_START_TIMEOUT, sb->id);
       nanosleep (&pause, NULL);
       if (pause.tv_nsec < 16000000)

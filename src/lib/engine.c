@@ -1,0 +1,1093 @@
+/* Docker Engine REST API client: libcurl for HTTP, jansson for JSON.
+ *
+ * One curl easy handle per engine, reused for every request so the
+ * connection stays open between calls (a request then costs a round trip on
+ * the socket, not a connect). Never runs the docker CLI. */
+#include "engine.h"
+#include "engine_addr.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+/* Bounds on what the engine may send back: a whole body, and one line of a
+ * streamed reply (pull and import progress). */
+#define MAX_RESPONSE ((size_t) 64 << 20)
+#define MAX_STREAM_LINE ((size_t) 1 << 20)
+#define CONNECT_TIMEOUT_S 5L
+/* A stop waits for the container's own grace period; give the engine this
+ * much more before calling it hung. */
+#define STOP_SLACK_S 30L
+/* Docker 19.03. Older engines lack fields the rest of sbx relies on. */
+#define MIN_API "1.40"
+
+struct sbx_engine
+{
+  CURL *curl;
+  sbx_engine_addr_t addr;
+  char api[16];
+  bool tls;
+  char *ca, *cert, *key;
+  struct curl_slist *json_headers;   /* requests with a JSON body */
+  struct curl_slist *plain_headers;  /* everything else */
+  char errbuf[CURL_ERROR_SIZE];
+};
+
+/* ------------------------------------------------------------ plumbing */
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_result = CURLE_FAILED_INIT;
+
+static void
+curl_init_once (void)
+{
+  curl_init_result = curl_global_init (CURL_GLOBAL_DEFAULT);
+}
+
+/* Where response bytes go: a whole body, or (STREAM) newline-separated JSON
+ * objects handed to ON_OBJECT as each line completes. */
+struct sink
+{
+  char *buf;
+  size_t len, cap, limit;
+  bool too_large;
+  bool stream;
+  void (*on_object) (json_t *obj, void *ud);
+  void *ud;
+};
+
+static bool
+sink_append (struct sink *s, const char *data, size_t n)
+{
+  if (n > s->limit - s->len)
+    {
+      s->too_large = true;
+      return false;
+    }
+  if (s->len + n + 1 > s->cap)
+    {
+      size_t cap = s->cap ? s->cap : 4096;
+      while (cap < s->len + n + 1)
+        cap *= 2;
+      char *b = realloc (s->buf, cap);
+      if (b == NULL)
+        return false;
+      s->buf = b;
+      s->cap = cap;
+    }
+  memcpy (s->buf + s->len, data, n);
+  s->len += n;
+  s->buf[s->len] = '\0';
+  return true;
+}
+
+static void
+sink_emit_line (struct sink *s, const char *line, size_t len)
+{
+  while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' '))
+    len--;
+  if (len == 0)
+    return;
+  json_t *obj = json_loadb (line, len, 0, NULL);
+  /* Lines that are not JSON objects carry nothing sbx acts on. */
+  if (obj && json_is_object (obj))
+    s->on_object (obj, s->ud);
+  json_decref (obj);
+}
+
+/* Hands every complete line in the buffer to the handler and keeps the rest. */
+static void
+sink_drain_lines (struct sink *s, bool final)
+{
+  size_t start = 0;
+  for (;;)
+    {
+      char *nl = memchr (s->buf + start, '\n', s->len - start);
+      if (nl == NULL)
+        break;
+      sink_emit_line (s, s->buf + start, nl - (s->buf + start));
+      start = nl + 1 - s->buf;
+    }
+  if (final && start < s->len)
+    {
+      sink_emit_line (s, s->buf + start, s->len - start);
+      start = s->len;
+    }
+  memmove (s->buf, s->buf + start, s->len - start);
+  s->len -= start;
+}
+
+static size_t
+on_write (char *data, size_t size, size_t nmemb, void *userdata)
+{
+  struct sink *s = userdata;
+  size_t n = size * nmemb;
+  if (!sink_append (s, data, n))
+    return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
+  if (s->stream)
+    sink_drain_lines (s, false);
+  return n;
+}
+
+struct upload
+{
+  FILE *file;
+  bool failed;
+  int error;
+};
+
+static size_t
+on_read (char *buffer, size_t size, size_t nitems, void *userdata)
+{
+  struct upload *u = userdata;
+  size_t n = fread (buffer, 1, size * nitems, u->file);
+  if (n == 0 && ferror (u->file))
+    {
+      u->failed = true;
+      u->error = errno;
+      return CURL_READFUNC_ABORT;
+    }
+  return n;
+}
+
+struct call
+{
+  char *api_header;        /* when set, receives the Api-Version header (16 bytes) */
+  const char *method;
+  const char *path;        /* below the version prefix, or the full path if UNVERSIONED */
+  bool unversioned;
+  const char *body;        /* JSON text, or NULL */
+  struct upload *upload;   /* streamed request body (a tar), or NULL */
+  curl_off_t upload_size;  /* -1: unknown, sent chunked */
+  long timeout_s;          /* 0: none */
+  struct sink *sink;
+};
+
+static int
+fail_unreachable (sbx_engine_t *e, CURLcode rc, sbx_error_t **err)
+{
+  long os_errno = 0;
+  curl_easy_getinfo (e->curl, CURLINFO_OS_ERRNO, &os_errno);
+  if (e->addr.kind == SBX_ADDR_UNIX && (os_errno == EACCES || os_errno == EPERM))
+    return sbx_fail (err, SBX_E_PERMISSION,
+                     "permission denied on the Docker engine's socket %s; run as root, or add "
+                     "your user to the docker group (`usermod -aG docker $USER`, then log in "
+                     "again)",
+                     e->addr.socket_path);
+  /* For a Unix socket, curl's text names "localhost port 80", which misleads;
+   * the system's reason ("No such file or directory") says what is wrong. */
+  const char *reason;
+  if (e->addr.kind == SBX_ADDR_UNIX && os_errno != 0)
+    reason = strerror ((int) os_errno);
+  else
+    reason = e->errbuf[0] ? e->errbuf : curl_easy_strerror (rc);
+  return sbx_fail (err, SBX_E_ENGINE,
+                   "cannot reach the Docker engine at %s (%s); start dockerd (for example "
+                   "`dockerd &` or `systemctl start docker`) or point DOCKER_HOST at a running "
+                   "engine",
+                   e->addr.address, reason);
+}
+
+static size_t
+on_header (char *data, size_t size, size_t nmemb, void *userdata)
+{
+  char *api = userdata;
+  size_t n = size * nmemb;
+  static const char name[] = "Api-Version:";
+  if (n > sizeof name - 1 && strncasecmp (data, name, sizeof name - 1) == 0)
+    {
+      const char *v = data + sizeof name - 1, *end = data + n;
+      while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
+      while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
+        end--;
+      snprintf (api, 16, "%.*s", (int) (end - v), v);
+    }
+  return n;
+}
+
+/* Performs one request. Returns 0 once the engine has answered (any HTTP
+ * status, in *STATUS), or fails when it could not be reached or the answer
+ * could not be received. */
+static int
+perform (sbx_engine_t *e, const struct call *c, long *status, sbx_error_t **err)
+{
+  CURL *h = e->curl;
+  cleanup_free char *url = NULL;
+  if (c->unversioned)
+    url = sbx_strdup_printf ("%s%s", e->addr.base_url, c->path);
+  else
+    url = sbx_strdup_printf ("%s/v%s%s", e->addr.base_url, e->api, c->path);
+  if (url == NULL)
+    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+
+  /* A reset keeps the open connection; it only forgets the last request's
+   * options so none can leak into this one. */
+  curl_easy_reset (h);
+  e->errbuf[0] = '\0';
+  bool ok = curl_easy_setopt (h, CURLOPT_URL, url) == CURLE_OK
+            && curl_easy_setopt (h, CURLOPT_ERRORBUFFER, e->errbuf) == CURLE_OK
+            && curl_easy_setopt (h, CURLOPT_NOSIGNAL, 1L) == CURLE_OK
+            && curl_easy_setopt (h, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_S) == CURLE_OK
+            && curl_easy_setopt (h, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_1_1) == CURLE_OK
+            && curl_easy_setopt (h, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK
+            && curl_easy_setopt (h, CURLOPT_WRITEFUNCTION, on_write) == CURLE_OK
+            && curl_easy_setopt (h, CURLOPT_WRITEDATA, c->sink) == CURLE_OK
+            && curl_easy_setopt (h, CURLOPT_CUSTOMREQUEST, c->method) == CURLE_OK;
+  if (ok && e->addr.kind == SBX_ADDR_UNIX)
+    /* Proxy variables must not divert a local socket's requests. */
+    ok = curl_easy_setopt (h, CURLOPT_UNIX_SOCKET_PATH, e->addr.socket_path) == CURLE_OK
+         && curl_easy_setopt (h, CURLOPT_NOPROXY, "*") == CURLE_OK;
+  if (ok && e->tls)
+    ok = curl_easy_setopt (h, CURLOPT_CAINFO, e->ca) == CURLE_OK
+         && curl_easy_setopt (h, CURLOPT_SSLCERT, e->cert) == CURLE_OK
+         && curl_easy_setopt (h, CURLOPT_SSLKEY, e->key) == CURLE_OK;
+  if (ok && e->addr.kind == SBX_ADDR_TCP)
+    ok = curl_easy_setopt (h, CURLOPT_TCP_KEEPALIVE, 1L) == CURLE_OK;
+  if (ok && c->timeout_s > 0)
+    ok = curl_easy_setopt (h, CURLOPT_TIMEOUT, c->timeout_s) == CURLE_OK;
+  if (ok && c->api_header)
+    ok = curl_easy_setopt (h, CURLOPT_HEADERFUNCTION, on_header) == CURLE_OK
+         && curl_easy_setopt (h, CURLOPT_HEADERDATA, c->api_header) == CURLE_OK;
+
+  struct curl_slist *chunked = NULL;
+  if (ok && c->upload)
+    {
+      ok = curl_easy_setopt (h, CURLOPT_POST, 1L) == CURLE_OK
+           && curl_easy_setopt (h, CURLOPT_READFUNCTION, on_read) == CURLE_OK
+           && curl_easy_setopt (h, CURLOPT_READDATA, c->upload) == CURLE_OK
+           && curl_easy_setopt (h, CURLOPT_POSTFIELDSIZE_LARGE, c->upload_size) == CURLE_OK;
+      /* Without a length, HTTP/1.1 needs chunked encoding; "Expect:" stops
+       * curl waiting for a "100 Continue" before sending. */
+      chunked = curl_slist_append (NULL, "Content-Type: application/x-tar");
+      if (chunked)
+        chunked = curl_slist_append (chunked, "Expect:");
+      if (chunked && c->upload_size < 0)
+        {
+          struct curl_slist *l = curl_slist_append (chunked, "Transfer-Encoding: chunked");
+          if (l == NULL)
+            curl_slist_free_all (chunked);
+          chunked = l;
+        }
+      if (chunked == NULL)
+        {
+          curl_easy_reset (h);
+          return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+        }
+      ok = ok && curl_easy_setopt (h, CURLOPT_HTTPHEADER, chunked) == CURLE_OK;
+    }
+  else if (ok && c->body)
+    ok = curl_easy_setopt (h, CURLOPT_POSTFIELDS, c->body) == CURLE_OK
+         && curl_easy_setopt (h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) strlen (c->body))
+                == CURLE_OK
+         && curl_easy_setopt (h, CURLOPT_HTTPHEADER, e->json_headers) == CURLE_OK;
+  else if (ok && strcmp (c->method, "POST") == 0)
+    /* An explicit empty body, so the request carries Content-Length: 0. */
+    ok = curl_easy_setopt (h, CURLOPT_POSTFIELDS, "") == CURLE_OK
+         && curl_easy_setopt (h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) 0) == CURLE_OK
+         && curl_easy_setopt (h, CURLOPT_HTTPHEADER, e->plain_headers) == CURLE_OK;
+  else if (ok)
+    ok = curl_easy_setopt (h, CURLOPT_HTTPHEADER, e->plain_headers) == CURLE_OK;
+
+  if (!ok)
+    {
+      curl_easy_reset (h);
+      curl_slist_free_all (chunked);
+      return sbx_fail (err, SBX_E_ENGINE,
+                       "libcurl rejected an option for the Docker engine request %s %s; "
+                       "is libcurl older than 7.85?",
+                       c->method, c->path);
+    }
+
+  CURLcode rc = curl_easy_perform (h);
+  /* The handle must not keep pointers into this call's stack or the list
+   * freed below. */
+  curl_easy_setopt (h, CURLOPT_HTTPHEADER, NULL);
+  curl_slist_free_all (chunked);
+  if (c->sink->stream && rc == CURLE_OK)
+    sink_drain_lines (c->sink, true);
+
+  *status = 0;
+  curl_easy_getinfo (h, CURLINFO_RESPONSE_CODE, status);
+  if (rc == CURLE_OK)
+    return 0;
+
+  switch (rc)
+    {
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+      return fail_unreachable (e, rc, err);
+    case CURLE_OPERATION_TIMEDOUT:
+      if (*status == 0 && c->timeout_s == 0)
+        return fail_unreachable (e, rc, err);
+      return sbx_fail (err, SBX_E_TIMEOUT,
+                       "the Docker engine at %s did not finish %s %s within %ld s; it may be "
+                       "overloaded or hung",
+                       e->addr.address, c->method, c->path, c->timeout_s);
+    case CURLE_WRITE_ERROR:
+      if (c->sink->too_large)
+        return sbx_fail (err, SBX_E_ENGINE,
+                         "engine response too large: %s of the reply to %s %.*s went past %zu MiB",
+                         c->sink->stream ? "a line" : "the body", c->method,
+                         (int) strcspn (c->path, "?"), c->path,
+                         (c->sink->stream ? MAX_STREAM_LINE : MAX_RESPONSE) >> 20);
+      return sbx_fail (err, SBX_E_NOMEM, "out of memory while reading the Docker engine's reply");
+    case CURLE_ABORTED_BY_CALLBACK:
+    case CURLE_READ_ERROR:
+      if (c->upload && c->upload->failed)
+        return sbx_fail_errno (err, SBX_E_IO, c->upload->error,
+                               "could not read the data being sent to the Docker engine");
+      break;
+    default:
+      break;
+    }
+  if (*status == 0)
+    return fail_unreachable (e, rc, err);
+  return sbx_fail (err, SBX_E_ENGINE,
+                   "the connection to the Docker engine at %s failed during %s %s (%s); check "
+                   "that dockerd is still running",
+                   e->addr.address, c->method, c->path,
+                   e->errbuf[0] ? e->errbuf : curl_easy_strerror (rc));
+}
+
+/* A request whose whole reply is read and parsed as JSON; API_HEADER (may
+ * be NULL) receives the Api-Version header. */
+static int
+call_json_h (sbx_engine_t *e, const char *method, const char *path, bool unversioned,
+             json_t *body, long timeout_s, char *api_header, long *status, json_t **response,
+             sbx_error_t **err)
+{
+  if (response)
+    *response = NULL;
+  if (e == NULL || method == NULL || path == NULL || path[0] != '/')
+    return sbx_fail (err, SBX_E_INVALID, "internal error: bad Docker engine request path");
+  for (const char *p = path; *p; p++)
+    if ((unsigned char) *p <= ' ' || *p == 0x7f)
+      return sbx_fail (err, SBX_E_INVALID,
+                       "internal error: the Docker engine request path contains a space or "
+                       "control character");
+  cleanup_free char *text = NULL;
+  if (body)
+    {
+      text = json_dumps (body, JSON_COMPACT);
+      if (text == NULL)
+        return sbx_fail (err, SBX_E_NOMEM, "out of memory (or invalid JSON) for %s %s", method,
+                         path);
+    }
+  struct sink sink = { .limit = MAX_RESPONSE };
+  struct call c = {
+    .api_header = api_header,
+    .method = method,
+    .path = path,
+    .unversioned = unversioned,
+    .body = text,
+    .upload_size = -1,
+    .timeout_s = timeout_s,
+    .sink = &sink,
+  };
+  long st = 0;
+  int r = perform (e, &c, &st, err);
+  if (r == 0 && response && sink.len > 0)
+    *response = json_loadb (sink.buf, sink.len, 0, NULL);
+  free (sink.buf);
+  if (status)
+    *status = st;
+  return r;
+}
+
+static int
+call_json (sbx_engine_t *e, const char *method, const char *path, bool unversioned, json_t *body,
+           long timeout_s, long *status, json_t **response, sbx_error_t **err)
+{
+  return call_json_h (e, method, path, unversioned, body, timeout_s, NULL, status, response, err);
+}
+
+/* "M.N" -> M * 1000 + N; -1 when malformed. */
+static long
+api_number (const char *v)
+{
+  char *end;
+  errno = 0;
+  long major = strtol (v, &end, 10);
+  if (end == v || *end != '.' || errno)
+    return -1;
+  const char *m = end + 1;
+  long minor = strtol (m, &end, 10);
+  if (end == m || *end != '\0' || errno || major < 0 || minor < 0 || minor >= 1000
+      || major > 1000)
+    return -1;
+  return major * 1000 + minor;
+}
+
+/* ------------------------------------------------------------- public */
+
+const char *
+sbx_engine_message (json_t *response, long status)
+{
+  const char *m = json_string_value (json_object_get (response, "message"));
+  if (m && *m)
+    return m;
+  static __thread char buf[32];
+  snprintf (buf, sizeof buf, "HTTP %ld", status);
+  return buf;
+}
+
+/* Percent-encodes everything outside RFC 3986's unreserved set and KEEP. */
+static char *
+escape_keep (const char *s, const char *keep)
+{
+  static const char hex[] = "0123456789ABCDEF";
+  size_t n = strlen (s);
+  if (n > (SIZE_MAX - 1) / 3)
+    return NULL;
+  char *out = malloc (n * 3 + 1), *o = out;
+  if (out == NULL)
+    return NULL;
+  for (const unsigned char *p = (const unsigned char *) s; *p; p++)
+    {
+      if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')
+          || *p == '-' || *p == '.' || *p == '_' || *p == '~' || (keep && strchr (keep, *p)))
+        *o++ = (char) *p;
+      else
+        {
+          *o++ = '%';
+          *o++ = hex[*p >> 4];
+          *o++ = hex[*p & 15];
+        }
+    }
+  *o = '\0';
+  return out;
+}
+
+char *
+sbx_engine_escape (sbx_engine_t *e, const char *s)
+{
+  (void) e;
+  return s ? escape_keep (s, NULL) : NULL;
+}
+
+void
+sbx_engine_free (sbx_engine_t *e)
+{
+  if (e == NULL)
+    return;
+  if (e->curl)
+    curl_easy_cleanup (e->curl);
+  curl_slist_free_all (e->json_headers);
+  curl_slist_free_all (e->plain_headers);
+  sbx_engine_addr_clear (&e->addr);
+  free (e->ca);
+  free (e->cert);
+  free (e->key);
+  free (e);
+}
+
+const char *
+sbx_engine_address (const sbx_engine_t *e)
+{
+  return e ? e->addr.address : SBX_ENGINE_DEFAULT_HOST;
+}
+
+const char *
+sbx_engine_api_version (const sbx_engine_t *e)
+{
+  return e ? e->api : "";
+}
+
+bool
+sbx_engine_is_local (const sbx_engine_t *e)
+{
+  return e && e->addr.kind == SBX_ADDR_UNIX;
+}
+
+static int
+setup_tls (sbx_engine_t *e, sbx_error_t **err)
+{
+  const char *dir = getenv ("DOCKER_CERT_PATH");
+  cleanup_free char *home_dir = NULL;
+  if (dir == NULL || *dir == '\0')
+    {
+      const char *home = getenv ("HOME");
+      if (home == NULL || *home == '\0')
+        return sbx_fail (err, SBX_E_INVALID,
+                         "DOCKER_TLS_VERIFY is set but neither DOCKER_CERT_PATH nor HOME is; "
+                         "set DOCKER_CERT_PATH to the folder holding ca.pem, cert.pem and key.pem");
+      home_dir = sbx_strdup_printf ("%s/.docker", home);
+      if (home_dir == NULL)
+        return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+      dir = home_dir;
+    }
+  e->ca = sbx_strdup_printf ("%s/ca.pem", dir);
+  e->cert = sbx_strdup_printf ("%s/cert.pem", dir);
+  e->key = sbx_strdup_printf ("%s/key.pem", dir);
+  if (!e->ca || !e->cert || !e->key)
+    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+  const char *files[] = { e->ca, e->cert, e->key };
+  for (size_t i = 0; i < 3; i++)
+    if (access (files[i], R_OK) < 0)
+      return sbx_fail_errno (err, SBX_E_INVALID, errno,
+                             "DOCKER_TLS_VERIFY is set but %s cannot be read; point "
+                             "DOCKER_CERT_PATH at the engine's client certificates",
+                             files[i]);
+  e->tls = true;
+  return 0;
+}
+
+int
+sbx_engine_open (sbx_engine_t **out, sbx_error_t **err)
+{
+  *out = NULL;
+  pthread_once (&curl_once, curl_init_once);
+  if (curl_init_result != CURLE_OK)
+    return sbx_fail (err, SBX_E_ENGINE, "libcurl failed to initialise: %s",
+                     curl_easy_strerror (curl_init_result));
+
+  sbx_engine_t *e = calloc (1, sizeof *e);
+  if (e == NULL)
+    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+
+  const char *host = getenv ("DOCKER_HOST");
+  const char *verify = getenv ("DOCKER_TLS_VERIFY");
+  /* As the docker client: any non-empty DOCKER_TLS_VERIFY turns TLS on. */
+  bool want_tls = verify && *verify;
+  const char *why = NULL;
+  int r = sbx_engine_addr_parse (host, want_tls, &e->addr, &why);
+  if (r == -2)
+    {
+      sbx_engine_free (e);
+      return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+    }
+  if (r < 0)
+    {
+      sbx_engine_free (e);
+      return sbx_fail (err, SBX_E_INVALID, "DOCKER_HOST=%s is not a valid engine address: %s",
+                       host, why);
+    }
+  if (want_tls && e->addr.kind == SBX_ADDR_TCP && (r = setup_tls (e, err)) < 0)
+    {
+      sbx_engine_free (e);
+      return r;
+    }
+
+  e->curl = curl_easy_init ();
+  e->json_headers = curl_slist_append (NULL, "Content-Type: application/json");
+  if (e->json_headers)
+    e->json_headers = curl_slist_append (e->json_headers, "Expect:");
+  e->plain_headers = curl_slist_append (NULL, "Expect:");
+  if (e->curl == NULL || e->json_headers == NULL || e->plain_headers == NULL)
+    {
+      sbx_engine_free (e);
+      return sbx_fail (err, SBX_E_NOMEM, "out of memory (starting libcurl)");
+    }
+
+  /* The engine states its API version in a header of GET /_ping, which
+   * costs a fraction of a millisecond; GET /version (several ms: it asks
+   * containerd too) is the fallback for engines that do not. Neither path
+   * takes a version prefix. */
+  long status = 0;
+  json_t *v = NULL;
+  char api_header[16] = "";
+  r = call_json_h (e, "GET", "/_ping", true, NULL, 0, api_header, &status, NULL, err);
+  if (r == 0 && (status != 200 || api_number (api_header) < 0))
+    r = call_json (e, "GET", "/version", true, NULL, 0, &status, &v, err);
+  if (r < 0)
+    {
+      sbx_engine_free (e);
+      return r;
+    }
+  const char *server = api_number (api_header) >= 0
+                         ? api_header
+                         : json_string_value (json_object_get (v, "ApiVersion"));
+  long have = server ? api_number (server) : -1;
+  if (status != 200 || have < 0)
+    {
+      r = sbx_fail (err, SBX_E_ENGINE,
+                    "the service at %s did not answer like a Docker engine (%s); "
+                    "point DOCKER_HOST at a Docker engine",
+                    e->addr.address,
+                    status != 200 ? sbx_engine_message (v, status) : "no API version");
+      json_decref (v);
+      sbx_engine_free (e);
+      return r;
+    }
+  if (have < api_number (MIN_API))
+    {
+      r = sbx_fail (err, SBX_E_ENGINE,
+                    "the Docker engine at %s speaks API %s, older than the %s sbx needs; "
+                    "upgrade Docker to 19.03 or later",
+                    e->addr.address, server, MIN_API);
+      json_decref (v);
+      sbx_engine_free (e);
+      return r;
+    }
+  snprintf (e->api, sizeof e->api, "%s",
+            have < api_number (SBX_ENGINE_MAX_API) ? server : SBX_ENGINE_MAX_API);
+  json_decref (v);
+  *out = e;
+  return 0;
+}
+
+int
+sbx_engine_request (sbx_engine_t *e, const char *method, const char *path, json_t *body,
+                    long *status, json_t **response, sbx_error_t **err)
+{
+  long st = 0;
+  int r = call_json (e, method, path, false, body, 0, &st, response, err);
+  if (status)
+    *status = st;
+  return r;
+}
+
+/* ------------------------------------------------------------ containers */
+
+/* "/containers/ID" + SUFFIX, with ID escaped as one path segment. */
+static int
+container_path (const char *id, const char *suffix, char **path, sbx_error_t **err)
+{
+  *path = NULL;
+  if (id == NULL || *id == '\0')
+    return sbx_fail (err, SBX_E_INVALID, "no sandbox name or id was given");
+  cleanup_free char *seg = escape_keep (id, NULL);
+  if (seg)
+    *path = sbx_strdup_printf ("/containers/%s%s", seg, suffix);
+  if (*path == NULL)
+    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+  return 0;
+}
+
+static int
+fail_gone (const char *id, sbx_error_t **err)
+{
+  return sbx_fail (err, SBX_E_GONE, "sandbox %s does not exist (it was removed or never created)",
+                   id);
+}
+
+int
+sbx_engine_container_create (sbx_engine_t *e, const char *name, json_t *config, char **id,
+                             sbx_error_t **err)
+{
+  *id = NULL;
+  if (!json_is_object (config))
+    return sbx_fail (err, SBX_E_INVALID, "internal error: container config is not an object");
+  cleanup_free char *path = NULL;
+  if (name)
+    {
+      cleanup_free char *n = escape_keep (name, NULL);
+      path = n ? sbx_strdup_printf ("/containers/create?name=%s", n) : NULL;
+    }
+  else
+    path = strdup ("/containers/create");
+  if (path == NULL)
+    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+
+  long status = 0;
+  json_t *resp = NULL;
+  int r = sbx_engine_request (e, "POST", path, config, &status, &resp, err);
+  if (r < 0)
+    return r;
+  const char *what = name ? name : "the sandbox";
+  const char *msg = sbx_engine_message (resp, status);
+  if (status == 201)
+    {
+      const char *cid = json_string_value (json_object_get (resp, "Id"));
+      if (cid == NULL || *cid == '\0')
+        r = sbx_fail (err, SBX_E_ENGINE,
+                      "the Docker engine created %s but did not say its id; check `docker ps -a`",
+                      what);
+      else if ((*id = strdup (cid)) == NULL)
+        r = sbx_fail (err, SBX_E_NOMEM, "out of memory");
+    }
+  else if (status == 404 && strcasestr (msg, "no such image"))
+    {
+      const char *image = json_string_value (json_object_get (config, "Image"));
+      r = sbx_fail (err, SBX_E_IMAGE_MISSING,
+                    "image %s is not present; pull it, pick another image, or build sbx's base "
+                    "image with `sbx image bootstrap` (%s)",
+                    image ? image : "(none)", msg);
+    }
+  else if (status == 409)
+    r = sbx_fail (err, SBX_E_EXISTS,
+                  "a container named %s already exists; pick another name or remove it (%s)",
+                  what, msg);
+  else
+    r = sbx_fail (err, SBX_E_ENGINE, "the Docker engine could not create %s: %s", what, msg);
+  json_decref (resp);
+  return r;
+}
+
+/* POST /containers/ID/ACTION[QUERY]: 204 done, 304 already so. */
+static int
+container_action (sbx_engine_t *e, const char *id, const char *action, const char *query,
+                  long timeout_s, sbx_error_t **err)
+{
+  cleanup_free char *suffix = sbx_strdup_printf ("/%s%s", action, query);
+  if (suffix == NULL)
+    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+  cleanup_free char *path = NULL;
+  int r = container_path (id, suffix, &path, err);
+  if (r < 0)
+    return r;
+  long status = 0;
+  json_t *resp = NULL;
+  r = call_json (e, "POST", path, false, NULL, timeout_s, &status, &resp, err);
+  if (r < 0)
+    return r;
+  if (status == 204 || status == 304)
+    r = 0;
+  else if (status == 404)
+    r = fail_gone (id, err);
+  else
+    r = sbx_fail (err, SBX_E_ENGINE, "the Docker engine could not %s sandbox %s: %s", action, id,
+                  sbx_engine_message (resp, status));
+  json_decref (resp);
+  return r;
+}
+
+int
+sbx_engine_container_start (sbx_engine_t *e, const char *id, sbx_error_t **err)
+{
+  return container_action (e, id, "start", "", 0, err);
+}
+
+int
+sbx_engine_container_stop (sbx_engine_t *e, const char *id, int timeout_seconds,
+                           sbx_error_t **err)
+{
+  char query[32] = "";
+  long limit = STOP_SLACK_S + 10; /* the engine's own default grace is 10 s */
+  if (timeout_seconds >= 0)
+    {
+      snprintf (query, sizeof query, "?t=%d", timeout_seconds);
+      limit = STOP_SLACK_S + timeout_seconds;
+    }
+  return container_action (e, id, "stop", query, limit, err);
+}
+
+int
+sbx_engine_container_inspect (sbx_engine_t *e, const char *id, json_t **info, sbx_error_t **err)
+{
+  *info = NULL;
+  cleanup_free char *path = NULL;
+  int r = container_path (id, "/json", &path, err);
+  if (r < 0)
+    return r;
+  long status = 0;
+  json_t *resp = NULL;
+  r = sbx_engine_request (e, "GET", path, NULL, &status, &resp, err);
+  if (r < 0)
+    return r;
+  if (status == 200 && json_is_object (resp))
+    {
+      *info = resp;
+      return 0;
+    }
+  if (status == 404)
+    r = fail_gone (id, err);
+  else
+    r = sbx_fail (err, SBX_E_ENGINE, "the Docker engine could not inspect sandbox %s: %s", id,
+                  status == 200 ? "its reply was not a JSON object"
+                                : sbx_engine_message (resp, status));
+  json_decref (resp);
+  return r;
+}
+
+int
+sbx_engine_container_remove (sbx_engine_t *e, const char *id, sbx_error_t **err)
+{
+  cleanup_free char *path = NULL;
+  int r = container_path (id, "?force=1&v=1", &path, err);
+  if (r < 0)
+    return r;
+  long status = 0;
+  json_t *resp = NULL;
+  r = sbx_engine_request (e, "DELETE", path, NULL, &status, &resp, err);
+  if (r < 0)
+    return r;
+  const char *msg = sbx_engine_message (resp, status);
+  /* Gone already, or the engine is removing it (auto-remove after a stop):
+   * either way the caller's wish is met. */
+  if (status == 204 || status == 404 || (status == 409 && strcasestr (msg, "in progress")))
+    r = 0;
+  else
+    r = sbx_fail (err, SBX_E_ENGINE, "the Docker engine could not remove sandbox %s: %s", id, msg);
+  json_decref (resp);
+  return r;
+}
+
+int
+sbx_engine_container_list (sbx_engine_t *e, const char *label, json_t **list, sbx_error_t **err)
+{
+  *list = NULL;
+  if (label == NULL || *label == '\0')
+    return sbx_fail (err, SBX_E_INVALID, "internal error: no label to list containers by");
+  json_t *filters = json_pack ("{s:[s]}", "label", label);
+  cleanup_free char *text = filters ? json_dumps (filters, JSON_COMPACT) : NULL;
+  json_decref (filters);
+  cleanup_free char *esc = text ? escape_keep (text, NULL) : NULL;
+  cleanup_free char *path = esc ? sbx_strdup_printf ("/containers/json?all=1&filters=%s", esc)
+                                : NULL;
+  if (path == NULL)
+    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+  long status = 0;
+  json_t *resp = NULL;
+  int r = sbx_engine_request (e, "GET", path, NULL, &status, &resp, err);
+  if (r < 0)
+    return r;
+  if (status == 200 && json_is_array (resp))
+    {
+      *list = resp;
+      return 0;
+    }
+  r = sbx_fail (err, SBX_E_ENGINE, "the Docker engine could not list the sandboxes: %s",
+                status == 200 ? "its reply was not a JSON array" : sbx_engine_message (resp, status));
+  json_decref (resp);
+  return r;
+}
+
+/* ---------------------------------------------------------------- images */
+
+/* Image references travel in paths and queries; refuse anything a reference
+ * cannot contain rather than hand the engine surprises. */
+static int
+check_image_ref (const char *image, sbx_error_t **err)
+{
+  if (image == NULL || *image == '\0')
+    return sbx_fail (err, SBX_E_INVALID, "no image name was given");
+  size_t n = strlen (image);
+  if (n > 512)
+    return sbx_fail (err, SBX_E_INVALID, "image name %.40s... is too long", image);
+  for (const char *p = image; *p; p++)
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')
+          || strchr ("._-/:@", *p)))
+      return sbx_fail (err, SBX_E_INVALID,
+                       "invalid image name '%s': only letters, digits and . _ - / : @ may "
+                       "appear, as in python:3.12-slim",
+                       image);
+  if (image[0] == '/' || image[0] == ':' || image[0] == '@' || image[n - 1] == ':'
+      || image[n - 1] == '/' || image[n - 1] == '@')
+    return sbx_fail (err, SBX_E_INVALID, "invalid image name '%s'; expected NAME[:TAG], as in "
+                     "python:3.12-slim", image);
+  return 0;
+}
+
+int
+sbx_engine_image_exists (sbx_engine_t *e, const char *image, bool *exists, sbx_error_t **err)
+{
+  *exists = false;
+  int r = check_image_ref (image, err);
+  if (r < 0)
+    return r;
+  /* The engine routes /images/{name}/json with slashes in NAME left as they are. */
+  cleanup_free char *seg = escape_keep (image, "/:@");
+  cleanup_free char *path = seg ? sbx_strdup_printf ("/images/%s/json", seg) : NULL;
+  if (path == NULL)
+    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+  long status = 0;
+  json_t *resp = NULL;
+  r = sbx_engine_request (e, "GET", path, NULL, &status, &resp, err);
+  if (r < 0)
+    return r;
+  if (status == 200)
+    *exists = true;
+  else if (status != 404)
+    r = sbx_fail (err, SBX_E_ENGINE, "the Docker engine could not look up image %s: %s", image,
+                  sbx_engine_message (resp, status));
+  json_decref (resp);
+  return r;
+}
+
+/* What a streamed reply (pull, import) said. */
+struct progress_state
+{
+  sbx_progress_cb progress;
+  void *userdata;
+  char *error;    /* the first error object's text */
+  char *message;  /* a plain {"message": ...} body (non-200 replies) */
+  char *last_status;
+};
+
+static void
+replace_str (char **slot, const char *s)
+{
+  char *d = strdup (s);
+  if (d)
+    {
+      free (*slot);
+      *slot = d;
+    }
+}
+
+static void
+on_progress_object (json_t *obj, void *ud)
+{
+  struct progress_state *ps = ud;
+  json_t *detail = json_object_get (obj, "errorDetail");
+  const char *error = json_string_value (json_object_get (detail, "message"));
+  if (error == NULL || *error == '\0')
+    error = json_string_value (json_object_get (obj, "error"));
+  if (json_object_get (obj, "error") || detail)
+    {
+      if (ps->error == NULL)
+        replace_str (&ps->error, error && *error ? error : "unknown error");
+      return;
+    }
+  const char *message = json_string_value (json_object_get (obj, "message"));
+  if (message)
+    {
+      replace_str (&ps->message, message);
+      return;
+    }
+  const char *status = json_string_value (json_object_get (obj, "status"));
+  if (status == NULL)
+    return;
+  replace_str (&ps->last_status, status);
+  /* Download and extraction bars repeat many times a second; the lines
+   * without one ("Pull complete", "Digest: ...") tell the story. */
+  const char *bar = json_string_value (json_object_get (obj, "progress"));
+  if (ps->progress == NULL || (bar && *bar))
+    return;
+  const char *id = json_string_value (json_object_get (obj, "id"));
+  cleanup_free char *line = id && *id ? sbx_strdup_printf ("%s: %s", id, status) : NULL;
+  ps->progress (line ? line : status, ps->userdata);
+}
+
+static void
+progress_state_clear (struct progress_state *ps)
+{
+  free (ps->error);
+  free (ps->message);
+  free (ps->last_status);
+}
+
+/* Runs a streaming POST /images/create. Returns 0 when it completed, with
+ * *STATUS and PS telling how. */
+static int
+images_create (sbx_engine_t *e, const char *path, struct upload *upload, curl_off_t size,
+               struct progress_state *ps, long *status, sbx_error_t **err)
+{
+  struct sink sink = {
+    .limit = MAX_STREAM_LINE,
+    .stream = true,
+    .on_object = on_progress_object,
+    .ud = ps,
+  };
+  struct call c = {
+    .method = "POST",
+    .path = path,
+    .upload = upload,
+    .upload_size = size,
+    .sink = &sink,
+  };
+  int r = perform (e, &c, status, err);
+  free (sink.buf);
+  return r;
+}
+
+int
+sbx_engine_image_pull (sbx_engine_t *e, const char *image, sbx_progress_cb progress,
+                       void *userdata, sbx_error_t **err)
+{
+  int r = check_image_ref (image, err);
+  if (r < 0)
+    return r;
+  /* NAME[:TAG] or NAME@DIGEST; a ':' before the last '/' is a registry port.
+   * The engine pulls every tag when none is given, so always give one. */
+  cleanup_free char *name = NULL;
+  const char *tag;
+  const char *at = strchr (image, '@');
+  const char *slash = strrchr (image, '/');
+  const char *colon = strrchr (image, ':');
+  if (at)
+    {
+      name = strndup (image, at - image);
+      tag = at + 1;
+    }
+  else if (colon && (slash == NULL || colon > slash))
+    {
+      name = strndup (image, colon - image);
+      tag = colon + 1;
+    }
+  else
+    {
+      name = strdup (image);
+      tag = "latest";
+    }
+  cleanup_free char *ename = name ? escape_keep (name, NULL) : NULL;
+  cleanup_free char *etag = escape_keep (tag, NULL);
+  cleanup_free char *path = ename && etag ? sbx_strdup_printf (
+                                              "/images/create?fromImage=%s&tag=%s", ename, etag)
+                                          : NULL;
+  if (path == NULL)
+    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+
+  struct progress_state ps = { .progress = progress, .userdata = userdata };
+  long status = 0;
+  r = images_create (e, path, NULL, -1, &ps, &status, err);
+  if (r == 0 && (status != 200 || ps.error))
+    {
+      const char *why = ps.error ? ps.error
+                        : ps.message ? ps.message
+                                     : sbx_engine_message (NULL, status);
+      r = sbx_fail (err, SBX_E_IMAGE_MISSING, "image %s is not present and could not be pulled: %s",
+                    image, why);
+    }
+  progress_state_clear (&ps);
+  return r;
+}
+
+int
+sbx_engine_image_import (sbx_engine_t *e, FILE *tar, const char *repo, const char *tag,
+                         const char *const *changes, sbx_error_t **err)
+{
+  if (tar == NULL || repo == NULL || tag == NULL)
+    return sbx_fail (err, SBX_E_INVALID, "internal error: image import needs a tar, repo and tag");
+  cleanup_free char *full = sbx_strdup_printf ("%s:%s", repo, tag);
+  if (full == NULL)
+    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+  int r = check_image_ref (full, err);
+  if (r < 0)
+    return r;
+
+  cleanup_free char *erepo = escape_keep (repo, NULL);
+  cleanup_free char *etag = escape_keep (tag, NULL);
+  cleanup_free char *path = erepo && etag ? sbx_strdup_printf (
+                                              "/images/create?fromSrc=-&repo=%s&tag=%s", erepo, etag)
+                                          : NULL;
+  for (size_t i = 0; path && changes && changes[i]; i++)
+    {
+      cleanup_free char *c = escape_keep (changes[i], NULL);
+      char *p = c ? sbx_strdup_printf ("%s&changes=%s", path, c) : NULL;
+      free (path);
+      path = p;
+    }
+  if (path == NULL)
+    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+
+  /* A known length spares the engine chunked decoding; pipes go chunked. */
+  curl_off_t size = -1;
+  struct stat st;
+  if (fstat (fileno (tar), &st) == 0 && S_ISREG (st.st_mode))
+    {
+      off_t pos = ftello (tar);
+      if (pos >= 0 && pos <= st.st_size)
+        size = st.st_size - pos;
+    }
+
+  struct upload up = { .file = tar };
+  struct progress_state ps = { 0 };
+  long status = 0;
+  r = images_create (e, path, &up, size, &ps, &status, err);
+  if (r == 0 && (status != 200 || ps.error))
+    r = sbx_fail (err, SBX_E_ENGINE, "the Docker engine could not import the image as %s: %s",
+                  full,
+                  ps.error     ? ps.error
+                  : ps.message ? ps.message
+                               : sbx_engine_message (NULL, status));
+  progress_state_clear (&ps);
+  return r;
+}
