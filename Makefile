@@ -45,10 +45,12 @@ all: $(BUILD)/libsbx.so $(BUILD)/libsbx.a $(BUILD)/sbx $(BUILD)/sbx.pc build/sbx
 
 $(BUILD)/obj/%.o: src/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(LIB_CFLAGS) -fPIC -DSBX_AGENT_PATH='"$(AGENT_PATH)"' -c $< -o $@
+	$(CC) $(ALL_CFLAGS) $(LIB_CFLAGS) -fPIC -fvisibility=hidden -DSBX_AGENT_PATH='"$(AGENT_PATH)"' -c $< -o $@
 
+# Only sbx_* symbols are exported (SBX_EXPORT); internals stay hidden.
 $(BUILD)/libsbx.so: $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,libsbx.so.0 $(LDHARDEN) -o $@ $^ $(LIB_LIBS)
+	$(CC) -shared -Wl,-soname,libsbx.so.0 $(LDHARDEN) -o $(BUILD)/libsbx.so.0 $^ $(LIB_LIBS)
+	ln -sf libsbx.so.0 $@
 
 $(BUILD)/libsbx.a: $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
@@ -93,7 +95,7 @@ demo: setup
 example: all
 	@mkdir -p build/examples
 	$(CC) $(WARN) -O2 -o build/examples/fibonacci examples/fibonacci.c \
-	  $$(PKG_CONFIG_PATH=$(abspath build) pkg-config --cflags --libs --static sbx) -Wl,-rpath,$(abspath build)
+	  $$(PKG_CONFIG_PATH=$(abspath build) pkg-config --cflags --libs sbx) -Wl,-rpath,$(abspath build)
 
 check: setup
 	$(MAKE) tests
@@ -101,9 +103,12 @@ check: setup
 	$(MAKE) example
 	scripts/run-tests.sh
 
+build/sbx-bench: bench/bench.c build/libsbx.a include/sbx.h
+	$(CC) $(ALL_CFLAGS) -o $@ bench/bench.c build/libsbx.a $(LIB_LIBS) $(LDHARDEN)
+
+# Side by side with docker-py and the docker CLI; SBX_BENCH_QUICK=1 for a smoke run.
 bench: setup
-	$(MAKE) all
-	$(CC) $(ALL_CFLAGS) -o build/sbx-bench bench/bench.c build/libsbx.a $(LIB_LIBS)
+	$(MAKE) build/sbx-bench
 	/usr/bin/python3 bench/bench.py
 
 install: all

@@ -277,6 +277,14 @@ int sbx_grep (sbx_sandbox_t *sb, const char *pattern, const sbx_grep_opts_t *opt
               sbx_grep_result_t *out, sbx_error_t **err);
 void sbx_grep_result_free (sbx_grep_result_t *result);
 
+/* ----------------------------------------------------------------- text */
+
+/* A NUL-terminated copy of the N bytes at S that is valid UTF-8: each byte of
+ * an invalid sequence, and each NUL byte, becomes U+FFFD. For output meant
+ * for JSON or a model, whatever a file or a command held. NULL when out of
+ * memory; free with free(). */
+char *sbx_utf8_sanitize_copy (const char *s, size_t n);
+
 /* --------------------------------------------------------------- images */
 
 #define SBX_SEED_IMAGE "python:3.12-slim"

@@ -267,7 +267,12 @@ sbx_msg_int_or (const sbx_msg_t *m, uint8_t tag, int64_t deflt, int64_t *v)
 char *
 sbx_msg_strdup (const sbx_msg_t *m, uint8_t tag, size_t max)
 {
-  const sbx_field_t *f = sbx_msg_field (m, tag);
+  return sbx_field_strdup (sbx_msg_field (m, tag), max);
+}
+
+char *
+sbx_field_strdup (const sbx_field_t *f, size_t max)
+{
   if (f == NULL || f->len > max || memchr (f->data, 0, f->len) != NULL)
     return NULL;
   char *s = malloc (f->len + 1);

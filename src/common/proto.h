@@ -187,5 +187,7 @@ int sbx_msg_int_or (const sbx_msg_t *m, uint8_t tag, int64_t deflt, int64_t *v);
 /* Copies a bytes field into a new NUL-terminated string; NULL if absent, if
  * longer than MAX, if it holds a NUL byte, or when out of memory. */
 char *sbx_msg_strdup (const sbx_msg_t *m, uint8_t tag, size_t max);
+/* The same for one given field (e.g. each of a repeated tag); F may be NULL. */
+char *sbx_field_strdup (const sbx_field_t *f, size_t max);
 
 #endif

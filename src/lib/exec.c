@@ -232,8 +232,9 @@ run_exec (sbx_sandbox_t *sb, exec_state_t *st, double timeout, sbx_error_t **err
           return r < 0 ? r : 0;
       if (r < 0)
         return sbx_agent_protocol_error (sb, sb->reader.error, err);
-      if (st->stdin_open && o->stdin_fd < 0 && (r = queue_stdin (sb, st, false, err)) < 0)
-        return r;
+      while (st->stdin_open && o->stdin_fd < 0 && sb->out.len - st->sent <= STDIN_PENDING_MAX)
+        if ((r = queue_stdin (sb, st, false, err)) < 0)
+          return r;
       if ((r = send_pending (sb, st, err)) < 0)
         return r;
 

@@ -52,8 +52,10 @@ sbx_utf8_valid (const char *s, size_t n)
   return true;
 }
 
-char *
-sbx_utf8_sanitize (const char *s, size_t n)
+/* The copy both sanitisers make; REPLACE_NUL also turns NULs into U+FFFD so
+ * that the result is a C string holding all of the input. */
+static char *
+sanitize (const char *s, size_t n, bool replace_nul)
 {
   const unsigned char *p = (const unsigned char *) s;
   /* Each invalid byte becomes 3 bytes at most. */
@@ -65,7 +67,7 @@ sbx_utf8_sanitize (const char *s, size_t n)
   size_t o = 0;
   for (size_t i = 0; i < n;)
     {
-      size_t l = utf8_seq_len (p + i, n - i);
+      size_t l = replace_nul && p[i] == 0 ? 0 : utf8_seq_len (p + i, n - i);
       if (l == 0)
         {
           memcpy (out + o, "\xef\xbf\xbd", 3);
@@ -79,6 +81,18 @@ sbx_utf8_sanitize (const char *s, size_t n)
     }
   out[o] = '\0';
   return out;
+}
+
+char *
+sbx_utf8_sanitize (const char *s, size_t n)
+{
+  return sanitize (s, n, false);
+}
+
+SBX_EXPORT char *
+sbx_utf8_sanitize_copy (const char *s, size_t n)
+{
+  return sanitize (s, n, true);
 }
 
 char *

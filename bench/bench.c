@@ -1,0 +1,630 @@
+/* sbx-bench: the sbx side of `make bench` (bench/bench.py runs it).
+ *
+ * Uses only the public API (sbx.h). Measures, with CLOCK_MONOTONIC, in ms:
+ *   exec      sbx_exec("true") on a started sandbox
+ *   cli_exec  `sbx exec ID -- true` as a new process each time (posix_spawn)
+ *   file_1k   sbx_write + sbx_read_bytes of 1 KiB (content checked)
+ *   file_1m   the same with 1 MiB
+ *   grep      sbx_grep over a corpus made once by --tree-cmd
+ *   cold      sbx_sandbox_new + first sbx_exec("true") (the lazy start);
+ *             the removal is not timed
+ * and prints one JSON line on stdout:
+ *   {"image":..., "sandbox_id":..., "start_ms":..., "exec":[...], ...,
+ *    "grep_matches":N, "errors":{"op":"message",...}}
+ * With --hold it then keeps its sandbox until stdin reaches EOF (so that the
+ * caller can read the agent's memory from /proc), and removes it. SIGINT or
+ * SIGTERM stops the measurements early; the sandboxes are still removed.
+ * Progress goes to stderr. Exit status 0 unless nothing could be measured. */
+#include <sbx.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static volatile sig_atomic_t stop_requested;
+
+static void
+on_signal (int sig)
+{
+  (void) sig;
+  stop_requested = 1;
+}
+
+static double
+now_ms (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static void
+progress (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
+
+static void
+progress (const char *fmt, ...)
+{
+  char when[16];
+  time_t t = time (NULL);
+  struct tm tm;
+  localtime_r (&t, &tm);
+  strftime (when, sizeof when, "%H:%M:%S", &tm);
+  fprintf (stderr, "[sbx-bench %s] ", when);
+  va_list ap;
+  va_start (ap, fmt);
+  vfprintf (stderr, fmt, ap);
+  va_end (ap);
+  fputc ('\n', stderr);
+}
+
+/* ------------------------------------------------------------ samples */
+
+typedef struct samples
+{
+  const char *key;
+  double *v;
+  size_t n;
+} samples_t;
+
+static int
+cmp_double (const void *a, const void *b)
+{
+  double x = *(const double *) a, y = *(const double *) b;
+  return (x > y) - (x < y);
+}
+
+static double
+quantile (const samples_t *s, double q)
+{
+  if (s->n == 0)
+    return 0;
+  double *c = malloc (s->n * sizeof *c);
+  if (c == NULL)
+    return 0;
+  memcpy (c, s->v, s->n * sizeof *c);
+  qsort (c, s->n, sizeof *c, cmp_double);
+  double pos = (s->n - 1) * q;
+  size_t lo = (size_t) pos, hi = lo + 1 < s->n ? lo + 1 : lo;
+  double r = c[lo] + (c[hi] - c[lo]) * (pos - lo);
+  free (c);
+  return r;
+}
+
+static void
+report (const samples_t *s, const char *what)
+{
+  if (s->n)
+    progress ("  %-34s p50 %8.3f ms  p90 %8.3f ms  (n=%zu)", what, quantile (s, 0.5),
+              quantile (s, 0.9), s->n);
+}
+
+/* ------------------------------------------------------------- errors */
+
+#define MAX_ERRORS 16
+static struct
+{
+  const char *op;
+  char *msg;
+} errors[MAX_ERRORS];
+static size_t n_errors;
+
+static void
+record_error (const char *op, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
+
+static void
+record_error (const char *op, const char *fmt, ...)
+{
+  va_list ap;
+  char *msg = NULL;
+  va_start (ap, fmt);
+  if (vasprintf (&msg, fmt, ap) < 0)
+    msg = NULL;
+  va_end (ap);
+  progress ("%s failed: %s", op, msg ? msg : "(no memory)");
+  if (n_errors < MAX_ERRORS && msg)
+    {
+      errors[n_errors].op = op;
+      errors[n_errors++].msg = msg;
+    }
+  else
+    free (msg);
+}
+
+/* Records ERR (consumed) for OP; returns -1. */
+static int
+fail_sbx (const char *op, const char *what, int code, sbx_error_t *err)
+{
+  record_error (op, "%s: %s (%s)", what, err ? sbx_error_message (err) : "no error message",
+                sbx_errc_name (code < 0 ? -code : code));
+  sbx_error_free (err);
+  return -1;
+}
+
+/* -------------------------------------------------------------- config */
+
+static struct
+{
+  const char *image;
+  const char *cli;
+  const char *tree_cmd;
+  const char *pattern;
+  const char *grep_path;
+  int runs_exec, runs_cli_exec, runs_file_1k, runs_file_1m, runs_cold, runs_grep;
+  int warm_exec, warm_file, warm_cold, warm_grep;
+  int hold;
+} cfg = {
+  .runs_exec = 300, .runs_cli_exec = 50, .runs_file_1k = 100, .runs_file_1m = 30,
+  .runs_cold = 10, .runs_grep = 20, .warm_exec = 20, .warm_file = 3, .warm_cold = 1,
+  .warm_grep = 2,
+};
+
+static sbx_options_t *
+make_options (void)
+{
+  sbx_options_t *o = sbx_options_new ();
+  sbx_error_t *err = NULL;
+  if (o == NULL)
+    return NULL;
+  if ((cfg.image && sbx_options_set_image (o, cfg.image, &err) < 0)
+      || sbx_options_set_network (o, "none", &err) < 0)
+    {
+      fprintf (stderr, "sbx-bench: %s\n", sbx_error_message (err));
+      sbx_error_free (err);
+      sbx_options_free (o);
+      return NULL;
+    }
+  return o;
+}
+
+/* --------------------------------------------------------- operations */
+
+static int
+exec_true (sbx_sandbox_t *sb, const char *op)
+{
+  sbx_exec_result_t res = { 0 };
+  sbx_error_t *err = NULL;
+  int r = sbx_exec (sb, "true", NULL, &res, &err);
+  if (r < 0)
+    return fail_sbx (op, "sbx_exec(\"true\")", r, err);
+  int code = res.exit_code;
+  sbx_exec_result_free (&res);
+  if (code != 0)
+    {
+      record_error (op, "`true` exited %d", code);
+      return -1;
+    }
+  return 0;
+}
+
+static int
+cli_exec_true (const char *id, const char *op)
+{
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init (&fa);
+  posix_spawn_file_actions_addopen (&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+  char *argv[] = { (char *) cfg.cli, (char *) "exec", (char *) id, (char *) "--",
+                   (char *) "true", NULL };
+  pid_t pid;
+  int r = posix_spawn (&pid, cfg.cli, &fa, NULL, argv, environ);
+  posix_spawn_file_actions_destroy (&fa);
+  if (r != 0)
+    {
+      record_error (op, "cannot run %s: %s", cfg.cli, strerror (r));
+      return -1;
+    }
+  int status;
+  while (waitpid (pid, &status, 0) < 0)
+    if (errno != EINTR)
+      {
+        record_error (op, "waitpid: %s", strerror (errno));
+        return -1;
+      }
+  if (!WIFEXITED (status) || WEXITSTATUS (status) != 0)
+    {
+      record_error (op, "`%s exec %s -- true` failed (status 0x%x)", cfg.cli, id, status);
+      return -1;
+    }
+  return 0;
+}
+
+static int
+write_read (sbx_sandbox_t *sb, const char *path, const unsigned char *data, size_t len,
+            const char *op)
+{
+  sbx_error_t *err = NULL;
+  int r = sbx_write (sb, path, data, len, &err);
+  if (r < 0)
+    return fail_sbx (op, "sbx_write", r, err);
+  void *got = NULL;
+  size_t got_len = 0;
+  r = sbx_read_bytes (sb, path, &got, &got_len, &err);
+  if (r < 0)
+    return fail_sbx (op, "sbx_read_bytes", r, err);
+  int same = got_len == len && memcmp (got, data, len) == 0;
+  free (got);
+  if (!same)
+    {
+      record_error (op, "read back %zu bytes that differ from the %zu written", got_len, len);
+      return -1;
+    }
+  return 0;
+}
+
+static int
+grep_once (sbx_sandbox_t *sb, size_t *matches, const char *op)
+{
+  sbx_grep_opts_t go = { 0 };
+  go.path = cfg.grep_path;
+  sbx_grep_result_t res = { 0 };
+  sbx_error_t *err = NULL;
+  int r = sbx_grep (sb, cfg.pattern, &go, &res, &err);
+  if (r < 0)
+    return fail_sbx (op, "sbx_grep", r, err);
+  *matches = res.count;
+  bool truncated = res.truncated;
+  sbx_grep_result_free (&res);
+  if (truncated)
+    {
+      record_error (op, "sbx_grep truncated its result at %zu matches", *matches);
+      return -1;
+    }
+  return 0;
+}
+
+/* Builds the grep corpus with one exec of --tree-cmd (bench.py runs the same
+ * command through docker exec for the docker containers). */
+static int
+make_tree (sbx_sandbox_t *sb)
+{
+  if (cfg.tree_cmd == NULL)
+    {
+      record_error ("grep", "no corpus: --tree-cmd is needed");
+      return -1;
+    }
+  sbx_exec_opts_t eo;
+  sbx_exec_opts_init (&eo);
+  eo.timeout = 300;
+  sbx_exec_result_t res = { 0 };
+  sbx_error_t *err = NULL;
+  int r = sbx_exec (sb, cfg.tree_cmd, &eo, &res, &err);
+  if (r < 0)
+    return fail_sbx ("grep", "creating the corpus", r, err);
+  int code = res.exit_code;
+  if (code != 0)
+    record_error ("grep", "creating the corpus exited %d: %.500s", code,
+                  res.output ? res.output : "");
+  sbx_exec_result_free (&res);
+  return code == 0 ? 0 : -1;
+}
+
+/* One cold start: new handle, first exec (lazy start) timed; removal not. */
+static int
+cold_once (double *ms)
+{
+  sbx_options_t *o = make_options ();
+  if (o == NULL)
+    return -1;
+  sbx_sandbox_t *sb = NULL;
+  sbx_error_t *err = NULL;
+  double t0 = now_ms ();
+  int r = sbx_sandbox_new (o, &sb, &err);
+  sbx_options_free (o);
+  if (r < 0)
+    return fail_sbx ("cold", "sbx_sandbox_new", r, err);
+  r = exec_true (sb, "cold");
+  *ms = now_ms () - t0;
+  if (sbx_sandbox_id (sb))
+    {
+      int rr = sbx_sandbox_remove (sb, &err);
+      if (rr < 0)
+        fail_sbx ("cold", "sbx_sandbox_remove", rr, err), err = NULL;
+    }
+  sbx_sandbox_free (sb);
+  return r;
+}
+
+/* --------------------------------------------------------------- JSON */
+
+static void
+json_string (FILE *f, const char *s)
+{
+  fputc ('"', f);
+  for (const unsigned char *p = (const unsigned char *) (s ? s : ""); *p; p++)
+    {
+      if (*p == '"' || *p == '\\')
+        fprintf (f, "\\%c", *p);
+      else if (*p < 0x20)
+        fprintf (f, "\\u%04x", *p);
+      else
+        fputc (*p, f);
+    }
+  fputc ('"', f);
+}
+
+static void
+json_samples (FILE *f, const samples_t *s)
+{
+  fprintf (f, ",\"%s\":[", s->key);
+  for (size_t i = 0; i < s->n; i++)
+    fprintf (f, "%s%.4f", i ? "," : "", s->v[i]);
+  fputc (']', f);
+}
+
+/* ---------------------------------------------------------------- main */
+
+#define TIMED(S, RUNS, WARM, EXPR)                                                                \
+  do                                                                                             \
+    {                                                                                            \
+      int fail_ = 0;                                                                             \
+      for (int w_ = 0; w_ < (WARM) && !fail_ && !stop_requested; w_++)                           \
+        fail_ = (EXPR) < 0;                                                                      \
+      (S)->v = calloc ((RUNS) > 0 ? (size_t) (RUNS) : 1, sizeof (double));                       \
+      for (int i_ = 0; i_ < (RUNS) && !fail_ && !stop_requested && (S)->v; i_++)                 \
+        {                                                                                        \
+          double t0_ = now_ms ();                                                                \
+          fail_ = (EXPR) < 0;                                                                    \
+          double t1_ = now_ms ();                                                                \
+          if (!fail_)                                                                            \
+            (S)->v[(S)->n++] = t1_ - t0_;                                                        \
+        }                                                                                        \
+    }                                                                                            \
+  while (0)
+
+static void
+fill (unsigned char *p, size_t n, unsigned seed)
+{
+  unsigned long long x = 0x9e3779b97f4a7c15ULL ^ seed;
+  for (size_t i = 0; i < n; i++)
+    {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      p[i] = (unsigned char) (x >> 24);
+    }
+}
+
+static void
+usage (void)
+{
+  fprintf (stderr,
+           "usage: sbx-bench [--image IMG] [--cli PATH] [--tree-cmd CMD --pattern RE "
+           "--grep-path DIR]\n"
+           "                 [--runs-{exec,cli-exec,file-1k,file-1m,cold,grep} N]\n"
+           "                 [--warmup-{exec,file,cold,grep} N] [--hold]\n"
+           "Normally run by bench/bench.py (make bench).\n");
+}
+
+int
+main (int argc, char **argv)
+{
+  enum
+  {
+    O_IMAGE = 256, O_CLI, O_TREE, O_PATTERN, O_GREP_PATH, O_R_EXEC, O_R_CLI, O_R_1K, O_R_1M,
+    O_R_COLD, O_R_GREP, O_W_EXEC, O_W_FILE, O_W_COLD, O_W_GREP, O_HOLD, O_HELP
+  };
+  static const struct option longopts[] = {
+    { "image", required_argument, NULL, O_IMAGE },
+    { "cli", required_argument, NULL, O_CLI },
+    { "tree-cmd", required_argument, NULL, O_TREE },
+    { "pattern", required_argument, NULL, O_PATTERN },
+    { "grep-path", required_argument, NULL, O_GREP_PATH },
+    { "runs-exec", required_argument, NULL, O_R_EXEC },
+    { "runs-cli-exec", required_argument, NULL, O_R_CLI },
+    { "runs-file-1k", required_argument, NULL, O_R_1K },
+    { "runs-file-1m", required_argument, NULL, O_R_1M },
+    { "runs-cold", required_argument, NULL, O_R_COLD },
+    { "runs-grep", required_argument, NULL, O_R_GREP },
+    { "warmup-exec", required_argument, NULL, O_W_EXEC },
+    { "warmup-file", required_argument, NULL, O_W_FILE },
+    { "warmup-cold", required_argument, NULL, O_W_COLD },
+    { "warmup-grep", required_argument, NULL, O_W_GREP },
+    { "hold", no_argument, NULL, O_HOLD },
+    { "help", no_argument, NULL, O_HELP },
+    { NULL, 0, NULL, 0 },
+  };
+  int c;
+  while ((c = getopt_long (argc, argv, "", longopts, NULL)) != -1)
+    switch (c)
+      {
+      case O_IMAGE: cfg.image = optarg; break;
+      case O_CLI: cfg.cli = optarg; break;
+      case O_TREE: cfg.tree_cmd = optarg; break;
+      case O_PATTERN: cfg.pattern = optarg; break;
+      case O_GREP_PATH: cfg.grep_path = optarg; break;
+      case O_R_EXEC: cfg.runs_exec = atoi (optarg); break;
+      case O_R_CLI: cfg.runs_cli_exec = atoi (optarg); break;
+      case O_R_1K: cfg.runs_file_1k = atoi (optarg); break;
+      case O_R_1M: cfg.runs_file_1m = atoi (optarg); break;
+      case O_R_COLD: cfg.runs_cold = atoi (optarg); break;
+      case O_R_GREP: cfg.runs_grep = atoi (optarg); break;
+      case O_W_EXEC: cfg.warm_exec = atoi (optarg); break;
+      case O_W_FILE: cfg.warm_file = atoi (optarg); break;
+      case O_W_COLD: cfg.warm_cold = atoi (optarg); break;
+      case O_W_GREP: cfg.warm_grep = atoi (optarg); break;
+      case O_HOLD: cfg.hold = 1; break;
+      case O_HELP: usage (); return 0;
+      default: usage (); return 2;
+      }
+
+  /* No SA_RESTART: a blocking read or wait returns, and the loops stop. */
+  struct sigaction sa = { 0 }, old;
+  sa.sa_handler = on_signal;
+  sigemptyset (&sa.sa_mask);
+  for (int i = 0; i < 2; i++)
+    {
+      int sig = i ? SIGTERM : SIGINT;
+      /* A signal ignored by our parent (a background job) stays ignored. */
+      if (sigaction (sig, NULL, &old) == 0 && old.sa_handler != SIG_IGN)
+        sigaction (sig, &sa, NULL);
+    }
+  signal (SIGPIPE, SIG_IGN);
+
+  samples_t s_exec = { "exec", NULL, 0 }, s_cli = { "cli_exec", NULL, 0 },
+            s_1k = { "file_1k", NULL, 0 }, s_1m = { "file_1m", NULL, 0 },
+            s_grep = { "grep", NULL, 0 }, s_cold = { "cold", NULL, 0 };
+  long grep_matches = -1;
+  double start_ms = -1;
+  sbx_sandbox_t *sb = NULL;
+  sbx_error_t *err = NULL;
+  int r;
+
+  sbx_options_t *opts = make_options ();
+  if (opts == NULL)
+    return 2;
+  r = sbx_sandbox_new (opts, &sb, &err);
+  sbx_options_free (opts);
+  if (r < 0)
+    {
+      fail_sbx ("start", "sbx_sandbox_new", r, err), err = NULL;
+      sb = NULL;
+    }
+  else
+    {
+      progress ("starting a sandbox (image %s)", cfg.image ? cfg.image : "default");
+      double t0 = now_ms ();
+      r = sbx_sandbox_start (sb, &err);
+      start_ms = now_ms () - t0;
+      if (r < 0)
+        {
+          fail_sbx ("start", "sbx_sandbox_start", r, err), err = NULL;
+          if (sbx_sandbox_id (sb))
+            sbx_sandbox_remove (sb, NULL);
+          sbx_sandbox_free (sb);
+          sb = NULL;
+        }
+      else
+        progress ("sandbox %s started in %.0f ms", sbx_sandbox_id (sb), start_ms);
+    }
+
+  if (sb)
+    {
+      const char *id = sbx_sandbox_id (sb);
+
+      progress ("sbx_exec(\"true\") x %d", cfg.runs_exec);
+      TIMED (&s_exec, cfg.runs_exec, cfg.warm_exec, exec_true (sb, "exec"));
+      report (&s_exec, "sbx_exec true");
+
+      if (cfg.cli && cfg.runs_cli_exec > 0)
+        {
+          progress ("%s exec %s -- true x %d", cfg.cli, id, cfg.runs_cli_exec);
+          TIMED (&s_cli, cfg.runs_cli_exec, cfg.warm_exec / 4 + 1, cli_exec_true (id, "cli_exec"));
+          report (&s_cli, "sbx CLI exec true");
+        }
+
+      size_t n1k = 1024, n1m = 1 << 20;
+      unsigned char *d1k = malloc (n1k), *d1m = malloc (n1m);
+      if (d1k && d1m)
+        {
+          fill (d1k, n1k, 1), fill (d1m, n1m, 2);
+          progress ("sbx_write + sbx_read_bytes 1 KiB x %d, 1 MiB x %d", cfg.runs_file_1k,
+                    cfg.runs_file_1m);
+          TIMED (&s_1k, cfg.runs_file_1k, cfg.warm_file,
+                 write_read (sb, "/workspace/sbx_file_1k.bin", d1k, n1k, "file_1k"));
+          report (&s_1k, "write+read 1 KiB");
+          TIMED (&s_1m, cfg.runs_file_1m, cfg.warm_file,
+                 write_read (sb, "/workspace/sbx_file_1m.bin", d1m, n1m, "file_1m"));
+          report (&s_1m, "write+read 1 MiB");
+        }
+      free (d1k);
+      free (d1m);
+
+      if (cfg.pattern && cfg.grep_path && cfg.runs_grep > 0 && !stop_requested)
+        {
+          progress ("creating the grep corpus");
+          double t0 = now_ms ();
+          if (make_tree (sb) == 0)
+            {
+              progress ("corpus made in %.0f ms; sbx_grep x %d", now_ms () - t0, cfg.runs_grep);
+              size_t m = 0;
+              TIMED (&s_grep, cfg.runs_grep, cfg.warm_grep, grep_once (sb, &m, "grep"));
+              if (s_grep.n)
+                grep_matches = (long) m;
+              report (&s_grep, "sbx_grep");
+            }
+        }
+    }
+
+  if (cfg.runs_cold > 0 && !stop_requested)
+    {
+      progress ("cold: sbx_sandbox_new + first sbx_exec x %d", cfg.runs_cold);
+      s_cold.v = calloc ((size_t) cfg.runs_cold, sizeof (double));
+      for (int i = 0; s_cold.v && i < cfg.warm_cold + cfg.runs_cold && !stop_requested; i++)
+        {
+          double ms;
+          if (cold_once (&ms) < 0)
+            break;
+          if (i >= cfg.warm_cold)
+            s_cold.v[s_cold.n++] = ms;
+        }
+      report (&s_cold, "cold create -> first exec");
+    }
+  if (stop_requested)
+    record_error ("run", "interrupted");
+
+  /* The result, on one line. */
+  printf ("{\"image\":");
+  json_string (stdout, cfg.image ? cfg.image : (sb ? sbx_sandbox_image (sb) : NULL));
+  printf (",\"sandbox_id\":");
+  if (sb)
+    json_string (stdout, sbx_sandbox_id (sb));
+  else
+    printf ("null");
+  printf (",\"start_ms\":%.3f", start_ms);
+  const samples_t *all[] = { &s_exec, &s_cli, &s_1k, &s_1m, &s_grep, &s_cold };
+  for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+    if (all[i]->n)
+      json_samples (stdout, all[i]);
+  printf (",\"grep_matches\":");
+  if (grep_matches >= 0)
+    printf ("%ld", grep_matches);
+  else
+    printf ("null");
+  printf (",\"errors\":{");
+  for (size_t i = 0; i < n_errors; i++)
+    {
+      printf ("%s", i ? "," : "");
+      json_string (stdout, errors[i].op);
+      putchar (':');
+      json_string (stdout, errors[i].msg);
+    }
+  printf ("}}\n");
+  fflush (stdout);
+
+  if (sb && cfg.hold)
+    {
+      /* Until the caller has read the agent's memory (EOF or a line). */
+      char buf[256];
+      while (!stop_requested)
+        {
+          ssize_t n = read (STDIN_FILENO, buf, sizeof buf);
+          if (n == 0 || (n < 0 && errno != EINTR) || (n > 0 && memchr (buf, '\n', (size_t) n)))
+            break;
+        }
+    }
+  if (sb)
+    {
+      progress ("removing sandbox %s", sbx_sandbox_id (sb));
+      r = sbx_sandbox_remove (sb, &err);
+      if (r < 0)
+        {
+          fprintf (stderr, "sbx-bench: could not remove sandbox %s: %s\n", sbx_sandbox_id (sb),
+                   sbx_error_message (err));
+          sbx_error_free (err);
+        }
+      sbx_sandbox_free (sb);
+    }
+  for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+    free (all[i]->v);
+  for (size_t i = 0; i < n_errors; i++)
+    free (errors[i].msg);
+  return s_exec.n || s_cold.n ? 0 : 1;
+}

@@ -1,0 +1,625 @@
+#!/usr/bin/python3
+"""sbx benchmark: sbx side by side with docker-py and the docker CLI.
+
+Run by `make bench` after build/sbx-bench is built. Measures, in one run, on
+the same image and the same container options:
+
+  1. exec `true` in a running container (sbx library, sbx CLI, docker-py,
+     docker CLI);
+  2. write then read a 1 KiB and a 1 MiB file;
+  3. cold create to first exec;
+  4. grep a pattern over 5,000 files;
+  5. the resident memory of sbx's agent (the container's PID 1).
+
+Progress goes to stderr, the table to stdout. Every container this script or
+sbx-bench creates is removed, also on failure. The benchmark only reports: it
+exits 0 whether targets are met or not (non-zero only when it could not
+measure at all).
+
+Environment:
+  SBX_BENCH_IMAGE   image to use (default python:3.12-slim if present, else
+                    sbx/base:bookworm)
+  SBX_BENCH_QUICK=1 a few runs of each, for a smoke test
+  SBX_BENCH_ONLY    comma list among sbx,dockerpy,cli (default: all three)
+  SBX_BENCH_JSON    path: also write every sample as JSON there
+"""
+
+import hashlib
+import io
+import json
+import os
+import platform
+import posixpath
+import secrets
+import signal
+import statistics
+import subprocess
+import sys
+import tarfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.path.join(ROOT, "build")
+QUICK = os.environ.get("SBX_BENCH_QUICK") == "1"
+ONLY = set((os.environ.get("SBX_BENCH_ONLY") or "sbx,dockerpy,cli").split(","))
+
+# Runs of each measurement (after warm-up).
+RUNS = {
+    "exec": 300,         # sbx library
+    "cli_exec": 50,      # sbx CLI, one process per exec
+    "dpy_exec": 50,      # docker-py exec_run
+    "docker_exec": 30,   # docker exec
+    "file_1k": 100,      # sbx write+read 1 KiB
+    "file_1m": 30,       # sbx write+read 1 MiB
+    "dpy_file_1k": 30,
+    "dpy_file_1m": 20,
+    "docker_file_1k": 20,
+    "docker_file_1m": 15,
+    "cold": 10,          # all three
+    "grep": 20,          # sbx
+    "dpy_grep": 10,
+    "docker_grep": 10,
+}
+WARMUP = {"exec": 20, "file": 3, "cold": 1, "grep": 2}
+if QUICK:
+    RUNS = {k: min(v, 3) for k, v in RUNS.items()}
+    WARMUP = {k: 1 for k in WARMUP}
+
+# The container options sbx uses by default (src/lib/sandbox.c), applied to
+# the docker-py and docker CLI containers too so that only the mechanism
+# differs: network none, capabilities dropped but a few, no-new-privileges,
+# 512 pids, 1 GiB memory without swap, 1 CPU, /workspace as work dir.
+KEPT_CAPS = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID",
+             "NET_BIND_SERVICE"]
+MEMORY = 1 << 30
+WORKDIR = "/workspace"
+BENCH_LABEL = "io.sbx.bench"
+
+CONTAINER_OPTS_TEXT = ("same image, network none, all capabilities dropped but %d, "
+                       "no-new-privileges, pids 512, memory 1 GiB without swap, 1 CPU, "
+                       "work dir /workspace" % len(KEPT_CAPS))
+METHODS = [
+    "exec: sbx_exec(sb, \"true\") (the agent runs sh -c true) | docker-py container.exec_run("
+    "\"true\") (exec create + start + inspect) | `docker exec C true`",
+    "sbx CLI: `build/sbx exec ID -- true`, a new process each time (posix_spawn from C)",
+    "files: sbx_write + sbx_read_bytes | docker-py put_archive + get_archive with the tar built "
+    "and read in memory, as the seed does | `docker exec -i C sh -c 'cat > F'` + `docker exec C "
+    "cat F` (no host file needed, unlike docker cp); every read is checked against what was "
+    "written",
+    "cold: sbx_sandbox_new + first sbx_exec (lazy start) | containers.run(IMAGE, sleep infinity, "
+    "detach) + exec_run(\"true\") | `docker run -d ... sleep infinity` + `docker exec C true`; "
+    "removal not timed",
+    "grep: sbx_grep (PCRE2 in the agent) | exec_run([grep, -rn, PATTERN, DIR]) | `docker exec C "
+    "grep -rn PATTERN DIR`, over the same 5,000 files",
+    "agent memory: /proc/<State.Pid>/status on the host, read after all the sbx operations",
+]
+
+# The grep corpus: 5,000 files of 4 lines in /workspace/tree/dNN/fNNNN.txt;
+# every 7th file holds one matching line (715 matches). The pattern is valid
+# both as a GNU grep basic regex and as a PCRE2 pattern.
+TREE_DIR = WORKDIR + "/tree"
+GREP_PATTERN = "NEEDLE_[0-9]"
+EXPECTED_MATCHES = len(range(0, 5000, 7))
+TREE_SCRIPT = (
+    "import os\n"
+    "for d in range(50):\n"
+    "    p = \"%s/d%%02d\" %% d\n"
+    "    os.makedirs(p, exist_ok=True)\n"
+    "    for f in range(100):\n"
+    "        n = d * 100 + f\n"
+    "        with open(\"%%s/f%%04d.txt\" %% (p, n), \"w\") as h:\n"
+    "            h.write(\"file %%d of the grep corpus\\nalpha beta gamma delta\\n\" %% n)\n"
+    "            h.write(\"here is NEEDLE_%%d in a line\\n\" %% (n %% 10) if n %% 7 == 0\n"
+    "                    else \"nothing to see here\\n\")\n"
+    "            h.write(\"last line\\n\")\n" % TREE_DIR
+)
+# One shell command, the same for sbx_exec and for docker exec (sh -c).
+TREE_CMD = "python3 -c '%s'" % TREE_SCRIPT
+
+
+def log(msg):
+    print("[bench %s] %s" % (time.strftime("%H:%M:%S"), msg), file=sys.stderr, flush=True)
+
+
+def percentile(samples, q):
+    """Linear interpolation between closest ranks (numpy's default)."""
+    s = sorted(samples)
+    if not s:
+        return None
+    pos = (len(s) - 1) * q
+    lo = int(pos)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+
+
+def summary(samples):
+    if not samples:
+        return None
+    return {"n": len(samples), "p50": statistics.median(samples), "p90": percentile(samples, 0.9),
+            "min": min(samples), "mean": statistics.fmean(samples)}
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t0) * 1000.0
+
+
+def measure(name, fn, runs, warmup):
+    for _ in range(warmup):
+        fn()
+    samples = [timed(fn) for _ in range(runs)]
+    s = summary(samples)
+    log("  %-28s p50 %8.2f ms  p90 %8.2f ms  (n=%d)" % (name, s["p50"], s["p90"], s["n"]))
+    return samples
+
+
+def payload(size, seed):
+    """Deterministic binary content (all byte values), different per seed."""
+    out = bytearray()
+    i = 0
+    while len(out) < size:
+        out += hashlib.sha256(b"%d:%d" % (seed, i)).digest()
+        i += 1
+    return bytes(out[:size])
+
+
+def pick_image():
+    env = os.environ.get("SBX_BENCH_IMAGE")
+    if env:
+        return env
+    for image in ("python:3.12-slim", "sbx/base:bookworm"):
+        if subprocess.run(["docker", "image", "inspect", image], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL).returncode == 0:
+            return image
+    raise SystemExit("bench: neither python:3.12-slim nor sbx/base:bookworm is present; "
+                     "run scripts/setup.sh (or `build/sbx image bootstrap`) first")
+
+
+def bench_name(kind):
+    return "sbx-bench-%s-%s" % (kind, secrets.token_hex(4))
+
+
+# ------------------------------------------------------------------ sbx
+
+class SbxRun:
+    """build/sbx-bench as a child process: it measures, prints one JSON line,
+    then keeps its sandbox until we close its stdin (so we can read the
+    agent's memory), then removes the sandbox."""
+
+    def __init__(self, image):
+        self.image = image
+        self.proc = None
+        self.doc = None
+
+    def start(self):
+        exe = os.path.join(BUILD, "sbx-bench")
+        if not os.access(exe, os.X_OK):
+            raise RuntimeError("%s is missing; run `make bench`" % exe)
+        argv = [exe, "--image", self.image, "--cli", os.path.join(BUILD, "sbx"),
+                "--tree-cmd", TREE_CMD, "--pattern", GREP_PATTERN, "--grep-path", TREE_DIR,
+                "--hold"]
+        for key in ("exec", "cli_exec", "file_1k", "file_1m", "cold", "grep"):
+            argv += ["--runs-" + key.replace("_", "-"), str(RUNS[key])]
+        for key in ("exec", "file", "cold", "grep"):
+            argv += ["--warmup-" + key, str(WARMUP[key])]
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        line = self.proc.stdout.readline()
+        if not line:
+            rc = self.proc.wait()
+            raise RuntimeError("sbx-bench exited (status %s) without a result" % rc)
+        self.doc = json.loads(line)
+        return self.doc
+
+    def finish(self):
+        """Lets sbx-bench remove its sandbox; waits for it."""
+        if self.proc is None:
+            return
+        try:
+            if self.proc.stdin:
+                self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            log("sbx-bench did not exit; sending SIGINT so it cleans up")
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.returncode not in (0, None):
+            log("sbx-bench exited with status %d" % self.proc.returncode)
+        self.proc = None
+
+
+def agent_memory(client, container_id):
+    """VmRSS and VmHWM (KiB) of the container's PID 1, from the host's /proc."""
+    info = client.api.inspect_container(container_id)
+    pid = info["State"]["Pid"]
+    fields = {"pid": pid}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("Name", "VmRSS", "VmHWM", "RssAnon", "RssFile"):
+                fields[key] = value.strip()
+    with open("/proc/%d/cmdline" % pid, "rb") as f:
+        fields["cmdline"] = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    return fields
+
+
+def kib(text):
+    return int(text.split()[0]) if text else None
+
+
+# ------------------------------------------------------------ docker-py
+
+def dpy_run_kwargs(name):
+    return dict(command=["sleep", "infinity"], detach=True, name=name, network_mode="none",
+                working_dir=WORKDIR, cap_drop=["ALL"], cap_add=KEPT_CAPS,
+                security_opt=["no-new-privileges"], pids_limit=512, mem_limit=MEMORY,
+                memswap_limit=MEMORY, nano_cpus=10**9, labels={BENCH_LABEL: "1"})
+
+
+def docker_run_argv(name, image):
+    argv = ["docker", "run", "-d", "--name", name, "--network", "none", "-w", WORKDIR,
+            "--cap-drop", "ALL"]
+    for cap in KEPT_CAPS:
+        argv += ["--cap-add", cap]
+    argv += ["--security-opt", "no-new-privileges", "--pids-limit", "512",
+             "--memory", str(MEMORY), "--memory-swap", str(MEMORY), "--cpus", "1",
+             "--label", BENCH_LABEL + "=1", image, "sleep", "infinity"]
+    return argv
+
+
+def tar_one(name, data):
+    """A tar holding one file, built in memory as the seed's write() does."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        ti = tarfile.TarInfo(name)
+        ti.size = len(data)
+        ti.mode = 0o644
+        ti.mtime = int(time.time())
+        tf.addfile(ti, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def dpy_write_read(container, path, data):
+    parent, base = posixpath.split(path)
+    if not container.put_archive(parent, tar_one(base, data)):
+        raise RuntimeError("put_archive failed")
+    stream, _stat = container.get_archive(path)
+    raw = b"".join(stream)
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tf:
+        got = tf.extractfile(tf.getmembers()[0]).read()
+    if got != data:
+        raise RuntimeError("docker-py read back different bytes for %s" % path)
+
+
+def dpy_exec_ok(container, cmd):
+    r = container.exec_run(cmd)
+    if r.exit_code != 0:
+        raise RuntimeError("exec %r exited %s: %r" % (cmd, r.exit_code, r.output[:200]))
+    return r.output
+
+
+def bench_dockerpy(client, image, container, created):
+    res = {}
+    log("docker-py: exec_run('true')")
+    res["exec"] = measure("exec_run true", lambda: dpy_exec_ok(container, "true"),
+                          RUNS["dpy_exec"], WARMUP["exec"] // 4 or 1)
+
+    for label, size, key in (("1 KiB", 1024, "file_1k"), ("1 MiB", 1 << 20, "file_1m")):
+        log("docker-py: put_archive + get_archive %s" % label)
+        data = payload(size, size)
+        path = "%s/dpy_%s.bin" % (WORKDIR, key)
+        res[key] = measure("put+get_archive " + label,
+                           lambda: dpy_write_read(container, path, data),
+                           RUNS["dpy_" + key], WARMUP["file"])
+
+    log("docker-py: cold containers.run + exec_run('true')")
+    samples = []
+    for i in range(WARMUP["cold"] + RUNS["cold"]):
+        name = bench_name("dpy-cold")
+        created.add(name)
+        t0 = time.perf_counter()
+        c = client.containers.run(image, **dpy_run_kwargs(name))
+        dpy_exec_ok(c, "true")
+        ms = (time.perf_counter() - t0) * 1000.0
+        c.remove(force=True)
+        created.discard(name)
+        if i >= WARMUP["cold"]:
+            samples.append(ms)
+    s = summary(samples)
+    log("  %-28s p50 %8.2f ms  p90 %8.2f ms  (n=%d)" % ("run + exec_run", s["p50"], s["p90"],
+                                                         s["n"]))
+    res["cold"] = samples
+
+    log("docker-py: grep -rn over 5,000 files")
+    argv = ["grep", "-rn", GREP_PATTERN, TREE_DIR]
+    out = dpy_exec_ok(container, argv)
+    res["grep_matches"] = len(out.splitlines())
+    res["grep"] = measure("exec_run grep -rn", lambda: dpy_exec_ok(container, argv),
+                          RUNS["dpy_grep"], WARMUP["grep"])
+    return res
+
+
+# ----------------------------------------------------------- docker CLI
+
+def run_ok(argv, data=None, capture=False):
+    r = subprocess.run(argv, input=data, stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
+                       stderr=subprocess.PIPE)
+    if r.returncode != 0:
+        raise RuntimeError("%s exited %d: %s" % (" ".join(argv[:4]), r.returncode,
+                                                 r.stderr.decode(errors="replace").strip()))
+    return r.stdout
+
+
+def cli_write_read(cid, path, data):
+    # What a shell user does without a host file: pipe into `cat >` and `cat`
+    # it back, both through `docker exec` (binary-safe without -t).
+    run_ok(["docker", "exec", "-i", cid, "sh", "-c", "cat > '%s'" % path], data=data)
+    got = run_ok(["docker", "exec", cid, "cat", path], capture=True)
+    if got != data:
+        raise RuntimeError("docker exec cat read back different bytes for %s" % path)
+
+
+def bench_cli(image, cid, created):
+    res = {}
+    log("docker CLI: docker exec C true")
+    res["exec"] = measure("docker exec true", lambda: run_ok(["docker", "exec", cid, "true"]),
+                          RUNS["docker_exec"], WARMUP["exec"] // 4 or 1)
+
+    for label, size, key in (("1 KiB", 1024, "file_1k"), ("1 MiB", 1 << 20, "file_1m")):
+        log("docker CLI: exec -i cat > f, exec cat f (%s)" % label)
+        data = payload(size, size + 1)
+        path = "%s/cli_%s.bin" % (WORKDIR, key)
+        res[key] = measure("exec cat>f + cat f " + label, lambda: cli_write_read(cid, path, data),
+                           RUNS["docker_" + key], WARMUP["file"])
+
+    log("docker CLI: cold docker run -d + docker exec true")
+    samples = []
+    for i in range(WARMUP["cold"] + RUNS["cold"]):
+        name = bench_name("cli-cold")
+        created.add(name)
+        t0 = time.perf_counter()
+        run_ok(docker_run_argv(name, image))
+        run_ok(["docker", "exec", name, "true"])
+        ms = (time.perf_counter() - t0) * 1000.0
+        run_ok(["docker", "rm", "-f", name])
+        created.discard(name)
+        if i >= WARMUP["cold"]:
+            samples.append(ms)
+    s = summary(samples)
+    log("  %-28s p50 %8.2f ms  p90 %8.2f ms  (n=%d)" % ("docker run + exec", s["p50"], s["p90"],
+                                                         s["n"]))
+    res["cold"] = samples
+
+    log("docker CLI: docker exec C grep -rn over 5,000 files")
+    argv = ["docker", "exec", cid, "grep", "-rn", GREP_PATTERN, TREE_DIR]
+    res["grep_matches"] = len(run_ok(argv, capture=True).splitlines())
+    res["grep"] = measure("docker exec grep -rn", lambda: run_ok(argv, capture=True),
+                          RUNS["docker_grep"], WARMUP["grep"])
+    return res
+
+
+# ----------------------------------------------------------------- table
+
+def fmt_ms(s, p90=True):
+    if s is None:
+        return "n/a"
+    if s["p50"] >= 100:
+        text = "%.0f" % s["p50"]
+        tail = " (p90 %.0f)" % s["p90"]
+    elif s["p50"] >= 10:
+        text = "%.1f" % s["p50"]
+        tail = " (p90 %.1f)" % s["p90"]
+    else:
+        text = "%.2f" % s["p50"]
+        tail = " (p90 %.2f)" % s["p90"]
+    return text + (tail if p90 else "") + " n=%d" % s["n"]
+
+
+def ratio(other, base):
+    if other is None or base is None or base["p50"] <= 0:
+        return "n/a"
+    r = other["p50"] / base["p50"]
+    return ("%.0fx" % r) if r >= 10 else ("%.1fx" % r)
+
+
+def print_table(ctx, sbx, dpy, cli, rss, targets):
+    def g(res, key):
+        return summary(res.get(key)) if res and res.get(key) else None
+
+    rows = [
+        ("exec `true`, running container (library / exec_run / docker exec)",
+         g(sbx, "exec"), g(dpy, "exec"), g(cli, "exec")),
+        ("exec `true`, sbx CLI process (`sbx exec ID -- true`)",
+         g(sbx, "cli_exec"), g(dpy, "exec"), g(cli, "exec")),
+        ("write + read 1 KiB", g(sbx, "file_1k"), g(dpy, "file_1k"), g(cli, "file_1k")),
+        ("write + read 1 MiB", g(sbx, "file_1m"), g(dpy, "file_1m"), g(cli, "file_1m")),
+        ("cold create -> first exec returns", g(sbx, "cold"), g(dpy, "cold"), g(cli, "cold")),
+        ("grep pattern over 5,000 files", g(sbx, "grep"), g(dpy, "grep"), g(cli, "grep")),
+    ]
+    out = []
+    out.append("")
+    out.append("sbx benchmark: %s" % ctx)
+    out.append("Times in ms: median (p90) over n timed runs after warm-up; ratio = other median "
+               "/ sbx median (higher = sbx faster).")
+    out.append("")
+    head = ["operation", "sbx", "docker-py", "docker CLI", "docker-py/sbx", "CLI/sbx"]
+    body = []
+    for name, a, b, c in rows:
+        body.append([name, fmt_ms(a), fmt_ms(b), fmt_ms(c), ratio(b, a), ratio(c, a)])
+    if rss:
+        body.append(["agent resident memory, VmRSS of PID 1 (anon + file; peak)",
+                     "%d KiB (%d + %d; peak %d)" % (rss["rss_kib"], rss["anon_kib"],
+                                                    rss["file_kib"], rss["hwm_kib"]),
+                     "-", "-", "", ""])
+    else:
+        body.append(["agent resident memory, VmRSS of PID 1", "n/a", "-", "-", "", ""])
+    widths = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]
+    line = lambda r: "| " + " | ".join(r[i].ljust(widths[i]) for i in range(len(r))) + " |"
+    out.append(line(head))
+    out.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for r in body:
+        out.append(line(r))
+    out.append("")
+    counts = [res.get("grep_matches") if res else None for res in (sbx, dpy, cli)]
+    agree = all(m in (None, EXPECTED_MATCHES) for m in counts)
+    out.append("grep matches (pattern %r in %s): sbx %s, docker-py %s, docker CLI %s; expected "
+               "%d: %s" % ((GREP_PATTERN, TREE_DIR) + tuple("-" if m is None else str(m)
+                                                             for m in counts)
+                           + (EXPECTED_MATCHES, "all agree" if agree else "MISMATCH")))
+    out.append("")
+    out.append("How each is measured (every container: %s):" % CONTAINER_OPTS_TEXT)
+    for line in METHODS:
+        out.append("  " + line)
+    out.append("")
+    out.append("Targets:")
+    for text, ok, detail in targets:
+        out.append("  [%s] %s: %s" % ({True: "met", False: "NOT MET", None: "n/a"}[ok], text,
+                                      detail))
+    out.append("")
+    print("\n".join(out), flush=True)
+
+
+def evaluate(sbx, dpy, rss):
+    def g(res, key):
+        return summary(res.get(key)) if res and res.get(key) else None
+
+    t = []
+    ex, dex = g(sbx, "exec"), g(dpy, "exec")
+    if ex:
+        t.append(("exec p50 <= 2 ms", ex["p50"] <= 2.0, "%.2f ms" % ex["p50"]))
+    else:
+        t.append(("exec p50 <= 2 ms", None, "not measured"))
+    if ex and dex:
+        r = dex["p50"] / ex["p50"]
+        t.append(("exec >= 15x faster than docker-py", r >= 15, "%.1fx" % r))
+    else:
+        t.append(("exec >= 15x faster than docker-py", None, "not measured"))
+    f, df = g(sbx, "file_1k"), g(dpy, "file_1k")
+    if f and df:
+        r = df["p50"] / f["p50"]
+        t.append(("1 KiB write+read >= 20x faster than docker-py", r >= 20, "%.1fx" % r))
+    else:
+        t.append(("1 KiB write+read >= 20x faster than docker-py", None, "not measured"))
+    c, dc = g(sbx, "cold"), g(dpy, "cold")
+    if c and dc:
+        t.append(("cold create-to-first-exec no slower than docker-py", c["p50"] <= dc["p50"],
+                  "sbx %.0f ms vs docker-py %.0f ms" % (c["p50"], dc["p50"])))
+    else:
+        t.append(("cold create-to-first-exec no slower than docker-py", None, "not measured"))
+    if rss:
+        t.append(("agent RSS <= 1 MiB", rss["rss_kib"] <= 1024, "%d KiB" % rss["rss_kib"]))
+    else:
+        t.append(("agent RSS <= 1 MiB", None, "not measured"))
+    return t
+
+
+# ------------------------------------------------------------------ main
+
+def cleanup_containers(client, names):
+    for name in list(names):
+        try:
+            client.containers.get(name).remove(force=True)
+        except Exception as e:  # already gone, or the engine is unhappy
+            if "404" not in str(e) and "No such container" not in str(e):
+                log("could not remove %s: %s" % (name, e))
+        names.discard(name)
+
+
+def main():
+    import docker  # Debian's python3-docker
+
+    started = time.perf_counter()
+    client = docker.from_env()
+    image = pick_image()
+    engine = client.version()
+    ctx = "image %s, Docker Engine %s (API %s), docker-py %s, Python %s, %d CPUs, kernel %s%s" % (
+        image, engine.get("Version"), engine.get("ApiVersion"), docker.__version__,
+        platform.python_version(), os.cpu_count(), platform.release(),
+        " [QUICK smoke run]" if QUICK else "")
+    log(ctx)
+
+    # Containers left by an interrupted earlier run of this benchmark.
+    for c in client.containers.list(all=True, filters={"label": BENCH_LABEL + "=1"}):
+        log("removing a leftover benchmark container %s" % c.name)
+        c.remove(force=True)
+
+    created = set()
+    sbx = dpy = cli = rss = None
+    errors = []
+    sbx_run = SbxRun(image)
+    try:
+        if "sbx" in ONLY:
+            log("sbx: running build/sbx-bench (library, CLI, cold starts, grep)")
+            try:
+                sbx = sbx_run.start()
+                for op, msg in (sbx.get("errors") or {}).items():
+                    errors.append("sbx %s: %s" % (op, msg))
+                if sbx.get("sandbox_id"):
+                    m = agent_memory(client, sbx["sandbox_id"])
+                    log("agent: pid %s (%s) %s VmRSS %s VmHWM %s" % (
+                        m["pid"], m.get("Name"), m["cmdline"], m.get("VmRSS"), m.get("VmHWM")))
+                    rss = {"rss_kib": kib(m.get("VmRSS")), "hwm_kib": kib(m.get("VmHWM")),
+                           "anon_kib": kib(m.get("RssAnon")), "file_kib": kib(m.get("RssFile")),
+                           "detail": m}
+            except Exception as e:
+                errors.append("sbx: %s" % e)
+                log("sbx part failed: %s" % e)
+            finally:
+                sbx_run.finish()
+
+        if "dockerpy" in ONLY or "cli" in ONLY:
+            name = bench_name("warm")
+            created.add(name)
+            log("docker: starting container %s (%s, sleep infinity, network none)" % (name, image))
+            container = client.containers.run(image, **dpy_run_kwargs(name))
+            log("docker: creating the grep corpus (5,000 files)")
+            r = container.exec_run(["sh", "-c", TREE_CMD])
+            if r.exit_code != 0:
+                raise RuntimeError("creating the corpus failed: %r" % r.output[:500])
+            if "dockerpy" in ONLY:
+                try:
+                    dpy = bench_dockerpy(client, image, container, created)
+                except Exception as e:
+                    errors.append("docker-py: %s" % e)
+                    log("docker-py part failed: %s" % e)
+            if "cli" in ONLY:
+                try:
+                    cli = bench_cli(image, container.id, created)
+                except Exception as e:
+                    errors.append("docker CLI: %s" % e)
+                    log("docker CLI part failed: %s" % e)
+    finally:
+        sbx_run.finish()
+        cleanup_containers(client, created)
+
+    elapsed = time.perf_counter() - started
+    print_table(ctx, sbx, dpy, cli, rss, evaluate(sbx, dpy, rss))
+    if errors:
+        print("Errors:")
+        for e in errors:
+            print("  " + e)
+        print()
+    print("Total benchmark time: %.0f s" % elapsed, flush=True)
+
+    if os.environ.get("SBX_BENCH_JSON"):
+        with open(os.environ["SBX_BENCH_JSON"], "w") as f:
+            json.dump({"context": ctx, "sbx": sbx, "docker_py": dpy, "docker_cli": cli,
+                       "agent_memory": rss, "errors": errors}, f, indent=1)
+    measured = any(isinstance(v, list) and v for res in (sbx, dpy, cli) if res
+                   for v in res.values())
+    return 0 if measured else 1
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        log("interrupted")
+        sys.exit(130)

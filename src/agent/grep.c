@@ -1,0 +1,258 @@
+/* GREP: a PCRE2 search over the lines of one file or of every file below a
+ * directory, with match limits so that no pattern can run away. */
+#include "agent.h"
+#include "glob.h"
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <errno.h>
+#include <fcntl.h>
+#include <dirent.h>
+#include <pcre2.h>
+#include <string.h>
+
+#define DEFAULT_MAX_MATCHES 10000
+#define MAX_LINE_OUT 4096
+#define BLOCK_SIZE (64u << 10)
+/* Lines are matched whole up to this length, longer ones on their start. */
+#define MAX_LINE_MATCHED (8u << 20)
+#define MATCH_LIMIT 1000000
+#define DEPTH_LIMIT 10000
+#define HEAP_LIMIT_KIB (64u << 10)
+#define JIT_STACK_MAX (1u << 20)
+
+typedef struct grep {
+  conn_t *c;
+  pcre2_code *re;
+  pcre2_match_data *md;
+  pcre2_match_context *mctx;
+  pcre2_jit_stack *jit_stack;
+  sbx_glob_t *glob;
+  bool glob_paths;  /* the glob has a '/': it names relative paths */
+  int64_t max, count;
+  bool truncated;
+  char *buf;        /* lines being searched; grows up to MAX_LINE_MATCHED */
+  size_t cap;
+} grep_t;
+
+/* Reports LINE if it matches; -1 to stop the search. */
+static int
+match_line (grep_t *g, const char *path, int64_t line_no, const char *line, size_t n)
+{
+  if (n && line[n - 1] == '\r')
+    n--;
+  /* No match, or a match limit hit on this line: the line is skipped. */
+  if (pcre2_match (g->re, (PCRE2_SPTR) line, n, 0, 0, g->md, g->mctx) < 0)
+    return 0;
+  if (g->count == g->max)
+    {
+      g->truncated = true;
+      return -1;
+    }
+  g->count++;
+  size_t cut = n;
+  if (cut > MAX_LINE_OUT)
+    {
+      /* Not in the middle of a UTF-8 character. */
+      cut = MAX_LINE_OUT;
+      while (cut > 0 && ((unsigned char) line[cut] & 0xc0) == 0x80)
+        cut--;
+    }
+  sbx_frame_begin (&g->c->out, SBX_M_MATCH);
+  sbx_frame_str (&g->c->out, SBX_T_PATH, path);
+  sbx_frame_int (&g->c->out, SBX_T_LINE_NO, line_no);
+  sbx_frame_bytes (&g->c->out, SBX_T_LINE, line, cut);
+  sbx_frame_end (&g->c->out);
+  return conn_pending (g->c);
+}
+
+/* Searches the open file FD line by line, in large blocks (not mmap: a
+ * file truncated under a mapping would kill the handler with SIGBUS).
+ * Binary files are skipped. -1 to stop the search. */
+static int
+search_fd (grep_t *g, int fd, const char *path)
+{
+  size_t len = 0;
+  int64_t line_no = 0;
+  bool first = true, eof = false, skipping = false;
+  for (;;)
+    {
+      ssize_t n = read_full (fd, g->buf + len, g->cap - len);
+      if (n < 0)
+        return 0;  /* unreadable: skipped like binary files */
+      eof = (size_t) n < g->cap - len;
+      len += (size_t) n;
+      if (first && looks_binary (g->buf, len))
+        return 0;
+      first = false;
+
+      char *p = g->buf, *end = g->buf + len, *nl;
+      while ((nl = memchr (p, '\n', (size_t) (end - p))) != NULL)
+        {
+          /* The end of an over-long line already matched on its start. */
+          if (!skipping && match_line (g, path, ++line_no, p, (size_t) (nl - p)) < 0)
+            return -1;
+          skipping = false;
+          p = nl + 1;
+        }
+      size_t rest = (size_t) (end - p);
+      if (eof)
+        return rest && !skipping ? match_line (g, path, ++line_no, p, rest) : 0;
+      if (rest == g->cap)
+        {
+          /* One line fills the buffer: grow it, or match what it holds. */
+          char *nb = g->cap < MAX_LINE_MATCHED ? realloc (g->buf, g->cap * 2) : NULL;
+          if (nb)
+            {
+              g->buf = nb;
+              g->cap *= 2;
+              continue;
+            }
+          if (!skipping && match_line (g, path, ++line_no, p, rest) < 0)
+            return -1;
+          skipping = true;
+          rest = 0;
+        }
+      memmove (g->buf, p, rest);
+      len = rest;
+    }
+}
+
+static bool
+grep_enter (walk_t *w, const char *rel)
+{
+  const grep_t *g = w->data;
+  return sbx_glob_could_match_below (g->glob, rel);
+}
+
+static int
+grep_visit (walk_t *w, int dirfd, const char *name, unsigned char type)
+{
+  grep_t *g = w->data;
+  struct stat st;
+  if (type != DT_REG && type != DT_LNK)
+    return 0;
+  if (g->glob && !sbx_glob_match (g->glob, g->glob_paths ? w->path + w->rel_off : name))
+    return 0;
+  /* Links to anything but regular files are not opened: devices and
+     FIFOs can block or have side effects. */
+  if (type == DT_LNK && (fstatat (dirfd, name, &st, 0) < 0 || !S_ISREG (st.st_mode)))
+    return 0;
+  int fd = openat (dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0)
+    return 0;
+  int r = fstat (fd, &st) == 0 && S_ISREG (st.st_mode) ? search_fd (g, fd, w->path) : 0;
+  close (fd);
+  return r;
+}
+
+/* Compiles the pattern and sets up matching; replies ERR on failure. */
+static int
+grep_prepare (grep_t *g, const char *pattern, const char *glob, int64_t flags)
+{
+  int code;
+  PCRE2_SIZE offset;
+  uint32_t opts = PCRE2_UTF | PCRE2_MATCH_INVALID_UTF | (flags & SBX_F_ICASE ? PCRE2_CASELESS : 0);
+  g->re = pcre2_compile ((PCRE2_SPTR) pattern, PCRE2_ZERO_TERMINATED, opts, &code, &offset, NULL);
+  if (g->re == NULL)
+    {
+      PCRE2_UCHAR msg[256];
+      if (pcre2_get_error_message (code, msg, sizeof msg) < 0)
+        strcpy ((char *) msg, "unknown error");
+      reply_err (g->c, SBX_E_PATTERN, "invalid regular expression at offset %zu: %s",
+                 (size_t) offset, (const char *) msg);
+      return -1;
+    }
+  const char *error;
+  if (glob && sbx_glob_compile (glob, &g->glob, &error) < 0)
+    {
+      reply_err (g->c, SBX_E_PATTERN, "%s", error);
+      return -1;
+    }
+  g->glob_paths = glob && strchr (glob, '/');
+  g->md = pcre2_match_data_create (1, NULL);
+  g->mctx = pcre2_match_context_create (NULL);
+  g->buf = malloc (BLOCK_SIZE);
+  g->cap = BLOCK_SIZE;
+  if (g->md == NULL || g->mctx == NULL || g->buf == NULL)
+    {
+      reply_err (g->c, SBX_E_IO, "out of memory");
+      return -1;
+    }
+  pcre2_set_match_limit (g->mctx, MATCH_LIMIT);
+  pcre2_set_depth_limit (g->mctx, DEPTH_LIMIT);
+  pcre2_set_heap_limit (g->mctx, HEAP_LIMIT_KIB);
+  /* JIT where the platform allows it; the interpreter otherwise. */
+  if (pcre2_jit_compile (g->re, PCRE2_JIT_COMPLETE) == 0
+      && (g->jit_stack = pcre2_jit_stack_create (32 * 1024, JIT_STACK_MAX, NULL)) != NULL)
+    pcre2_jit_stack_assign (g->mctx, NULL, g->jit_stack);
+  return 0;
+}
+
+static void
+grep_free (grep_t *g)
+{
+  pcre2_code_free (g->re);
+  pcre2_match_data_free (g->md);
+  pcre2_match_context_free (g->mctx);
+  pcre2_jit_stack_free (g->jit_stack);
+  sbx_glob_free (g->glob);
+  free (g->buf);
+}
+
+void
+handle_grep (conn_t *c, const sbx_msg_t *m)
+{
+  grep_t g = { .c = c };
+  int64_t flags = 0;
+  cleanup_free char *path = req_path (c, m, SBX_T_PATH);
+  cleanup_free char *pattern = path ? req_str (c, m, SBX_T_PATTERN, SBX_PROTO_MAX_BODY) : NULL;
+  cleanup_free char *glob = pattern && sbx_msg_field (m, SBX_T_GLOB)
+                              ? req_str (c, m, SBX_T_GLOB, SBX_PROTO_MAX_BODY)
+                              : NULL;
+  if (pattern == NULL || (sbx_msg_field (m, SBX_T_GLOB) && glob == NULL)
+      || req_int (c, m, SBX_T_FLAGS, 0, INT32_MAX, &flags) < 0
+      || req_int (c, m, SBX_T_MAX_RESULTS, 0, INT64_MAX, &g.max) < 0)
+    return;
+  if (g.max == 0)
+    g.max = DEFAULT_MAX_MATCHES;
+  struct stat st;
+  if (grep_prepare (&g, pattern, glob, flags) < 0)
+    goto out;
+  if (stat (path, &st) < 0)
+    {
+      reply_errno (c, errno, "cannot search %s", path);
+      goto out;
+    }
+  if (S_ISREG (st.st_mode))
+    {
+      /* A file named explicitly is searched whatever its name. */
+      int fd = open (path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+      if (fd < 0)
+        {
+          reply_errno (c, errno, "cannot search %s", path);
+          goto out;
+        }
+      search_fd (&g, fd, path);
+      close (fd);
+    }
+  else if (S_ISDIR (st.st_mode))
+    {
+      int dfd = walk_open_root (c, path);
+      if (dfd < 0)
+        goto out;
+      walk_t w = { .hidden = flags & SBX_F_HIDDEN, .enter = g.glob_paths ? grep_enter : NULL,
+                   .visit = grep_visit, .data = &g };
+      walk_run (&w, dfd, path);
+      g.truncated |= w.truncated;
+    }
+  else
+    {
+      reply_err (c, SBX_E_INVALID, "%s is neither a file nor a directory", path);
+      goto out;
+    }
+  sbx_frame_begin (&c->out, SBX_M_END);
+  sbx_frame_int (&c->out, SBX_T_TRUNCATED, g.truncated);
+  sbx_frame_end (&c->out);
+out:
+  grep_free (&g);
+}

@@ -1,0 +1,171 @@
+/* Small helpers shared by the agent's modules. */
+#include "agent.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#define BINARY_PROBE 8192
+
+void
+agent_log (const char *fmt, ...)
+{
+  static const char prefix[] = "sbx-agent: ";
+  char line[512];
+  memcpy (line, prefix, sizeof prefix - 1);
+  size_t room = sizeof line - sizeof prefix; /* leaves a byte for '\n' */
+  va_list ap;
+  va_start (ap, fmt);
+  int n = vsnprintf (line + sizeof prefix - 1, room + 1, fmt, ap);
+  va_end (ap);
+  if (n < 0)
+    return;
+  size_t len = sizeof prefix - 1 + ((size_t) n < room ? (size_t) n : room);
+  line[len++] = '\n';
+  /* One write per line, so lines from concurrent handlers do not mix.
+     Nothing useful can be done when stderr is gone. */
+  (void) write_all (STDERR_FILENO, line, len);
+}
+
+int64_t
+now_ms (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int
+write_all (int fd, const void *data, size_t len)
+{
+  const char *p = data;
+  while (len > 0)
+    {
+      ssize_t n = write (fd, p, len);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        return -1;
+      p += n;
+      len -= (size_t) n;
+    }
+  return 0;
+}
+
+ssize_t
+read_full (int fd, void *buf, size_t len)
+{
+  size_t got = 0;
+  while (got < len)
+    {
+      ssize_t n = read (fd, (char *) buf + got, len - got);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        return -1;
+      if (n == 0)
+        break;
+      got += (size_t) n;
+    }
+  return (ssize_t) got;
+}
+
+int
+mkdir_p (const char *path, mode_t mode)
+{
+  char buf[PATH_MAX];
+  size_t n = strlen (path);
+  if (n >= sizeof buf)
+    {
+      errno = ENAMETOOLONG;
+      return -1;
+    }
+  memcpy (buf, path, n + 1);
+  for (size_t i = 1; i <= n; i++)
+    {
+      if (buf[i] != '/' && buf[i] != '\0')
+        continue;
+      char saved = buf[i];
+      buf[i] = '\0';
+      /* EEXIST may hide a file in the way; the next step (or the caller's
+         use of the directory) then fails with ENOTDIR. */
+      if (mkdir (buf, mode) < 0 && errno != EEXIST)
+        return -1;
+      buf[i] = saved;
+    }
+  struct stat st;
+  if (stat (path, &st) < 0)
+    return -1;
+  if (!S_ISDIR (st.st_mode))
+    {
+      errno = ENOTDIR;
+      return -1;
+    }
+  return 0;
+}
+
+void
+close_fds_from (int lowfd)
+{
+  if (close_range ((unsigned) lowfd, ~0u, 0) == 0)
+    return;
+  /* Kernels before 5.9: every descriptor the agent opens is close-on-exec,
+     so this only matters for processes that do not exec; close a
+     reasonable range. */
+  long max = sysconf (_SC_OPEN_MAX);
+  if (max < 0 || max > 65536)
+    max = 65536;
+  for (int fd = lowfd; fd < max; fd++)
+    close (fd);
+}
+
+int
+errno_code (int err)
+{
+  switch (err)
+    {
+    case ENOENT:
+      return SBX_E_NOT_FOUND;
+    case ENOTDIR:
+      return SBX_E_NOT_DIR;
+    case EISDIR:
+      return SBX_E_IS_DIR;
+    case EACCES:
+    case EPERM:
+    case EROFS:
+    case ETXTBSY:
+      return SBX_E_PERMISSION;
+    case EEXIST:
+    case ENOTEMPTY:
+      return SBX_E_EXISTS;
+    case EFBIG:
+      return SBX_E_TOO_LARGE;
+    case ENAMETOOLONG:
+    case ELOOP:
+    case EINVAL:
+      return SBX_E_INVALID;
+    default:
+      return SBX_E_IO;
+    }
+}
+
+int
+kind_of_mode (mode_t mode)
+{
+  if (S_ISREG (mode))
+    return SBX_KIND_FILE;
+  if (S_ISDIR (mode))
+    return SBX_KIND_DIR;
+  if (S_ISLNK (mode))
+    return SBX_KIND_SYMLINK;
+  return SBX_KIND_OTHER;
+}
+
+bool
+looks_binary (const void *buf, size_t len)
+{
+  return memchr (buf, 0, len < BINARY_PROBE ? len : BINARY_PROBE) != NULL;
+}

@@ -1,0 +1,178 @@
+/* sbx command-line tool: declarations shared by the command files. */
+#ifndef SBX_CLI_H
+#define SBX_CLI_H
+
+#include "sbx.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* sbx's own failures (and usage errors) exit with this code, as `docker run`
+ * does, so that a command's own exit codes stay distinguishable. */
+#define CLI_EXIT_FAILURE 125
+/* cli_parse's "go on and run the command". */
+#define CLI_CONTINUE (-1)
+#define CLI_MAX_OPERANDS 3
+
+/* Set by --json: print one JSON document on stdout instead of text. */
+extern bool cli_json;
+
+struct cli_command
+{
+  const char *name;     /* "exec", or "bg start" for a subcommand */
+  const char *synopsis; /* operands, as shown by --help: "ID PATH" */
+  const char *summary;  /* a few words, for `sbx --help` */
+  const char *details;  /* more for the command's --help, or NULL */
+  int min_operands, max_operands;
+  /* Words after the operands form a COMMAND (exec, run, bg start); without
+   * REST, extra words are a usage error. */
+  bool rest;
+  int (*run) (const struct cli_command *cmd, int argc, char **argv);
+};
+
+/* ----------------------------------------------------------- options */
+
+enum cli_opt_type
+{
+  CLI_FLAG,    /* bool */
+  CLI_STRING,  /* const char *: the last one wins */
+  CLI_LIST,    /* struct cli_strv: repeatable */
+  CLI_SIZE,    /* int64_t via sbx_parse_size ("512m") */
+  CLI_COUNT,   /* int64_t, a non-negative integer */
+  CLI_NUMBER,  /* double, a non-negative finite number */
+};
+
+struct cli_opt
+{
+  const char *name;  /* long name; NULL ends a table */
+  int letter;        /* short option, or 0 */
+  enum cli_opt_type type;
+  void *dest;
+  const char *arg;   /* argument name in --help */
+  const char *help;
+};
+
+/* A growable NULL-terminated list of strings (the words themselves belong to
+ * argv). */
+struct cli_strv
+{
+  const char **v;
+  size_t n;
+};
+void cli_strv_free (struct cli_strv *l);
+
+struct cli_args
+{
+  char *operand[CLI_MAX_OPERANDS];
+  int noperands;
+  char **rest;  /* the COMMAND words, when cmd->rest */
+  int nrest;
+};
+
+/* Parses ARGV (ARGV[0] is the command's name) against OPTS plus --json and
+ * --help. Options and operands may be mixed; once the operands are complete,
+ * the first other word (or `--`) starts the COMMAND for commands with REST.
+ * Returns CLI_CONTINUE, or the exit code after --help or a usage error. */
+int cli_parse (const struct cli_command *cmd, const struct cli_opt *opts, int argc,
+               char **argv, struct cli_args *out);
+/* Prints "sbx CMD: MESSAGE" and a pointer to --help; returns the exit code. */
+int cli_usage_error (const struct cli_command *cmd, const char *fmt, ...)
+  __attribute__ ((format (printf, 2, 3)));
+/* Runs the subcommand named by ARGV[1] (image, bg); without one, or with
+ * --help, prints the list of subcommands. */
+int cli_dispatch (const struct cli_command *parent, const struct cli_command *const *subs,
+                  int argc, char **argv);
+
+/* The words of a COMMAND joined by single spaces (one shell command line, as
+ * sbx_exec takes); NULL when out of memory. */
+char *cli_join_words (char **words, int n);
+
+/* --------------------------------------------------- sandbox creation */
+
+struct cli_create_opts
+{
+  const char *image, *name, *workdir, *network;
+  struct cli_strv volumes, env;
+  int64_t memory, pids;  /* -1: library default */
+  double cpus;           /* 0: library default */
+};
+
+/* The options of `create`, shared with `run`. */
+#define CLI_CREATE_OPTIONS(co)                                                                 \
+  { "image", 0, CLI_STRING, &(co)->image, "IMAGE", "image (default: see `sbx image default`)" }, \
+  { "name", 0, CLI_STRING, &(co)->name, "NAME", "container name (kept by `sbx stop`)" },       \
+  { "workdir", 'w', CLI_STRING, &(co)->workdir, "DIR", "working directory (default: /workspace)" }, \
+  { "volume", 'v', CLI_LIST, &(co)->volumes, "HOST:CTR[:ro]", "bind-mount HOST; repeatable" }, \
+  { "env", 'e', CLI_LIST, &(co)->env, "KEY=VALUE", "environment variable; repeatable" },        \
+  { "memory", 'm', CLI_SIZE, &(co)->memory, "SIZE", "memory limit, e.g. 512m (default: 1g)" }, \
+  { "cpus", 0, CLI_NUMBER, &(co)->cpus, "N", "CPU limit (default: 1)" },                       \
+  { "pids", 0, CLI_COUNT, &(co)->pids, "N", "process limit (default: 512)" },                  \
+  { "network", 0, CLI_STRING, &(co)->network, "MODE", "none, bridge or a network (default: none)" }
+
+void cli_create_opts_init (struct cli_create_opts *co);
+void cli_create_opts_clear (struct cli_create_opts *co);
+/* The library's options from the parsed ones, without making anything (as
+ * `sbx mcp` needs, which makes its sandbox on first use): 0, or the exit code
+ * once the error is printed. */
+int cli_sandbox_options (const struct cli_create_opts *co, sbx_options_t **out);
+/* Makes and starts a sandbox from the parsed options: 0, or the exit code
+ * once the error is printed. */
+int cli_create_sandbox (const struct cli_create_opts *co, sbx_sandbox_t **out);
+
+/* ---------------------------------------------------------- exec */
+
+struct cli_exec_opts
+{
+  double timeout;      /* 0: none */
+  int64_t max_output;  /* -1: SBX_DEFAULT_MAX_OUTPUT */
+  const char *workdir;
+  struct cli_strv env;
+  bool stdin, separate;
+};
+
+/* The options of `exec` that `run` shares. */
+#define CLI_EXEC_OPTIONS(eo)                                                                   \
+  { "timeout", 't', CLI_NUMBER, &(eo)->timeout, "S", "time limit in seconds (default: none)" }, \
+  { "max-output", 0, CLI_SIZE, &(eo)->max_output, "BYTES", "output kept (default: 100000)" },   \
+  { "stdin", 'i', CLI_FLAG, &(eo)->stdin, NULL, "forward standard input to the command" },     \
+  { "separate", 0, CLI_FLAG, &(eo)->separate, NULL, "print the command's stderr on stderr" }
+
+void cli_exec_opts_init (struct cli_exec_opts *eo);
+
+/* Runs COMMAND and reports it (streamed text, or a JSON document at the end);
+ * returns the CLI's exit code: the command's, or 125 when sbx failed. Shared
+ * by exec and run. */
+int cli_exec_report (sbx_sandbox_t *sb, const char *command, const struct cli_exec_opts *eo);
+
+/* ------------------------------------------------------ reporting */
+
+/* Prints ERR (text on stderr, or a JSON document on stdout), frees it and
+ * returns CLI_EXIT_FAILURE. */
+int cli_error (sbx_error_t *err);
+/* Same for a failure found by the CLI itself. */
+int cli_fail (int code, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
+/* Prints "sbx: MESSAGE" on stderr: notes that never go to stdout. */
+void cli_note (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
+
+/* Writes all of DATA to FD; -1 with errno set on failure. */
+int cli_write_all (int fd, const void *data, size_t len);
+
+/* A JSON string from bytes that may be invalid UTF-8 (or hold NULs); invalid
+ * sequences and NULs become U+FFFD (sbx_utf8_sanitize_copy). NULL when out of
+ * memory. */
+json_t *cli_json_string (const char *s, size_t len);
+json_t *cli_json_str (const char *s);
+/* Prints DOC (and releases it) as one compact line; the exit code. */
+int cli_json_print (json_t *doc);
+/* An array of {name, path, is_dir, size}; NULL when out of memory. */
+json_t *cli_json_file_list (const sbx_file_list_t *list);
+
+/* ------------------------------------------------------ commands */
+
+extern const struct cli_command cli_cmd_create, cli_cmd_exec, cli_cmd_run, cli_cmd_write,
+  cli_cmd_read, cli_cmd_cat, cli_cmd_edit, cli_cmd_ls, cli_cmd_glob, cli_cmd_grep, cli_cmd_ps,
+  cli_cmd_stop, cli_cmd_rm, cli_cmd_image, cli_cmd_bg;
+
+#endif

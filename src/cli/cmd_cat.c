@@ -1,0 +1,99 @@
+/* sbx cat: a file's raw bytes, streamed to stdout. */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int
+to_stdout (const void *data, size_t len, void *userdata)
+{
+  int *write_errno = userdata;
+  if (cli_write_all (STDOUT_FILENO, data, len) < 0)
+    {
+      *write_errno = errno;
+      return 1;
+    }
+  return 0;
+}
+
+static char *
+base64 (const unsigned char *s, size_t n)
+{
+  static const char digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  char *out = malloc ((n + 2) / 3 * 4 + 1), *o = out;
+  if (out == NULL)
+    return NULL;
+  for (size_t i = 0; i < n; i += 3)
+    {
+      uint32_t v = (uint32_t) s[i] << 16 | (i + 1 < n ? s[i + 1] << 8 : 0) | (i + 2 < n ? s[i + 2] : 0);
+      *o++ = digits[v >> 18 & 63];
+      *o++ = digits[v >> 12 & 63];
+      *o++ = i + 1 < n ? digits[v >> 6 & 63] : '=';
+      *o++ = i + 2 < n ? digits[v & 63] : '=';
+    }
+  *o = '\0';
+  return out;
+}
+
+/* JSON cannot hold bytes: text stays text, anything else is base64. */
+static int
+print_json (const char *path, const char *data, size_t len)
+{
+  json_t *valid = json_stringn (data, len);
+  json_t *content = valid;
+  if (content == NULL)
+    {
+      char *b64 = base64 ((const unsigned char *) data, len);
+      content = b64 ? json_string (b64) : NULL;
+      free (b64);
+    }
+  return cli_json_print (json_pack ("{s:o,s:I,s:s,s:o}", "path", cli_json_str (path), "size",
+                                    (json_int_t) len, "encoding", valid ? "utf-8" : "base64",
+                                    "content", content));
+}
+
+static int
+cmd_cat (const struct cli_command *cmd, int argc, char **argv)
+{
+  struct cli_args a;
+  int status = cli_parse (cmd, NULL, argc, argv, &a);
+  if (status != CLI_CONTINUE)
+    return status;
+  sbx_sandbox_t *sb = NULL;
+  sbx_error_t *err = NULL;
+  int write_errno = 0;
+  status = 0;
+  if (sbx_sandbox_open (a.operand[0], &sb, &err) < 0)
+    status = cli_error (err);
+  else if (cli_json)
+    {
+      void *data = NULL;
+      size_t len = 0;
+      if (sbx_read_bytes (sb, a.operand[1], &data, &len, &err) < 0)
+        status = cli_error (err);
+      else
+        status = print_json (a.operand[1], data, len);
+      free (data);
+    }
+  else if (sbx_read_stream (sb, a.operand[1], to_stdout, &write_errno, &err) < 0)
+    {
+      if (write_errno)
+        {
+          sbx_error_free (err);
+          status = cli_fail (SBX_E_IO, "cannot write to stdout: %s", strerror (write_errno));
+        }
+      else
+        status = cli_error (err);
+    }
+  sbx_sandbox_free (sb);
+  return status;
+}
+
+const struct cli_command cli_cmd_cat = {
+  "cat", "ID PATH", "Copy a file's raw bytes to standard output",
+  "Files of any size are streamed. With --json, the content is a string when the file is\n"
+  "UTF-8 (\"encoding\": \"utf-8\"), else base64 (\"encoding\": \"base64\"); at most 64 MiB.\n",
+  2, 2, false, cmd_cat,
+};

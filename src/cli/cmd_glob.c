@@ -1,0 +1,47 @@
+/* sbx glob: files matching a pattern. */
+#include "cli.h"
+
+#include <stdio.h>
+
+static int
+cmd_glob (const struct cli_command *cmd, int argc, char **argv)
+{
+  const char *path = NULL;
+  const struct cli_opt opts[] = {
+    { "path", 'p', CLI_STRING, &path, "DIR", "search under DIR (default: the workdir)" },
+    { NULL, 0, 0, NULL, NULL, NULL },
+  };
+  struct cli_args a;
+  int status = cli_parse (cmd, opts, argc, argv, &a);
+  if (status != CLI_CONTINUE)
+    return status;
+  sbx_sandbox_t *sb = NULL;
+  sbx_error_t *err = NULL;
+  sbx_file_list_t list = { 0 };
+  if (sbx_sandbox_open (a.operand[0], &sb, &err) < 0
+      || sbx_glob (sb, a.operand[1], path, &list, &err) < 0)
+    status = cli_error (err);
+  else
+    {
+      if (cli_json)
+        status = cli_json_print (cli_json_file_list (&list));
+      else
+        {
+          for (size_t i = 0; i < list.count; i++)
+            printf ("%s\n", list.items[i].path);
+          status = 0;
+        }
+      if (list.truncated)
+        cli_note ("more files match; only the first %zu are shown", list.count);
+    }
+  sbx_file_list_free (&list);
+  sbx_sandbox_free (sb);
+  return status;
+}
+
+const struct cli_command cli_cmd_glob = {
+  "glob", "ID PATTERN", "List the files matching a glob pattern",
+  "`*`, `?` and `[...]` stay within a path segment, `**` crosses segments and `{a,b}`\n"
+  "expands. Paths are printed sorted, one per line.\n",
+  2, 2, false, cmd_glob,
+};

@@ -1,0 +1,45 @@
+/* sbx ls: a directory's entries, directories first. */
+#include "cli.h"
+
+#include <stdio.h>
+
+static int
+cmd_ls (const struct cli_command *cmd, int argc, char **argv)
+{
+  struct cli_args a;
+  int status = cli_parse (cmd, NULL, argc, argv, &a);
+  if (status != CLI_CONTINUE)
+    return status;
+  sbx_sandbox_t *sb = NULL;
+  sbx_error_t *err = NULL;
+  sbx_file_list_t list = { 0 };
+  if (sbx_sandbox_open (a.operand[0], &sb, &err) < 0
+      || sbx_ls (sb, a.noperands > 1 ? a.operand[1] : NULL, &list, &err) < 0)
+    status = cli_error (err);
+  else
+    {
+      if (cli_json)
+        status = cli_json_print (cli_json_file_list (&list));
+      else
+        {
+          for (size_t i = 0; i < list.count; i++)
+            if (list.items[i].is_dir)
+              printf ("%s/\n", list.items[i].name);
+            else
+              printf ("%s (%llu bytes)\n", list.items[i].name,
+                      (unsigned long long) list.items[i].size);
+          status = 0;
+        }
+      if (list.truncated)
+        cli_note ("more entries exist; only the first %zu are shown", list.count);
+    }
+  sbx_file_list_free (&list);
+  sbx_sandbox_free (sb);
+  return status;
+}
+
+const struct cli_command cli_cmd_ls = {
+  "ls", "ID [PATH]", "List a directory (default: the workdir)",
+  "Directories come first, as `name/`; files as `name (N bytes)`.\n",
+  1, 2, false, cmd_ls,
+};

@@ -1,0 +1,124 @@
+/* Shared helpers for the integration tests: they drive a real Docker engine
+ * through the public API only. */
+#ifndef SBX_TEST_HELPERS_H
+#define SBX_TEST_HELPERS_H
+
+#include "sbx.h"
+#include "tap.h"
+
+#include <stdbool.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* The image tests use: $SBX_TEST_IMAGE, else sbx's own base image. */
+static inline const char *
+test_image (void)
+{
+  const char *img = getenv ("SBX_TEST_IMAGE");
+  return img && *img ? img : SBX_BASE_IMAGE;
+}
+
+/* Reports a failed call with its error, then frees the error. ERRP, not the
+ * error itself, because arguments are evaluated in no fixed order. */
+static inline int
+check_ok (int r, sbx_error_t **errp, const char *what)
+{
+  sbx_error_t *err = *errp;
+  if (!ok (r == 0, "%s", what))
+    diag ("error %s: %s", sbx_errc_name (sbx_error_code (err)), sbx_error_message (err));
+  sbx_error_free (err);
+  *errp = NULL;
+  return r == 0;
+}
+
+/* Expects failure with CODE and a message containing NEEDLE. */
+static inline void
+check_fails (int r, sbx_error_t **errp, int code, const char *needle, const char *what)
+{
+  sbx_error_t *err = *errp;
+  const char *msg = sbx_error_message (err);
+  if (!ok (r == -code && sbx_error_code (err) == code && (needle == NULL || strstr (msg, needle)),
+           "%s", what))
+    diag ("got r=%d code=%s message='%s'; wanted %s containing '%s'", r,
+          sbx_errc_name (sbx_error_code (err)), msg, sbx_errc_name (code), needle ? needle : "");
+  sbx_error_free (err);
+  *errp = NULL;
+}
+
+static inline sbx_options_t *
+test_options (void)
+{
+  sbx_options_t *o = sbx_options_new ();
+  sbx_options_set_image (o, test_image (), NULL);
+  return o;
+}
+
+/* A started sandbox with OPTS (consumed), or NULL after reporting why. */
+static inline sbx_sandbox_t *
+start_sandbox (sbx_options_t *o)
+{
+  sbx_sandbox_t *sb = NULL;
+  sbx_error_t *err = NULL;
+  int r = sbx_sandbox_new (o, &sb, &err);
+  if (r == 0)
+    r = sbx_sandbox_start (sb, &err);
+  sbx_options_free (o);
+  if (r < 0)
+    {
+      diag ("cannot start a sandbox: %s", sbx_error_message (err));
+      sbx_error_free (err);
+      sbx_sandbox_free (sb);
+      return NULL;
+    }
+  return sb;
+}
+
+/* Runs COMMAND; returns its output (static buffer, cut at 64 KiB) or NULL. */
+static inline const char *
+run (sbx_sandbox_t *sb, const char *command, int *exit_code)
+{
+  static char out[65536];
+  sbx_exec_result_t res;
+  sbx_error_t *err = NULL;
+  if (sbx_exec (sb, command, NULL, &res, &err) < 0)
+    {
+      diag ("exec '%s' failed: %s", command, sbx_error_message (err));
+      sbx_error_free (err);
+      return NULL;
+    }
+  snprintf (out, sizeof out, "%s", res.output);
+  if (exit_code)
+    *exit_code = res.exit_code;
+  sbx_exec_result_free (&res);
+  return out;
+}
+
+static inline void
+remove_sandbox (sbx_sandbox_t *sb)
+{
+  sbx_error_t *err = NULL;
+  if (sb && sbx_sandbox_remove (sb, &err) < 0)
+    diag ("cleanup: %s", sbx_error_message (err));
+  sbx_error_free (err);
+  sbx_sandbox_free (sb);
+}
+
+static inline double
+now_s (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static inline long
+max_rss_kib (void)
+{
+  struct rusage ru;
+  getrusage (RUSAGE_SELF, &ru);
+  return ru.ru_maxrss;
+}
+
+#endif

@@ -1,0 +1,282 @@
+/* exec: output, exit codes, env, cwd, stdin, streams, caps, timeouts and
+ * background processes, against a real sandbox. */
+#include "helpers.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+typedef struct
+{
+  int chunks;
+  size_t bytes;
+  int stop_after;
+} stream_log_t;
+
+static int
+on_output (enum sbx_stream stream, const char *data, size_t len, void *ud)
+{
+  (void) stream, (void) data;
+  stream_log_t *log = ud;
+  log->chunks++;
+  log->bytes += len;
+  return log->stop_after && log->chunks >= log->stop_after;
+}
+
+static void
+test_basics (sbx_sandbox_t *sb)
+{
+  int code = -1;
+  is_str (run (sb, "echo hello; echo err >&2; exit 3", &code), "hello\nerr\n",
+          "combined output keeps order");
+  is_int (code, 3, "exit code is returned");
+  is_str (run (sb, "pwd", NULL), "/workspace\n", "commands run in the work dir");
+  is_str (run (sb, "printf '%s' \"a'b\\\"c\"", NULL), "a'b\"c", "quotes reach sh -c intact");
+  run (sb, "kill -9 $$", &code);
+  is_int (code, 137, "a command killed by SIGKILL exits 128+9");
+
+  sbx_exec_opts_t o;
+  sbx_exec_opts_init (&o);
+  const char *env[] = { "GREETING=hi there", "EMPTY=", NULL };
+  o.env = env;
+  o.cwd = "/tmp";
+  sbx_exec_result_t res;
+  sbx_error_t *err = NULL;
+  if (check_ok (sbx_exec (sb, "echo \"$GREETING|$EMPTY|$(pwd)\"", &o, &res, &err), &err,
+                "exec with env and cwd"))
+    is_str (res.output, "hi there||/tmp\n", "per-call env and cwd apply");
+  sbx_exec_result_free (&res);
+
+  sbx_exec_opts_init (&o);
+  o.separate_streams = true;
+  err = NULL;
+  if (check_ok (sbx_exec (sb, "echo out; echo err >&2", &o, &res, &err), &err, "separate streams"))
+    {
+      is_str (res.stdout_data, "out\n", "stdout alone");
+      is_str (res.stderr_data, "err\n", "stderr alone");
+    }
+  sbx_exec_result_free (&res);
+
+  sbx_exec_opts_init (&o);
+  o.stdin_data = "line one\nline two\n";
+  o.stdin_len = strlen (o.stdin_data);
+  err = NULL;
+  if (check_ok (sbx_exec (sb, "wc -l; cat /dev/null", &o, &res, &err), &err, "stdin from memory"))
+    is_str (res.output, "2\n", "stdin reaches the command");
+  sbx_exec_result_free (&res);
+
+  /* stdin from a descriptor: 3 MB through a pipe, checked by checksum. */
+  int p[2];
+  if (pipe (p) == 0)
+    {
+      if (fork () == 0)
+        {
+          close (p[0]);
+          char buf[4096];
+          memset (buf, 'x', sizeof buf);
+          for (int i = 0; i < 768; i++)
+            if (write (p[1], buf, sizeof buf) < 0)
+              _exit (1);
+          _exit (0);
+        }
+      close (p[1]);
+      sbx_exec_opts_init (&o);
+      o.stdin_fd = p[0];
+      err = NULL;
+      if (check_ok (sbx_exec (sb, "wc -c", &o, &res, &err), &err, "stdin from a descriptor"))
+        is_str (res.output, "3145728\n", "all 3 MiB of stdin arrive");
+      sbx_exec_result_free (&res);
+      close (p[0]);
+    }
+
+  stream_log_t log = { 0 };
+  sbx_exec_opts_init (&o);
+  o.on_output = on_output;
+  o.userdata = &log;
+  err = NULL;
+  if (check_ok (sbx_exec (sb, "for i in 1 2 3; do echo $i; sleep 0.2; done", &o, &res, &err), &err,
+                "streaming exec"))
+    {
+      ok (log.chunks >= 3, "output arrives in pieces as it is printed (%d chunks)", log.chunks);
+      is_int (log.bytes, 6, "the callback sees every byte");
+    }
+  sbx_exec_result_free (&res);
+
+  log = (stream_log_t) { .stop_after = 1 };
+  err = NULL;
+  double t0 = now_s ();
+  if (check_ok (sbx_exec (sb, "while true; do echo tick; sleep 0.1; done", &o, &res, &err), &err,
+                "cancelling from the callback"))
+    {
+      ok (res.cancelled, "the result says it was cancelled");
+      ok (now_s () - t0 < 5, "cancel stops an endless command promptly");
+    }
+  sbx_exec_result_free (&res);
+}
+
+static void
+test_output_cap (sbx_sandbox_t *sb)
+{
+  sbx_exec_opts_t o;
+  sbx_exec_result_t res;
+  sbx_error_t *err = NULL;
+  sbx_exec_opts_init (&o);
+  long before = max_rss_kib ();
+  if (check_ok (sbx_exec (sb, "head -c 1000000000 /dev/zero | tr '\\0' a; echo done >&2", &o, &res,
+                          &err),
+                &err, "1 GB of output"))
+    {
+      is_int (res.output_len, SBX_DEFAULT_MAX_OUTPUT, "output is capped at 100,000 bytes");
+      ok (res.truncated, "truncated is set");
+      is_int (res.exit_code, 0, "the command ran to its end (the rest was drained)");
+    }
+  sbx_exec_result_free (&res);
+  long grown = max_rss_kib () - before;
+  ok (grown < 20 * 1024, "the host's memory stays flat (grew %ld KiB)", grown);
+
+  o.max_output = 10;
+  err = NULL;
+  if (check_ok (sbx_exec (sb, "echo 0123456789abcdef", &o, &res, &err), &err, "small cap"))
+    {
+      is_int (res.output_len, 10, "custom cap applies");
+      ok (memcmp (res.output, "0123456789", 10) == 0 && res.truncated, "first bytes kept");
+    }
+  sbx_exec_result_free (&res);
+}
+
+static bool
+sleepers_left (sbx_sandbox_t *sb)
+{
+  const char *out = run (sb, "cat /proc/[0-9]*/comm 2>/dev/null | grep -c '^sleep$'", NULL);
+  return out == NULL || strcmp (out, "0\n") != 0;
+}
+
+static void
+test_timeout (sbx_sandbox_t *sb)
+{
+  sbx_exec_opts_t o;
+  sbx_exec_result_t res;
+  sbx_error_t *err = NULL;
+  sbx_exec_opts_init (&o);
+  o.timeout = 1;
+  double t0 = now_s ();
+  /* A grandchild that ignores TERM, and a child in its own process group. */
+  if (check_ok (sbx_exec (sb, "echo started; (trap '' TERM; sleep 1000) & "
+                              "setsid sleep 1000 & sleep 1000",
+                          &o, &res, &err),
+                &err, "exec with a timeout"))
+    {
+      ok (res.timed_out, "timed_out is set");
+      is_int (res.exit_code, SBX_TIMEOUT_EXIT_CODE, "exit code 124");
+      is_str (res.output, "started\n", "partial output is kept");
+      double took = now_s () - t0;
+      ok (took >= 1 && took < 8, "returns soon after the timeout (%.1f s)", took);
+    }
+  sbx_exec_result_free (&res);
+  ok (!sleepers_left (sb), "the whole process tree is gone, TERM-ignoring child included");
+
+  int code;
+  run (sb, "exit 124", &code);
+  sbx_exec_opts_init (&o);
+  err = NULL;
+  if (check_ok (sbx_exec (sb, "exit 124", &o, &res, &err), &err, "a command's own 124"))
+    ok (res.exit_code == 124 && !res.timed_out, "is not mistaken for a timeout");
+  sbx_exec_result_free (&res);
+
+  o.timeout = 5;
+  err = NULL;
+  t0 = now_s ();
+  if (check_ok (sbx_exec (sb, "sleep 1000 > /dev/null 2>&1 & echo bg", &o, &res, &err), &err,
+                "a command that leaves a background child"))
+    {
+      is_str (res.output, "bg\n", "its output is returned");
+      ok (now_s () - t0 < 3, "it returns without waiting for the child");
+    }
+  sbx_exec_result_free (&res);
+  run (sb, "pkill sleep 2>/dev/null; for p in /proc/[0-9]*; do "
+           "[ \"$(cat $p/comm 2>/dev/null)\" = sleep ] && kill ${p#/proc/}; done; true",
+       NULL);
+}
+
+static void
+test_background (sbx_sandbox_t *sb)
+{
+  sbx_error_t *err = NULL;
+  char *id = NULL;
+  if (!check_ok (sbx_bg_start (sb, "echo first; sleep 0.5; echo second; sleep 1000", NULL, &id,
+                               &err),
+                 &err, "start a background process"))
+    return;
+  usleep (200000);
+  char *out = NULL;
+  size_t len = 0;
+  sbx_bg_info_t info;
+  err = NULL;
+  if (check_ok (sbx_bg_read (sb, id, &out, &len, &info, &err), &err, "read its output"))
+    {
+      is_str (out, "first\n", "the output so far");
+      ok (info.running, "it is running");
+      sbx_bg_info_clear (&info);
+    }
+  free (out);
+  usleep (700000);
+  err = NULL;
+  if (check_ok (sbx_bg_read (sb, id, &out, &len, &info, &err), &err, "read again"))
+    {
+      is_str (out, "second\n", "only the new output");
+      sbx_bg_info_clear (&info);
+    }
+  free (out);
+
+  sbx_bg_info_t *items = NULL;
+  size_t n = 0;
+  err = NULL;
+  if (check_ok (sbx_bg_list (sb, &items, &n, &err), &err, "list background processes"))
+    {
+      bool found = false;
+      for (size_t i = 0; i < n; i++)
+        found |= strcmp (items[i].id, id) == 0 && items[i].running
+                 && strstr (items[i].command, "echo first");
+      ok (found, "the list shows it, running, with its command");
+      sbx_bg_info_list_free (items, n);
+    }
+
+  /* A new handle (as a later CLI call would be) sees the same process. */
+  sbx_sandbox_t *again = NULL;
+  err = NULL;
+  if (check_ok (sbx_sandbox_open (sbx_sandbox_id (sb), &again, &err), &err, "open by id"))
+    {
+      err = NULL;
+      check_ok (sbx_bg_kill (again, id, &err), &err, "kill it from another connection");
+      err = NULL;
+      if (check_ok (sbx_bg_read (again, id, &out, &len, &info, &err), &err, "read after kill"))
+        {
+          ok (!info.running, "it is no longer running");
+          is_int (info.exit_code, 128 + 15, "killed by TERM");
+          sbx_bg_info_clear (&info);
+        }
+      free (out);
+      sbx_sandbox_free (again);
+    }
+  ok (!sleepers_left (sb), "its process tree is gone");
+  err = NULL;
+  check_fails (sbx_bg_read (sb, "999", &out, &len, NULL, &err), &err, SBX_E_NO_PROCESS, NULL,
+               "an unknown id is an error");
+  err = NULL;
+  check_fails (sbx_bg_kill (sb, "../x", &err), &err, SBX_E_NO_PROCESS, NULL,
+               "an id that is not a number is refused");
+  free (id);
+}
+
+int
+main (void)
+{
+  sbx_sandbox_t *sb = start_sandbox (test_options ());
+  if (!ok (sb != NULL, "sandbox started"))
+    return done_testing ();
+  test_basics (sb);
+  test_output_cap (sb);
+  test_timeout (sb);
+  test_background (sb);
+  remove_sandbox (sb);
+  return done_testing ();
+}

@@ -1,0 +1,177 @@
+/* Secure defaults and isolation: capabilities, no-new-privileges, limits,
+ * network, sandbox-to-sandbox isolation, and the agent's private channel. */
+#include "helpers.h"
+
+static void
+test_defaults (sbx_sandbox_t *sb)
+{
+  /* CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID NET_BIND_SERVICE */
+  is_str (run (sb, "grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status | tr -s '\\t' ' '", NULL),
+          "CapEff: 00000000000004fb\nCapBnd: 00000000000004fb\nNoNewPrivs: 1\n",
+          "capabilities are cut to the documented set, no-new-privileges is on");
+  is_str (run (sb, "cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max", NULL),
+          "512\n", "pids limit 512");
+  is_str (run (sb, "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || "
+                   "cat /sys/fs/cgroup/memory.max", NULL),
+          "1073741824\n", "memory limit 1 GiB");
+  is_str (run (sb, "ls /sys/class/net", NULL), "lo\n", "network none: only loopback");
+  int code = 0;
+  run (sb, "python3 -c \"import socket; socket.create_connection(('deb.debian.org', 80), 3)\"",
+       &code);
+  ok (code != 0, "network none: no connection out");
+  is_str (run (sb, "cat /proc/1/cmdline | tr '\\0' ' '", NULL), "/.sbx/agent --workdir /workspace ",
+          "the agent is PID 1");
+  /* Zombies are reaped by the agent. */
+  run (sb, "sh -c 'sleep 0.1 & exec true'; sleep 0.5", NULL);
+  is_str (run (sb, "grep -l '^State:.*Z' /proc/[0-9]*/status 2>/dev/null | wc -l", NULL), "0\n",
+          "no zombies are left behind");
+}
+
+static void
+test_limits (void)
+{
+  sbx_options_t *o = test_options ();
+  sbx_options_set_memory (o, 64LL << 20, NULL);
+  sbx_options_set_pids (o, 64, NULL);
+  sbx_sandbox_t *sb = start_sandbox (o);
+  if (!ok (sb != NULL, "sandbox with small limits"))
+    return;
+  sbx_exec_opts_t eo;
+  sbx_exec_result_t res;
+  sbx_error_t *err = NULL;
+  sbx_exec_opts_init (&eo);
+  if (check_ok (sbx_exec (sb, "python3 -c 'a = bytearray(400 * 1024 * 1024); print(len(a))'", &eo,
+                          &res, &err),
+                &err, "a command that exceeds the memory limit"))
+    {
+      ok (res.oom_killed, "the result says it was killed for memory");
+      is_int (res.exit_code, 137, "killed by SIGKILL");
+    }
+  sbx_exec_result_free (&res);
+
+  eo.timeout = 4;
+  double t0 = now_s ();
+  err = NULL;
+  if (check_ok (sbx_exec (sb, "bomb() { bomb | bomb & }; bomb", &eo, &res, &err), &err,
+                "a fork bomb"))
+    ok (now_s () - t0 < 30, "is held by the pids limit and ends");
+  sbx_exec_result_free (&res);
+  /* The tree kill may need a moment while the bomb is still forking. */
+  const char *after = NULL;
+  for (int i = 0; i < 20; i++)
+    {
+      after = run (sb, "echo still-works", NULL);
+      if (after && strcmp (after, "still-works\n") == 0)
+        break;
+      usleep (250000);
+    }
+  is_str (after, "still-works\n", "the sandbox still answers after the bomb");
+  remove_sandbox (sb);
+}
+
+static void
+test_isolation (sbx_sandbox_t *a)
+{
+  sbx_sandbox_t *b = start_sandbox (test_options ());
+  if (!ok (b != NULL, "a second sandbox"))
+    return;
+  sbx_error_t *err = NULL;
+  sbx_write (a, "/workspace/secret.txt", "A's data", 8, &err);
+  sbx_error_free (err);
+  bool exists = true;
+  err = NULL;
+  check_ok (sbx_exists (b, "/workspace/secret.txt", &exists, &err), &err, "exists in B");
+  ok (!exists, "B cannot see A's files");
+  is_str (run (b, "ls /.sbx/run", NULL), "agent.sock\n", "B sees only its own agent folder");
+  char *marker = NULL;
+  err = NULL;
+  sbx_bg_start (a, "exec sleep 12345", NULL, &marker, &err);
+  sbx_error_free (err);
+  const char *count_marker = "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline; echo; done "
+                             "2>/dev/null | grep -c 'sleep 1234[5]'";
+  is_str (run (a, count_marker, NULL), "1\n", "A sees its own marker process");
+  is_str (run (b, count_marker, NULL), "0\n", "B cannot see A's processes");
+  err = NULL;
+  if (marker)
+    sbx_bg_kill (a, marker, &err);
+  sbx_error_free (err);
+  free (marker);
+  remove_sandbox (b);
+}
+
+/* A process inside the sandbox connects to the agent's socket and sends a
+ * valid HELLO frame: it must get nothing back. */
+static const char *drive_script =
+    "import socket, struct\n"
+    "s = socket.socket(socket.AF_UNIX)\n"
+    "s.connect('/.sbx/run/agent.sock')\n"
+    "field = bytes([1]) + struct.pack('>I', 8) + struct.pack('>q', 1)\n"
+    "body = bytes([1]) + field\n"
+    "s.settimeout(3)\n"
+    "try:\n"
+    "    s.sendall(struct.pack('>I', len(body)) + body)\n"
+    "    data = s.recv(100)\n"
+    "    print('refused' if data == b'' else 'ANSWERED %r' % data)\n"
+    "except (ConnectionResetError, BrokenPipeError):\n"
+    "    print('refused')\n"
+    "except socket.timeout:\n"
+    "    print('TIMEOUT')\n";
+
+/* A process inside replaces the socket with its own listener: the host must
+ * refuse to talk to it. */
+static const char *impersonate_script =
+    "import os, socket, time\n"
+    "os.unlink('/.sbx/run/agent.sock')\n"
+    "s = socket.socket(socket.AF_UNIX)\n"
+    "s.bind('/.sbx/run/agent.sock')\n"
+    "os.chmod('/.sbx/run/agent.sock', 0o666)\n"
+    "s.listen(5)\n"
+    "print('listening', flush=True)\n"
+    "while True:\n"
+    "    c, _ = s.accept()\n"
+    "    c.sendall(b'\\x00\\x00\\x00\\x01\\x40')\n";
+
+static void
+test_agent_channel (sbx_sandbox_t *sb)
+{
+  sbx_error_t *err = NULL;
+  sbx_write (sb, "/tmp/drive.py", drive_script, strlen (drive_script), &err);
+  sbx_error_free (err);
+  is_str (run (sb, "python3 /tmp/drive.py", NULL), "refused\n",
+          "a process in the sandbox cannot drive the agent");
+
+  err = NULL;
+  sbx_write (sb, "/tmp/fake.py", impersonate_script, strlen (impersonate_script), &err);
+  sbx_error_free (err);
+  char *id = NULL;
+  err = NULL;
+  sbx_bg_start (sb, "python3 /tmp/fake.py", NULL, &id, &err);
+  sbx_error_free (err);
+  usleep (1500000);
+  sbx_sandbox_t *other = NULL;
+  err = NULL;
+  int r = sbx_sandbox_open (sbx_sandbox_id (sb), &other, &err);
+  sbx_exec_result_t res = { 0 };
+  if (r == 0)
+    r = sbx_exec (other, "echo hi", NULL, &res, &err);
+  ok (r < 0 && sbx_error_code (err) == SBX_E_AGENT && strstr (sbx_error_message (err), "something else"),
+      "the host refuses an impersonated agent (%s)", sbx_error_message (err));
+  sbx_exec_result_free (&res);
+  sbx_error_free (err);
+  sbx_sandbox_free (other);
+  free (id);
+}
+
+int
+main (void)
+{
+  sbx_sandbox_t *sb = start_sandbox (test_options ());
+  if (!ok (sb != NULL, "sandbox started"))
+    return done_testing ();
+  test_defaults (sb);
+  test_isolation (sb);
+  test_limits ();
+  test_agent_channel (sb);
+  remove_sandbox (sb);
+  return done_testing ();
+}
