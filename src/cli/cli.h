@@ -129,7 +129,7 @@ struct cli_exec_opts
   int64_t max_output;  /* -1: SBX_DEFAULT_MAX_OUTPUT */
   const char *workdir;
   struct cli_strv env;
-  bool stdin, separate;
+  bool stdin, combined;
 };
 
 /* The options of `exec` that `run` shares. */
@@ -137,7 +137,8 @@ struct cli_exec_opts
   { "timeout", 't', CLI_NUMBER, &(eo)->timeout, "S", "time limit in seconds (default: none)" }, \
   { "max-output", 0, CLI_SIZE, &(eo)->max_output, "BYTES", "output kept (default: 100000)" },   \
   { "stdin", 'i', CLI_FLAG, &(eo)->stdin, NULL, "forward standard input to the command" },     \
-  { "separate", 0, CLI_FLAG, &(eo)->separate, NULL, "print the command's stderr on stderr" }
+  { "combined", 0, CLI_FLAG, &(eo)->combined, NULL,                                            \
+    "merge stderr into stdout, in the order printed (default: each to its own)" }
 
 void cli_exec_opts_init (struct cli_exec_opts *eo);
 

@@ -68,11 +68,11 @@ cli_exec_report (sbx_sandbox_t *sb, const char *command, const struct cli_exec_o
   o.env = eo->env.n ? eo->env.v : NULL;
   o.timeout = eo->timeout;
   o.max_output = eo->max_output > 0 ? (size_t) eo->max_output : SBX_DEFAULT_MAX_OUTPUT;
-  o.separate_streams = eo->separate;
+  o.separate_streams = !eo->combined;
   o.stdin_fd = eo->stdin ? STDIN_FILENO : -1;
 
   /* With --json, the document at the end holds the output: no streaming. */
-  struct stream st = { .cap = o.max_output, .separate = eo->separate };
+  struct stream st = { .cap = o.max_output, .separate = !eo->combined };
   if (!cli_json)
     {
       o.on_output = on_output;
@@ -87,7 +87,7 @@ cli_exec_report (sbx_sandbox_t *sb, const char *command, const struct cli_exec_o
   int status = res.exit_code;
   if (cli_json)
     {
-      int r = print_json (&res, eo->separate);
+      int r = print_json (&res, !eo->combined);
       status = r ? r : status;
     }
   else if (st.write_errno)

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# The sbx CLI end to end: every command, its text and JSON forms, exit codes
+# and error lines, against the real engine.
+. "$(dirname "$0")/lib.sh"
+
+image=${SBX_TEST_IMAGE:-sbx/base:bookworm}
+state_root=${SBX_STATE_DIR:-/var/lib/sbx}
+
+# --- create ------------------------------------------------------------------
+run "$sbx" create --image "$image" --memory 256m --env GREETING=hello
+id=$(out)
+cleanup_ids+=("$id")
+is "$(rc)" 0 "create exits 0"
+ok "$([[ "$id" =~ ^sbx-[0-9a-f]{12}$ ]]; echo $?)" "create prints the id alone on stdout ($id)"
+ok "$(has err "using image $image"; echo $?)" "create says which image on stderr"
+
+# --- exec --------------------------------------------------------------------
+run "$sbx" exec "$id" -- echo '$GREETING' world
+is "$(out)" "hello world" "exec joins the words into one shell command"
+run "$sbx" exec "$id" -- 'echo out; echo err >&2; exit 7'
+is "$(rc)" 7 "exec exits with the command's exit code"
+is "$(out)" "out" "stdout passes through"
+is "$(err)" "err" "stderr passes through"
+run "$sbx" exec "$id" --timeout 1 -- 'echo begun; sleep 30'
+is "$(rc)" 124 "a timeout exits 124"
+is "$(out)" "begun" "the partial output is printed"
+ok "$(has err "timed out after 1 s"; echo $?)" "a line on stderr says it timed out"
+run "$sbx" exec "$id" --max-output 5 -- 'seq 1 1000'
+is "$(out | head -c 5 | od -An -c | tr -d ' ')" "1\n2\n3" "only the first 5 bytes are printed"
+ok "$(has err "output truncated at 5 bytes"; echo $?)" "a line on stderr says the output was truncated"
+run "$sbx" exec "$id" --workdir /tmp --env X=1 -- 'echo $X $(pwd)'
+is "$(out)" "1 /tmp" "--workdir and --env apply"
+echo "from stdin" >"$tmp/in"
+"$sbx" exec "$id" --stdin -- 'tr a-z A-Z' <"$tmp/in" >"$tmp/out" 2>"$tmp/err"
+is "$(out)" "FROM STDIN" "--stdin forwards the CLI's input"
+run "$sbx" exec "$id" --json --combined -- 'printf "a\377b"; exit 3'
+is "$(out)" "$(printf '{"output":"a\357\277\275b","exit_code":3,"truncated":false,"timed_out":false,"oom_killed":false}')" \
+  "exec --json: one document, invalid UTF-8 replaced"
+is "$(rc)" 3 "exec --json still exits with the command's code"
+run "$sbx" exec "$id" --combined -- 'echo out; echo err >&2'
+is "$(out)" "$(printf 'out\nerr')" "--combined merges stderr into stdout in order"
+
+# --- files -------------------------------------------------------------------
+printf 'line one\nline two\nline three\n' | "$sbx" write "$id" notes/a.txt
+is "$?" 0 "write from stdin"
+head -c 3000 /dev/urandom >"$tmp/bin"
+"$sbx" write "$id" /tmp/blob <"$tmp/bin"
+"$sbx" cat "$id" /tmp/blob >"$tmp/bin2"
+ok "$(cmp -s "$tmp/bin" "$tmp/bin2"; echo $?)" "write and cat are binary-safe"
+run "$sbx" read "$id" notes/a.txt --offset 1 --limit 1
+is "$(out)" "$(printf '     2\tline two\n... more lines follow; read on with offset=2')" "read numbers lines from the offset"
+run "$sbx" edit "$id" notes/a.txt --old line --new LINE
+is "$(rc)" 125 "an ambiguous edit fails with 125"
+ok "$(has err "occurs 3 times"; echo $?)" "and says how many times the text occurs"
+run "$sbx" edit "$id" notes/a.txt --old line --new LINE --all
+is "$(out)" "Edited notes/a.txt: replaced 3 occurrence(s)" "edit --all reports the count"
+run "$sbx" ls "$id" notes
+is "$(out)" "a.txt (29 bytes)" "ls shows name and size"
+run "$sbx" ls "$id" --json /workspace
+is "$(out)" '[{"name":"notes","path":"/workspace/notes","is_dir":true,"size":4096}]' "ls --json"
+run "$sbx" glob "$id" '**/*.txt'
+is "$(out)" "/workspace/notes/a.txt" "glob prints matching paths"
+run "$sbx" grep "$id" 'LINE\s+t\w+' --glob '*.txt'
+is "$(out)" "$(printf '/workspace/notes/a.txt:2:LINE two\n/workspace/notes/a.txt:3:LINE three')" "grep prints path:line:text"
+run "$sbx" grep "$id" 'bad('
+is "$(rc)" 125 "an invalid pattern fails with 125"
+ok "$(has err "sbx: "; echo $?)" "with the error on stderr"
+run "$sbx" read "$id" /nope.txt --json
+is "$(rc)" 125 "reading a missing file exits 125"
+ok "$(has out '"code":"not_found"'; echo $?)" "and --json gives the error code"
+
+# --- background --------------------------------------------------------------
+run "$sbx" bg start "$id" -- 'echo started; sleep 300'
+bg=$(out)
+is "$(rc)" 0 "bg start prints an id ($bg)"
+sleep 0.5
+run "$sbx" bg read "$id" "$bg"
+is "$(out)" "started" "bg read prints new output"
+run "$sbx" bg kill "$id" "$bg"
+is "$(rc)" 0 "bg kill"
+
+# --- ps, stop, rm, run -------------------------------------------------------
+run "$sbx" ps
+ok "$(has out "$id"; echo $?)" "ps lists the sandbox"
+run "$sbx" stop "$id"
+is "$(rc)" 0 "stop"
+run "$sbx" exec "$id" -- true
+is "$(rc)" 125 "an unnamed sandbox is gone after stop"
+ok "$(has err "does not exist"; echo $?)" "and the error says so"
+ok "$([ ! -e "$state_root/sandboxes/$id" ]; echo $?)" "its host folder is gone"
+
+name="sbx-cli-test-$$"
+run "$sbx" create --image "$image" --name "$name"
+cleanup_ids+=("$name")
+"$sbx" exec "$name" -- 'echo kept > k.txt' >/dev/null
+run "$sbx" stop "$name"
+run "$sbx" exec "$name" -- cat k.txt
+is "$(out)" "kept" "a named sandbox survives stop and starts again on use"
+run "$sbx" rm "$name"
+is "$(rc)" 0 "rm"
+run "$sbx" ps --json
+ok "$(! has out "$name"; echo $?)" "rm leaves no container"
+ok "$([ ! -e "$state_root/sandboxes/$name" ]; echo $?)" "rm leaves no host folder"
+
+run "$sbx" run --image "$image" -- "python3 -c 'print(6*7)'"
+is "$(out)" "42" "run creates, runs and prints"
+run "$sbx" run --image "$image" -- 'exit 5'
+is "$(rc)" 5 "run exits with the command's code"
+
+# --- errors and help ---------------------------------------------------------
+run "$sbx" create --memory lots
+is "$(rc)" 125 "a bad option value exits 125"
+ok "$(has err "invalid size 'lots'"; echo $?)" "naming the value"
+DOCKER_HOST=unix:///nonexistent.sock run "$sbx" ps
+is "$(rc)" 125 "no engine: exit 125"
+ok "$(has err "cannot reach the Docker engine at unix:///nonexistent.sock"; echo $?)" "naming the socket"
+for cmd in create exec write read cat edit ls glob grep ps stop rm run image bg; do
+  run "$sbx" $cmd --help
+  [ "$(rc)" = 0 ] && has out "Usage" || { ok 1 "$cmd --help"; diag "$(out)$(err)"; continue; }
+  ok 0 "$cmd --help"
+done
+
+done_testing
