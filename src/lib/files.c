@@ -215,7 +215,8 @@ sbx_ls (sbx_sandbox_t *sb, const char *path, sbx_file_list_t *out, sbx_error_t *
       sbx_file_list_free (out);
       return r;
     }
-  qsort (out->items, out->count, sizeof *out->items, cmp_ls);
+  if (out->count > 1)
+    qsort (out->items, out->count, sizeof *out->items, cmp_ls);
   return 0;
 }
 
@@ -244,7 +245,8 @@ sbx_glob (sbx_sandbox_t *sb, const char *pattern, const char *path, sbx_file_lis
       sbx_file_list_free (out);
       return r;
     }
-  qsort (out->items, out->count, sizeof *out->items, cmp_path);
+  if (out->count > 1)
+    qsort (out->items, out->count, sizeof *out->items, cmp_path);
   return 0;
 }
 
@@ -640,6 +642,7 @@ sbx_grep (sbx_sandbox_t *sb, const char *pattern, const sbx_grep_opts_t *opts,
       sbx_grep_result_free (out);
       return r;
     }
-  qsort (out->items, out->count, sizeof *out->items, cmp_match);
+  if (out->count > 1)
+    qsort (out->items, out->count, sizeof *out->items, cmp_match);
   return 0;
 }
