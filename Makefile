@@ -28,11 +28,13 @@ AGENT_PATH ?= $(abspath build)/sbx-agent
 
 COMMON_SRC := $(wildcard src/common/*.c)
 LIB_SRC := $(wildcard src/lib/*.c) $(COMMON_SRC)
-CLI_SRC := $(wildcard src/cli/*.c)
+MCP_SRC := $(wildcard src/mcp/*.c)
+CLI_SRC := $(wildcard src/cli/*.c) $(MCP_SRC)
 AGENT_SRC := $(wildcard src/agent/*.c) $(COMMON_SRC)
 
 LIB_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC))
 CLI_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(CLI_SRC))
+MCP_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(MCP_SRC))
 HEADERS := include/sbx.h $(wildcard src/*/*.h)
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -73,6 +75,11 @@ $(BUILD)/sbx.pc: Makefile
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libsbx.a tests/tap.h $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LIB_CFLAGS) -Itests -o $@ $< $(BUILD)/libsbx.a $(LIB_LIBS) $(LDHARDEN)
+
+# The MCP server's unit tests link its modules (the more specific rule wins).
+$(BUILD)/tests/test_mcp_%: tests/unit/test_mcp_%.c $(MCP_OBJ) $(BUILD)/libsbx.a tests/tap.h $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LIB_CFLAGS) -Itests -Isrc/mcp -o $@ $< $(MCP_OBJ) $(BUILD)/libsbx.a $(LIB_LIBS) $(LDHARDEN)
 
 $(BUILD)/tests/%: tests/integration/%.c $(BUILD)/libsbx.a tests/tap.h $(HEADERS)
 	@mkdir -p $(dir $@)

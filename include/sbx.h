@@ -46,6 +46,7 @@ typedef enum sbx_errc {
   SBX_E_EXISTS = 19,        /* something with that name already exists */
   SBX_E_NO_PROCESS = 20,    /* no background process with that id */
   SBX_E_TIMEOUT = 21,       /* an operation on the host side timed out */
+  SBX_E_BUILD = 22,         /* building a runtime's image failed */
 } sbx_errc;
 
 typedef struct sbx_error sbx_error_t;
@@ -299,6 +300,142 @@ int sbx_image_default (char **image, const char **reason, sbx_error_t **err);
 int sbx_image_exists (const char *image, bool *exists, sbx_error_t **err);
 /* Builds SBX_BASE_IMAGE with debootstrap from the host's apt sources. Needs root. */
 int sbx_image_bootstrap (sbx_progress_cb progress, void *userdata, sbx_error_t **err);
+
+/* ------------------------------------------------------------- runtimes */
+
+/* A runtime is a pre-configured environment: the seed's RuntimeConfig.
+ * Either IMAGE is used as is, or BASE_IMAGE plus SETUP_COMMANDS and PACKAGES
+ * (installed by PACKAGE_MANAGER) is built once, through the engine, into an
+ * image tagged sbx-runtime/NAME:HASH (HASH of the definition), re-used while
+ * the definition is unchanged. ENV_VARS and WORK_DIR also apply to sandboxes
+ * that use it. Every field is validated when set, so nothing reaches a
+ * Dockerfile or a shell unquoted; errors name the field. Built-ins also have
+ * an offline flavour (sbx's Debian base image with Debian's packages) used
+ * when the seed's base image can't be pulled or its build fails. */
+typedef struct sbx_runtime sbx_runtime_t;
+
+typedef enum sbx_runtime_flavour {
+  SBX_FLAVOUR_AUTO = 0,    /* the seed's when it can be had, else the offline one */
+  SBX_FLAVOUR_SEED = 1,    /* the definition as given */
+  SBX_FLAVOUR_OFFLINE = 2, /* the built-in's Debian flavour on SBX_BASE_IMAGE */
+} sbx_runtime_flavour;
+
+/* "auto", "seed", "offline"; static storage. */
+const char *sbx_runtime_flavour_name (sbx_runtime_flavour flavour);
+int sbx_runtime_flavour_parse (const char *name, sbx_runtime_flavour *flavour, sbx_error_t **err);
+
+/* NAME: 1 to 64 lowercase letters and digits, with single '.', '_' or '-'
+ * between them (it becomes part of the image name). Defaults: no image,
+ * package manager pip, work dir /workspace, cache on. */
+int sbx_runtime_new (const char *name, sbx_runtime_t **out, sbx_error_t **err);
+void sbx_runtime_free (sbx_runtime_t *rt);
+int sbx_runtime_set_description (sbx_runtime_t *rt, const char *text, sbx_error_t **err);
+/* An image used as is (no build). */
+int sbx_runtime_set_image (sbx_runtime_t *rt, const char *image, sbx_error_t **err);
+/* The image packages are installed on. */
+int sbx_runtime_set_base_image (sbx_runtime_t *rt, const char *image, sbx_error_t **err);
+/* "pip", "npm" (into the work dir, so that require() and npx find them),
+ * "apt" or "cargo". */
+int sbx_runtime_set_package_manager (sbx_runtime_t *rt, const char *manager, sbx_error_t **err);
+int sbx_runtime_add_package (sbx_runtime_t *rt, const char *package, sbx_error_t **err);
+/* One shell command, run by `sh -c` as its own build step, before the
+ * packages are installed. No newlines. */
+int sbx_runtime_add_setup_command (sbx_runtime_t *rt, const char *command, sbx_error_t **err);
+/* Sets (or replaces) one environment variable. */
+int sbx_runtime_set_env (sbx_runtime_t *rt, const char *key, const char *value, sbx_error_t **err);
+int sbx_runtime_set_workdir (sbx_runtime_t *rt, const char *dir, sbx_error_t **err);
+/* Without cache, every request builds the image again (seed's cache_image). */
+void sbx_runtime_set_cache (sbx_runtime_t *rt, bool cache);
+/* Pins a flavour (default AUTO); OFFLINE needs a runtime that has one. */
+int sbx_runtime_set_flavour (sbx_runtime_t *rt, sbx_runtime_flavour flavour, sbx_error_t **err);
+/* Changing the image, base image, package manager, packages or setup
+ * commands of a built-in drops its offline flavour: it no longer matches. */
+
+/* A definition in JSON with the seed's field names: name, description,
+ * image, base_image, packages, package_manager, setup_commands, env_vars
+ * (an object), work_dir, cache_image, and optionally "offline" (an object
+ * with description, image, base_image, packages, package_manager,
+ * setup_commands). Unknown fields are refused. */
+int sbx_runtime_from_json (const char *text, sbx_runtime_t **out, sbx_error_t **err);
+int sbx_runtime_load_file (const char *path, sbx_runtime_t **out, sbx_error_t **err);
+/* The definition as that JSON, indented; free() it. */
+int sbx_runtime_to_json (const sbx_runtime_t *rt, char **json, sbx_error_t **err);
+
+/* python-minimal, python-datascience, python-web, node-minimal, node-react;
+ * NULL-terminated, static storage. */
+const char *const *sbx_runtime_builtin_names (void);
+int sbx_runtime_builtin (const char *name, sbx_runtime_t **out, sbx_error_t **err);
+
+const char *sbx_runtime_name (const sbx_runtime_t *rt);
+const char *sbx_runtime_description (const sbx_runtime_t *rt);
+const char *sbx_runtime_workdir (const sbx_runtime_t *rt);
+/* SEED always; OFFLINE for built-ins (and definitions with "offline"). */
+bool sbx_runtime_has_flavour (const sbx_runtime_t *rt, sbx_runtime_flavour flavour);
+
+/* The Dockerfile sbx generates for FLAVOUR (SEED or OFFLINE); *TEXT is NULL
+ * when that flavour is an image used as is. */
+int sbx_runtime_dockerfile (const sbx_runtime_t *rt, sbx_runtime_flavour flavour, char **text,
+                            sbx_error_t **err);
+/* The image FLAVOUR runs (its tag, or the image used as is; NULL for a
+ * runtime without any image, which runs sbx's default) and whether the
+ * engine has it. */
+int sbx_runtime_image_status (const sbx_runtime_t *rt, sbx_runtime_flavour flavour, char **image,
+                              bool *present, sbx_error_t **err);
+
+typedef enum sbx_build_event {
+  SBX_BUILD_NOTE = 0,   /* TEXT is a sentence from sbx: flavour and why, waiting, ... */
+  SBX_BUILD_STEP = 1,   /* a step started: STEP of STEPS, STEP_TEXT */
+  SBX_BUILD_OUTPUT = 2, /* TEXT is a line of the current step's output */
+} sbx_build_event;
+
+typedef struct sbx_build_progress {
+  sbx_build_event event;
+  const char *runtime;    /* the runtime's name */
+  const char *image;      /* the image being built, or NULL */
+  sbx_runtime_flavour flavour;
+  int step, steps;        /* 1-based; 0 before the first step */
+  const char *step_text;  /* "RUN [...]" of the current step, or NULL */
+  const char *text;       /* the note or the output line, without newline */
+  double elapsed;         /* seconds since the build started */
+} sbx_build_progress_t;
+
+typedef void (*sbx_build_progress_cb) (const sbx_build_progress_t *progress, void *userdata);
+
+typedef struct sbx_runtime_image {
+  char *image;          /* what sandboxes of this runtime run */
+  char *id;             /* the engine's image id */
+  sbx_runtime_flavour flavour;  /* SEED or OFFLINE */
+  char *reason;         /* a sentence: which flavour and why */
+  bool built;           /* this call built it (false: it was there) */
+  double seconds;       /* how long the build took */
+} sbx_runtime_image_t;
+
+void sbx_runtime_image_clear (sbx_runtime_image_t *info);
+
+/* Makes sure the runtime's image exists: re-used when its tag exists,
+ * otherwise built (with the default bridge network for the build steps;
+ * sandboxes keep their own network setting). Concurrent requests for the
+ * same image, in any process, build it once. PROGRESS (may be NULL) gets
+ * notes, steps and output lines. *IMAGE and INFO may each be NULL. A failed
+ * build leaves no tag and fails with SBX_E_BUILD naming the step and its
+ * last output lines. */
+int sbx_runtime_ensure_image (const sbx_runtime_t *rt, sbx_build_progress_cb progress,
+                              void *userdata, char **image, sbx_runtime_image_t *info,
+                              sbx_error_t **err);
+
+/* Removes runtime images that are superseded: for a built-in, every image
+ * but its current ones; for other runtimes, all but the newest image of each
+ * name and flavour. With ALL, every runtime image. NAME (may be NULL) limits
+ * this to one runtime's images. Images a container uses are kept. REMOVED
+ * (may be NULL) gets each removed image's name. */
+int sbx_runtime_prune (const char *name, bool all, sbx_progress_cb removed, void *userdata,
+                       sbx_error_t **err);
+
+/* The sandbox uses RT: its image is resolved (built if needed) when the
+ * sandbox starts, its work dir and environment variables are set now (set
+ * the work dir or add variables afterwards to override them), and an image
+ * set before is dropped. RT may be freed after the call. */
+int sbx_options_set_runtime (sbx_options_t *opts, const sbx_runtime_t *rt, sbx_error_t **err);
 
 #ifdef __cplusplus
 }

@@ -14,6 +14,9 @@ die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
 PACKAGES=(build-essential pkg-config curl libcurl4-openssl-dev libjansson-dev libarchive-dev
           libpcre2-dev docker.io debootstrap python3-docker hyperfine)
+# The MCP tests run the official SDK client under node; a node from elsewhere
+# (nodesource) is used as it is, Debian's otherwise.
+command -v node >/dev/null && command -v npm >/dev/null || PACKAGES+=(nodejs npm)
 
 # Root, or a password-less sudo, for what needs it.
 as_root() {

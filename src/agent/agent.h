@@ -13,12 +13,6 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-/* Where the agent keeps background processes' state (see bg.c). */
-#define BG_STATE_DIR "/run/sbx-bg"
-
-/* Replies are flushed once they pass this size. */
-#define FLUSH_THRESHOLD (64u * 1024)
-
 /* ------------------------------------------------------------ util.c */
 
 static inline void
@@ -48,8 +42,6 @@ int mkdir_p (const char *path, mode_t mode);
 /* Closes every descriptor from LOWFD up (in a child about to exec or to
  * live on its own). */
 void close_fds_from (int lowfd);
-/* The sbx_errc that best describes errno value ERR. */
-int errno_code (int err);
 /* enum sbx_kind of a st_mode. */
 int kind_of_mode (mode_t mode);
 /* Whether the first bytes of a file (up to 8 KiB of BUF) say it is binary. */
@@ -82,7 +74,8 @@ int conn_recv (conn_t *c, sbx_msg_t *m);
 void conn_protocol_error (conn_t *c, const char *why);
 
 __attribute__ ((format (printf, 3, 4))) void reply_err (conn_t *c, int code, const char *fmt, ...);
-/* ERR with the code errno_code(ERR) and "<formatted text>: <strerror>". */
+/* ERR with the sbx_errc that fits errno value ERR, and the message
+ * "<formatted text>: <strerror (ERR)>". */
 __attribute__ ((format (printf, 3, 4))) void reply_errno (conn_t *c, int err, const char *fmt,
                                                          ...);
 /* Like reply_err, with a COUNT field. */
@@ -140,8 +133,8 @@ int sigchld_fd (void);
 /* Whether the child PID has exited, leaving it unreaped: as a zombie it
  * keeps its pid, which is also its session's id, from being reused while
  * its tree is still looked for. 1 exited (*CODE: the exit status, or
- * 128 + *SIG when killed by signal *SIG), 0 running, -1 no such child. */
-int cmd_exit_status (pid_t pid, int *code, int *sig);
+ * 128 + N when killed by signal N), 0 running, -1 no such child. */
+int cmd_exit_status (pid_t pid, int *code);
 
 /* ------------------------------------------------------------ proc.c */
 

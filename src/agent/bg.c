@@ -25,6 +25,7 @@
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 
+#define BG_STATE_DIR "/run/sbx-bg"
 #define OUTPUT_CAP (8u << 20)
 #define READ_MAX (1u << 20)
 #define MAX_ID_LEN 20
@@ -156,10 +157,10 @@ supervise_output (int dfd, pid_t pid, int pipe_fd, int out_fd, int sfd)
       if (p[1].revents)
         {
           struct signalfd_siginfo si;
-          int code = 255, sig;
+          int code = 255;
           while (read (sfd, &si, sizeof si) == sizeof si)
             ;
-          if (cmd_exit_status (pid, &code, &sig) != 0)
+          if (cmd_exit_status (pid, &code) != 0)
             {
               exited = true;
               if (save_int (dfd, "dropped", dropped) < 0 || save_int (dfd, "status", code) < 0)

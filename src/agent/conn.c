@@ -11,6 +11,8 @@
 #include <string.h>
 
 #define MAX_MESSAGE 1024
+/* Replies are written once this much is buffered, and at their end. */
+#define FLUSH_THRESHOLD (64u * 1024)
 
 int
 conn_flush (conn_t *c)
@@ -56,6 +58,37 @@ conn_recv (conn_t *c, sbx_msg_t *m)
       ssize_t n = conn_fill (c);
       if (n <= 0)
         return (int) n;
+    }
+}
+
+/* The sbx_errc that best describes errno value ERR. */
+static int
+errno_code (int err)
+{
+  switch (err)
+    {
+    case ENOENT:
+      return SBX_E_NOT_FOUND;
+    case ENOTDIR:
+      return SBX_E_NOT_DIR;
+    case EISDIR:
+      return SBX_E_IS_DIR;
+    case EACCES:
+    case EPERM:
+    case EROFS:
+    case ETXTBSY:
+      return SBX_E_PERMISSION;
+    case EEXIST:
+    case ENOTEMPTY:
+      return SBX_E_EXISTS;
+    case EFBIG:
+      return SBX_E_TOO_LARGE;
+    case ENAMETOOLONG:
+    case ELOOP:
+    case EINVAL:
+      return SBX_E_INVALID;
+    default:
+      return SBX_E_IO;
     }
 }
 

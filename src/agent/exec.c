@@ -144,7 +144,8 @@ cmd_exec_child (const cmd_spec_t *spec, int in, int out, int err)
       dprintf (2, "sbx: cannot enter %s: %s\n", spec->cwd, strerror (errno));
       _exit (127);
     }
-  char *argv[] = { "sh", "-c", spec->command, NULL };
+  char sh[] = "sh", dash_c[] = "-c";
+  char *argv[] = { sh, dash_c, spec->command, NULL };
   execve ("/bin/sh", argv, spec->env);
 fail:
   dprintf (2, "sbx: cannot run /bin/sh: %s\n", strerror (errno));
@@ -161,15 +162,14 @@ sigchld_fd (void)
 }
 
 int
-cmd_exit_status (pid_t pid, int *code, int *sig)
+cmd_exit_status (pid_t pid, int *code)
 {
   siginfo_t si = { 0 };
   if (waitid (P_PID, (id_t) pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0)
     return errno == EINTR ? 0 : -1;
   if (si.si_pid != pid)
     return 0;
-  *sig = si.si_code == CLD_EXITED ? 0 : si.si_status;
-  *code = *sig ? 128 + *sig : si.si_status;
+  *code = si.si_code == CLD_EXITED ? si.si_status : 128 + si.si_status;
   return 1;
 }
 
@@ -189,7 +189,7 @@ typedef struct run {
   int64_t kill_at;      /* SIGKILL due for the tree, 0 for none */
   int64_t linger_until; /* after the exit, stop reading output by then */
   bool exited, timed_out, truncated, killed;
-  int code, sig;        /* how the shell ended */
+  int code;             /* how the shell ended: status, or 128 + signal */
 } run_t;
 
 /* The host is gone (or broke the protocol): nothing may outlive it. */
@@ -338,7 +338,7 @@ child_exited (run_t *r)
   while (read (r->sfd, &si, sizeof si) == sizeof si)
     ;
   /* The shell is reaped at the very end (see cmd_exit_status). */
-  if (cmd_exit_status (r->pid, &r->code, &r->sig) != 0)
+  if (cmd_exit_status (r->pid, &r->code) != 0)
     {
       r->exited = true;
       r->linger_until = now_ms () + LINGER_MS;
@@ -346,10 +346,14 @@ child_exited (run_t *r)
     }
 }
 
+/* Shortens the poll wait *MS (-1: none yet) to end at AT; waits stay below
+ * a minute so that a far deadline never overflows poll's int. */
 static void
-update_timeout (int64_t *ms, int64_t at, int64_t now)
+limit_wait (int64_t *ms, int64_t at, int64_t now)
 {
   int64_t left = at > now ? at - now : 0;
+  if (left > 60000)
+    left = 60000;
   if (*ms < 0 || left < *ms)
     *ms = left;
 }
@@ -384,14 +388,14 @@ run_loop (run_t *r)
         {
           if (!r->kill_at || proc_kill_tree (r->pid, 0) == 0)
             return;
-          update_timeout (&ms, now + TREE_POLL_MS, now);
+          limit_wait (&ms, now + TREE_POLL_MS, now);
         }
       if (!r->exited && r->deadline && !r->timed_out)
-        update_timeout (&ms, r->deadline, now);
+        limit_wait (&ms, r->deadline, now);
       if (r->kill_at)
-        update_timeout (&ms, r->kill_at, now);
+        limit_wait (&ms, r->kill_at, now);
       if (r->exited && (r->out[0] >= 0 || r->out[1] >= 0))
-        update_timeout (&ms, r->linger_until, now);
+        limit_wait (&ms, r->linger_until, now);
 
       bool stdin_full = r->pending.len - r->in_off >= STDIN_MAX_PENDING;
       struct pollfd p[P_N] = {

@@ -3,12 +3,13 @@
 #include "agent.h"
 #include "glob.h"
 
-#define PCRE2_CODE_UNIT_WIDTH 8
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <dirent.h>
-#include <pcre2.h>
 #include <string.h>
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
 
 #define DEFAULT_MAX_MATCHES 10000
 #define MAX_LINE_OUT 4096

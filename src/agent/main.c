@@ -198,8 +198,7 @@ main (int argc, char **argv)
       if (p[1].revents)
         {
           struct signalfd_siginfo si;
-          ssize_t n;
-          while ((n = read (sfd, &si, sizeof si)) == sizeof si)
+          while (read (sfd, &si, sizeof si) == sizeof si)
             if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
               shut_down (sfd);
           /* Several SIGCHLD may merge into one: reap everything. */

@@ -123,36 +123,6 @@ close_fds_from (int lowfd)
 }
 
 int
-errno_code (int err)
-{
-  switch (err)
-    {
-    case ENOENT:
-      return SBX_E_NOT_FOUND;
-    case ENOTDIR:
-      return SBX_E_NOT_DIR;
-    case EISDIR:
-      return SBX_E_IS_DIR;
-    case EACCES:
-    case EPERM:
-    case EROFS:
-    case ETXTBSY:
-      return SBX_E_PERMISSION;
-    case EEXIST:
-    case ENOTEMPTY:
-      return SBX_E_EXISTS;
-    case EFBIG:
-      return SBX_E_TOO_LARGE;
-    case ENAMETOOLONG:
-    case ELOOP:
-    case EINVAL:
-      return SBX_E_INVALID;
-    default:
-      return SBX_E_IO;
-    }
-}
-
-int
 kind_of_mode (mode_t mode)
 {
   if (S_ISREG (mode))

@@ -94,16 +94,19 @@ char *cli_join_words (char **words, int n);
 struct cli_create_opts
 {
   const char *image, *name, *workdir, *network;
+  const char *runtime, *runtime_file;  /* a built-in's name, a JSON definition */
   struct cli_strv volumes, env;
   int64_t memory, pids;  /* -1: library default */
-  double cpus;           /* 0: library default */
+  double cpus;           /* -1: library default */
 };
 
 /* The options of `create`, shared with `run`. */
 #define CLI_CREATE_OPTIONS(co)                                                                 \
   { "image", 0, CLI_STRING, &(co)->image, "IMAGE", "image (default: see `sbx image default`)" }, \
+  { "runtime", 0, CLI_STRING, &(co)->runtime, "NAME", "a built-in runtime (`sbx runtime ls`): its image, work dir, env" }, \
+  { "runtime-file", 0, CLI_STRING, &(co)->runtime_file, "FILE", "a runtime defined in JSON (see README)" }, \
   { "name", 0, CLI_STRING, &(co)->name, "NAME", "container name (kept by `sbx stop`)" },       \
-  { "workdir", 'w', CLI_STRING, &(co)->workdir, "DIR", "working directory (default: /workspace)" }, \
+  { "workdir", 'w', CLI_STRING, &(co)->workdir, "DIR", "work dir (default: /workspace)" },            \
   { "volume", 'v', CLI_LIST, &(co)->volumes, "HOST:CTR[:ro]", "bind-mount HOST; repeatable" }, \
   { "env", 'e', CLI_LIST, &(co)->env, "KEY=VALUE", "environment variable; repeatable" },        \
   { "memory", 'm', CLI_SIZE, &(co)->memory, "SIZE", "memory limit, e.g. 512m (default: 1g)" }, \
@@ -120,6 +123,10 @@ int cli_sandbox_options (const struct cli_create_opts *co, sbx_options_t **out);
 /* Makes and starts a sandbox from the parsed options: 0, or the exit code
  * once the error is printed. */
 int cli_create_sandbox (const struct cli_create_opts *co, sbx_sandbox_t **out);
+/* The runtime --runtime or --runtime-file names, its image built (with
+ * progress on stderr) if needed; *OUT stays NULL when neither was given.
+ * 0, or the exit code once the error is printed (cmd_runtime.c). */
+int cli_runtime_prepare (const struct cli_create_opts *co, sbx_runtime_t **out);
 
 /* ---------------------------------------------------------- exec */
 
@@ -143,9 +150,10 @@ struct cli_exec_opts
 void cli_exec_opts_init (struct cli_exec_opts *eo);
 
 /* Runs COMMAND and reports it (streamed text, or a JSON document at the end);
- * returns the CLI's exit code: the command's, or 125 when sbx failed. Shared
- * by exec and run. */
-int cli_exec_report (sbx_sandbox_t *sb, const char *command, const struct cli_exec_opts *eo);
+ * returns the CLI's exit code, or -1 with *ERR set (and not printed yet) when
+ * the library failed. Shared by exec and run. */
+int cli_exec_report (sbx_sandbox_t *sb, const char *command, const struct cli_exec_opts *eo,
+                     sbx_error_t **err);
 
 /* ------------------------------------------------------ reporting */
 
@@ -174,6 +182,6 @@ json_t *cli_json_file_list (const sbx_file_list_t *list);
 
 extern const struct cli_command cli_cmd_create, cli_cmd_exec, cli_cmd_run, cli_cmd_write,
   cli_cmd_read, cli_cmd_cat, cli_cmd_edit, cli_cmd_ls, cli_cmd_glob, cli_cmd_grep, cli_cmd_ps,
-  cli_cmd_stop, cli_cmd_rm, cli_cmd_image, cli_cmd_bg;
+  cli_cmd_stop, cli_cmd_rm, cli_cmd_image, cli_cmd_bg, cli_cmd_mcp, cli_cmd_runtime;
 
 #endif

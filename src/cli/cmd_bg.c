@@ -24,7 +24,8 @@ info_json (const sbx_bg_info_t *i)
   json_t *o = json_pack ("{s:o,s:o,s:I,s:b,s:I}", "id", cli_json_str (i->id), "command",
                          cli_json_str (i->command), "pid", (json_int_t) i->pid, "running",
                          i->running, "dropped", (json_int_t) i->dropped);
-  if (o && json_object_set_new (o, "exit_code", i->running ? json_null () : json_integer (i->exit_code)) < 0)
+  json_t *code = i->running ? json_null () : json_integer (i->exit_code);
+  if (o && json_object_set_new (o, "exit_code", code) < 0)
     {
       json_decref (o);
       return NULL;

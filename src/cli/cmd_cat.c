@@ -27,7 +27,8 @@ base64 (const unsigned char *s, size_t n)
     return NULL;
   for (size_t i = 0; i < n; i += 3)
     {
-      uint32_t v = (uint32_t) s[i] << 16 | (i + 1 < n ? s[i + 1] << 8 : 0) | (i + 2 < n ? s[i + 2] : 0);
+      uint32_t v = (uint32_t) s[i] << 16 | (i + 1 < n ? s[i + 1] << 8 : 0)
+                   | (i + 2 < n ? s[i + 2] : 0);
       *o++ = digits[v >> 18 & 63];
       *o++ = digits[v >> 12 & 63];
       *o++ = i + 1 < n ? digits[v >> 6 & 63] : '=';

@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,7 +61,8 @@ print_json (const sbx_exec_result_t *res, bool separate)
 }
 
 int
-cli_exec_report (sbx_sandbox_t *sb, const char *command, const struct cli_exec_opts *eo)
+cli_exec_report (sbx_sandbox_t *sb, const char *command, const struct cli_exec_opts *eo,
+                 sbx_error_t **err)
 {
   sbx_exec_opts_t o;
   sbx_exec_opts_init (&o);
@@ -80,9 +82,8 @@ cli_exec_report (sbx_sandbox_t *sb, const char *command, const struct cli_exec_o
     }
 
   sbx_exec_result_t res;
-  sbx_error_t *err = NULL;
-  if (sbx_exec (sb, command, &o, &res, &err) < 0)
-    return cli_error (err);
+  if (sbx_exec (sb, command, &o, &res, err) < 0)
+    return -1;
 
   int status = res.exit_code;
   if (cli_json)
@@ -95,7 +96,7 @@ cli_exec_report (sbx_sandbox_t *sb, const char *command, const struct cli_exec_o
       /* A closed pipe ends quietly with SIGPIPE's status; other write errors
        * are sbx's failures. */
       if (st.write_errno == EPIPE)
-        status = 128 + 13;
+        status = 128 + SIGPIPE;
       else
         status = cli_fail (SBX_E_IO, "cannot write the output: %s", strerror (st.write_errno));
     }
@@ -136,10 +137,9 @@ cmd_exec (const struct cli_command *cmd, int argc, char **argv)
     }
   sbx_sandbox_t *sb = NULL;
   sbx_error_t *err = NULL;
-  if (sbx_sandbox_open (a.operand[0], &sb, &err) < 0)
+  if (sbx_sandbox_open (a.operand[0], &sb, &err) < 0
+      || (status = cli_exec_report (sb, command, &eo, &err)) < 0)
     status = cli_error (err);
-  else
-    status = cli_exec_report (sb, command, &eo);
   sbx_sandbox_free (sb);
   free (command);
 out:

@@ -54,8 +54,8 @@ cmd_grep (const struct cli_command *cmd, int argc, char **argv)
       else
         {
           for (size_t i = 0; i < res.count; i++)
-            printf ("%s:%llu:%s\n", res.items[i].path, (unsigned long long) res.items[i].line_number,
-                    res.items[i].line);
+            printf ("%s:%llu:%s\n", res.items[i].path,
+                    (unsigned long long) res.items[i].line_number, res.items[i].line);
           status = 0;
         }
       if (res.truncated)

@@ -99,6 +99,15 @@ guard_set (const char *id)
   return ok;
 }
 
+static bool
+guard_interrupted (void)
+{
+  pthread_mutex_lock (&guard.lock);
+  bool interrupted = guard.signo != 0;
+  pthread_mutex_unlock (&guard.lock);
+  return interrupted;
+}
+
 /* Takes the removal over from the thread; false when it does it already. */
 static bool
 guard_take (void)
@@ -142,11 +151,19 @@ cmd_run (const struct cli_command *cmd, int argc, char **argv)
   if ((status = cli_create_sandbox (&co, &sb)) != 0)
     goto out;
 
-  if (guard_set (sbx_sandbox_id (sb)))
-    status = cli_exec_report (sb, command, &eo);
+  sbx_error_t *err = NULL;
+  if (guard_set (sbx_sandbox_id (sb)) && (status = cli_exec_report (sb, command, &eo, &err)) < 0)
+    {
+      /* A signal makes the thread remove the sandbox under the command: the
+       * error that follows is no news. */
+      if (guard_interrupted ())
+        sbx_error_free (err);
+      else
+        status = cli_error (err);
+    }
   if (guard_take ())
     {
-      sbx_error_t *err = NULL;
+      err = NULL;
       if (sbx_sandbox_remove (sb, &err) < 0)
         {
           int r = cli_error (err);

@@ -209,8 +209,8 @@ cli_parse (const struct cli_command *cmd, const struct cli_opt *opts, int argc, 
     {
       const struct cli_opt *o = i < n ? &opts[i] : &common_opts[i - n];
       all[i] = o;
-      longopts[i] = (struct option) { o->name, o->type == CLI_FLAG ? no_argument : required_argument,
-                                      NULL, OPT_BASE + (int) i };
+      int has_arg = o->type == CLI_FLAG ? no_argument : required_argument;
+      longopts[i] = (struct option) { o->name, has_arg, NULL, OPT_BASE + (int) i };
       if (o->letter)
         {
           *p++ = (char) o->letter;
@@ -412,10 +412,20 @@ int
 cli_sandbox_options (const struct cli_create_opts *co, sbx_options_t **out)
 {
   sbx_error_t *err = NULL;
+  sbx_runtime_t *rt = NULL;
+  int status = cli_runtime_prepare (co, &rt);
+  if (status != 0)
+    return status;
   sbx_options_t *o = sbx_options_new ();
   if (o == NULL)
-    return cli_fail (SBX_E_NOMEM, "out of memory");
-  if (apply_create_opts (o, co, &err) < 0)
+    {
+      sbx_runtime_free (rt);
+      return cli_fail (SBX_E_NOMEM, "out of memory");
+    }
+  /* The runtime first, so that --workdir and --env override its own. */
+  int r = rt ? sbx_options_set_runtime (o, rt, &err) : 0;
+  sbx_runtime_free (rt);
+  if (r < 0 || apply_create_opts (o, co, &err) < 0)
     {
       sbx_options_free (o);
       return cli_error (err);
@@ -458,7 +468,8 @@ cli_exec_opts_init (struct cli_exec_opts *eo)
 int
 cli_error (sbx_error_t *err)
 {
-  report (err ? sbx_error_code (err) : SBX_E_NOMEM, err ? sbx_error_message (err) : "out of memory");
+  report (err ? sbx_error_code (err) : SBX_E_NOMEM,
+          err ? sbx_error_message (err) : "out of memory");
   sbx_error_free (err);
   return CLI_EXIT_FAILURE;
 }

@@ -6,6 +6,8 @@
 #include "engine.h"
 #include "engine_addr.h"
 
+#include <archive.h>
+#include <archive_entry.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
@@ -876,9 +878,9 @@ check_image_ref (const char *image, sbx_error_t **err)
 }
 
 int
-sbx_engine_image_exists (sbx_engine_t *e, const char *image, bool *exists, sbx_error_t **err)
+sbx_engine_image_inspect (sbx_engine_t *e, const char *image, json_t **info, sbx_error_t **err)
 {
-  *exists = false;
+  *info = NULL;
   int r = check_image_ref (image, err);
   if (r < 0)
     return r;
@@ -892,11 +894,80 @@ sbx_engine_image_exists (sbx_engine_t *e, const char *image, bool *exists, sbx_e
   r = sbx_engine_request (e, "GET", path, NULL, &status, &resp, err);
   if (r < 0)
     return r;
-  if (status == 200)
-    *exists = true;
-  else if (status != 404)
+  if (status == 200 && json_is_object (resp))
+    {
+      *info = resp;
+      return 0;
+    }
+  if (status != 404)
     r = sbx_fail (err, SBX_E_ENGINE, "the Docker engine could not look up image %s: %s", image,
-                  sbx_engine_message (resp, status));
+                  status == 200 ? "its reply was not a JSON object"
+                                : sbx_engine_message (resp, status));
+  json_decref (resp);
+  return r;
+}
+
+int
+sbx_engine_image_exists (sbx_engine_t *e, const char *image, bool *exists, sbx_error_t **err)
+{
+  json_t *info = NULL;
+  int r = sbx_engine_image_inspect (e, image, &info, err);
+  *exists = info != NULL;
+  json_decref (info);
+  return r;
+}
+
+int
+sbx_engine_image_list (sbx_engine_t *e, const char *label, json_t **list, sbx_error_t **err)
+{
+  *list = NULL;
+  if (label == NULL || *label == '\0')
+    return sbx_fail (err, SBX_E_INVALID, "internal error: no label to list images by");
+  json_t *filters = json_pack ("{s:[s]}", "label", label);
+  cleanup_free char *text = filters ? json_dumps (filters, JSON_COMPACT) : NULL;
+  json_decref (filters);
+  cleanup_free char *esc = text ? escape_keep (text, NULL) : NULL;
+  cleanup_free char *path = esc ? sbx_strdup_printf ("/images/json?filters=%s", esc) : NULL;
+  if (path == NULL)
+    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+  long status = 0;
+  json_t *resp = NULL;
+  int r = sbx_engine_request (e, "GET", path, NULL, &status, &resp, err);
+  if (r < 0)
+    return r;
+  if (status == 200 && json_is_array (resp))
+    {
+      *list = resp;
+      return 0;
+    }
+  r = sbx_fail (err, SBX_E_ENGINE, "the Docker engine could not list images: %s",
+                status == 200 ? "its reply was not a JSON array" : sbx_engine_message (resp, status));
+  json_decref (resp);
+  return r;
+}
+
+int
+sbx_engine_image_remove (sbx_engine_t *e, const char *image, sbx_error_t **err)
+{
+  int r = check_image_ref (image, err);
+  if (r < 0)
+    return r;
+  cleanup_free char *seg = escape_keep (image, "/:@");
+  cleanup_free char *path = seg ? sbx_strdup_printf ("/images/%s", seg) : NULL;
+  if (path == NULL)
+    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+  long status = 0;
+  json_t *resp = NULL;
+  r = sbx_engine_request (e, "DELETE", path, NULL, &status, &resp, err);
+  if (r < 0)
+    return r;
+  const char *msg = sbx_engine_message (resp, status);
+  if (status == 200 || status == 404)
+    r = 0;
+  else if (status == 409)
+    r = sbx_fail (err, SBX_E_EXISTS, "image %s is in use and was kept: %s", image, msg);
+  else
+    r = sbx_fail (err, SBX_E_ENGINE, "the Docker engine could not remove image %s: %s", image, msg);
   json_decref (resp);
   return r;
 }
@@ -922,18 +993,29 @@ replace_str (char **slot, const char *s)
     }
 }
 
+/* The text of an error object in a stream ({"error": ..., "errorDetail":
+ * {"message": ...}}), or NULL when OBJ is no error. */
+static const char *
+stream_error (json_t *obj)
+{
+  json_t *detail = json_object_get (obj, "errorDetail");
+  if (detail == NULL && json_object_get (obj, "error") == NULL)
+    return NULL;
+  const char *error = json_string_value (json_object_get (detail, "message"));
+  if (error == NULL || *error == '\0')
+    error = json_string_value (json_object_get (obj, "error"));
+  return error && *error ? error : "unknown error";
+}
+
 static void
 on_progress_object (json_t *obj, void *ud)
 {
   struct progress_state *ps = ud;
-  json_t *detail = json_object_get (obj, "errorDetail");
-  const char *error = json_string_value (json_object_get (detail, "message"));
-  if (error == NULL || *error == '\0')
-    error = json_string_value (json_object_get (obj, "error"));
-  if (json_object_get (obj, "error") || detail)
+  const char *error = stream_error (obj);
+  if (error)
     {
       if (ps->error == NULL)
-        replace_str (&ps->error, error && *error ? error : "unknown error");
+        replace_str (&ps->error, error);
       return;
     }
   const char *message = json_string_value (json_object_get (obj, "message"));
@@ -964,17 +1046,18 @@ progress_state_clear (struct progress_state *ps)
   free (ps->last_status);
 }
 
-/* Runs a streaming POST /images/create. Returns 0 when it completed, with
- * *STATUS and PS telling how. */
+/* Runs a POST whose reply is a stream of JSON lines, each handed to
+ * ON_OBJECT. Returns 0 when it completed, with *STATUS telling how. */
 static int
-images_create (sbx_engine_t *e, const char *path, struct upload *upload, curl_off_t size,
-               struct progress_state *ps, long *status, sbx_error_t **err)
+post_stream (sbx_engine_t *e, const char *path, struct upload *upload, curl_off_t size,
+             void (*on_object) (json_t *obj, void *ud), void *ud, long *status,
+             sbx_error_t **err)
 {
   struct sink sink = {
     .limit = MAX_STREAM_LINE,
     .stream = true,
-    .on_object = on_progress_object,
-    .ud = ps,
+    .on_object = on_object,
+    .ud = ud,
   };
   struct call c = {
     .method = "POST",
@@ -986,6 +1069,14 @@ images_create (sbx_engine_t *e, const char *path, struct upload *upload, curl_of
   int r = perform (e, &c, status, err);
   free (sink.buf);
   return r;
+}
+
+/* A streaming POST /images/create (pull, import). */
+static int
+images_create (sbx_engine_t *e, const char *path, struct upload *upload, curl_off_t size,
+               struct progress_state *ps, long *status, sbx_error_t **err)
+{
+  return post_stream (e, path, upload, size, on_progress_object, ps, status, err);
 }
 
 int
@@ -1089,5 +1180,142 @@ sbx_engine_image_import (sbx_engine_t *e, FILE *tar, const char *repo, const cha
                   : ps.message ? ps.message
                                : sbx_engine_message (NULL, status));
   progress_state_clear (&ps);
+  return r;
+}
+
+/* ---------------------------------------------------------------- builds */
+
+/* The build context: a tar of FILES, in memory. Fixed owners, modes and
+ * times, so that the same files make the same context. */
+static int
+build_context (const sbx_build_file_t *files, size_t n, char **tar, size_t *len,
+               sbx_error_t **err)
+{
+  *tar = NULL;
+  *len = 0;
+  FILE *mem = open_memstream (tar, len);
+  struct archive *a = mem ? archive_write_new () : NULL;
+  struct archive_entry *entry = a ? archive_entry_new () : NULL;
+  int r = entry ? 0 : sbx_fail (err, SBX_E_NOMEM, "out of memory");
+  if (r == 0
+      && (archive_write_set_format_ustar (a) != ARCHIVE_OK
+          || archive_write_open_FILE (a, mem) != ARCHIVE_OK))
+    r = sbx_fail (err, SBX_E_IO, "cannot make the build context: %s", archive_error_string (a));
+  for (size_t i = 0; r == 0 && i < n; i++)
+    {
+      archive_entry_clear (entry);
+      archive_entry_set_pathname (entry, files[i].name);
+      archive_entry_set_filetype (entry, AE_IFREG);
+      archive_entry_set_perm (entry, 0644);
+      archive_entry_set_size (entry, (la_int64_t) files[i].len);
+      archive_entry_set_mtime (entry, 0, 0);
+      if (archive_write_header (a, entry) != ARCHIVE_OK
+          || archive_write_data (a, files[i].data, files[i].len) != (la_ssize_t) files[i].len)
+        r = sbx_fail (err, SBX_E_IO, "cannot add %s to the build context: %s", files[i].name,
+                      archive_error_string (a));
+    }
+  if (r == 0 && archive_write_close (a) != ARCHIVE_OK)
+    r = sbx_fail (err, SBX_E_IO, "cannot finish the build context: %s", archive_error_string (a));
+  if (entry)
+    archive_entry_free (entry);
+  if (a)
+    archive_write_free (a);
+  if (mem && fclose (mem) != 0 && r == 0)
+    r = sbx_fail (err, SBX_E_NOMEM, "out of memory");
+  if (r < 0)
+    {
+      free (*tar);
+      *tar = NULL;
+    }
+  return r;
+}
+
+/* What a build's reply said. */
+struct build_state
+{
+  const sbx_engine_build_t *b;
+  char *error;    /* the first error object's text */
+  char *message;  /* a plain {"message": ...} body (non-200 replies) */
+  char *id;       /* aux.ID: the image built */
+};
+
+static void
+on_build_object (json_t *obj, void *ud)
+{
+  struct build_state *bs = ud;
+  const char *error = stream_error (obj);
+  if (error)
+    {
+      if (bs->error == NULL)
+        replace_str (&bs->error, error);
+      return;
+    }
+  const char *text = json_string_value (json_object_get (obj, "stream"));
+  if (text && bs->b->on_output)
+    bs->b->on_output (text, bs->b->userdata);
+  const char *id = json_string_value (json_object_get (json_object_get (obj, "aux"), "ID"));
+  if (id && *id)
+    replace_str (&bs->id, id);
+  const char *message = json_string_value (json_object_get (obj, "message"));
+  if (message && !text)
+    replace_str (&bs->message, message);
+}
+
+/* "?t=...&labels=...": the query of POST /build; NULL when out of memory. */
+static char *
+build_path (const sbx_engine_build_t *b)
+{
+  cleanup_free char *tag = escape_keep (b->tag, NULL);
+  cleanup_free char *labels_json = b->labels ? json_dumps (b->labels, JSON_COMPACT) : NULL;
+  cleanup_free char *labels = labels_json ? escape_keep (labels_json, NULL) : NULL;
+  cleanup_free char *network = b->network ? escape_keep (b->network, NULL) : NULL;
+  if (tag == NULL || (b->labels && labels == NULL) || (b->network && network == NULL))
+    return NULL;
+  /* version=1: the classic builder, whose JSON stream is documented and
+   * which needs no session. rm and forcerm: no container is left behind,
+   * whatever happens to a step. */
+  return sbx_strdup_printf ("/build?t=%s&rm=1&forcerm=1&version=1%s%s%s%s%s", tag,
+                            labels ? "&labels=" : "", labels ? labels : "",
+                            network ? "&networkmode=" : "", network ? network : "",
+                            b->nocache ? "&nocache=1" : "");
+}
+
+int
+sbx_engine_image_build (sbx_engine_t *e, const sbx_engine_build_t *b, char **image_id,
+                        sbx_error_t **err)
+{
+  *image_id = NULL;
+  int r = check_image_ref (b->tag, err);
+  if (r < 0)
+    return r;
+  cleanup_free char *path = build_path (b);
+  if (path == NULL)
+    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+  cleanup_free char *tar = NULL;
+  size_t len = 0;
+  if ((r = build_context (b->files, b->nfiles, &tar, &len, err)) < 0)
+    return r;
+  FILE *body = fmemopen (tar, len, "r");
+  if (body == NULL)
+    return sbx_fail_errno (err, SBX_E_NOMEM, errno, "cannot read the build context");
+
+  struct upload up = { .file = body };
+  struct build_state bs = { .b = b };
+  long status = 0;
+  r = post_stream (e, path, &up, (curl_off_t) len, on_build_object, &bs, &status, err);
+  fclose (body);
+  if (r == 0 && status == 200 && bs.error)
+    r = sbx_fail (err, SBX_E_BUILD, "%s", bs.error);
+  else if (r == 0 && (status != 200 || bs.id == NULL))
+    r = sbx_fail (err, SBX_E_ENGINE, "the Docker engine could not build %s: %s", b->tag,
+                  bs.error     ? bs.error
+                  : bs.message ? bs.message
+                  : status == 200 ? "it ended without saying which image it built"
+                                  : sbx_engine_message (NULL, status));
+  if (r == 0)
+    *image_id = steal_pointer (&bs.id);
+  free (bs.error);
+  free (bs.message);
+  free (bs.id);
   return r;
 }

@@ -55,6 +55,15 @@ int sbx_engine_container_list (sbx_engine_t *e, const char *label, json_t **list
 
 /* Images. */
 int sbx_engine_image_exists (sbx_engine_t *e, const char *image, bool *exists, sbx_error_t **err);
+/* The engine's document about IMAGE in *INFO, or NULL when it is absent. */
+int sbx_engine_image_inspect (sbx_engine_t *e, const char *image, json_t **info,
+                              sbx_error_t **err);
+/* Top-level images (tagged or dangling) carrying LABEL ("key" or "key=value"). */
+int sbx_engine_image_list (sbx_engine_t *e, const char *label, json_t **list, sbx_error_t **err);
+/* Removes a name of an image (or an untagged image, by id) with its untagged
+ * parents. Absent is not an error; used by a container (or a parent of
+ * others) -> SBX_E_EXISTS. */
+int sbx_engine_image_remove (sbx_engine_t *e, const char *image, sbx_error_t **err);
 /* Pulls IMAGE ("name:tag"); errors in the progress stream -> SBX_E_IMAGE_MISSING. */
 int sbx_engine_image_pull (sbx_engine_t *e, const char *image, sbx_progress_cb progress,
                            void *userdata, sbx_error_t **err);
@@ -62,5 +71,34 @@ int sbx_engine_image_pull (sbx_engine_t *e, const char *image, sbx_progress_cb p
  * applying CHANGES (NULL-terminated Dockerfile instructions, may be NULL). */
 int sbx_engine_image_import (sbx_engine_t *e, FILE *tar, const char *repo, const char *tag,
                              const char *const *changes, sbx_error_t **err);
+
+/* One file of a build context. */
+typedef struct sbx_build_file
+{
+  const char *name;
+  const void *data;
+  size_t len;
+} sbx_build_file_t;
+
+typedef struct sbx_engine_build
+{
+  const char *tag;                /* NAME:TAG given to the image once built */
+  json_t *labels;                 /* object of strings, or NULL */
+  const char *network;            /* for the build's RUN steps; NULL: the engine's default */
+  bool nocache;
+  const sbx_build_file_t *files;  /* the build context: "Dockerfile" and what it copies */
+  size_t nfiles;
+  /* The build's output ("Step 2/5 : RUN ...", the steps' own output) as it
+   * arrives, in pieces that need not end at line ends. */
+  void (*on_output) (const char *text, void *userdata);
+  void *userdata;
+} sbx_engine_build_t;
+
+/* POST /build (classic builder) with a tar of B->files made in memory. The
+ * engine tags the image only when every step succeeded. 0 with *IMAGE_ID;
+ * a failed step -> SBX_E_BUILD with the engine's words ("The command ...
+ * returned a non-zero code: 100"); anything else -> SBX_E_ENGINE. */
+int sbx_engine_image_build (sbx_engine_t *e, const sbx_engine_build_t *b, char **image_id,
+                            sbx_error_t **err);
 
 #endif

@@ -1,5 +1,6 @@
 /* Sandbox options: validated when set, so a bad value fails with a sentence
  * naming it instead of reaching the engine. */
+#include "runtime.h"
 #include "sandbox.h"
 
 #include <ctype.h>
@@ -84,6 +85,7 @@ sbx_options_clear (sbx_options_t *o)
   free (o->network);
   strv_free (o->volumes);
   strv_free (o->env);
+  sbx_runtime_free (o->runtime);
   memset (o, 0, sizeof *o);
 }
 
@@ -97,8 +99,10 @@ sbx_options_copy (sbx_options_t *dst, const sbx_options_t *src)
   dst->network = src->network ? strdup (src->network) : NULL;
   dst->volumes = strv_copy (src->volumes);
   dst->env = strv_copy (src->env);
+  dst->runtime = src->runtime ? sbx_runtime_dup (src->runtime) : NULL;
   if ((src->image && !dst->image) || (src->name && !dst->name) || (src->workdir && !dst->workdir)
-      || (src->network && !dst->network) || !dst->volumes || !dst->env)
+      || (src->network && !dst->network) || !dst->volumes || !dst->env
+      || (src->runtime && !dst->runtime))
     {
       sbx_options_clear (dst);
       return -1;

@@ -1,5 +1,6 @@
 /* Sandbox lifecycle: lazy creation, re-use of named sandboxes, the host
  * folder that carries the agent, stop and removal. */
+#include "runtime.h"
 #include "sandbox.h"
 
 #include <errno.h>
@@ -39,8 +40,8 @@ sbx_state_root (void)
   return sbx_strdup_printf ("%s/.local/state/sbx", home ? home : "/tmp");
 }
 
-static int
-mkdir_p (const char *path, mode_t mode)
+int
+sbx_mkdir_p (const char *path, mode_t mode)
 {
   cleanup_free char *copy = strdup (path);
   if (copy == NULL)
@@ -128,7 +129,7 @@ install_agent (const char *dir, sbx_error_t **err)
 static int
 prepare_state_dir (sbx_sandbox_t *sb, sbx_error_t **err)
 {
-  int r = mkdir_p (sb->state_dir, 0700);
+  int r = sbx_mkdir_p (sb->state_dir, 0700);
   if (r < 0)
     return sbx_fail_errno (err, SBX_E_IO, -r, "cannot create the sandbox folder %s", sb->state_dir);
   cleanup_free char *run = sbx_strdup_printf ("%s/run", sb->state_dir);
@@ -340,6 +341,8 @@ resolve_image (sbx_sandbox_t *sb, sbx_error_t **err)
     return 0;
   if (sb->opts.image)
     return (sb->image = strdup (sb->opts.image)) ? 0 : sbx_fail (err, SBX_E_NOMEM, "out of memory");
+  if (sb->opts.runtime)
+    return sbx_runtime_resolve (sb->engine, sb->opts.runtime, NULL, NULL, &sb->image, NULL, err);
   const char *reason;
   return sbx_image_default (&sb->image, &reason, err);
 }

@@ -28,6 +28,7 @@ struct sbx_options
   int64_t pids;
   double cpus;
   int auto_remove; /* -1: derived from whether a name was given */
+  sbx_runtime_t *runtime; /* its image is resolved at start (runtime_build.c) */
 };
 
 struct sbx_sandbox
@@ -55,6 +56,8 @@ int sbx_validate_env (const char *kv, sbx_error_t **err);
 /* Directory that holds sbx's per-sandbox host folders and caches:
  * $SBX_STATE_DIR, else /var/lib/sbx for root, else $XDG_STATE_HOME/sbx. */
 char *sbx_state_root (void);
+/* mkdir -p; 0 or -errno. */
+int sbx_mkdir_p (const char *path, mode_t mode);
 
 /* Starts the sandbox if needed and makes sure a verified agent connection is
  * open. Every operation calls this first. */

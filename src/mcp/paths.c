@@ -1,0 +1,316 @@
+/* Paths in the sandbox: resolved there (symlinks and all), checked against
+ * the permissions as given and as resolved, and what the model last saw of
+ * each file (edit_file refuses a file that changed since).
+ *
+ * Paths are checked twice: as given (made absolute and lexically
+ * normalised), and once symlinks are resolved inside the sandbox; the
+ * operation then works on the resolved path, so that neither "a/../.env" nor
+ * a link to a secret gets around a rule. The paths reach the sandbox through
+ * the environment or standard input, never through a command's text. */
+#include "mcp.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define SEEN_MAX 4096
+#define PROBE_TIMEOUT 30
+
+/* What a file is: its path with symlinks resolved, and a fingerprint of its
+ * content's identity (device, inode, size, modification and change times)
+ * that changes when anything writes to it; "" when it does not exist. */
+struct probe
+{
+  char *real;
+  char fp[128];
+};
+
+/* The path goes in through the environment, never through the command's
+ * text, so no quoting is involved. The second stat is for coreutils older
+ * than 8.23, without sub-second precision. */
+#define PROBE_SCRIPT                                                                               \
+  "realpath -m -z -- \"$SBX_MCP_PATH\" && { "                                                      \
+  "stat -L -c '%d:%i:%s:%.9Y:%.9Z' -- \"$SBX_MCP_PATH\" 2>/dev/null || "                           \
+  "stat -L -c '%d:%i:%s:%Y:%Z' -- \"$SBX_MCP_PATH\" 2>/dev/null || true; }"
+
+static json_t *
+probe (sbx_sandbox_t *sb, const char *path, struct probe *out)
+{
+  char *var = NULL;
+  if (asprintf (&var, "SBX_MCP_PATH=%s", path) < 0)
+    return mcp_errorf ("Error: out of memory");
+  const char *env[] = { var, NULL };
+  sbx_exec_opts_t o;
+  sbx_exec_opts_init (&o);
+  o.env = env;
+  o.timeout = PROBE_TIMEOUT;
+  o.separate_streams = true;
+  sbx_exec_result_t res = { 0 };
+  sbx_error_t *err = NULL;
+  int r = sbx_exec (sb, PROBE_SCRIPT, &o, &res, &err);
+  free (var);
+  if (r < 0)
+    {
+      sbx_exec_result_free (&res);
+      return mcp_failure (err);
+    }
+
+  json_t *e = NULL;
+  const char *nul = res.stdout_len ? memchr (res.stdout_data, '\0', res.stdout_len) : NULL;
+  if (res.exit_code != 0 || nul == NULL || nul == res.stdout_data)
+    e = mcp_errorf ("Error: cannot resolve %s in the sandbox (realpath exited with %d%s%.*s); the "
+                    "image needs GNU coreutils' realpath and stat",
+                    path, res.exit_code, res.stderr_len ? ": " : "",
+                    (int) (res.stderr_len > 300 ? 300 : res.stderr_len),
+                    res.stderr_data ? res.stderr_data : "");
+  else
+    {
+      const char *fp = nul + 1, *end = res.stdout_data + res.stdout_len;
+      size_t n = (size_t) (end - fp);
+      while (n > 0 && (fp[n - 1] == '\n' || fp[n - 1] == '\r'))
+        n--;
+      out->real = strndup (res.stdout_data, (size_t) (nul - res.stdout_data));
+      snprintf (out->fp, sizeof out->fp, "%.*s", (int) (n < sizeof out->fp ? n : 0), fp);
+      if (out->real == NULL)
+        e = mcp_errorf ("Error: out of memory");
+    }
+  sbx_exec_result_free (&res);
+  return e;
+}
+
+/* Resolves many paths at once (grep's files): one exec, the paths on its
+ * standard input, NUL-separated both ways. */
+json_t *
+mcp_resolve_many (sbx_sandbox_t *sb, const char *const *paths, size_t n, char ***reals)
+{
+  char **v = calloc (n + 1, sizeof *v);
+  char *input = NULL;
+  size_t input_len = 0;
+  FILE *in = open_memstream (&input, &input_len);
+  for (size_t i = 0; in && i < n; i++)
+    fwrite (paths[i], 1, strlen (paths[i]) + 1, in);
+  if (in == NULL || fclose (in) != 0 || v == NULL)
+    {
+      free (v);
+      free (input);
+      return mcp_errorf ("Error: cannot pass the paths to the sandbox: %s", strerror (errno));
+    }
+
+  sbx_exec_opts_t o;
+  sbx_exec_opts_init (&o);
+  o.stdin_data = input;
+  o.stdin_len = input_len;
+  o.timeout = PROBE_TIMEOUT;
+  o.separate_streams = true;
+  o.max_output = n * 4097 + 1 < (64u << 20) ? n * 4097 + 1 : (64u << 20);
+  sbx_exec_result_t res = { 0 };
+  sbx_error_t *err = NULL;
+  int r = sbx_exec (sb, "xargs -0 -r realpath -m -z --", &o, &res, &err);
+  free (input);
+  if (r < 0)
+    {
+      sbx_exec_result_free (&res);
+      free (v);
+      return mcp_failure (err);
+    }
+  size_t got = 0;
+  for (size_t off = 0; !res.truncated && res.exit_code == 0 && off < res.stdout_len && got <= n;)
+    {
+      const char *s = res.stdout_data + off;
+      const char *nul = memchr (s, '\0', res.stdout_len - off);
+      if (nul == NULL)
+        break;
+      if (got < n)
+        v[got] = strndup (s, (size_t) (nul - s));
+      got++;
+      off += (size_t) (nul - s) + 1;
+    }
+  json_t *e = NULL;
+  if (got != n)
+    e = mcp_errorf ("Error: cannot resolve the paths of the results in the sandbox (exit code %d); "
+                    "the image needs GNU coreutils' realpath and findutils' xargs",
+                    res.exit_code);
+  for (size_t i = 0; e == NULL && i < n; i++)
+    if (v[i] == NULL)
+      e = mcp_errorf ("Error: out of memory");
+  sbx_exec_result_free (&res);
+  if (e)
+    {
+      for (size_t i = 0; i < n; i++)
+        free (v[i]);
+      free (v);
+      return e;
+    }
+  *reals = v;
+  return NULL;
+}
+
+/* ----------------------------------------------------------- permissions */
+
+/* NULL when OP may touch PATH; else the denial. VIA is the path the model
+ * gave when PATH is where its symlinks lead. */
+static json_t *
+check (struct mcp_ctx *ctx, enum mcp_op op, const char *path, const char *workdir, const char *via)
+{
+  const struct mcp_rule *rule;
+  if (mcp_perms_check (ctx->perms, op, path, workdir, &rule) != MCP_DENY)
+    return NULL;
+  char *m = mcp_perms_denial (ctx->perms, op, path, rule);
+  json_t *r = m == NULL ? NULL
+              : via     ? mcp_errorf ("%s leads to %s through a symbolic link. %s", via, path, m)
+                        : mcp_errorf ("%s", m);
+  free (m);
+  return r;
+}
+
+bool
+mcp_allowed (struct mcp_ctx *ctx, enum mcp_op op, const char *path, const char *workdir)
+{
+  return mcp_perms_check (ctx->perms, op, path, workdir, NULL) != MCP_DENY;
+}
+
+void
+mcp_target_clear (struct mcp_target *t)
+{
+  free (t->path);
+  free (t->real);
+}
+
+static json_t *
+resolve_target (struct mcp_ctx *ctx, sbx_sandbox_t *sb, enum mcp_op op, const char *given,
+                bool always_probe, struct mcp_target *t)
+{
+  const char *wd = sbx_sandbox_workdir (sb);
+  if ((t->path = mcp_path_normalize (given, wd)) == NULL)
+    return mcp_errorf ("Error: out of memory");
+  json_t *e = check (ctx, op, t->path, wd, NULL);
+  if (e)
+    return e;
+  if (!always_probe && !mcp_perms_may_deny (ctx->perms, op))
+    return (t->real = strdup (t->path)) ? NULL : mcp_errorf ("Error: out of memory");
+  struct probe p = { 0 };
+  if ((e = probe (sb, t->path, &p)) != NULL)
+    return e;
+  t->real = p.real;
+  memcpy (t->fp, p.fp, sizeof t->fp);
+  if (strcmp (t->real, t->path) != 0)
+    return check (ctx, op, t->real, wd, t->path);
+  return NULL;
+}
+
+/* Resolves the path GIVEN for OP and checks it. ALWAYS_PROBE also when no
+ * rule could deny (the fingerprint is needed, or the symlink resolution).
+ * On failure, the error to return, and *T needs no clearing. */
+json_t *
+mcp_target (struct mcp_ctx *ctx, sbx_sandbox_t *sb, enum mcp_op op, const char *given,
+            bool always_probe, struct mcp_target *t)
+{
+  memset (t, 0, sizeof *t);
+  json_t *e = resolve_target (ctx, sb, op, given, always_probe, t);
+  if (e)
+    {
+      mcp_target_clear (t);
+      memset (t, 0, sizeof *t);
+    }
+  return e;
+}
+
+/* ------------------------------------------------------- what was read */
+
+struct seen_entry
+{
+  char *path, *fp;
+};
+
+struct mcp_seen
+{
+  struct seen_entry *v;
+  size_t n, cap;
+};
+
+void
+mcp_seen_free (struct mcp_seen *s)
+{
+  for (size_t i = 0; s && i < s->n; i++)
+    {
+      free (s->v[i].path);
+      free (s->v[i].fp);
+    }
+  if (s)
+    free (s->v);
+  free (s);
+}
+
+static struct seen_entry *
+seen_find (struct mcp_seen *s, const char *path)
+{
+  for (size_t i = 0; s && i < s->n; i++)
+    if (strcmp (s->v[i].path, path) == 0)
+      return &s->v[i];
+  return NULL;
+}
+
+/* Remembers that the model saw PATH as FP ("" forgets it). Past SEEN_MAX
+ * files, the oldest is forgotten: the model then reads it again. */
+void
+mcp_seen_put (struct mcp_ctx *ctx, const char *path, const char *fp)
+{
+  if (ctx->seen == NULL && (ctx->seen = calloc (1, sizeof *ctx->seen)) == NULL)
+    return;
+  struct mcp_seen *s = ctx->seen;
+  struct seen_entry *e = seen_find (s, path);
+  if (e)
+    {
+      free (e->path);
+      free (e->fp);
+      memmove (e, e + 1, (size_t) (s->v + s->n - (e + 1)) * sizeof *e);
+      s->n--;
+    }
+  if (!*fp)
+    return;
+  if (s->n == SEEN_MAX)
+    {
+      free (s->v[0].path);
+      free (s->v[0].fp);
+      memmove (s->v, s->v + 1, (s->n - 1) * sizeof *s->v);
+      s->n--;
+    }
+  if (s->n == s->cap)
+    {
+      size_t cap = s->cap ? s->cap * 2 : 16;
+      struct seen_entry *v = realloc (s->v, cap * sizeof *v);
+      if (v == NULL)
+        return; /* forgetting is safe: edit_file then asks for a read */
+      s->v = v;
+      s->cap = cap;
+    }
+  char *p = strdup (path), *f = strdup (fp);
+  if (p == NULL || f == NULL)
+    {
+      free (p);
+      free (f);
+      return;
+    }
+  s->v[s->n++] = (struct seen_entry){ p, f };
+}
+
+/* After a write or an edit: the model knows what the file now holds. */
+void
+mcp_remember (struct mcp_ctx *ctx, sbx_sandbox_t *sb, const char *real)
+{
+  struct probe p = { 0 };
+  json_t *e = probe (sb, real, &p);
+  mcp_seen_put (ctx, real, e ? "" : p.fp);
+  json_decref (e);
+  free (p.real);
+}
+
+const char *
+mcp_seen_get (struct mcp_ctx *ctx, const char *path)
+{
+  struct seen_entry *e = seen_find (ctx->seen, path);
+  return e ? e->fp : NULL;
+}

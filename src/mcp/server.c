@@ -1,0 +1,487 @@
+/* The server's life: messages read from stdin and answered on stdout (only
+ * protocol messages go there; logs go to stderr), tool calls run one at a
+ * time by a worker thread so that ping and tools/list are answered while a
+ * command runs, the sandbox made on the first tool call that needs it, and
+ * removed (or stopped, when named) when the client closes stdin or a
+ * signal comes.
+ *
+ * Shutting down: at the end of stdin the queued calls still run and are
+ * answered (a client may write its requests and close its end at once); on
+ * SIGTERM, SIGINT or SIGHUP the queue is dropped and a running call is cut
+ * short by removing the sandbox under it, so that the client's grace period
+ * (2 s in the SDKs) is enough to leave nothing behind. */
+#include "mcp.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#define READ_CHUNK 65536
+
+static void note (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
+
+/* One line on stderr, written at once so that the two threads' lines don't
+ * interleave. */
+static void
+note (const char *fmt, ...)
+{
+  char *s = NULL;
+  va_list ap;
+  va_start (ap, fmt);
+  if (vasprintf (&s, fmt, ap) < 0)
+    s = NULL;
+  va_end (ap);
+  fprintf (stderr, "sbx mcp: %s\n", s ? s : "(out of memory)");
+  free (s);
+}
+
+static double
+now (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+/* ---------------------------------------------------------------- sandbox */
+
+struct mcp_box
+{
+  const sbx_options_t *opts;
+  sbx_sandbox_t *sb; /* the worker's handle; NULL until the first use */
+  bool started;
+  pthread_mutex_t lock;
+  char *id;      /* published for the main thread, which may have to
+                    remove the sandbox while the worker uses it */
+  bool stopping; /* set by the main thread: make nothing more */
+};
+
+int
+mcp_box_get (struct mcp_box *box, sbx_sandbox_t **out, sbx_error_t **err)
+{
+  if (box->sb == NULL && sbx_sandbox_new (box->opts, &box->sb, err) < 0)
+    return -1;
+  if (!box->started)
+    {
+      double t0 = now ();
+      int r = sbx_sandbox_start (box->sb, err);
+      const char *id = sbx_sandbox_id (box->sb);
+      /* Published even after a failure: a container may exist anyway. The
+       * main thread either sees the id (and removes the sandbox) or its
+       * stop is seen here. */
+      pthread_mutex_lock (&box->lock);
+      if (box->id == NULL && id)
+        box->id = strdup (id);
+      bool stopping = box->stopping;
+      pthread_mutex_unlock (&box->lock);
+      if (r == 0 && stopping)
+        return -1; /* *ERR stays NULL: the server is stopping */
+      if (r < 0)
+        {
+          note ("the sandbox could not be started: %s",
+                err && *err ? sbx_error_message (*err) : "out of memory");
+          return r;
+        }
+      box->started = true;
+      note ("sandbox %s is ready (image %s, work dir %s) after %.1f s", id,
+            sbx_sandbox_image (box->sb), sbx_sandbox_workdir (box->sb), now () - t0);
+    }
+  *out = box->sb;
+  return 0;
+}
+
+sbx_sandbox_t *
+mcp_box_peek (struct mcp_box *box)
+{
+  return box->started ? box->sb : NULL;
+}
+
+/* ----------------------------------------------------------------- server */
+
+struct job
+{
+  struct mcp_call call;
+  struct job *next;
+};
+
+struct server
+{
+  const struct mcp_server_opts *opts;
+  struct mcp_box box;
+  struct mcp_ctx ctx;
+
+  pthread_mutex_t lock; /* the queue and the flags below */
+  pthread_cond_t cond;
+  struct job *head, *tail;
+  bool closing;  /* no more calls come: finish the queue, then stop */
+  bool aborting; /* stop now, dropping the queue */
+  bool busy;     /* the worker runs a call */
+
+  pthread_mutex_t out_lock;
+  bool out_broken; /* stdout is gone: nobody reads the replies */
+  int done[2];     /* the worker writes here when it ends */
+};
+
+static int
+write_all (int fd, const char *p, size_t len)
+{
+  while (len > 0)
+    {
+      ssize_t n = write (fd, p, len);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        return -1;
+      p += n;
+      len -= (size_t) n;
+    }
+  return 0;
+}
+
+/* Sends MSG (stolen) as one line; false once stdout is gone. */
+static bool
+send_msg (struct server *s, json_t *msg)
+{
+  size_t len = 0;
+  char *line = msg ? mcp_encode (msg, &len) : NULL;
+  if (line == NULL)
+    {
+      note ("out of memory: a reply was lost");
+      return !s->out_broken;
+    }
+  pthread_mutex_lock (&s->out_lock);
+  if (!s->out_broken && write_all (STDOUT_FILENO, line, len) < 0)
+    {
+      note ("cannot write to stdout: %s; stopping", strerror (errno));
+      s->out_broken = true;
+    }
+  bool ok = !s->out_broken;
+  pthread_mutex_unlock (&s->out_lock);
+  free (line);
+  return ok;
+}
+
+static void
+run_job (struct server *s, struct job *job)
+{
+  double t0 = now ();
+  json_t *result = mcp_tool_call (&s->ctx, job->call.tool, job->call.args);
+  bool failed = result == NULL || json_is_true (json_object_get (result, "isError"));
+  note ("%s: %s in %.0f ms", job->call.tool->name, failed ? "error" : "done", (now () - t0) * 1e3);
+  json_t *reply = result ? mcp_reply_result (job->call.id, result)
+                         : mcp_reply_error (job->call.id, MCP_INTERNAL_ERROR,
+                                            "Internal error: "
+                                            "out of memory");
+  pthread_mutex_lock (&s->lock);
+  s->busy = false;
+  bool abort = s->aborting;
+  pthread_mutex_unlock (&s->lock);
+  if (abort)
+    json_decref (reply); /* cut short by a signal: the client is leaving */
+  else if (!send_msg (s, reply))
+    {
+      pthread_mutex_lock (&s->lock);
+      s->aborting = true;
+      pthread_mutex_unlock (&s->lock);
+    }
+}
+
+static void *
+worker (void *arg)
+{
+  struct server *s = arg;
+  for (;;)
+    {
+      pthread_mutex_lock (&s->lock);
+      while (s->head == NULL && !s->closing && !s->aborting)
+        pthread_cond_wait (&s->cond, &s->lock);
+      struct job *job = s->aborting ? NULL : s->head;
+      if (job)
+        {
+          s->head = job->next;
+          if (s->head == NULL)
+            s->tail = NULL;
+          s->busy = true;
+        }
+      pthread_mutex_unlock (&s->lock);
+      if (job == NULL)
+        break;
+      run_job (s, job);
+      mcp_call_clear (&job->call);
+      free (job);
+    }
+  if (write (s->done[1], "x", 1) < 0)
+    note ("cannot wake the main thread: %s", strerror (errno));
+  return NULL;
+}
+
+static bool
+enqueue (struct server *s, struct mcp_call *call)
+{
+  struct job *job = calloc (1, sizeof *job);
+  if (job == NULL)
+    return false;
+  job->call = *call;
+  pthread_mutex_lock (&s->lock);
+  if (s->tail)
+    s->tail->next = job;
+  else
+    s->head = job;
+  s->tail = job;
+  pthread_cond_signal (&s->cond);
+  pthread_mutex_unlock (&s->lock);
+  return true;
+}
+
+/* Makes the worker make no sandbox, and when it is BUSY removes (or stops,
+ * when named) the sandbox by its id, through a handle of our own: the
+ * worker's is in the middle of a call, which then fails at once. */
+static void
+cut_short (struct server *s, bool busy)
+{
+  pthread_mutex_lock (&s->box.lock);
+  s->box.stopping = true;
+  char *id = busy && s->box.id ? strdup (s->box.id) : NULL;
+  pthread_mutex_unlock (&s->box.lock);
+  if (id == NULL)
+    return;
+  sbx_sandbox_t *h = NULL;
+  sbx_error_t *err = NULL;
+  int r = sbx_sandbox_open (id, &h, &err);
+  if (r == 0)
+    r = s->opts->named ? sbx_sandbox_stop (h, &err) : sbx_sandbox_remove (h, &err);
+  if (r < 0 && sbx_error_code (err) != SBX_E_GONE)
+    note ("cannot stop sandbox %s: %s", id, sbx_error_message (err));
+  sbx_error_free (err);
+  sbx_sandbox_free (h);
+  free (id);
+}
+
+static void
+stop_now (struct server *s)
+{
+  pthread_mutex_lock (&s->lock);
+  s->aborting = true;
+  bool busy = s->busy;
+  for (struct job *j = s->head, *next; j; j = next)
+    {
+      next = j->next;
+      mcp_call_clear (&j->call);
+      free (j);
+    }
+  s->head = s->tail = NULL;
+  pthread_cond_signal (&s->cond);
+  pthread_mutex_unlock (&s->lock);
+  cut_short (s, busy);
+}
+
+/* The end of the sandbox, once the worker is gone. */
+static int
+finish_sandbox (struct server *s)
+{
+  sbx_sandbox_t *sb = s->box.sb;
+  const char *id = sb ? sbx_sandbox_id (sb) : NULL;
+  if (id == NULL)
+    return 0;
+  sbx_error_t *err = NULL;
+  int r = s->opts->named ? sbx_sandbox_stop (sb, &err) : sbx_sandbox_remove (sb, &err);
+  if (r < 0 && sbx_error_code (err) != SBX_E_GONE)
+    {
+      note ("cannot %s sandbox %s: %s", s->opts->named ? "stop" : "remove", id,
+            sbx_error_message (err));
+      sbx_error_free (err);
+      return -1;
+    }
+  sbx_error_free (err);
+  if (s->opts->named)
+    note ("stopped sandbox %s; it is kept, and `sbx mcp --name %s` uses it again", id, id);
+  else
+    note ("removed sandbox %s", id);
+  return 0;
+}
+
+/* Handles the complete lines read so far; false when stdout is gone. */
+static bool
+handle_lines (struct server *s, struct mcp_session *session, struct mcp_lines *lines, bool eof)
+{
+  const char *line;
+  size_t len;
+  int r;
+  while ((r = mcp_lines_next (lines, eof, &line, &len)) != 0)
+    {
+      json_t *reply = NULL;
+      struct mcp_call call;
+      if (r == MCP_LINE_TOO_LONG)
+        reply = mcp_reply_error (NULL, MCP_INVALID_REQUEST,
+                                 "Invalid Request: message larger than %u bytes", MCP_MAX_MESSAGE);
+      else if (mcp_session_handle (session, line, len, &reply, &call) == MCP_RUN
+               && !enqueue (s, &call))
+        {
+          reply = mcp_reply_error (call.id, MCP_INTERNAL_ERROR, "Internal error: out of memory");
+          mcp_call_clear (&call);
+        }
+      if (reply && !send_msg (s, reply))
+        return false;
+      if (r == 1 && session->initialized && session->client[0])
+        {
+          note ("%s connected (protocol %s)", session->client, session->version);
+          session->client[0] = '\0'; /* said once */
+        }
+    }
+  return true;
+}
+
+static char *
+instructions (const struct mcp_server_opts *o)
+{
+  char *s = NULL;
+  if (asprintf (&s,
+                "These tools work in an isolated Linux sandbox (a Docker container), not on "
+                "the user's machine. Relative paths resolve against the sandbox's work dir%s%s%s. "
+                "Files last as long as this server. Read a file with read_file before changing "
+                "it with edit_file. Use run_in_background for servers and other commands that "
+                "keep running. Permissions are enforced by %s: a denied path is an error that "
+                "names the rule.",
+                o->workdir ? " (" : "", o->workdir ? o->workdir : "", o->workdir ? ")" : "",
+                o->perms->origin)
+      < 0)
+    s = NULL;
+  return s;
+}
+
+int
+mcp_serve (const struct mcp_server_opts *opts)
+{
+  struct server s = { .opts = opts, .done = { -1, -1 } };
+  s.box.opts = opts->sandbox;
+  s.ctx.perms = opts->perms;
+  s.ctx.box = &s.box;
+  pthread_mutex_init (&s.lock, NULL);
+  pthread_mutex_init (&s.out_lock, NULL);
+  pthread_mutex_init (&s.box.lock, NULL);
+  pthread_cond_init (&s.cond, NULL);
+
+  struct mcp_session session = { .perms = opts->perms, .network = opts->network };
+  char *instr = instructions (opts);
+  session.instructions = instr;
+  struct mcp_lines lines;
+  mcp_lines_init (&lines, MCP_MAX_MESSAGE);
+
+  /* Signals arrive through a descriptor, in the main thread's poll; the
+   * worker inherits the blocked mask. A reader gone from stdout is an
+   * error on write, not a death. */
+  sigset_t set;
+  sigemptyset (&set);
+  sigaddset (&set, SIGTERM);
+  sigaddset (&set, SIGINT);
+  sigaddset (&set, SIGHUP);
+  signal (SIGPIPE, SIG_IGN);
+  int sigfd = -1, ret = 0;
+  pthread_t thread;
+  bool have_thread = false;
+  if (mcp_tools_init () < 0 || instr == NULL || sigprocmask (SIG_BLOCK, &set, NULL) < 0
+      || (sigfd = signalfd (-1, &set, SFD_CLOEXEC | SFD_NONBLOCK)) < 0
+      || pipe2 (s.done, O_CLOEXEC) < 0 || (errno = pthread_create (&thread, NULL, worker, &s)) != 0)
+    {
+      note ("cannot start: %s", strerror (errno));
+      ret = -1;
+      goto out;
+    }
+  have_thread = true;
+  note ("serving MCP on stdin/stdout with %s; the sandbox is made on the first tool call",
+        opts->perms->origin);
+
+  bool eof = false;
+  char *buf = malloc (READ_CHUNK);
+  if (buf == NULL)
+    {
+      note ("out of memory");
+      stop_now (&s);
+      ret = -1;
+    }
+  while (buf)
+    {
+      struct pollfd fds[3] = {
+        { sigfd, POLLIN, 0 },
+        { s.done[0], POLLIN, 0 },
+        { eof ? -1 : STDIN_FILENO, POLLIN, 0 },
+      };
+      if (poll (fds, 3, -1) < 0)
+        {
+          if (errno == EINTR)
+            continue;
+          note ("poll: %s", strerror (errno));
+          stop_now (&s);
+          break;
+        }
+      if (fds[0].revents)
+        {
+          struct signalfd_siginfo si;
+          if (read (sigfd, &si, sizeof si) == sizeof si)
+            note ("%s: stopping", strsignal ((int) si.ssi_signo));
+          stop_now (&s);
+          break;
+        }
+      if (fds[1].revents)
+        break; /* the worker is done: the queue after EOF, or stdout is gone */
+      if (fds[2].revents)
+        {
+          ssize_t n = read (STDIN_FILENO, buf, READ_CHUNK);
+          if (n < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+          if (n < 0)
+            note ("cannot read stdin: %s", strerror (errno));
+          eof = n <= 0;
+          if (n > 0 && mcp_lines_push (&lines, buf, (size_t) n) < 0)
+            {
+              note ("out of memory");
+              stop_now (&s);
+              break;
+            }
+          if (!handle_lines (&s, &session, &lines, eof))
+            {
+              stop_now (&s);
+              break;
+            }
+          if (eof)
+            {
+              note ("the client closed stdin");
+              pthread_mutex_lock (&s.lock);
+              s.closing = true;
+              pthread_cond_signal (&s.cond);
+              pthread_mutex_unlock (&s.lock);
+            }
+        }
+    }
+  free (buf);
+
+out:
+  if (have_thread)
+    pthread_join (thread, NULL);
+  if (finish_sandbox (&s) < 0)
+    ret = -1;
+  sbx_sandbox_free (s.box.sb);
+  free (s.box.id);
+  mcp_seen_free (s.ctx.seen);
+  mcp_lines_free (&lines);
+  mcp_tools_cleanup ();
+  free (instr);
+  if (sigfd >= 0)
+    close (sigfd);
+  for (int i = 0; i < 2; i++)
+    if (s.done[i] >= 0)
+      close (s.done[i]);
+  pthread_cond_destroy (&s.cond);
+  pthread_mutex_destroy (&s.lock);
+  pthread_mutex_destroy (&s.out_lock);
+  pthread_mutex_destroy (&s.box.lock);
+  return ret;
+}

@@ -1,0 +1,195 @@
+/* Unit tests for the MCP server's permissions (src/mcp/permissions.c):
+ * presets, rules files, path normalisation and decisions. */
+#include "mcp.h"
+#include "tap.h"
+
+#define WD "/workspace"
+
+static struct mcp_perms *
+preset (const char *name)
+{
+  struct mcp_perms *p = NULL;
+  char *error = NULL;
+  if (mcp_perms_preset (name, &p, &error) < 0)
+    diag ("preset %s: %s", name, error);
+  free (error);
+  return p;
+}
+
+static struct mcp_perms *
+rules (const char *text, char **error)
+{
+  struct mcp_perms *p = NULL;
+  *error = NULL;
+  mcp_perms_parse (text, strlen (text), "the rules file t.json", &p, error);
+  return p;
+}
+
+static void
+decides (const struct mcp_perms *p, enum mcp_op op, const char *path, enum mcp_action want,
+         const char *what)
+{
+  enum mcp_action got = mcp_perms_check (p, op, path, WD, NULL);
+  if (!ok (got == want, "%s: %s %s", what, mcp_op_name (op), path ? path : "(no path)"))
+    diag ("got %d, want %d", got, want);
+}
+
+static void
+normal_is (const char *path, const char *want)
+{
+  char *got = mcp_path_normalize (path, WD);
+  is_str (got, want, "'%s' normalises to '%s'", path, want);
+  free (got);
+}
+
+static void
+test_normalize (void)
+{
+  normal_is ("a.py", "/workspace/a.py");
+  normal_is ("", "/workspace");
+  normal_is (".", "/workspace");
+  normal_is ("a/../.env", "/workspace/.env");
+  normal_is ("./a//b/./c/", "/workspace/a/b/c");
+  normal_is ("../../../../etc/passwd", "/etc/passwd");
+  normal_is ("/x/../../..", "/");
+  normal_is ("/root/.ssh/../.ssh/id_rsa", "/root/.ssh/id_rsa");
+  normal_is ("..", "/");
+}
+
+static void
+test_presets (void)
+{
+  struct mcp_perms *p = preset ("default");
+  decides (p, MCP_OP_READ, "/workspace/app.py", MCP_ALLOW, "default");
+  decides (p, MCP_OP_READ, "/workspace/.env", MCP_DENY, "default");
+  decides (p, MCP_OP_READ, "/.env", MCP_DENY, "default (top level)");
+  decides (p, MCP_OP_READ, "/workspace/config/.env.local", MCP_DENY, "default");
+  decides (p, MCP_OP_GREP, "/srv/tls/server.pem", MCP_DENY, "default");
+  decides (p, MCP_OP_LS, "/root/.ssh", MCP_DENY, "default (the directory itself)");
+  decides (p, MCP_OP_READ, "/root/.ssh/id_rsa", MCP_DENY, "default");
+  decides (p, MCP_OP_READ, "/workspace/db_password.txt", MCP_DENY, "default");
+  decides (p, MCP_OP_WRITE, "/workspace/app.py", MCP_ASK, "default (the seed's ask)");
+  decides (p, MCP_OP_WRITE, "/workspace/.aws/credentials", MCP_DENY, "default");
+  decides (p, MCP_OP_EXECUTE, NULL, MCP_ASK, "default");
+  ok (!mcp_perms_denies_all (p, MCP_OP_WRITE) && !mcp_perms_denies_all (p, MCP_OP_EXECUTE),
+      "default lists every tool");
+  ok (mcp_perms_may_ask (p, MCP_OP_WRITE) && !mcp_perms_may_ask (p, MCP_OP_READ),
+      "default marks writes, not reads, as ones to ask about");
+  ok (mcp_perms_may_deny (p, MCP_OP_GREP), "default filters grep results");
+  mcp_perms_free (p);
+
+  p = preset ("permissive");
+  decides (p, MCP_OP_READ, "/workspace/.env", MCP_ALLOW, "permissive");
+  decides (p, MCP_OP_EXECUTE, NULL, MCP_ALLOW, "permissive");
+  ok (!mcp_perms_may_deny (p, MCP_OP_GREP), "permissive filters nothing");
+  mcp_perms_free (p);
+
+  p = preset ("readonly");
+  decides (p, MCP_OP_READ, "/etc/os-release", MCP_ALLOW, "readonly");
+  decides (p, MCP_OP_READ, "/workspace/.env", MCP_DENY, "readonly");
+  ok (mcp_perms_denies_all (p, MCP_OP_WRITE) && mcp_perms_denies_all (p, MCP_OP_EDIT)
+          && mcp_perms_denies_all (p, MCP_OP_EXECUTE),
+      "readonly denies write, edit and execute whatever the path");
+  ok (!mcp_perms_denies_all (p, MCP_OP_READ), "readonly reads");
+  mcp_perms_free (p);
+
+  p = preset ("strict");
+  decides (p, MCP_OP_READ, "/workspace/src/a.c", MCP_ASK, "strict");
+  decides (p, MCP_OP_LS, "/workspace", MCP_ASK, "strict (the work dir itself)");
+  decides (p, MCP_OP_READ, "/etc/passwd", MCP_DENY, "strict (outside the work dir)");
+  decides (p, MCP_OP_READ, "/workspacex/a", MCP_DENY, "strict (a sibling of the work dir)");
+  decides (p, MCP_OP_READ, "/workspace/.env", MCP_DENY, "strict");
+  ok (mcp_perms_denies_all (p, MCP_OP_WRITE) && mcp_perms_denies_all (p, MCP_OP_EXECUTE),
+      "strict denies writes and commands");
+  mcp_perms_free (p);
+
+  struct mcp_perms *none = NULL;
+  char *error = NULL;
+  ok (mcp_perms_preset ("lenient", &none, &error) < 0 && error && strstr (error, "readonly"),
+      "an unknown preset names the known ones");
+  free (error);
+}
+
+static void
+test_rules_files (void)
+{
+  char *error;
+  struct mcp_perms *p = rules (
+      "{\"default\": \"deny\", \"deny_secrets\": true,"
+      " \"read\": {\"default\": \"allow\", \"rules\": ["
+      "   {\"pattern\": \"/etc/**\", \"action\": \"deny\", \"description\": \"system files\"},"
+      "   {\"pattern\": \"*.log\", \"action\": \"deny\"},"
+      "   {\"pattern\": \"/etc/hostname\", \"action\": \"allow\"}]},"
+      " \"write\": {\"rules\": [{\"pattern\": \"src/**\", \"action\": \"allow\"}]},"
+      " \"execute\": \"ask\"}",
+      &error);
+  ok (p != NULL, "a rules file parses");
+  if (p == NULL)
+    {
+      diag ("%s", error);
+      free (error);
+      return;
+    }
+  decides (p, MCP_OP_READ, "/etc/hostname", MCP_DENY, "first match wins");
+  decides (p, MCP_OP_READ, "/workspace/app.log", MCP_DENY, "relative pattern");
+  decides (p, MCP_OP_READ, "/workspace/logs/app.log", MCP_ALLOW, "'*' stays in one segment");
+  decides (p, MCP_OP_READ, "/tmp/app.log", MCP_ALLOW, "relative patterns stay in the work dir");
+  decides (p, MCP_OP_READ, "/workspace/.env", MCP_DENY, "deny_secrets comes first");
+  decides (p, MCP_OP_WRITE, "/workspace/src/a/b/c.py", MCP_ALLOW, "'**' crosses segments");
+  decides (p, MCP_OP_WRITE, "/workspace/setup.py", MCP_DENY, "the file's default");
+  decides (p, MCP_OP_WRITE, "/workspace/src/.env", MCP_DENY, "secrets before the file's rules");
+  decides (p, MCP_OP_GLOB, "/workspace", MCP_DENY, "operations not named get the default");
+  decides (p, MCP_OP_EXECUTE, NULL, MCP_ASK, "execute as a whole");
+  ok (!mcp_perms_denies_all (p, MCP_OP_WRITE), "write with an allow rule is listed");
+  ok (mcp_perms_denies_all (p, MCP_OP_GLOB), "glob with no allow rule is not listed");
+
+  const struct mcp_rule *rule = NULL;
+  mcp_perms_check (p, MCP_OP_READ, "/etc/shadow", WD, &rule);
+  char *m = mcp_perms_denial (p, MCP_OP_READ, "/etc/shadow", rule);
+  ok (m && strstr (m, "\"/etc/**\"") && strstr (m, "system files") && strstr (m, "t.json"),
+      "a denial names the rule, its description and the file");
+  diag ("%s", m);
+  free (m);
+  mcp_perms_check (p, MCP_OP_WRITE, "/workspace/setup.py", WD, &rule);
+  m = mcp_perms_denial (p, MCP_OP_WRITE, "/workspace/setup.py", rule);
+  ok (m && rule == NULL && strstr (m, "no rule allows it"), "a denial by default says so");
+  free (m);
+  mcp_perms_free (p);
+
+  static const struct
+  {
+    const char *text, *needle;
+  } bad[] = {
+    { "[]", "JSON object" },
+    { "{\"read\": ", "not valid JSON" },
+    { "{\"reed\": \"allow\"}", "unknown key \"reed\"" },
+    { "{\"read\": \"maybe\"}", "\"allow\", \"deny\" or \"ask\"" },
+    { "{\"default\": 1}", "\"default\"" },
+    { "{\"read\": {\"rules\": [{\"pattern\": \"a\"}]}}", "rule 1 of \"read\"" },
+    { "{\"read\": {\"rules\": [{\"pattern\": \"a\", \"action\": \"deny\", \"x\": 1}]}}",
+      "rule 1 of \"read\"" },
+    { "{\"read\": {\"rules\": [{\"pattern\": \"[a\", \"action\": \"deny\"}]}}",
+      "invalid pattern '[a'" },
+    { "{\"execute\": {\"rules\": [{\"pattern\": \"rm *\", \"action\": \"deny\"}]}}",
+      "takes no rules" },
+    { "{\"deny_secrets\": \"yes\"}", "true or false" },
+    { "{\"read\": {\"default\": \"allow\", \"rule\": []}}", "unknown key \"rule\"" },
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    {
+      p = rules (bad[i].text, &error);
+      if (!ok (p == NULL && error && strstr (error, bad[i].needle), "refused: %s", bad[i].text))
+        diag ("error: %s", error ? error : "(none)");
+      mcp_perms_free (p);
+      free (error);
+    }
+}
+
+int
+main (void)
+{
+  test_normalize ();
+  test_presets ();
+  test_rules_files ();
+  return done_testing ();
+}
