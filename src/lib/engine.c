@@ -821,18 +821,21 @@ sbx_engine_container_remove (sbx_engine_t *e, const char *id, sbx_error_t **err)
   return r;
 }
 
-int
-sbx_engine_container_list (sbx_engine_t *e, const char *label, json_t **list, sbx_error_t **err)
+/* Lists containers or images carrying LABEL: both are a GET of
+ * PREFIX filters=<label filter> answered by a JSON array.  KIND names the
+ * objects in the internal error, WHAT in the engine's refusal. */
+static int
+list_by_label (sbx_engine_t *e, const char *prefix, const char *kind, const char *what,
+               const char *label, json_t **list, sbx_error_t **err)
 {
   *list = NULL;
   if (label == NULL || *label == '\0')
-    return sbx_fail (err, SBX_E_INVALID, "internal error: no label to list containers by");
+    return sbx_fail (err, SBX_E_INVALID, "internal error: no label to list %s by", kind);
   json_t *filters = json_pack ("{s:[s]}", "label", label);
   cleanup_free char *text = filters ? json_dumps (filters, JSON_COMPACT) : NULL;
   json_decref (filters);
   cleanup_free char *esc = text ? escape_keep (text, NULL) : NULL;
-  cleanup_free char *path = esc ? sbx_strdup_printf ("/containers/json?all=1&filters=%s", esc)
-                                : NULL;
+  cleanup_free char *path = esc ? sbx_strdup_printf ("%sfilters=%s", prefix, esc) : NULL;
   if (path == NULL)
     return sbx_fail (err, SBX_E_NOMEM, "out of memory");
   long status = 0;
@@ -845,10 +848,17 @@ sbx_engine_container_list (sbx_engine_t *e, const char *label, json_t **list, sb
       *list = resp;
       return 0;
     }
-  r = sbx_fail (err, SBX_E_ENGINE, "the Docker engine could not list the sandboxes: %s",
+  r = sbx_fail (err, SBX_E_ENGINE, "the Docker engine could not list %s: %s", what,
                 status == 200 ? "its reply was not a JSON array" : sbx_engine_message (resp, status));
   json_decref (resp);
   return r;
+}
+
+int
+sbx_engine_container_list (sbx_engine_t *e, const char *label, json_t **list, sbx_error_t **err)
+{
+  return list_by_label (e, "/containers/json?all=1&", "containers", "the sandboxes", label, list,
+                        err);
 }
 
 /* ---------------------------------------------------------------- images */
@@ -920,30 +930,7 @@ sbx_engine_image_exists (sbx_engine_t *e, const char *image, bool *exists, sbx_e
 int
 sbx_engine_image_list (sbx_engine_t *e, const char *label, json_t **list, sbx_error_t **err)
 {
-  *list = NULL;
-  if (label == NULL || *label == '\0')
-    return sbx_fail (err, SBX_E_INVALID, "internal error: no label to list images by");
-  json_t *filters = json_pack ("{s:[s]}", "label", label);
-  cleanup_free char *text = filters ? json_dumps (filters, JSON_COMPACT) : NULL;
-  json_decref (filters);
-  cleanup_free char *esc = text ? escape_keep (text, NULL) : NULL;
-  cleanup_free char *path = esc ? sbx_strdup_printf ("/images/json?filters=%s", esc) : NULL;
-  if (path == NULL)
-    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
-  long status = 0;
-  json_t *resp = NULL;
-  int r = sbx_engine_request (e, "GET", path, NULL, &status, &resp, err);
-  if (r < 0)
-    return r;
-  if (status == 200 && json_is_array (resp))
-    {
-      *list = resp;
-      return 0;
-    }
-  r = sbx_fail (err, SBX_E_ENGINE, "the Docker engine could not list images: %s",
-                status == 200 ? "its reply was not a JSON array" : sbx_engine_message (resp, status));
-  json_decref (resp);
-  return r;
+  return list_by_label (e, "/images/json?", "images", "images", label, list, err);
 }
 
 int
