@@ -121,6 +121,28 @@ list_append (sbx_file_list_t *list, size_t *cap, char *name, char *path, bool is
   return 0;
 }
 
+/* Receives the next reply of an ITEM* END stream: 1 with an item of TYPE in
+ * *MSG; 0 at END, whose TRUNCATED flag is ORed into *TRUNCATED; <0 on error
+ * (any other reply, an ERR included, becomes the error). */
+static int
+recv_item (sbx_sandbox_t *sb, uint8_t type, sbx_msg_t *msg, bool *truncated, sbx_error_t **err)
+{
+  int r = recv_reply (sb, msg, err);
+  if (r < 0)
+    return r;
+  if (msg->type == SBX_M_END)
+    {
+      int64_t trunc = 0;
+      if (sbx_msg_int_or (msg, SBX_T_TRUNCATED, 0, &trunc) < 0)
+        return sbx_agent_fail (sb, msg, err);
+      *truncated |= trunc != 0;
+      return 0;
+    }
+  if (msg->type != type)
+    return sbx_agent_fail (sb, msg, err);
+  return 1;
+}
+
 /* Reads ENTRY* END. With BASE, entries carry NAME and paths are BASE/NAME;
  * without, entries carry an absolute PATH. */
 static int
@@ -130,19 +152,9 @@ collect_entries (sbx_sandbox_t *sb, const char *base, sbx_file_list_t *out, sbx_
   for (;;)
     {
       sbx_msg_t msg;
-      int r = recv_reply (sb, &msg, err);
-      if (r < 0)
+      int r = recv_item (sb, SBX_M_ENTRY, &msg, &out->truncated, err);
+      if (r <= 0)
         return r;
-      if (msg.type == SBX_M_END)
-        {
-          int64_t trunc = 0;
-          if (sbx_msg_int_or (&msg, SBX_T_TRUNCATED, 0, &trunc) < 0)
-            return sbx_agent_fail (sb, &msg, err);
-          out->truncated |= trunc != 0;
-          return 0;
-        }
-      if (msg.type != SBX_M_ENTRY)
-        return sbx_agent_fail (sb, &msg, err);
       int64_t kind, size;
       const uint8_t *s;
       size_t n;
@@ -557,19 +569,9 @@ collect_matches (sbx_sandbox_t *sb, size_t max, sbx_grep_result_t *out, sbx_erro
   for (;;)
     {
       sbx_msg_t msg;
-      int r = recv_reply (sb, &msg, err);
-      if (r < 0)
+      int r = recv_item (sb, SBX_M_MATCH, &msg, &out->truncated, err);
+      if (r <= 0)
         return r;
-      if (msg.type == SBX_M_END)
-        {
-          int64_t trunc = 0;
-          if (sbx_msg_int_or (&msg, SBX_T_TRUNCATED, 0, &trunc) < 0)
-            return sbx_agent_fail (sb, &msg, err);
-          out->truncated |= trunc != 0;
-          return 0;
-        }
-      if (msg.type != SBX_M_MATCH)
-        return sbx_agent_fail (sb, &msg, err);
       const uint8_t *p, *l;
       size_t pn, ln;
       int64_t no;
