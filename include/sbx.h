@@ -199,6 +199,13 @@ void sbx_bg_info_list_free (sbx_bg_info_t *items, size_t count);
 
 /* Relative paths resolve against the sandbox's workdir. */
 
+/* PATH made absolute against BASE (unless it is absolute already) and
+ * lexically normalised: "." and empty segments vanish, ".." pops, never
+ * above "/". A NULL or empty PATH is ".". No file system is consulted, so
+ * symlinks stay as they are. Malloc'd (the caller frees), NULL when out of
+ * memory. */
+char *sbx_path_resolve (const char *base, const char *path);
+
 typedef struct sbx_file_info {
   char *name;   /* last path component */
   char *path;   /* absolute path in the sandbox */

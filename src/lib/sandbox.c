@@ -92,21 +92,15 @@ agent_source (void)
   return SBX_AGENT_PATH;
 }
 
-/* Copies the agent binary into the host folder (atomically, so a container
- * starting at the same moment never runs half a file). */
+/* Copies IN to DST through a temp file renamed over it, so a container
+ * starting at the same moment never runs half a file. */
 static int
-install_agent (const char *dir, sbx_error_t **err)
+copy_atomic (int in, const char *dst, sbx_error_t **err)
 {
-  const char *src = agent_source ();
-  cleanup_close int in = open (src, O_RDONLY | O_CLOEXEC);
-  if (in < 0)
-    return sbx_fail_errno (err, SBX_E_AGENT, errno, "cannot open the sbx agent binary %s (build "
-                           "it with `make`, or set SBX_AGENT to its path)", src);
-  cleanup_free char *tmp = sbx_strdup_printf ("%s/.agent.tmp", dir);
-  cleanup_free char *dst = sbx_strdup_printf ("%s/agent", dir);
-  if (!tmp || !dst)
+  cleanup_free char *tmp = sbx_strdup_printf ("%s.XXXXXX", dst);
+  if (tmp == NULL)
     return sbx_fail (err, SBX_E_NOMEM, "out of memory");
-  cleanup_close int out = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+  cleanup_close int out = mkostemp (tmp, O_CLOEXEC);
   if (out < 0)
     return sbx_fail_errno (err, SBX_E_IO, errno, "cannot write %s", tmp);
   char buf[65536];
@@ -116,12 +110,58 @@ install_agent (const char *dir, sbx_error_t **err)
       {
         ssize_t w = write (out, buf + off, n - off);
         if (w < 0 && errno != EINTR)
-          return sbx_fail_errno (err, SBX_E_IO, errno, "cannot write %s", tmp);
+          {
+            int e = errno;
+            unlink (tmp);
+            return sbx_fail_errno (err, SBX_E_IO, e, "cannot write %s", tmp);
+          }
         off += w > 0 ? w : 0;
       }
   if (n < 0 || fchmod (out, 0755) < 0 || rename (tmp, dst) < 0)
-    return sbx_fail_errno (err, SBX_E_IO, errno, "cannot install the agent into %s", dir);
+    {
+      int e = errno;
+      unlink (tmp);
+      return sbx_fail_errno (err, SBX_E_IO, e, "cannot install the agent as %s", dst);
+    }
   return 0;
+}
+
+/* One copy of each agent build (by size and mtime) serves every sandbox: a
+ * host folder gets a hard link to it, so containers share its pages and
+ * creating a sandbox copies nothing. */
+static int
+install_agent (const char *dir, sbx_error_t **err)
+{
+  const char *src = agent_source ();
+  struct stat st;
+  cleanup_close int in = open (src, O_RDONLY | O_CLOEXEC);
+  if (in < 0 || fstat (in, &st) < 0)
+    return sbx_fail_errno (err, SBX_E_AGENT, errno, "cannot open the sbx agent binary %s (build "
+                           "it with `make`, or set SBX_AGENT to its path)", src);
+  cleanup_free char *root = sbx_state_root ();
+  cleanup_free char *agents = root ? sbx_strdup_printf ("%s/agents", root) : NULL;
+  cleanup_free char *shared
+      = agents ? sbx_strdup_printf ("%s/sbx-agent-%lld-%lld.%09ld", agents, (long long) st.st_size,
+                                    (long long) st.st_mtim.tv_sec, st.st_mtim.tv_nsec)
+               : NULL;
+  cleanup_free char *dst = sbx_strdup_printf ("%s/agent", dir);
+  if (!shared || !dst)
+    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+  int r;
+  if (access (shared, X_OK) < 0)
+    {
+      if ((r = sbx_mkdir_p (agents, 0755)) < 0)
+        return sbx_fail_errno (err, SBX_E_IO, -r, "cannot create %s", agents);
+      if ((r = copy_atomic (in, shared, err)) < 0)
+        return r;
+    }
+  unlink (dst);
+  if (link (shared, dst) == 0)
+    return 0;
+  /* Another file system (SBX_STATE_DIR moved): a copy of its own. */
+  if (lseek (in, 0, SEEK_SET) < 0)
+    return sbx_fail_errno (err, SBX_E_IO, errno, "cannot read %s", src);
+  return copy_atomic (in, dst, err);
 }
 
 /* The host folder: DIR/agent (mounted read-only at /.sbx/agent), DIR/run
@@ -592,24 +632,16 @@ sbx_sandbox_workdir (const sbx_sandbox_t *sb)
   return sb->workdir;
 }
 
-char *
-sbx_sandbox_path (const sbx_sandbox_t *sb, const char *path, sbx_error_t **err)
+SBX_EXPORT char *
+sbx_path_resolve (const char *base, const char *path)
 {
   if (path == NULL || !*path)
     path = ".";
-  if (strlen (path) > 4096)
-    {
-      sbx_fail (err, SBX_E_INVALID, "path too long (at most 4096 bytes)");
-      return NULL;
-    }
   cleanup_free char *joined = path[0] == '/' ? strdup (path)
-                                             : sbx_strdup_printf ("%s/%s", sb->workdir, path);
+                                             : sbx_strdup_printf ("%s/%s", base, path);
   char *out = joined ? malloc (strlen (joined) + 2) : NULL;
   if (out == NULL)
-    {
-      sbx_fail (err, SBX_E_NOMEM, "out of memory");
-      return NULL;
-    }
+    return NULL;
   /* Lexical normalisation: "." and empty segments vanish, ".." pops. */
   size_t o = 0;
   char *save = NULL;
@@ -633,6 +665,20 @@ sbx_sandbox_path (const sbx_sandbox_t *sb, const char *path, sbx_error_t **err)
   if (o == 0)
     out[o++] = '/';
   out[o] = '\0';
+  return out;
+}
+
+char *
+sbx_sandbox_path (const sbx_sandbox_t *sb, const char *path, sbx_error_t **err)
+{
+  if (path && strlen (path) > 4096)
+    {
+      sbx_fail (err, SBX_E_INVALID, "path too long (at most 4096 bytes)");
+      return NULL;
+    }
+  char *out = sbx_path_resolve (sb->workdir, path);
+  if (out == NULL)
+    sbx_fail (err, SBX_E_NOMEM, "out of memory");
   return out;
 }
 

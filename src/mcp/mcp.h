@@ -163,11 +163,6 @@ bool mcp_perms_may_ask (const struct mcp_perms *p, enum mcp_op op);
 char *mcp_perms_denial (const struct mcp_perms *p, enum mcp_op op, const char *path,
                         const struct mcp_rule *rule);
 
-/* PATH made absolute against WORKDIR and lexically normalised ("." and empty
- * segments vanish, ".." pops, never above "/"); malloc'd, NULL when out of
- * memory. Symlinks are resolved inside the sandbox (tools.c). */
-char *mcp_path_normalize (const char *path, const char *workdir);
-
 /* ------------------------------------------------------------ tools.c */
 
 struct mcp_ctx;

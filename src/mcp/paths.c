@@ -184,7 +184,8 @@ resolve_target (struct mcp_ctx *ctx, sbx_sandbox_t *sb, enum mcp_op op, const ch
                 bool always_probe, struct mcp_target *t)
 {
   const char *wd = sbx_sandbox_workdir (sb);
-  if ((t->path = mcp_path_normalize (given, wd)) == NULL)
+  /* Lexically only: symlinks are resolved inside the sandbox (tools.c). */
+  if ((t->path = sbx_path_resolve (wd, given)) == NULL)
     return mcp_errorf ("Error: out of memory");
   json_t *e = check (ctx, op, t->path, wd, NULL);
   if (e)
