@@ -61,11 +61,29 @@ $(BUILD)/sbx: $(CLI_OBJ) $(BUILD)/libsbx.a
 	$(CC) $(LDHARDEN) -o $@ $(CLI_OBJ) $(BUILD)/libsbx.a $(LIB_LIBS) -lm
 
 # The agent is static so it runs in any image; it is never sanitized (it runs
-# as PID 1 in containers where the sanitizer runtimes do not exist).
+# as PID 1 in containers where the sanitizer runtimes do not exist). With
+# musl (Debian's musl-tools) it is a static PIE of about 400 KiB resident;
+# with glibc, the fallback, about 950 KiB. musl-gcc's specs cannot make a
+# static PIE, so the compiler is pointed at musl's headers and start files.
+MUSL_DIR := /usr/lib/$(subst -gnu,-musl,$(shell $(CC) -dumpmachine))
+MUSL_INC := /usr/include/$(subst -gnu,-musl,$(shell $(CC) -dumpmachine))
+PCRE2_A := $(shell $(CC) -print-file-name=libpcre2-8.a)
+ifneq ($(wildcard $(MUSL_DIR)/rcrt1.o),)
+build/sbx-agent: $(AGENT_SRC) $(HEADERS)
+	@mkdir -p build/musl-include
+	ln -sf /usr/include/pcre2.h build/musl-include/pcre2.h
+	$(CC) $(WARN) $(HARDEN) -O2 -D_GNU_SOURCE -DSBX_AGENT_MUSL -nostdinc -isystem $(MUSL_INC) \
+	  -isystem $$($(CC) -print-file-name=include) -Ibuild/musl-include -Iinclude -Isrc/common \
+	  -fPIE -static-pie -nostdlib -nostartfiles -o $@ $(MUSL_DIR)/rcrt1.o $(MUSL_DIR)/crti.o \
+	  $$($(CC) -print-file-name=crtbeginS.o) $(AGENT_SRC) $(PCRE2_A) -L$(MUSL_DIR) -lc \
+	  $$($(CC) -print-libgcc-file-name) $$($(CC) -print-file-name=crtendS.o) $(MUSL_DIR)/crtn.o \
+	  $(LDHARDEN)
+else
 build/sbx-agent: $(AGENT_SRC) $(HEADERS)
 	@mkdir -p build
 	$(CC) $(WARN) $(HARDEN) -O2 -D_GNU_SOURCE -Iinclude -Isrc/common -static-pie -fPIE \
 	  -o $@ $(AGENT_SRC) -l:libpcre2-8.a $(LDHARDEN)
+endif
 
 $(BUILD)/sbx.pc: Makefile
 	@mkdir -p $(BUILD)

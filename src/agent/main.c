@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -154,6 +155,15 @@ main (int argc, char **argv)
       return 2;
     }
   ensure_std_fds ();
+
+  /* Processes in the sandbox run as the same user: without this they could
+     ptrace the agent (or its handlers) or read its memory through /proc.
+     Commands it starts become dumpable again when they exec. */
+  if (prctl (PR_SET_DUMPABLE, 0) < 0)
+    {
+      agent_log ("cannot make the agent non-dumpable: %s", strerror (errno));
+      return 1;
+    }
 
   /* Signals arrive through a signalfd. SIGCHLD stays blocked in every
      process the agent forks (handlers read it through their own signalfd);

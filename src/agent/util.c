@@ -6,7 +6,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #define BINARY_PROBE 8192
 
@@ -110,7 +112,8 @@ mkdir_p (const char *path, mode_t mode)
 void
 close_fds_from (int lowfd)
 {
-  if (close_range ((unsigned) lowfd, ~0u, 0) == 0)
+  /* The raw call: not every libc wraps close_range (musl does not). */
+  if (syscall (SYS_close_range, (unsigned) lowfd, ~0u, 0) == 0)
     return;
   /* Kernels before 5.9: every descriptor the agent opens is close-on-exec,
      so this only matters for processes that do not exec; close a

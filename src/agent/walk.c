@@ -11,6 +11,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #define WALK_MAX_ENTRIES 2000000ul
 #define WALK_MAX_DEPTH 256
@@ -39,7 +41,8 @@ walk_dir (walk_t *w, int dfd, size_t len, int depth)
   char buf[4096] __attribute__ ((aligned (8)));
   for (;;)
     {
-      ssize_t n = getdents64 (dfd, buf, sizeof buf);
+      /* The raw call: not every libc wraps getdents64 (musl does not). */
+      ssize_t n = syscall (SYS_getdents64, dfd, buf, sizeof buf);
       if (n < 0 && errno == EINTR)
         continue;
       if (n <= 0)

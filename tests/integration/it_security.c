@@ -143,6 +143,15 @@ test_agent_channel (sbx_sandbox_t *sb)
   sbx_error_free (err);
   is_str (run (sb, "python3 /tmp/drive.py", NULL), "refused\n",
           "a process in the sandbox cannot drive the agent");
+  is_str (run (sb, "python3 -c \"\n"
+                   "for f in ('/proc/1/mem', '/proc/1/environ'):\n"
+                   "    try:\n"
+                   "        open(f, 'rb').read(1); print('READ', f)\n"
+                   "    except OSError as e:\n"
+                   "        print(type(e).__name__)\"",
+               NULL),
+          "PermissionError\nPermissionError\n",
+          "a process in the sandbox cannot read the agent's memory or environment");
 
   err = NULL;
   sbx_write (sb, "/tmp/fake.py", impersonate_script, strlen (impersonate_script), &err);
