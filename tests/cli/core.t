@@ -107,6 +107,15 @@ is "$(out)" "42" "run creates, runs and prints"
 run "$sbx" run --image "$image" -- 'exit 5'
 is "$(rc)" 5 "run exits with the command's code"
 
+# --- the C example, built with pkg-config from the public header ------------
+if [ -x build/examples/fibonacci ]; then
+  run build/examples/fibonacci
+  is "$(out)" "0 1 1 2 3 5 8 13 21 34 " "examples/fibonacci prints the seed's output"
+  ok "$(has err "image "; echo $?)" "and says which image its sandbox used"
+else
+  ok 1 "build/examples/fibonacci is built (make example)"
+fi
+
 # --- errors and help ---------------------------------------------------------
 run "$sbx" create --memory lots
 is "$(rc)" 125 "a bad option value exits 125"
