@@ -77,6 +77,14 @@ struct cli_args
  * Returns CLI_CONTINUE, or the exit code after --help or a usage error. */
 int cli_parse (const struct cli_command *cmd, const struct cli_opt *opts, int argc,
                char **argv, struct cli_args *out);
+/* cli_parse, then opens the sandbox named by the first operand: the exit code
+ * (a failure to open is reported), or CLI_CONTINUE with *SB set. */
+int cli_parse_and_open (const struct cli_command *cmd, const struct cli_opt *opts, int argc,
+                        char **argv, struct cli_args *a, sbx_sandbox_t **sb);
+/* A whole command `sbx CMD ID`: opens sandbox ID, applies ACT to it and
+ * reports {"id": ID} under --json. */
+int cli_sandbox_command (const struct cli_command *cmd, int argc, char **argv,
+                         int (*act) (sbx_sandbox_t *sb, sbx_error_t **err));
 /* Prints "sbx CMD: MESSAGE" and a pointer to --help; returns the exit code. */
 int cli_usage_error (const struct cli_command *cmd, const char *fmt, ...)
   __attribute__ ((format (printf, 2, 3)));

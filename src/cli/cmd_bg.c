@@ -5,19 +5,6 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-/* Parses, then opens the sandbox named by the first operand: the exit code,
- * or CLI_CONTINUE with *SB set. */
-static int
-parse_and_open (const struct cli_command *cmd, const struct cli_opt *opts, int argc, char **argv,
-                struct cli_args *a, sbx_sandbox_t **sb)
-{
-  int status = cli_parse (cmd, opts, argc, argv, a);
-  sbx_error_t *err = NULL;
-  if (status == CLI_CONTINUE && sbx_sandbox_open (a->operand[0], sb, &err) < 0)
-    status = cli_error (err);
-  return status;
-}
-
 static json_t *
 info_json (const sbx_bg_info_t *i)
 {
@@ -46,7 +33,7 @@ cmd_start (const struct cli_command *cmd, int argc, char **argv)
   struct cli_args a;
   sbx_sandbox_t *sb = NULL;
   char *command = NULL, *id = NULL;
-  int status = parse_and_open (cmd, opts, argc, argv, &a, &sb);
+  int status = cli_parse_and_open (cmd, opts, argc, argv, &a, &sb);
   if (status != CLI_CONTINUE)
     goto out;
   if ((command = cli_join_words (a.rest, a.nrest)) == NULL)
@@ -81,7 +68,7 @@ cmd_read (const struct cli_command *cmd, int argc, char **argv)
 {
   struct cli_args a;
   sbx_sandbox_t *sb = NULL;
-  int status = parse_and_open (cmd, NULL, argc, argv, &a, &sb);
+  int status = cli_parse_and_open (cmd, NULL, argc, argv, &a, &sb);
   if (status != CLI_CONTINUE)
     return status;
   char *output = NULL;
@@ -124,7 +111,7 @@ cmd_kill (const struct cli_command *cmd, int argc, char **argv)
 {
   struct cli_args a;
   sbx_sandbox_t *sb = NULL;
-  int status = parse_and_open (cmd, NULL, argc, argv, &a, &sb);
+  int status = cli_parse_and_open (cmd, NULL, argc, argv, &a, &sb);
   if (status != CLI_CONTINUE)
     return status;
   sbx_error_t *err = NULL;
@@ -141,7 +128,7 @@ cmd_ls (const struct cli_command *cmd, int argc, char **argv)
 {
   struct cli_args a;
   sbx_sandbox_t *sb = NULL;
-  int status = parse_and_open (cmd, NULL, argc, argv, &a, &sb);
+  int status = cli_parse_and_open (cmd, NULL, argc, argv, &a, &sb);
   if (status != CLI_CONTINUE)
     return status;
   sbx_bg_info_t *v = NULL;

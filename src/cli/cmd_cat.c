@@ -59,16 +59,14 @@ static int
 cmd_cat (const struct cli_command *cmd, int argc, char **argv)
 {
   struct cli_args a;
-  int status = cli_parse (cmd, NULL, argc, argv, &a);
+  sbx_sandbox_t *sb = NULL;
+  int status = cli_parse_and_open (cmd, NULL, argc, argv, &a, &sb);
   if (status != CLI_CONTINUE)
     return status;
-  sbx_sandbox_t *sb = NULL;
   sbx_error_t *err = NULL;
   int write_errno = 0;
   status = 0;
-  if (sbx_sandbox_open (a.operand[0], &sb, &err) < 0)
-    status = cli_error (err);
-  else if (cli_json)
+  if (cli_json)
     {
       void *data = NULL;
       size_t len = 0;

@@ -12,14 +12,13 @@ cmd_glob (const struct cli_command *cmd, int argc, char **argv)
     { NULL, 0, 0, NULL, NULL, NULL },
   };
   struct cli_args a;
-  int status = cli_parse (cmd, opts, argc, argv, &a);
+  sbx_sandbox_t *sb = NULL;
+  int status = cli_parse_and_open (cmd, opts, argc, argv, &a, &sb);
   if (status != CLI_CONTINUE)
     return status;
-  sbx_sandbox_t *sb = NULL;
   sbx_error_t *err = NULL;
   sbx_file_list_t list = { 0 };
-  if (sbx_sandbox_open (a.operand[0], &sb, &err) < 0
-      || sbx_glob (sb, a.operand[1], path, &list, &err) < 0)
+  if (sbx_glob (sb, a.operand[1], path, &list, &err) < 0)
     status = cli_error (err);
   else
     {

@@ -36,16 +36,15 @@ cmd_grep (const struct cli_command *cmd, int argc, char **argv)
     { NULL, 0, 0, NULL, NULL, NULL },
   };
   struct cli_args a;
-  int status = cli_parse (cmd, opts, argc, argv, &a);
+  sbx_sandbox_t *sb = NULL;
+  int status = cli_parse_and_open (cmd, opts, argc, argv, &a, &sb);
   if (status != CLI_CONTINUE)
     return status;
   g.max_matches = (size_t) max;
 
-  sbx_sandbox_t *sb = NULL;
   sbx_error_t *err = NULL;
   sbx_grep_result_t res = { 0 };
-  if (sbx_sandbox_open (a.operand[0], &sb, &err) < 0
-      || sbx_grep (sb, a.operand[1], &g, &res, &err) < 0)
+  if (sbx_grep (sb, a.operand[1], &g, &res, &err) < 0)
     status = cli_error (err);
   else
     {

@@ -7,14 +7,13 @@ static int
 cmd_ls (const struct cli_command *cmd, int argc, char **argv)
 {
   struct cli_args a;
-  int status = cli_parse (cmd, NULL, argc, argv, &a);
+  sbx_sandbox_t *sb = NULL;
+  int status = cli_parse_and_open (cmd, NULL, argc, argv, &a, &sb);
   if (status != CLI_CONTINUE)
     return status;
-  sbx_sandbox_t *sb = NULL;
   sbx_error_t *err = NULL;
   sbx_file_list_t list = { 0 };
-  if (sbx_sandbox_open (a.operand[0], &sb, &err) < 0
-      || sbx_ls (sb, a.noperands > 1 ? a.operand[1] : NULL, &list, &err) < 0)
+  if (sbx_ls (sb, a.noperands > 1 ? a.operand[1] : NULL, &list, &err) < 0)
     status = cli_error (err);
   else
     {

@@ -15,14 +15,13 @@ cmd_read (const struct cli_command *cmd, int argc, char **argv)
     { NULL, 0, 0, NULL, NULL, NULL },
   };
   struct cli_args a;
-  int status = cli_parse (cmd, opts, argc, argv, &a);
+  sbx_sandbox_t *sb = NULL;
+  int status = cli_parse_and_open (cmd, opts, argc, argv, &a, &sb);
   if (status != CLI_CONTINUE)
     return status;
-  sbx_sandbox_t *sb = NULL;
   sbx_error_t *err = NULL;
   char *text = NULL;
-  if (sbx_sandbox_open (a.operand[0], &sb, &err) < 0
-      || sbx_read (sb, a.operand[1], (size_t) offset, (size_t) limit, &text, &err) < 0)
+  if (sbx_read (sb, a.operand[1], (size_t) offset, (size_t) limit, &text, &err) < 0)
     status = cli_error (err);
   else if (cli_json)
     status = cli_json_print (json_pack ("{s:o,s:o}", "path", cli_json_str (a.operand[1]),

@@ -7,13 +7,12 @@ static int
 cmd_write (const struct cli_command *cmd, int argc, char **argv)
 {
   struct cli_args a;
-  int status = cli_parse (cmd, NULL, argc, argv, &a);
+  sbx_sandbox_t *sb = NULL;
+  int status = cli_parse_and_open (cmd, NULL, argc, argv, &a, &sb);
   if (status != CLI_CONTINUE)
     return status;
-  sbx_sandbox_t *sb = NULL;
   sbx_error_t *err = NULL;
-  if (sbx_sandbox_open (a.operand[0], &sb, &err) < 0
-      || sbx_write_fd (sb, a.operand[1], STDIN_FILENO, &err) < 0)
+  if (sbx_write_fd (sb, a.operand[1], STDIN_FILENO, &err) < 0)
     status = cli_error (err);
   else if (cli_json)
     status = cli_json_print (json_pack ("{s:o}", "path", cli_json_str (a.operand[1])));

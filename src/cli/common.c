@@ -463,6 +463,37 @@ cli_exec_opts_init (struct cli_exec_opts *eo)
   eo->max_output = -1;
 }
 
+/* ------------------------------------------------------ sandboxes */
+
+int
+cli_parse_and_open (const struct cli_command *cmd, const struct cli_opt *opts, int argc,
+                    char **argv, struct cli_args *a, sbx_sandbox_t **sb)
+{
+  int status = cli_parse (cmd, opts, argc, argv, a);
+  sbx_error_t *err = NULL;
+  if (status == CLI_CONTINUE && sbx_sandbox_open (a->operand[0], sb, &err) < 0)
+    status = cli_error (err);
+  return status;
+}
+
+int
+cli_sandbox_command (const struct cli_command *cmd, int argc, char **argv,
+                     int (*act) (sbx_sandbox_t *sb, sbx_error_t **err))
+{
+  struct cli_args a;
+  sbx_sandbox_t *sb = NULL;
+  int status = cli_parse_and_open (cmd, NULL, argc, argv, &a, &sb);
+  if (status != CLI_CONTINUE)
+    return status;
+  sbx_error_t *err = NULL;
+  if (act (sb, &err) < 0)
+    status = cli_error (err);
+  else
+    status = cli_json ? cli_json_print (json_pack ("{s:o}", "id", cli_json_str (a.operand[0]))) : 0;
+  sbx_sandbox_free (sb);
+  return status;
+}
+
 /* ------------------------------------------------------ reporting */
 
 int
