@@ -2,6 +2,7 @@
 #ifndef SBX_CLI_H
 #define SBX_CLI_H
 
+#include "io.h"
 #include "sbx.h"
 
 #include <jansson.h>
@@ -173,8 +174,6 @@ int cli_fail (int code, const char *fmt, ...) __attribute__ ((format (printf, 2,
 /* Prints "sbx: MESSAGE" on stderr: notes that never go to stdout. */
 void cli_note (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
 
-/* Writes all of DATA to FD; -1 with errno set on failure. */
-int cli_write_all (int fd, const void *data, size_t len);
 
 /* A JSON string from bytes that may be invalid UTF-8 (or hold NULs); invalid
  * sequences and NULs become U+FFFD (sbx_utf8_sanitize_copy). NULL when out of

@@ -10,7 +10,7 @@ static int
 to_stdout (const void *data, size_t len, void *userdata)
 {
   int *write_errno = userdata;
-  if (cli_write_all (STDOUT_FILENO, data, len) < 0)
+  if (sbx_write_all (STDOUT_FILENO, data, len) < 0)
     {
       *write_errno = errno;
       return 1;

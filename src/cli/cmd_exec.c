@@ -28,7 +28,7 @@ on_output (enum sbx_stream stream, const char *data, size_t len, void *userdata)
     len = st->cap - st->printed;
   st->printed += len;
   int fd = st->separate && stream == SBX_STDERR ? STDERR_FILENO : STDOUT_FILENO;
-  if (cli_write_all (fd, data, len) < 0)
+  if (sbx_write_all (fd, data, len) < 0)
     {
       /* Nobody reads the output any more: stop the command, as SIGPIPE would. */
       st->write_errno = errno;

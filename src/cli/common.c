@@ -531,23 +531,6 @@ cli_note (const char *fmt, ...)
   fputc ('\n', stderr);
 }
 
-int
-cli_write_all (int fd, const void *data, size_t len)
-{
-  const char *p = data;
-  while (len > 0)
-    {
-      ssize_t n = write (fd, p, len);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n < 0)
-        return -1;
-      p += n;
-      len -= (size_t) n;
-    }
-  return 0;
-}
-
 /* ------------------------------------------------------------ JSON */
 
 json_t *

@@ -10,6 +10,7 @@
  * SIGTERM, SIGINT or SIGHUP the queue is dropped and a running call is cut
  * short by removing the sandbox under it, so that the client's grace period
  * (2 s in the SDKs) is enough to leave nothing behind. */
+#include "io.h"
 #include "mcp.h"
 
 #include <errno.h>
@@ -130,22 +131,6 @@ struct server
   int done[2];     /* the worker writes here when it ends */
 };
 
-static int
-write_all (int fd, const char *p, size_t len)
-{
-  while (len > 0)
-    {
-      ssize_t n = write (fd, p, len);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n < 0)
-        return -1;
-      p += n;
-      len -= (size_t) n;
-    }
-  return 0;
-}
-
 /* Sends MSG (stolen) as one line; false once stdout is gone. */
 static bool
 send_msg (struct server *s, json_t *msg)
@@ -158,7 +143,7 @@ send_msg (struct server *s, json_t *msg)
       return !s->out_broken;
     }
   pthread_mutex_lock (&s->out_lock);
-  if (!s->out_broken && write_all (STDOUT_FILENO, line, len) < 0)
+  if (!s->out_broken && sbx_write_all (STDOUT_FILENO, line, len) < 0)
     {
       note ("cannot write to stdout: %s; stopping", strerror (errno));
       s->out_broken = true;
