@@ -2,7 +2,7 @@
 #ifndef SBX_CLI_H
 #define SBX_CLI_H
 
-#include "io.h"
+#include "helpers.h"
 #include "sbx.h"
 
 #include <jansson.h>

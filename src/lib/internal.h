@@ -2,6 +2,7 @@
 #ifndef SBX_INTERNAL_H
 #define SBX_INTERNAL_H
 
+#include "helpers.h"
 #include "sbx.h"
 
 #include <stdlib.h>
@@ -47,9 +48,6 @@ int sbx_fail_errno (sbx_error_t **err, int code, int errno_value, const char *fm
  * U+FFFD, NUL-terminated; NULL when out of memory. */
 char *sbx_utf8_sanitize (const char *s, size_t n);
 bool sbx_utf8_valid (const char *s, size_t n);
-
-/* xasprintf-style helper: NULL when out of memory. */
-char *sbx_strdup_printf (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
 
 /* Monotonic clock in seconds. */
 double sbx_now (void);

@@ -95,18 +95,6 @@ sbx_utf8_sanitize_copy (const char *s, size_t n)
   return sanitize (s, n, true);
 }
 
-char *
-sbx_strdup_printf (const char *fmt, ...)
-{
-  va_list ap;
-  char *s = NULL;
-  va_start (ap, fmt);
-  if (vasprintf (&s, fmt, ap) < 0)
-    s = NULL;
-  va_end (ap);
-  return s;
-}
-
 double
 sbx_now (void)
 {

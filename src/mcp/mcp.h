@@ -11,6 +11,7 @@
 #ifndef SBX_MCP_H
 #define SBX_MCP_H
 
+#include "helpers.h"
 #include "sbx.h"
 
 #include <jansson.h>

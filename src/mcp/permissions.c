@@ -50,20 +50,6 @@ has_paths (enum mcp_op op)
   return op != MCP_OP_EXECUTE;
 }
 
-static char *msg (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
-
-static char *
-msg (const char *fmt, ...)
-{
-  char *s = NULL;
-  va_list ap;
-  va_start (ap, fmt);
-  if (vasprintf (&s, fmt, ap) < 0)
-    s = NULL;
-  va_end (ap);
-  return s;
-}
-
 /* ------------------------------------------------------------ building */
 
 void
@@ -108,8 +94,8 @@ add_rule (struct mcp_perms *p, enum mcp_op op, const char *pattern, enum mcp_act
   sbx_glob_t *g = NULL;
   if (sbx_glob_compile (pattern, &g, &why) < 0)
     {
-      *error = msg ("invalid pattern '%s' in the %s rules of %s: %s", pattern, op_names[op],
-                    p->origin, why);
+      *error = sbx_strdup_printf ("invalid pattern '%s' in the %s rules of %s: %s", pattern,
+                                  op_names[op], p->origin, why);
       return -1;
     }
   struct mcp_rule *rules = realloc (o->rules, (o->nrules + 1) * sizeof *rules);
@@ -122,7 +108,7 @@ add_rule (struct mcp_perms *p, enum mcp_op op, const char *pattern, enum mcp_act
       sbx_glob_free (g);
       free (pat);
       free (desc);
-      *error = msg ("out of memory");
+      *error = sbx_strdup_printf ("out of memory");
       return -1;
     }
   o->rules[o->nrules++] = (struct mcp_rule){
@@ -173,9 +159,10 @@ mcp_perms_preset (const char *name, struct mcp_perms **out, char **error)
       which = i;
   if (which < 0)
     {
-      *error = msg ("unknown permissions '%s': name a preset (default, permissive, readonly, "
-                    "strict) or a rules file (a path to a JSON file)",
-                    name);
+      *error = sbx_strdup_printf (
+          "unknown permissions '%s': name a preset (default, permissive, readonly, "
+          "strict) or a rules file (a path to a JSON file)",
+          name);
       return -1;
     }
   char origin[64];
@@ -183,7 +170,7 @@ mcp_perms_preset (const char *name, struct mcp_perms **out, char **error)
   struct mcp_perms *p = perms_new (origin, MCP_ALLOW);
   if (p == NULL)
     {
-      *error = msg ("out of memory");
+      *error = sbx_strdup_printf ("out of memory");
       return -1;
     }
   int r = 0;
@@ -238,45 +225,49 @@ parse_op (struct mcp_perms *p, enum mcp_op op, json_t *v, char **error)
     {
       if (parse_action (v, &p->ops[op].fallback) == 0)
         return 0;
-      *error = msg ("\"%s\" in %s must be \"allow\", \"deny\" or \"ask\", or an object "
-                    "{\"default\": ..., \"rules\": [...]}",
-                    name, p->origin);
+      *error
+          = sbx_strdup_printf ("\"%s\" in %s must be \"allow\", \"deny\" or \"ask\", or an object "
+                               "{\"default\": ..., \"rules\": [...]}",
+                               name, p->origin);
       return -1;
     }
   if (!json_is_object (v))
     {
-      *error = msg ("\"%s\" in %s must be an action or an object {\"default\": ..., \"rules\": "
-                    "[...]}",
-                    name, p->origin);
+      *error = sbx_strdup_printf (
+          "\"%s\" in %s must be an action or an object {\"default\": ..., \"rules\": "
+          "[...]}",
+          name, p->origin);
       return -1;
     }
   const char *key;
   json_t *val;
   json_object_foreach (v, key, val) if (strcmp (key, "default") != 0 && strcmp (key, "rules") != 0)
   {
-    *error = msg ("unknown key \"%s\" in \"%s\" of %s; expected \"default\" and \"rules\"", key,
-                  name, p->origin);
+    *error = sbx_strdup_printf (
+        "unknown key \"%s\" in \"%s\" of %s; expected \"default\" and \"rules\"", key, name,
+        p->origin);
     return -1;
   }
   json_t *def = json_object_get (v, "default"), *rules = json_object_get (v, "rules");
   if (def && parse_action (def, &p->ops[op].fallback) < 0)
     {
-      *error = msg ("\"%s\".\"default\" in %s must be \"allow\", \"deny\" or \"ask\"", name,
-                    p->origin);
+      *error = sbx_strdup_printf ("\"%s\".\"default\" in %s must be \"allow\", \"deny\" or \"ask\"",
+                                  name, p->origin);
       return -1;
     }
   if (rules && !json_is_array (rules))
     {
-      *error = msg ("\"%s\".\"rules\" in %s must be an array", name, p->origin);
+      *error = sbx_strdup_printf ("\"%s\".\"rules\" in %s must be an array", name, p->origin);
       return -1;
     }
   if (json_array_size (rules) > 0 && !has_paths (op))
     {
       /* A command can reach any path, so rules on commands would be
        * advice, not enforcement: only allow or deny it as a whole. */
-      *error = msg ("\"%s\" in %s takes no rules, only a default (\"allow\", \"deny\" or "
-                    "\"ask\"): a command's text can't be checked for the paths it reaches",
-                    name, p->origin);
+      *error = sbx_strdup_printf (
+          "\"%s\" in %s takes no rules, only a default (\"allow\", \"deny\" or "
+          "\"ask\"): a command's text can't be checked for the paths it reaches",
+          name, p->origin);
       return -1;
     }
   size_t i;
@@ -291,9 +282,10 @@ parse_op (struct mcp_perms *p, enum mcp_op op, json_t *v, char **error)
         || parse_action (json_object_get (rule, "action"), &a) < 0
         || (desc && !json_is_string (desc)) || json_object_size (rule) != known)
       {
-        *error = msg ("rule %zu of \"%s\" in %s must be {\"pattern\": \"GLOB\", \"action\": "
-                      "\"allow\"|\"deny\"|\"ask\"} with an optional \"description\"",
-                      i + 1, name, p->origin);
+        *error = sbx_strdup_printf (
+            "rule %zu of \"%s\" in %s must be {\"pattern\": \"GLOB\", \"action\": "
+            "\"allow\"|\"deny\"|\"ask\"} with an optional \"description\"",
+            i + 1, name, p->origin);
         return -1;
       }
     if (add_rule (p, op, pattern, a, json_string_value (desc), error) < 0)
@@ -310,9 +302,9 @@ mcp_perms_parse (const char *text, size_t len, const char *origin, struct mcp_pe
   json_t *doc = json_loadb (text, len, 0, &jerr);
   if (doc == NULL || !json_is_object (doc))
     {
-      *error = doc ? msg ("%s must hold a JSON object", origin)
-                   : msg ("%s is not valid JSON: %s (line %d, column %d)", origin, jerr.text,
-                          jerr.line, jerr.column);
+      *error = doc ? sbx_strdup_printf ("%s must hold a JSON object", origin)
+                   : sbx_strdup_printf ("%s is not valid JSON: %s (line %d, column %d)", origin,
+                                        jerr.text, jerr.line, jerr.column);
       json_decref (doc);
       return -1;
     }
@@ -322,14 +314,15 @@ mcp_perms_parse (const char *text, size_t len, const char *origin, struct mcp_pe
   json_t *def = json_object_get (doc, "default");
   if (def && parse_action (def, &fallback) < 0)
     {
-      *error = msg ("\"default\" in %s must be \"allow\", \"deny\" or \"ask\"", origin);
+      *error
+          = sbx_strdup_printf ("\"default\" in %s must be \"allow\", \"deny\" or \"ask\"", origin);
       json_decref (doc);
       return -1;
     }
   struct mcp_perms *p = perms_new (origin, fallback);
   if (p == NULL)
     {
-      *error = msg ("out of memory");
+      *error = sbx_strdup_printf ("out of memory");
       json_decref (doc);
       return -1;
     }
@@ -337,7 +330,7 @@ mcp_perms_parse (const char *text, size_t len, const char *origin, struct mcp_pe
   json_t *secrets = json_object_get (doc, "deny_secrets");
   if (secrets && !json_is_boolean (secrets))
     {
-      *error = msg ("\"deny_secrets\" in %s must be true or false", origin);
+      *error = sbx_strdup_printf ("\"deny_secrets\" in %s must be true or false", origin);
       r = -1;
     }
   else if (json_is_true (secrets))
@@ -357,9 +350,10 @@ mcp_perms_parse (const char *text, size_t len, const char *origin, struct mcp_pe
         op = i;
     if (op < 0)
       {
-        *error = msg ("unknown key \"%s\" in %s; expected \"default\", \"deny_secrets\" or an "
-                      "operation: read, write, edit, execute, glob, grep, ls",
-                      key, origin);
+        *error = sbx_strdup_printf (
+            "unknown key \"%s\" in %s; expected \"default\", \"deny_secrets\" or an "
+            "operation: read, write, edit, execute, glob, grep, ls",
+            key, origin);
         r = -1;
       }
     else
@@ -444,14 +438,16 @@ mcp_perms_denial (const struct mcp_perms *p, enum mcp_op op, const char *path,
 {
   const char *name = mcp_op_name (op);
   if (path == NULL)
-    return msg ("Permission denied: %s is denied by %s.", name, p->origin);
+    return sbx_strdup_printf ("Permission denied: %s is denied by %s.", name, p->origin);
   if (rule == NULL)
-    return msg ("Permission denied: %s of %s is denied by %s (no rule allows it). Use a path that "
-                "is allowed.",
-                name, path, p->origin);
-  return msg ("Permission denied: %s of %s is denied by the rule \"%s\"%s%s%s of %s. The "
-              "permissions are enforced by the server; use another path.",
-              name, path, rule->pattern, rule->description ? " (" : "",
-              rule->description ? rule->description : "", rule->description ? ")" : "", p->origin);
+    return sbx_strdup_printf (
+        "Permission denied: %s of %s is denied by %s (no rule allows it). Use a path that "
+        "is allowed.",
+        name, path, p->origin);
+  return sbx_strdup_printf (
+      "Permission denied: %s of %s is denied by the rule \"%s\"%s%s%s of %s. The "
+      "permissions are enforced by the server; use another path.",
+      name, path, rule->pattern, rule->description ? " (" : "",
+      rule->description ? rule->description : "", rule->description ? ")" : "", p->origin);
 }
 

@@ -10,7 +10,6 @@
  * SIGTERM, SIGINT or SIGHUP the queue is dropped and a running call is cut
  * short by removing the sandbox under it, so that the client's grace period
  * (2 s in the SDKs) is enough to leave nothing behind. */
-#include "io.h"
 #include "mcp.h"
 
 #include <errno.h>

@@ -365,20 +365,6 @@ mcp_tools_list (const struct mcp_perms *p, const char *version, bool network)
 
 /* ------------------------------------------------------------ validation */
 
-static char *msgf (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
-
-static char *
-msgf (const char *fmt, ...)
-{
-  char *s = NULL;
-  va_list ap;
-  va_start (ap, fmt);
-  if (vasprintf (&s, fmt, ap) < 0)
-    s = NULL;
-  va_end (ap);
-  return s;
-}
-
 /* "path, offset, limit": the names of PROPS. */
 static char *
 names (json_t *props)
@@ -408,10 +394,11 @@ check_value (const char *tool, const char *key, json_t *p, json_t *v)
   if (strcmp (type, "string") == 0)
     {
       if (!json_is_string (v))
-        return msgf ("Invalid arguments for %s: \"%s\" must be a string", tool, key);
+        return sbx_strdup_printf ("Invalid arguments for %s: \"%s\" must be a string", tool, key);
       /* Only file contents may hold NULs; everything else is a C string. */
       if (strcmp (key, "content") != 0 && strlen (json_string_value (v)) != json_string_length (v))
-        return msgf ("Invalid arguments for %s: \"%s\" must not contain NUL characters", tool, key);
+        return sbx_strdup_printf (
+            "Invalid arguments for %s: \"%s\" must not contain NUL characters", tool, key);
       json_t *choices = json_object_get (p, "enum"), *c;
       size_t i;
       bool found = choices == NULL;
@@ -426,8 +413,8 @@ check_value (const char *tool, const char *key, json_t *p, json_t *v)
               fprintf (f, "%s\"%s\"", i ? ", " : "", json_string_value (c));
           if (f)
             fclose (f);
-          char *m = msgf ("Invalid arguments for %s: \"%s\" must be one of %s", tool, key,
-                          list ? list : "the listed values");
+          char *m = sbx_strdup_printf ("Invalid arguments for %s: \"%s\" must be one of %s", tool,
+                                       key, list ? list : "the listed values");
           free (list);
           return m;
         }
@@ -438,21 +425,21 @@ check_value (const char *tool, const char *key, json_t *p, json_t *v)
       double d = json_number_value (v);
       if (!json_is_integer (v)
           && !(json_is_real (v) && d >= -9e15 && d <= 9e15 && d == (double) (long long) d))
-        return msgf ("Invalid arguments for %s: \"%s\" must be an integer", tool, key);
+        return sbx_strdup_printf ("Invalid arguments for %s: \"%s\" must be an integer", tool, key);
       long long n = json_is_integer (v) ? json_integer_value (v) : (long long) d;
       json_t *min = json_object_get (p, "minimum"), *max = json_object_get (p, "maximum");
       if (min && n < json_integer_value (min))
-        return msgf ("Invalid arguments for %s: \"%s\" must be at least %lld", tool, key,
-                     (long long) json_integer_value (min));
+        return sbx_strdup_printf ("Invalid arguments for %s: \"%s\" must be at least %lld", tool,
+                                  key, (long long) json_integer_value (min));
       if (max && n > json_integer_value (max))
-        return msgf ("Invalid arguments for %s: \"%s\" must be at most %lld%s", tool, key,
-                     (long long) json_integer_value (max),
-                     strcmp (key, "timeout") == 0 ? " (use run_in_background for longer commands)"
-                                                  : "");
+        return sbx_strdup_printf (
+            "Invalid arguments for %s: \"%s\" must be at most %lld%s", tool, key,
+            (long long) json_integer_value (max),
+            strcmp (key, "timeout") == 0 ? " (use run_in_background for longer commands)" : "");
       return NULL;
     }
   if (strcmp (type, "boolean") == 0 && !json_is_boolean (v))
-    return msgf ("Invalid arguments for %s: \"%s\" must be true or false", tool, key);
+    return sbx_strdup_printf ("Invalid arguments for %s: \"%s\" must be true or false", tool, key);
   return NULL;
 }
 
@@ -471,8 +458,9 @@ mcp_tool_check_args (const struct mcp_tool *t, json_t *args)
     if (p == NULL)
       {
         char *list = names (props);
-        char *m = msgf ("Invalid arguments for %s: unknown argument \"%s\"; %s takes %s", t->name,
-                        key, t->name, list ? list : "other arguments");
+        char *m
+            = sbx_strdup_printf ("Invalid arguments for %s: unknown argument \"%s\"; %s takes %s",
+                                 t->name, key, t->name, list ? list : "other arguments");
         free (list);
         return m;
       }
@@ -482,11 +470,10 @@ mcp_tool_check_args (const struct mcp_tool *t, json_t *args)
   }
   size_t i;
   json_t *r;
-  json_array_foreach (
-      json_object_get (schema, "required"), i,
-      r) if (json_object_get (args, json_string_value (r))
-             == NULL) return msgf ("Invalid arguments for %s: the argument \"%s\" is missing",
-                                   t->name, json_string_value (r));
+  json_array_foreach (json_object_get (schema, "required"), i, r)
+    if (json_object_get (args, json_string_value (r)) == NULL)
+      return sbx_strdup_printf ("Invalid arguments for %s: the argument \"%s\" is missing",
+                                t->name, json_string_value (r));
   return NULL;
 }
 

@@ -1,7 +1,9 @@
-/* Small I/O helpers shared by the library, the CLI and the MCP server. */
-#include "io.h"
+/* Small helpers shared by the library, the CLI and the MCP server. */
+#include "helpers.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <unistd.h>
 
 int
@@ -19,4 +21,16 @@ sbx_write_all (int fd, const void *data, size_t len)
       len -= (size_t) n;
     }
   return 0;
+}
+
+char *
+sbx_strdup_printf (const char *fmt, ...)
+{
+  va_list ap;
+  char *s = NULL;
+  va_start (ap, fmt);
+  if (vasprintf (&s, fmt, ap) < 0)
+    s = NULL;
+  va_end (ap);
+  return s;
 }
