@@ -3,6 +3,7 @@
 #ifndef SBX_AGENT_H
 #define SBX_AGENT_H
 
+#include "helpers.h"
 #include "proto.h"
 #include "sbx.h"
 
@@ -33,8 +34,6 @@ closep (int *fd)
 
 __attribute__ ((format (printf, 1, 2))) void agent_log (const char *fmt, ...);
 int64_t now_ms (void);
-/* Writes all of DATA; -1 with errno on failure. */
-int write_all (int fd, const void *data, size_t len);
 /* Reads until LEN bytes or end of file; the count, or -1 with errno. */
 ssize_t read_full (int fd, void *buf, size_t len);
 /* mkdir -p; -1 with errno on failure. */

@@ -59,7 +59,7 @@ save_file (int dirfd, const char *name, const char *text)
   int fd = openat (dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0)
     return -1;
-  int r = write_all (fd, text, strlen (text));
+  int r = sbx_write_all (fd, text, strlen (text));
   if (close (fd) < 0 || r < 0 || renameat (dirfd, tmp, dirfd, name) < 0)
     return -1;
   return 0;
@@ -148,7 +148,7 @@ supervise_output (int dfd, pid_t pid, int pipe_fd, int out_fd, int sfd)
               if ((int64_t) keep > (int64_t) OUTPUT_CAP - written)
                 keep = (size_t) ((int64_t) OUTPUT_CAP - written);
               /* A full disk loses output, not the process. */
-              if (keep && write_all (out_fd, buf, keep) < 0)
+              if (keep && sbx_write_all (out_fd, buf, keep) < 0)
                 keep = 0;
               written += (int64_t) keep;
               dropped += n - (ssize_t) keep;
@@ -212,7 +212,7 @@ supervise (const cmd_spec_t *spec, int sync)
   char pid_text[32];
   snprintf (pid_text, sizeof pid_text, "%ld", (long) st.pid);
   if ((pid_fd = openat (dfd, ".pid.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0
-      || flock (pid_fd, LOCK_EX) < 0 || write_all (pid_fd, pid_text, strlen (pid_text)) < 0
+      || flock (pid_fd, LOCK_EX) < 0 || sbx_write_all (pid_fd, pid_text, strlen (pid_text)) < 0
       || renameat (dfd, ".pid.tmp", dfd, "pid") < 0)
     {
       int e = errno;
@@ -220,13 +220,13 @@ supervise (const cmd_spec_t *spec, int sync)
       errno = e;
       goto fail;
     }
-  if (write_all (sync, &st, sizeof st) < 0)
+  if (sbx_write_all (sync, &st, sizeof st) < 0)
     agent_log ("background process %s: cannot report its start: %s", st.id, strerror (errno));
   close (sync);
   supervise_output (dfd, st.pid, p[0], out_fd, sfd);
 fail:
   st.err = errno ? errno : EIO;
-  if (write_all (sync, &st, sizeof st) < 0)
+  if (sbx_write_all (sync, &st, sizeof st) < 0)
     agent_log ("cannot report a failed background start: %s", strerror (errno));
   _exit (1);
 }
@@ -256,7 +256,7 @@ handle_bg_start (conn_t *c, const sbx_msg_t *m)
         {
           bg_started_t failed = { .err = errno };
           /* Should this fail too, the handler reads nothing and says so. */
-          (void) write_all (sync[1], &failed, sizeof failed);
+          (void) sbx_write_all (sync[1], &failed, sizeof failed);
         }
       _exit (0);
     }

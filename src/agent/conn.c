@@ -18,7 +18,7 @@ int
 conn_flush (conn_t *c)
 {
   /* A failed buffer holds a half-built frame: nothing sane can follow. */
-  if (!c->broken && (c->out.failed || write_all (c->fd, c->out.data, c->out.len) < 0))
+  if (!c->broken && (c->out.failed || sbx_write_all (c->fd, c->out.data, c->out.len) < 0))
     c->broken = true;
   sbx_buf_reset (&c->out);
   return c->broken ? -1 : 0;

@@ -29,7 +29,7 @@ agent_log (const char *fmt, ...)
   line[len++] = '\n';
   /* One write per line, so lines from concurrent handlers do not mix.
      Nothing useful can be done when stderr is gone. */
-  (void) write_all (STDERR_FILENO, line, len);
+  (void) sbx_write_all (STDERR_FILENO, line, len);
 }
 
 int64_t
@@ -38,23 +38,6 @@ now_ms (void)
   struct timespec ts;
   clock_gettime (CLOCK_MONOTONIC, &ts);
   return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int
-write_all (int fd, const void *data, size_t len)
-{
-  const char *p = data;
-  while (len > 0)
-    {
-      ssize_t n = write (fd, p, len);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n < 0)
-        return -1;
-      p += n;
-      len -= (size_t) n;
-    }
-  return 0;
 }
 
 ssize_t

@@ -101,7 +101,7 @@ fail:;
 static int
 atomic_write (atomic_t *a, const void *data, size_t len)
 {
-  if (write_all (a->fd, data, len) < 0)
+  if (sbx_write_all (a->fd, data, len) < 0)
     return -1;
   a->size += (int64_t) len;
   return 0;
