@@ -42,7 +42,7 @@ UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 ITEST_SRC := $(wildcard tests/integration/*.c)
 ITEST_BIN := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(ITEST_SRC))
 
-.PHONY: all clean demo check test unit-tests tests asan bench install setup example
+.PHONY: all clean demo check tests asan bench setup example
 all: $(BUILD)/libsbx.so $(BUILD)/libsbx.a $(BUILD)/sbx $(BUILD)/sbx.pc build/sbx-agent
 
 $(BUILD)/obj/%.o: src/%.c $(HEADERS)
@@ -135,11 +135,6 @@ build/sbx-bench: bench/bench.c build/libsbx.a include/sbx.h
 bench: setup
 	$(MAKE) build/sbx-bench
 	/usr/bin/python3 bench/bench.py
-
-install: all
-	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/libexec/sbx
-	install -m 644 include/sbx.h $(DESTDIR)$(PREFIX)/include/
-	install -m 755 build/sbx-agent $(DESTDIR)$(PREFIX)/libexec/sbx/
 
 clean:
 	rm -rf build build-asan

@@ -887,18 +887,27 @@ check_image_ref (const char *image, sbx_error_t **err)
   return 0;
 }
 
+/* *PATH = "/images/IMAGE" + SUFFIX for a checked image reference. The engine
+ * routes it with slashes in IMAGE left as they are. */
+static int
+image_path (const char *image, const char *suffix, char **path, sbx_error_t **err)
+{
+  int r = check_image_ref (image, err);
+  if (r < 0)
+    return r;
+  cleanup_free char *seg = escape_keep (image, "/:@");
+  *path = seg ? sbx_strdup_printf ("/images/%s%s", seg, suffix) : NULL;
+  return *path ? 0 : sbx_fail (err, SBX_E_NOMEM, "out of memory");
+}
+
 int
 sbx_engine_image_inspect (sbx_engine_t *e, const char *image, json_t **info, sbx_error_t **err)
 {
   *info = NULL;
-  int r = check_image_ref (image, err);
+  cleanup_free char *path = NULL;
+  int r = image_path (image, "/json", &path, err);
   if (r < 0)
     return r;
-  /* The engine routes /images/{name}/json with slashes in NAME left as they are. */
-  cleanup_free char *seg = escape_keep (image, "/:@");
-  cleanup_free char *path = seg ? sbx_strdup_printf ("/images/%s/json", seg) : NULL;
-  if (path == NULL)
-    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
   long status = 0;
   json_t *resp = NULL;
   r = sbx_engine_request (e, "GET", path, NULL, &status, &resp, err);
@@ -936,13 +945,10 @@ sbx_engine_image_list (sbx_engine_t *e, const char *label, json_t **list, sbx_er
 int
 sbx_engine_image_remove (sbx_engine_t *e, const char *image, sbx_error_t **err)
 {
-  int r = check_image_ref (image, err);
+  cleanup_free char *path = NULL;
+  int r = image_path (image, "", &path, err);
   if (r < 0)
     return r;
-  cleanup_free char *seg = escape_keep (image, "/:@");
-  cleanup_free char *path = seg ? sbx_strdup_printf ("/images/%s", seg) : NULL;
-  if (path == NULL)
-    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
   long status = 0;
   json_t *resp = NULL;
   r = sbx_engine_request (e, "DELETE", path, NULL, &status, &resp, err);
