@@ -29,8 +29,9 @@
 #define OUTPUT_CAP (8u << 20)
 #define READ_MAX (1u << 20)
 #define MAX_ID_LEN 20
-#define MAX_COMMAND_SHOWN 65536
-#define MAX_LISTED 100000
+#define MAX_COMMAND_SHOWN 1024   /* for display: bounds what a listing costs the host */
+#define MAX_LISTED 10000
+#define LOCK_WAIT_MS 3000    /* for a reader lock that a process in the sandbox may hold */
 #define KILL_GRACE_MS 2000   /* from SIGTERM to SIGKILL */
 #define GONE_WAIT_MS 2000    /* after SIGKILL, for the exit to be recorded */
 #define POLL_MS 20
@@ -364,11 +365,17 @@ handle_bg_read (conn_t *c, const sbx_msg_t *m)
   cleanup_close int dfd = request_state (c, m, &id);
   if (dfd < 0)
     return;
-  /* Readers on other connections take turns with the cursor. */
-  if (flock (dfd, LOCK_EX) < 0)
+  /* Readers on other connections take turns with the cursor. Processes in
+     the sandbox can take the lock too, so wait for it only so long. */
+  int64_t give_up = now_ms () + LOCK_WAIT_MS;
+  while (flock (dfd, LOCK_EX | LOCK_NB) < 0)
     {
-      reply_errno (c, errno, "cannot lock background process %s", id);
-      return;
+      if ((errno != EWOULDBLOCK && errno != EINTR) || now_ms () >= give_up)
+        {
+          reply_errno (c, errno, "cannot lock background process %s", id);
+          return;
+        }
+      (void) poll (NULL, 0, 10);
     }
   int64_t cursor = load_int (dfd, "cursor"), start;
   if (cursor < 0)

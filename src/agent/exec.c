@@ -187,6 +187,7 @@ typedef struct run {
   int64_t max_output, forwarded;
   int64_t deadline;     /* timeout, 0 for none */
   int64_t kill_at;      /* SIGKILL due for the tree, 0 for none */
+  int64_t gone_by;      /* after the SIGKILL, wait for the tree until then */
   int64_t linger_until; /* after the exit, stop reading output by then */
   bool exited, timed_out, truncated, killed;
   int code;             /* how the shell ended: status, or 128 + signal */
@@ -224,6 +225,7 @@ kill_now (run_t *r)
   proc_kill_tree (r->pid, SIGKILL);
   r->killed = true;
   r->kill_at = 0;
+  r->gone_by = now_ms () + KILL_GRACE_MS;
 }
 
 static void
@@ -386,7 +388,10 @@ run_loop (run_t *r)
         }
       if (r->exited && r->out[0] < 0 && r->out[1] < 0)
         {
-          if (!r->kill_at || proc_kill_tree (r->pid, 0) == 0)
+          /* After a kill, EXIT waits (boundedly) until the tree is gone,
+             killing what was forked meanwhile. */
+          bool waiting = r->kill_at || (r->gone_by && now < r->gone_by);
+          if (!waiting || proc_kill_tree (r->pid, r->kill_at ? 0 : SIGKILL) == 0)
             return;
           limit_wait (&ms, now + TREE_POLL_MS, now);
         }

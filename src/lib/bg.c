@@ -5,7 +5,7 @@
 #include <string.h>
 
 #define MAX_BG_ID 20
-#define MAX_BG_COMMAND 65536
+#define MAX_BG_COMMAND 1024  /* the agent shows at most this much; bounds a listing */
 #define MAX_BG_READ (1u << 20)
 
 static bool
@@ -209,7 +209,7 @@ sbx_bg_list (sbx_sandbox_t *sb, sbx_bg_info_t **items, size_t *count, sbx_error_
       if (n == cap)
         {
           size_t ncap = cap ? cap * 2 : 16;
-          sbx_bg_info_t *nv = ncap <= 100000 ? realloc (v, ncap * sizeof *nv) : NULL;
+          sbx_bg_info_t *nv = ncap <= 16384 ? realloc (v, ncap * sizeof *nv) : NULL;
           if (nv == NULL)
             {
               sbx_agent_disconnect (sb);

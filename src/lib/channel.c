@@ -211,10 +211,13 @@ connect_socket (const char *state_dir, int *fd_out)
     return -errno;
   struct sockaddr_un addr = { .sun_family = AF_UNIX };
   snprintf (addr.sun_path, sizeof addr.sun_path, "/proc/self/fd/%d/" SBX_AGENT_SOCKET_NAME, dirfd);
-  int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  /* Non-blocking: a listener in the sandbox with a full backlog would
+   * otherwise hold a blocking connect forever (EAGAIN reads as "not ready"). */
+  int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0)
     return -errno;
-  if (connect (fd, (struct sockaddr *) &addr, sizeof addr) < 0)
+  if (connect (fd, (struct sockaddr *) &addr, sizeof addr) < 0
+      || fcntl (fd, F_SETFL, fcntl (fd, F_GETFL) & ~O_NONBLOCK) < 0)
     {
       int e = errno;
       close (fd);
@@ -260,7 +263,7 @@ sbx_agent_try_connect (sbx_sandbox_t *sb, sbx_error_t **err)
 {
   sbx_agent_disconnect (sb);
   int fd = -1, r = connect_socket (sb->state_dir, &fd);
-  if (r == -ENOENT || r == -ECONNREFUSED)
+  if (r == -ENOENT || r == -ECONNREFUSED || r == -EAGAIN)
     return -EAGAIN;
   if (r < 0)
     return sbx_fail_errno (err, SBX_E_AGENT, -r, "cannot connect to the agent of sandbox %s",

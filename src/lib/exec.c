@@ -305,7 +305,16 @@ sbx_exec (sbx_sandbox_t *sb, const char *command, const sbx_exec_opts_t *opts,
         }
     }
   if (r == 0)
-    r = run_exec (sb, &st, o->timeout, err);
+    {
+      r = run_exec (sb, &st, o->timeout, err);
+      /* The stream must stay in step: stdin the command did not wait for is
+       * dropped if none of it went out, else the connection is; a failure
+       * mid-exec drops the connection, which kills the command's tree. */
+      if (r < 0 || st.sent > 0)
+        sbx_agent_disconnect (sb);
+      else
+        sbx_buf_reset (&sb->out);
+    }
   if (r == 0 && (take_buffer (&st.all, &result->output, &result->output_len) < 0
                  || (o->separate_streams
                      && (take_buffer (&st.out, &result->stdout_data, &result->stdout_len) < 0

@@ -311,14 +311,13 @@ collect_data (sbx_sandbox_t *sb, sbx_buf_t *buf, sbx_data_cb cb, void *ud, uint6
               sbx_msg_t *end, sbx_error_t **err)
 {
   uint64_t total = 0;
-  bool stopped = false;
   for (;;)
     {
       int r = recv_reply (sb, end, err);
       if (r < 0)
         return r;
       if (end->type == SBX_M_END)
-        return stopped ? sbx_fail (err, SBX_E_INVALID, "reading was stopped by the caller") : 0;
+        return 0;
       if (end->type != SBX_M_DATA)
         return sbx_agent_fail (sb, end, err);
       const uint8_t *data;
@@ -328,12 +327,15 @@ collect_data (sbx_sandbox_t *sb, sbx_buf_t *buf, sbx_data_cb cb, void *ud, uint6
       total += len;
       if (total > max)
         return sbx_agent_protocol_error (sb, "more data than was asked for", err);
-      if (stopped)
-        continue;
-      if (cb)
-        stopped = cb (data, len, ud) != 0;
-      else
+      if (cb == NULL)
         sbx_buf_append (buf, data, len);
+      else if (cb (data, len, ud) != 0)
+        {
+          /* Draining could take forever (a file that keeps growing): drop
+           * the connection instead. */
+          sbx_agent_disconnect (sb);
+          return sbx_fail (err, SBX_E_INVALID, "reading was stopped by the caller");
+        }
     }
 }
 

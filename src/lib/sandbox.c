@@ -552,16 +552,16 @@ sbx_sandbox_open (const char *id, sbx_sandbox_t **out, sbx_error_t **err)
       return 0;
     }
   bool running;
-  int r = refresh_from_engine (sb, &running, err);
+  sbx_error_t *ierr = NULL;
+  int r = refresh_from_engine (sb, &running, &ierr);
   if (r < 0)
     {
+      /* Say it in the words of someone asking for a sandbox by id. */
       if (r == -SBX_E_GONE)
-        {
-          sbx_error_free (err ? *err : NULL);
-          if (err)
-            *err = NULL;
-          r = sbx_fail (err, SBX_E_GONE, "sandbox %s does not exist (see `sbx ps`)", id);
-        }
+        sbx_fail (err, SBX_E_GONE, "sandbox %s does not exist (see `sbx ps`)", id);
+      else if (err && *err == NULL)
+        *err = steal_pointer (&ierr);
+      sbx_error_free (ierr);
       sbx_sandbox_free (sb);
       return r;
     }

@@ -267,6 +267,83 @@ test_background (sbx_sandbox_t *sb)
   free (id);
 }
 
+/* Findings of the security review, kept as regressions. */
+static void
+test_stream_in_step (sbx_sandbox_t *sb)
+{
+  /* A command that exits without reading its stdin leaves unsent input
+     behind; the next call must not see the stream out of step. */
+  size_t n = 8u << 20;
+  char *big = malloc (n);
+  memset (big, 'z', n);
+  bool all_fine = true;
+  for (int i = 0; i < 3; i++)
+    {
+      sbx_exec_opts_t o;
+      sbx_exec_result_t res;
+      sbx_error_t *err = NULL;
+      sbx_exec_opts_init (&o);
+      o.stdin_data = big;
+      o.stdin_len = n;
+      int r = sbx_exec (sb, "true", &o, &res, &err);
+      sbx_exec_result_free (&res);
+      sbx_error_free (err);
+      const char *out = run (sb, "echo next", NULL);
+      if (r < 0 || out == NULL || strcmp (out, "next\n") != 0)
+        all_fine = false;
+    }
+  ok (all_fine, "unread stdin never puts the next call out of step");
+  free (big);
+}
+
+static void
+test_bg_hostile (sbx_sandbox_t *sb)
+{
+  /* A command longer than the listing shows is cut, so listings stay small. */
+  char cmd[3000];
+  memset (cmd, ' ', sizeof cmd);
+  memcpy (cmd, "sleep 300", 9);
+  memcpy (cmd + sizeof cmd - 6, "#tail", 6);
+  char *id = NULL, *locker = NULL;
+  sbx_error_t *err = NULL;
+  if (!check_ok (sbx_bg_start (sb, cmd, NULL, &id, &err), &err, "start a long command"))
+    return;
+  sbx_bg_info_t *items = NULL;
+  size_t count = 0;
+  if (check_ok (sbx_bg_list (sb, &items, &count, &err), &err, "list it"))
+    {
+      bool cut = false;
+      for (size_t i = 0; i < count; i++)
+        if (strcmp (items[i].id, id) == 0)
+          cut = strlen (items[i].command) <= 1024 && strncmp (items[i].command, "sleep 300", 9) == 0;
+      ok (cut, "a listed command is cut at 1 KiB");
+      sbx_bg_info_list_free (items, count);
+    }
+  /* A process in the sandbox holding the reader lock delays a read, boundedly. */
+  char lock_cmd[128];
+  snprintf (lock_cmd, sizeof lock_cmd, "exec flock /run/sbx-bg/%s sleep 60", id);
+  if (check_ok (sbx_bg_start (sb, lock_cmd, NULL, &locker, &err), &err, "hold the reader lock"))
+    {
+      usleep (300000);
+      char *out = NULL;
+      size_t len = 0;
+      double t0 = now_s ();
+      int r = sbx_bg_read (sb, id, &out, &len, NULL, &err);
+      ok (r < 0 && now_s () - t0 < 10, "bg_read gives up on a held lock instead of hanging (%s)",
+          sbx_error_message (err));
+      sbx_error_free (err);
+      err = NULL;
+      free (out);
+      sbx_bg_kill (sb, locker, &err);
+      sbx_error_free (err);
+      err = NULL;
+    }
+  sbx_bg_kill (sb, id, &err);
+  sbx_error_free (err);
+  free (id);
+  free (locker);
+}
+
 int
 main (void)
 {
@@ -277,6 +354,8 @@ main (void)
   test_output_cap (sb);
   test_timeout (sb);
   test_background (sb);
+  test_stream_in_step (sb);
+  test_bg_hostile (sb);
   remove_sandbox (sb);
   return done_testing ();
 }

@@ -175,6 +175,51 @@ test_agent_channel (sbx_sandbox_t *sb)
   free (id);
 }
 
+/* A listener in the sandbox whose backlog is full: the host must neither hang
+ * on connect nor lose the ability to remove the sandbox. */
+static const char *backlog_script =
+    "import os, socket, time\n"
+    "os.unlink('/.sbx/run/agent.sock')\n"
+    "s = socket.socket(socket.AF_UNIX)\n"
+    "s.bind('/.sbx/run/agent.sock')\n"
+    "os.chmod('/.sbx/run/agent.sock', 0o666)\n"
+    "s.listen(0)\n"
+    "fill = socket.socket(socket.AF_UNIX)\n"
+    "fill.connect('/.sbx/run/agent.sock')\n"
+    "time.sleep(600)\n";
+
+static void
+test_full_backlog (void)
+{
+  sbx_sandbox_t *sb = start_sandbox (test_options ());
+  if (!ok (sb != NULL, "a sandbox to attack"))
+    return;
+  sbx_error_t *err = NULL;
+  char *id = NULL;
+  sbx_write (sb, "/tmp/backlog.py", backlog_script, strlen (backlog_script), &err);
+  sbx_error_free (err);
+  err = NULL;
+  sbx_bg_start (sb, "python3 /tmp/backlog.py", NULL, &id, &err);
+  sbx_error_free (err);
+  free (id);
+  usleep (1500000);
+  double t0 = now_s ();
+  sbx_sandbox_t *other = NULL;
+  err = NULL;
+  int r = sbx_sandbox_open (sbx_sandbox_id (sb), &other, &err);
+  ok (r == 0 && now_s () - t0 < 10, "opening it does not hang on a full backlog");
+  sbx_error_free (err);
+  err = NULL;
+  if (other)
+    {
+      t0 = now_s ();
+      check_ok (sbx_sandbox_remove (other, &err), &err, "and it can still be removed");
+      ok (now_s () - t0 < 10, "promptly");
+      sbx_sandbox_free (other);
+    }
+  sbx_sandbox_free (sb);
+}
+
 int
 main (void)
 {
@@ -185,6 +230,7 @@ main (void)
   test_isolation (sb);
   test_limits ();
   test_agent_channel (sb);
+  test_full_backlog ();
   remove_sandbox (sb);
   return done_testing ();
 }
