@@ -9,6 +9,7 @@
 #include <libgen.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -81,6 +82,38 @@ static void
 remove_tree (const char *dir)
 {
   nftw (dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+}
+
+/* The run folder is writable from inside the sandbox (the agent makes its
+ * socket there). As root, sbx gives it a tiny tmpfs of its own, so that a
+ * sandbox cannot fill the host's disk through it; other users cannot mount,
+ * and rely on the disk's own limits. */
+#define RUN_TMPFS_OPTIONS "size=64k,nr_inodes=64,mode=0755"
+
+static int
+limit_run_dir (const char *run, sbx_error_t **err)
+{
+  struct stat here, parent;
+  cleanup_free char *up = sbx_strdup_printf ("%s/..", run);
+  if (geteuid () != 0)
+    return 0;
+  if (up == NULL || stat (run, &here) < 0 || stat (up, &parent) < 0)
+    return sbx_fail_errno (err, SBX_E_IO, errno, "cannot inspect %s", run);
+  if (here.st_dev != parent.st_dev)
+    return 0; /* mounted already (a named sandbox started again) */
+  if (mount ("sbx-run", run, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, RUN_TMPFS_OPTIONS) < 0)
+    return sbx_fail_errno (err, SBX_E_IO, errno, "cannot mount a small tmpfs on %s", run);
+  return 0;
+}
+
+/* Removes a sandbox's host folder, its run tmpfs first. */
+static void
+remove_state_dir (const char *dir)
+{
+  cleanup_free char *run = sbx_strdup_printf ("%s/run", dir);
+  if (run && geteuid () == 0)
+    umount2 (run, MNT_DETACH);
+  remove_tree (dir);
 }
 
 static const char *
@@ -177,6 +210,8 @@ prepare_state_dir (sbx_sandbox_t *sb, sbx_error_t **err)
     return sbx_fail (err, SBX_E_NOMEM, "out of memory");
   if (mkdir (run, 0755) < 0 && errno != EEXIST)
     return sbx_fail_errno (err, SBX_E_IO, errno, "cannot create %s", run);
+  if ((r = limit_run_dir (run, err)) < 0)
+    return r;
   return install_agent (sb->state_dir, err);
 }
 
@@ -428,7 +463,7 @@ create_container (sbx_sandbox_t *sb, sbx_error_t **err)
   json_decref (config);
   if (r < 0)
     {
-      remove_tree (sb->state_dir);
+      remove_state_dir (sb->state_dir);
       if (err && !*err)
         *err = cerr;
       else
@@ -598,7 +633,7 @@ sbx_sandbox_remove (sbx_sandbox_t *sb, sbx_error_t **err)
   if (r == 0)
     r = sbx_engine_container_remove (sb->engine, sb->id, err);
   if (r == 0 && sb->state_dir)
-    remove_tree (sb->state_dir);
+    remove_state_dir (sb->state_dir);
   return r;
 }
 

@@ -15,6 +15,10 @@ test_defaults (sbx_sandbox_t *sb)
                    "cat /sys/fs/cgroup/memory.max", NULL),
           "1073741824\n", "memory limit 1 GiB");
   is_str (run (sb, "ls /sys/class/net", NULL), "lo\n", "network none: only loopback");
+  if (geteuid () == 0)
+    is_str (run (sb, "dd if=/dev/zero of=/.sbx/run/fill bs=1k count=1000 2>/dev/null; "
+                     "stat -c %s /.sbx/run/fill; rm -f /.sbx/run/fill", NULL),
+            "65536\n", "the agent's folder, shared with the host, holds at most 64 KiB");
   int code = 0;
   run (sb, "python3 -c \"import socket; socket.create_connection(('deb.debian.org', 80), 3)\"",
        &code);
