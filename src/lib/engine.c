@@ -770,32 +770,43 @@ sbx_engine_container_stop (sbx_engine_t *e, const char *id, int timeout_seconds,
   return container_action (e, id, "stop", query, limit, err);
 }
 
+/* GET PATH, whose reply must be a JSON object: 0 and *OBJ; 1 when the
+ * engine says 404; otherwise an error "the Docker engine could not WHAT". */
+static int
+get_object (sbx_engine_t *e, const char *path, const char *what, json_t **obj, sbx_error_t **err)
+{
+  long status = 0;
+  json_t *resp = NULL;
+  *obj = NULL;
+  int r = sbx_engine_request (e, "GET", path, NULL, &status, &resp, err);
+  if (r < 0)
+    return r;
+  if (status == 200 && json_is_object (resp))
+    {
+      *obj = resp;
+      return 0;
+    }
+  r = status == 404 ? 1
+                    : sbx_fail (err, SBX_E_ENGINE, "the Docker engine could not %s: %s", what,
+                                status == 200 ? "its reply was not a JSON object"
+                                              : sbx_engine_message (resp, status));
+  json_decref (resp);
+  return r;
+}
+
 int
 sbx_engine_container_inspect (sbx_engine_t *e, const char *id, json_t **info, sbx_error_t **err)
 {
   *info = NULL;
   cleanup_free char *path = NULL;
+  cleanup_free char *what = sbx_strdup_printf ("inspect sandbox %s", id);
   int r = container_path (id, "/json", &path, err);
   if (r < 0)
     return r;
-  long status = 0;
-  json_t *resp = NULL;
-  r = sbx_engine_request (e, "GET", path, NULL, &status, &resp, err);
-  if (r < 0)
-    return r;
-  if (status == 200 && json_is_object (resp))
-    {
-      *info = resp;
-      return 0;
-    }
-  if (status == 404)
-    r = fail_gone (id, err);
-  else
-    r = sbx_fail (err, SBX_E_ENGINE, "the Docker engine could not inspect sandbox %s: %s", id,
-                  status == 200 ? "its reply was not a JSON object"
-                                : sbx_engine_message (resp, status));
-  json_decref (resp);
-  return r;
+  if (what == NULL)
+    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+  r = get_object (e, path, what, info, err);
+  return r == 1 ? fail_gone (id, err) : r;
 }
 
 int
@@ -905,25 +916,14 @@ sbx_engine_image_inspect (sbx_engine_t *e, const char *image, json_t **info, sbx
 {
   *info = NULL;
   cleanup_free char *path = NULL;
+  cleanup_free char *what = sbx_strdup_printf ("look up image %s", image);
   int r = image_path (image, "/json", &path, err);
   if (r < 0)
     return r;
-  long status = 0;
-  json_t *resp = NULL;
-  r = sbx_engine_request (e, "GET", path, NULL, &status, &resp, err);
-  if (r < 0)
-    return r;
-  if (status == 200 && json_is_object (resp))
-    {
-      *info = resp;
-      return 0;
-    }
-  if (status != 404)
-    r = sbx_fail (err, SBX_E_ENGINE, "the Docker engine could not look up image %s: %s", image,
-                  status == 200 ? "its reply was not a JSON object"
-                                : sbx_engine_message (resp, status));
-  json_decref (resp);
-  return r;
+  if (what == NULL)
+    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+  r = get_object (e, path, what, info, err);
+  return r == 1 ? 0 : r; /* a missing image is not an error: *INFO stays NULL */
 }
 
 int
