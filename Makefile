@@ -17,8 +17,8 @@ LDHARDEN := -Wl,-z,relro,-z,now
 
 ifeq ($(SAN),1)
   BUILD := build-asan
-  ALL_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all -O1
-  LDHARDEN += -fsanitize=address,undefined
+  ALL_CFLAGS += -fsanitize=address,undefined,float-cast-overflow -fno-omit-frame-pointer -fno-sanitize-recover=all -O1
+  LDHARDEN += -fsanitize=address,undefined,float-cast-overflow
 endif
 
 ABS_BUILD := $(abspath $(BUILD))

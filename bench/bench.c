@@ -1,8 +1,11 @@
 /* sbx-bench: the sbx side of `make bench` (bench/bench.py runs it).
  *
  * Uses only the public API (sbx.h). Measures, with CLOCK_MONOTONIC, in ms:
+ *   floor     the host's floor: `sh -c true` spawned (posix_spawn) and waited
+ *             for, one before each exec below, so that both see the same load
  *   exec      sbx_exec("true") on a started sandbox
  *   cli_exec  `sbx exec ID -- true` as a new process each time (posix_spawn)
+ *   cli_help  `sbx --help` as a new process (what starting the CLI costs)
  *   file_1k   sbx_write + sbx_read_bytes of 1 KiB (content checked)
  *   file_1m   the same with 1 MiB
  *   grep      sbx_grep over a corpus made once by --tree-cmd
@@ -207,20 +210,19 @@ exec_true (sbx_sandbox_t *sb, const char *op)
   return 0;
 }
 
+/* Runs ARGV (stdout to /dev/null) and waits: 0 when it exited 0. */
 static int
-cli_exec_true (const char *id, const char *op)
+spawn_wait (char *const argv[], const char *op)
 {
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init (&fa);
   posix_spawn_file_actions_addopen (&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-  char *argv[] = { (char *) cfg.cli, (char *) "exec", (char *) id, (char *) "--",
-                   (char *) "true", NULL };
   pid_t pid;
-  int r = posix_spawn (&pid, cfg.cli, &fa, NULL, argv, environ);
+  int r = posix_spawn (&pid, argv[0], &fa, NULL, argv, environ);
   posix_spawn_file_actions_destroy (&fa);
   if (r != 0)
     {
-      record_error (op, "cannot run %s: %s", cfg.cli, strerror (r));
+      record_error (op, "cannot run %s: %s", argv[0], strerror (r));
       return -1;
     }
   int status;
@@ -232,10 +234,32 @@ cli_exec_true (const char *id, const char *op)
       }
   if (!WIFEXITED (status) || WEXITSTATUS (status) != 0)
     {
-      record_error (op, "`%s exec %s -- true` failed (status 0x%x)", cfg.cli, id, status);
+      record_error (op, "`%s %s` failed (status 0x%x)", argv[0], argv[1], status);
       return -1;
     }
   return 0;
+}
+
+static int
+cli_exec_true (const char *id, const char *op)
+{
+  char *argv[] = { (char *) cfg.cli, (char *) "exec", (char *) id, (char *) "--",
+                   (char *) "true", NULL };
+  return spawn_wait (argv, op);
+}
+
+static int
+cli_help (const char *op)
+{
+  char *argv[] = { (char *) cfg.cli, (char *) "--help", NULL };
+  return spawn_wait (argv, op);
+}
+
+static int
+floor_true (const char *op)
+{
+  char *argv[] = { (char *) "/bin/sh", (char *) "-c", (char *) "true", NULL };
+  return spawn_wait (argv, op);
 }
 
 static int
@@ -468,6 +492,7 @@ main (int argc, char **argv)
     }
   signal (SIGPIPE, SIG_IGN);
 
+  samples_t s_floor = { "floor", NULL, 0 }, s_help = { "cli_help", NULL, 0 };
   samples_t s_exec = { "exec", NULL, 0 }, s_cli = { "cli_exec", NULL, 0 },
             s_1k = { "file_1k", NULL, 0 }, s_1m = { "file_1m", NULL, 0 },
             s_grep = { "grep", NULL, 0 }, s_cold = { "cold", NULL, 0 };
@@ -509,8 +534,24 @@ main (int argc, char **argv)
     {
       const char *id = sbx_sandbox_id (sb);
 
-      progress ("sbx_exec(\"true\") x %d", cfg.runs_exec);
-      TIMED (&s_exec, cfg.runs_exec, cfg.warm_exec, exec_true (sb, "exec"));
+      progress ("sh -c true and sbx_exec(\"true\"), by turns, x %d", cfg.runs_exec);
+      for (int w = 0; w < cfg.warm_exec; w++)
+        if (floor_true ("floor") < 0 || exec_true (sb, "exec") < 0)
+          break;
+      s_floor.v = calloc ((size_t) cfg.runs_exec + 1, sizeof (double));
+      s_exec.v = calloc ((size_t) cfg.runs_exec + 1, sizeof (double));
+      for (int i = 0; s_floor.v && s_exec.v && i < cfg.runs_exec && !stop_requested; i++)
+        {
+          double t0 = now_ms ();
+          if (floor_true ("floor") < 0)
+            break;
+          double t1 = now_ms ();
+          if (exec_true (sb, "exec") < 0)
+            break;
+          s_floor.v[s_floor.n++] = t1 - t0;
+          s_exec.v[s_exec.n++] = now_ms () - t1;
+        }
+      report (&s_floor, "the floor: sh -c true");
       report (&s_exec, "sbx_exec true");
 
       if (cfg.cli && cfg.runs_cli_exec > 0)
@@ -518,6 +559,8 @@ main (int argc, char **argv)
           progress ("%s exec %s -- true x %d", cfg.cli, id, cfg.runs_cli_exec);
           TIMED (&s_cli, cfg.runs_cli_exec, cfg.warm_exec / 4 + 1, cli_exec_true (id, "cli_exec"));
           report (&s_cli, "sbx CLI exec true");
+          TIMED (&s_help, cfg.runs_cli_exec, cfg.warm_exec / 4 + 1, cli_help ("cli_help"));
+          report (&s_help, "sbx --help");
         }
 
       size_t n1k = 1024, n1m = 1 << 20;
@@ -579,7 +622,7 @@ main (int argc, char **argv)
   else
     printf ("null");
   printf (",\"start_ms\":%.3f", start_ms);
-  const samples_t *all[] = { &s_exec, &s_cli, &s_1k, &s_1m, &s_grep, &s_cold };
+  const samples_t *all[] = { &s_floor, &s_exec, &s_cli, &s_help, &s_1k, &s_1m, &s_grep, &s_cold };
   for (size_t i = 0; i < sizeof all / sizeof *all; i++)
     if (all[i]->n)
       json_samples (stdout, all[i]);

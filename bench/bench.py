@@ -4,12 +4,16 @@
 Run by `make bench` after build/sbx-bench is built. Measures, in one run, on
 the same image and the same container options:
 
+  0. the host's floor: spawning `sh -c true` and waiting for it (from C,
+     by turns with sbx_exec, and from node, by turns with the MCP calls);
   1. exec `true` in a running container (sbx library, sbx CLI, docker-py,
-     docker CLI);
+     docker CLI), and `sbx --help` as a new process;
   2. write then read a 1 KiB and a 1 MiB file;
   3. cold create to first exec;
   4. grep a pattern over 5,000 files;
-  5. the resident memory of sbx's agent (the container's PID 1).
+  5. the resident memory of sbx's agent (the container's PID 1);
+  6. MCP tool calls (read_file, write_file, execute) through the official SDK
+     client over stdio, against `sbx mcp`.
 
 Progress goes to stderr, the table to stdout. Every container this script or
 sbx-bench creates is removed, also on failure. The benchmark only reports: it
@@ -20,7 +24,7 @@ Environment:
   SBX_BENCH_IMAGE   image to use (default python:3.12-slim if present, else
                     sbx/base:bookworm)
   SBX_BENCH_QUICK=1 a few runs of each, for a smoke test
-  SBX_BENCH_ONLY    comma list among sbx,dockerpy,cli (default: all three)
+  SBX_BENCH_ONLY    comma list among sbx,mcp,dockerpy,cli (default: all four)
   SBX_BENCH_JSON    path: also write every sample as JSON there
 """
 
@@ -41,12 +45,13 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(ROOT, "build")
 QUICK = os.environ.get("SBX_BENCH_QUICK") == "1"
-ONLY = set((os.environ.get("SBX_BENCH_ONLY") or "sbx,dockerpy,cli").split(","))
+ONLY = set((os.environ.get("SBX_BENCH_ONLY") or "sbx,mcp,dockerpy,cli").split(","))
 
 # Runs of each measurement (after warm-up).
 RUNS = {
     "exec": 300,         # sbx library
-    "cli_exec": 50,      # sbx CLI, one process per exec
+    "cli_exec": 50,      # sbx CLI, one process per exec (and --help)
+    "mcp": 200,          # each MCP tool call
     "dpy_exec": 50,      # docker-py exec_run
     "docker_exec": 30,   # docker exec
     "file_1k": 100,      # sbx write+read 1 KiB
@@ -60,7 +65,7 @@ RUNS = {
     "dpy_grep": 10,
     "docker_grep": 10,
 }
-WARMUP = {"exec": 20, "file": 3, "cold": 1, "grep": 2}
+WARMUP = {"exec": 20, "file": 3, "cold": 1, "grep": 2, "mcp": 10}
 if QUICK:
     RUNS = {k: min(v, 3) for k, v in RUNS.items()}
     WARMUP = {k: 1 for k in WARMUP}
@@ -81,7 +86,13 @@ CONTAINER_OPTS_TEXT = ("same image, network none, all capabilities dropped but %
 METHODS = [
     "exec: sbx_exec(sb, \"true\") (the agent runs sh -c true) | docker-py container.exec_run("
     "\"true\") (exec create + start + inspect) | `docker exec C true`",
-    "sbx CLI: `build/sbx exec ID -- true`, a new process each time (posix_spawn from C)",
+    "floor: `sh -c true` spawned and waited for (posix_spawn from C, by turns with sbx_exec; "
+    "spawnSync from node, by turns with each MCP call): what any command costs on this host",
+    "sbx CLI: `build/sbx exec ID -- true` and `build/sbx --help`, a new process each time "
+    "(posix_spawn from C)",
+    "MCP: `build/sbx mcp` driven by the official TypeScript SDK client over stdio "
+    "(tests/mcp's), client.callTool as an agent framework makes it: read_file of a 20-line "
+    "file, write_file of it, execute `true`",
     "files: sbx_write + sbx_read_bytes | docker-py put_archive + get_archive with the tar built "
     "and read in memory, as the seed does | `docker exec -i C sh -c 'cat > F'` + `docker exec C "
     "cat F` (no host file needed, unlike docker cp); every read is checked against what was "
@@ -233,6 +244,25 @@ class SbxRun:
         if self.proc.returncode not in (0, None):
             log("sbx-bench exited with status %d" % self.proc.returncode)
         self.proc = None
+
+
+def run_mcp(image):
+    """bench/mcp.mjs with node: MCP tool calls and node's own floor."""
+    mcp_dir = os.path.join(ROOT, "tests", "mcp")
+    if not os.path.isdir(os.path.join(mcp_dir, "node_modules", "@modelcontextprotocol")):
+        log("installing the MCP SDK client (npm ci in tests/mcp)")
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=mcp_dir,
+                       check=True, stdout=sys.stderr)
+    r = subprocess.run(["node", os.path.join(ROOT, "bench", "mcp.mjs"), os.path.join(BUILD, "sbx"),
+                        image, str(RUNS["mcp"]), str(WARMUP["mcp"])],
+                       stdout=subprocess.PIPE, check=True)
+    doc = json.loads(r.stdout.decode().strip().splitlines()[-1])
+    for key in ("floor", "read_file", "write_file", "execute"):
+        s = summary(doc.get(key))
+        if s:
+            log("  %-28s p50 %8.3f ms  p90 %8.3f ms  (n=%d)" % ("mcp " + key, s["p50"], s["p90"],
+                                                                 s["n"]))
+    return doc
 
 
 def agent_memory(client, container_id):
@@ -429,6 +459,39 @@ def ratio(other, base):
     return ("%.0fx" % r) if r >= 10 else ("%.1fx" % r)
 
 
+def vs_floor(x, fl):
+    if x is None or fl is None or fl["p50"] <= 0:
+        return "n/a"
+    return "%.2fx" % (x["p50"] / fl["p50"])
+
+
+def print_floor_table(sbx, mcp):
+    """sbx's costs beside the host's floor, measured by turns in the same process."""
+    def g(res, key):
+        return summary(res.get(key)) if res and res.get(key) else None
+
+    cfl, nfl = g(sbx, "floor"), g(mcp, "floor")
+    rows = [
+        ("the floor: spawn `sh -c true` and wait (C)", cfl, cfl),
+        ("sbx_exec `true` (library)", g(sbx, "exec"), cfl),
+        ("`sbx exec ID -- true` (a new process)", g(sbx, "cli_exec"), cfl),
+        ("`sbx --help` (a new process)", g(sbx, "cli_help"), cfl),
+        ("the floor: spawn `sh -c true` and wait (node)", nfl, nfl),
+        ("MCP read_file (SDK client, stdio)", g(mcp, "read_file"), nfl),
+        ("MCP write_file", g(mcp, "write_file"), nfl),
+        ("MCP execute `true`", g(mcp, "execute"), nfl),
+    ]
+    head = ["beside the host's floor", "time", "/ floor"]
+    body = [[name, fmt_ms(x), vs_floor(x, fl)] for name, x, fl in rows]
+    widths = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]
+    line = lambda r: "| " + " | ".join(r[i].ljust(widths[i]) for i in range(len(r))) + " |"
+    out = [line(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    out += [line(r) for r in body]
+    out.append("Each ratio divides by the floor measured in the same process, by turns with it "
+               "(C for the library and the CLI, node for MCP).")
+    print("\n".join(out) + "\n", flush=True)
+
+
 def print_table(ctx, sbx, dpy, cli, rss, targets):
     def g(res, key):
         return summary(res.get(key)) if res and res.get(key) else None
@@ -486,11 +549,24 @@ def print_table(ctx, sbx, dpy, cli, rss, targets):
     print("\n".join(out), flush=True)
 
 
-def evaluate(sbx, dpy, rss):
+def evaluate(sbx, dpy, rss, mcp):
     def g(res, key):
         return summary(res.get(key)) if res and res.get(key) else None
 
     t = []
+    for key, name, fl, limit in (("exec", "sbx_exec", g(sbx, "floor"), 1.2),
+                                 ("cli_exec", "`sbx exec ID -- true`", g(sbx, "floor"), 2.5),
+                                 ("cli_help", "`sbx --help`", g(sbx, "floor"), 1.5),
+                                 ("read_file", "MCP read_file", g(mcp, "floor"), 0.5),
+                                 ("write_file", "MCP write_file", g(mcp, "floor"), 0.5),
+                                 ("execute", "MCP execute", g(mcp, "floor"), 1.5)):
+        x = g(mcp if key in ("read_file", "write_file", "execute") else sbx, key)
+        text = "%s <= %.1fx the floor" % (name, limit)
+        if x and fl:
+            t.append((text, x["p50"] <= limit * fl["p50"], "%.2fx (%.3f ms / %.3f ms)" % (
+                x["p50"] / fl["p50"], x["p50"], fl["p50"])))
+        else:
+            t.append((text, None, "not measured"))
     ex, dex = g(sbx, "exec"), g(dpy, "exec")
     if ex:
         t.append(("exec p50 <= 2 ms", ex["p50"] <= 2.0, "%.2f ms" % ex["p50"]))
@@ -551,7 +627,7 @@ def main():
         c.remove(force=True)
 
     created = set()
-    sbx = dpy = cli = rss = None
+    sbx = dpy = cli = rss = mcp = None
     errors = []
     sbx_run = SbxRun(image)
     try:
@@ -573,6 +649,16 @@ def main():
                 log("sbx part failed: %s" % e)
             finally:
                 sbx_run.finish()
+
+        if "mcp" in ONLY:
+            log("MCP: tool calls through the SDK client over stdio (bench/mcp.mjs)")
+            try:
+                mcp = run_mcp(image)
+                for e in mcp.get("errors") or []:
+                    errors.append("MCP: %s" % e)
+            except Exception as e:
+                errors.append("MCP: %s" % e)
+                log("MCP part failed: %s" % e)
 
         if "dockerpy" in ONLY or "cli" in ONLY:
             name = bench_name("warm")
@@ -600,7 +686,8 @@ def main():
         cleanup_containers(client, created)
 
     elapsed = time.perf_counter() - started
-    print_table(ctx, sbx, dpy, cli, rss, evaluate(sbx, dpy, rss))
+    print_table(ctx, sbx, dpy, cli, rss, evaluate(sbx, dpy, rss, mcp))
+    print_floor_table(sbx, mcp)
     if errors:
         print("Errors:")
         for e in errors:
@@ -610,9 +697,9 @@ def main():
 
     if os.environ.get("SBX_BENCH_JSON"):
         with open(os.environ["SBX_BENCH_JSON"], "w") as f:
-            json.dump({"context": ctx, "sbx": sbx, "docker_py": dpy, "docker_cli": cli,
-                       "agent_memory": rss, "errors": errors}, f, indent=1)
-    measured = any(isinstance(v, list) and v for res in (sbx, dpy, cli) if res
+            json.dump({"context": ctx, "sbx": sbx, "mcp": mcp, "docker_py": dpy,
+                       "docker_cli": cli, "agent_memory": rss, "errors": errors}, f, indent=1)
+    measured = any(isinstance(v, list) and v for res in (sbx, mcp, dpy, cli) if res
                    for v in res.values())
     return 0 if measured else 1
 

@@ -47,7 +47,11 @@ typedef enum sbx_errc {
   SBX_E_NO_PROCESS = 20,    /* no background process with that id */
   SBX_E_TIMEOUT = 21,       /* an operation on the host side timed out */
   SBX_E_BUILD = 22,         /* building a runtime's image failed */
+  SBX_E_LIMIT = 23,         /* a limit of the sandbox was reached (its processes, ...) */
 } sbx_errc;
+
+/* The highest sbx_errc. */
+#define SBX_ERRC_MAX SBX_E_LIMIT
 
 typedef struct sbx_error sbx_error_t;
 
@@ -109,6 +113,13 @@ int sbx_sandbox_stop (sbx_sandbox_t *sb, sbx_error_t **err);
 int sbx_sandbox_remove (sbx_sandbox_t *sb, sbx_error_t **err);
 /* Releases the handle only; the container is left as it is. */
 void sbx_sandbox_free (sbx_sandbox_t *sb);
+/* File operations on this handle (ls, read, read_bytes, edit, glob, grep)
+ * end within SECONDS (default SBX_DEFAULT_FILE_TIMEOUT), whatever the
+ * content: listings and searches come back flagged truncated, reads and
+ * edits fail with SBX_E_TIMEOUT. Streaming a file (sbx_read_stream) has an
+ * hour. SECONDS is checked as sbx_timeout_check does; 0 is refused. */
+#define SBX_DEFAULT_FILE_TIMEOUT 30.0
+int sbx_sandbox_set_file_timeout (sbx_sandbox_t *sb, double seconds, sbx_error_t **err);
 /* Container name (accepted by the docker CLI too); NULL before start. */
 const char *sbx_sandbox_id (const sbx_sandbox_t *sb);
 /* Image the sandbox uses; resolved at start. */
@@ -137,11 +148,18 @@ typedef int (*sbx_output_cb) (enum sbx_stream stream, const char *data, size_t l
 
 #define SBX_DEFAULT_MAX_OUTPUT 100000
 #define SBX_TIMEOUT_EXIT_CODE 124
+/* Timeouts are seconds: 0 for none, else up to SBX_MAX_TIMEOUT (30 days); a
+ * fraction of a millisecond rounds up to one. */
+#define SBX_MAX_TIMEOUT 2592000.0
+
+/* 0 when SECONDS is a valid timeout; SBX_E_INVALID naming the range (NaN,
+ * negative and huge values) otherwise. */
+int sbx_timeout_check (double seconds, sbx_error_t **err);
 
 typedef struct sbx_exec_opts {
   const char *cwd;              /* default: the sandbox's workdir */
   const char *const *env;       /* NULL-terminated "K=V" list, or NULL */
-  double timeout;               /* seconds; <= 0 means no timeout */
+  double timeout;               /* seconds; 0 means none (see SBX_MAX_TIMEOUT) */
   size_t max_output;            /* bytes kept; 0 means SBX_DEFAULT_MAX_OUTPUT */
   bool separate_streams;        /* keep stdout and stderr apart */
   const void *stdin_data;       /* optional input ... */
@@ -192,6 +210,12 @@ int sbx_bg_read (sbx_sandbox_t *sb, const char *id, char **output, size_t *len,
 /* Kills the process tree (TERM, then KILL after a grace period). */
 int sbx_bg_kill (sbx_sandbox_t *sb, const char *id, sbx_error_t **err);
 int sbx_bg_list (sbx_sandbox_t *sb, sbx_bg_info_t **items, size_t *count, sbx_error_t **err);
+
+/* Kills every process in the sandbox but its agent, background processes
+ * and running commands included: the way out of a fork bomb (or of any
+ * process that fills the pids limit) without losing the container or its
+ * files. *KILLED (may be NULL) gets how many processes were alive. */
+int sbx_sandbox_kill_all (sbx_sandbox_t *sb, size_t *killed, sbx_error_t **err);
 void sbx_bg_info_clear (sbx_bg_info_t *info);
 void sbx_bg_info_list_free (sbx_bg_info_t *items, size_t count);
 
@@ -222,6 +246,29 @@ typedef struct sbx_file_list {
 void sbx_file_list_free (sbx_file_list_t *list);
 
 int sbx_exists (sbx_sandbox_t *sb, const char *path, bool *exists, sbx_error_t **err);
+
+/* What a path is in the sandbox, asked of the agent (no process is
+ * started): the path with its symbolic links resolved as far as it exists
+ * and the rest kept as given (as `realpath -m`), and, when it exists, what
+ * stat says of it. Device, inode, size and nanosecond times together
+ * change whenever anything writes the file. */
+typedef struct sbx_path_info {
+  char *path;          /* absolute; free with sbx_path_info_clear */
+  bool exists;         /* the fields below are valid only when true */
+  bool is_dir;
+  bool is_file;        /* a regular file */
+  uint64_t size;
+  uint32_t mode;       /* st_mode */
+  uint64_t dev, ino;
+  int64_t mtime_ns, ctime_ns;
+} sbx_path_info_t;
+
+int sbx_resolve (sbx_sandbox_t *sb, const char *path, sbx_path_info_t *info, sbx_error_t **err);
+/* N paths at once (one round trip per batch); INFOS holds N entries, each
+ * cleared by the caller. On failure, none needs clearing. */
+int sbx_resolve_many (sbx_sandbox_t *sb, const char *const *paths, size_t n,
+                      sbx_path_info_t *infos, sbx_error_t **err);
+void sbx_path_info_clear (sbx_path_info_t *info);
 /* Directories first, then by name. */
 int sbx_ls (sbx_sandbox_t *sb, const char *path, sbx_file_list_t *out, sbx_error_t **err);
 

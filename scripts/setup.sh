@@ -13,7 +13,7 @@ say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
 PACKAGES=(build-essential pkg-config curl libcurl4-openssl-dev libjansson-dev libarchive-dev
-          libpcre2-dev musl-tools docker.io debootstrap python3-docker hyperfine)
+          libpcre2-dev musl-tools docker.io debootstrap python3-docker hyperfine busybox-static)
 # The MCP tests run the official SDK client under node; a node from elsewhere
 # (nodesource) is used as it is, Debian's otherwise.
 command -v node >/dev/null && command -v npm >/dev/null || PACKAGES+=(nodejs npm)
@@ -137,5 +137,23 @@ else
   rm -f "$blog"
   image_present sbx/base:bookworm || die "sbx image bootstrap succeeded but sbx/base:bookworm is missing"
   say "base image sbx/base:bookworm built in $(( $(date +%s) - start )) s"
+fi
+# The tests' image without GNU coreutils: busybox's shell and a few applets
+# (no realpath, stat or xargs), imported from a folder. `sbx mcp` must work
+# on it as on any other.
+BUSYBOX_IMAGE=sbx-test/busybox:1
+if ! image_present "$BUSYBOX_IMAGE"; then
+  [ -x /bin/busybox ] || die "/bin/busybox is missing (apt-get install busybox-static)"
+  root="$(mktemp -d /tmp/sbx-busybox.XXXXXX)"
+  mkdir -p "$root/bin" "$root/tmp" "$root/etc" "$root/workspace"
+  cp /bin/busybox "$root/bin/busybox"
+  for applet in sh echo cat ls mkdir rm ln printf true false sleep test head tr grep; do
+    ln -s busybox "$root/bin/$applet"
+  done
+  code=$(tar -C "$root" -c . | engine "/images/create?fromSrc=-&repo=sbx-test/busybox&tag=1" \
+           -X POST -H 'Content-Type: application/x-tar' --data-binary @- -o /dev/null -w '%{http_code}')
+  rm -rf "$root"
+  [ "$code" = 200 ] && image_present "$BUSYBOX_IMAGE" || die "could not import $BUSYBOX_IMAGE (HTTP $code)"
+  say "made the test image $BUSYBOX_IMAGE"
 fi
 say "ready"

@@ -1,5 +1,8 @@
 /* GREP: a PCRE2 search over the lines of one file or of every file below a
- * directory, with match limits so that no pattern can run away. */
+ * directory, in slices, with match limits so that no pattern can run away
+ * and a deadline so that no content (a huge sparse file, endless lines)
+ * can keep it going: at the deadline, the matches found so far come back
+ * flagged truncated. */
 #include "agent.h"
 #include "glob.h"
 
@@ -20,6 +23,7 @@
 #define DEPTH_LIMIT 10000
 #define HEAP_LIMIT_KIB (64u << 10)
 #define JIT_STACK_MAX (1u << 20)
+#define GREP_DEADLINE_MS 30000
 
 typedef struct grep {
   conn_t *c;
@@ -29,16 +33,24 @@ typedef struct grep {
   pcre2_jit_stack *jit_stack;
   sbx_glob_t *glob;
   bool glob_paths;  /* the glob has a '/': it names relative paths */
-  int64_t max, count;
+  int64_t max, count, deadline;
   bool truncated;
+  bool walking;     /* a directory is searched (else one file) */
+  walk_t w;
+  /* The file being searched. */
+  int fd;
+  char *path;
   char *buf;        /* lines being searched; grows up to MAX_LINE_MATCHED */
-  size_t cap;
+  size_t cap, len, pos;
+  int64_t line_no;
+  bool first, eof, skipping;
 } grep_t;
 
 /* Reports LINE if it matches; -1 to stop the search. */
 static int
-match_line (grep_t *g, const char *path, int64_t line_no, const char *line, size_t n)
+match_line (grep_t *g, const char *line, size_t n)
 {
+  g->line_no++;
   if (n && line[n - 1] == '\r')
     n--;
   /* No match, or a match limit hit on this line: the line is skipped. */
@@ -59,45 +71,64 @@ match_line (grep_t *g, const char *path, int64_t line_no, const char *line, size
         cut--;
     }
   sbx_frame_begin (&g->c->out, SBX_M_MATCH);
-  sbx_frame_str (&g->c->out, SBX_T_PATH, path);
-  sbx_frame_int (&g->c->out, SBX_T_LINE_NO, line_no);
+  sbx_frame_str (&g->c->out, SBX_T_PATH, g->path);
+  sbx_frame_int (&g->c->out, SBX_T_LINE_NO, g->line_no);
   sbx_frame_bytes (&g->c->out, SBX_T_LINE, line, cut);
   sbx_frame_end (&g->c->out);
-  return conn_pending (g->c);
+  return 0;
 }
 
-/* Searches the open file FD line by line, in large blocks (not mmap: a
- * file truncated under a mapping would kill the handler with SIGBUS).
- * Binary files are skipped. -1 to stop the search. */
-static int
-search_fd (grep_t *g, int fd, const char *path)
+static void
+file_done (grep_t *g)
 {
-  size_t len = 0;
-  int64_t line_no = 0;
-  bool first = true, eof = false, skipping = false;
+  close_fd (&g->fd);
+  free (g->path);
+  g->path = NULL;
+}
+
+/* Starts searching the open file FD, named PATH. */
+static void
+file_start (grep_t *g, int fd, const char *path)
+{
+  g->path = strdup (path);
+  if (g->path == NULL)
+    {
+      close (fd);
+      return;
+    }
+  g->fd = fd;
+  g->len = g->pos = 0;
+  g->line_no = 0;
+  g->first = true;
+  g->eof = g->skipping = false;
+}
+
+/* Searches on in the current file, line by line, in large blocks (not
+ * mmap: a file truncated under a mapping would kill the agent with
+ * SIGBUS), until UNTIL or until the host is behind. 1 more to do, 0 the
+ * file is done, -1 the search is over. Binary files are skipped. */
+static int
+search_some (grep_t *g, int64_t until)
+{
   for (;;)
     {
-      ssize_t n = read_full (fd, g->buf + len, g->cap - len);
-      if (n < 0)
-        return 0;  /* unreadable: skipped like binary files */
-      eof = (size_t) n < g->cap - len;
-      len += (size_t) n;
-      if (first && looks_binary (g->buf, len))
-        return 0;
-      first = false;
-
-      char *p = g->buf, *end = g->buf + len, *nl;
-      while ((nl = memchr (p, '\n', (size_t) (end - p))) != NULL)
+      char *nl;
+      while ((nl = memchr (g->buf + g->pos, '\n', g->len - g->pos)) != NULL)
         {
+          const char *p = g->buf + g->pos;
           /* The end of an over-long line already matched on its start. */
-          if (!skipping && match_line (g, path, ++line_no, p, (size_t) (nl - p)) < 0)
+          if (!g->skipping && match_line (g, p, (size_t) (nl - p)) < 0)
             return -1;
-          skipping = false;
-          p = nl + 1;
+          g->skipping = false;
+          g->pos = (size_t) (nl + 1 - g->buf);
+          if (!conn_room (g->c))
+            return 1;
         }
-      size_t rest = (size_t) (end - p);
-      if (eof)
-        return rest && !skipping ? match_line (g, path, ++line_no, p, rest) : 0;
+      size_t rest = g->len - g->pos;
+      if (g->eof)
+        return rest && !g->skipping && match_line (g, g->buf + g->pos, rest) < 0 ? -1 : 0;
+      if (now_ms () >= until)
+        return 1;
       if (rest == g->cap)
         {
           /* One line fills the buffer: grow it, or match what it holds. */
@@ -106,15 +137,27 @@ search_fd (grep_t *g, int fd, const char *path)
             {
               g->buf = nb;
               g->cap *= 2;
-              continue;
             }
-          if (!skipping && match_line (g, path, ++line_no, p, rest) < 0)
-            return -1;
-          skipping = true;
-          rest = 0;
+          else
+            {
+              if (!g->skipping && match_line (g, g->buf, rest) < 0)
+                return -1;
+              g->skipping = true;
+              rest = 0;
+              g->pos = g->len;
+            }
         }
-      memmove (g->buf, p, rest);
-      len = rest;
+      memmove (g->buf, g->buf + g->pos, rest);
+      g->len = rest;
+      g->pos = 0;
+      ssize_t n = read_full (g->fd, g->buf + g->len, g->cap - g->len);
+      if (n < 0)
+        return 0;  /* unreadable: skipped like binary files */
+      g->eof = (size_t) n < g->cap - g->len;
+      g->len += (size_t) n;
+      if (g->first && looks_binary (g->buf, g->len))
+        return 0;
+      g->first = false;
     }
 }
 
@@ -141,10 +184,80 @@ grep_visit (walk_t *w, int dirfd, const char *name, unsigned char type)
   int fd = openat (dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   if (fd < 0)
     return 0;
-  int r = fstat (fd, &st) == 0 && S_ISREG (st.st_mode) ? search_fd (g, fd, w->path) : 0;
-  close (fd);
-  return r;
+  if (fstat (fd, &st) < 0 || !S_ISREG (st.st_mode))
+    {
+      close (fd);
+      return 0;
+    }
+  file_start (g, fd, w->path);
+  return 1;  /* search it before walking on */
 }
+
+static void
+grep_free (grep_t *g)
+{
+  pcre2_code_free (g->re);
+  pcre2_match_data_free (g->md);
+  pcre2_match_context_free (g->mctx);
+  pcre2_jit_stack_free (g->jit_stack);
+  sbx_glob_free (g->glob);
+  file_done (g);
+  walk_end (&g->w);
+  free (g->buf);
+  free (g);
+}
+
+static bool
+grep_step (conn_t *c)
+{
+  grep_t *g = c->job_data;
+  int64_t until = now_ms () + SLICE_MS;
+  const char *why = NULL;
+  for (;;)
+    {
+      if (!conn_room (c))
+        {
+          c->want_room = true;
+          return false;
+        }
+      int64_t now = now_ms ();
+      if (now >= g->deadline)
+        {
+          g->truncated = true;
+          why = "the search ran past its time limit";
+          break;
+        }
+      if (now >= until)
+        {
+          conn_wake (c);
+          return false;
+        }
+      int r;
+      if (g->fd >= 0)
+        {
+          if ((r = search_some (g, until)) < 0)
+            break;
+          if (r == 0)
+            file_done (g);
+        }
+      else if (!g->walking || (r = walk_step (&g->w, until)) == 0)
+        break;
+      else if (r < 0)
+        break;
+    }
+  g->truncated |= g->w.truncated;
+  reply_end (c, g->truncated, why);
+  grep_free (g);
+  return true;
+}
+
+static void
+grep_abort (conn_t *c)
+{
+  grep_free (c->job_data);
+}
+
+static const job_ops_t grep_ops = { grep_step, NULL, grep_abort };
 
 /* Compiles the pattern and sets up matching; replies ERR on failure. */
 static int
@@ -189,22 +302,10 @@ grep_prepare (grep_t *g, const char *pattern, const char *glob, int64_t flags)
   return 0;
 }
 
-static void
-grep_free (grep_t *g)
-{
-  pcre2_code_free (g->re);
-  pcre2_match_data_free (g->md);
-  pcre2_match_context_free (g->mctx);
-  pcre2_jit_stack_free (g->jit_stack);
-  sbx_glob_free (g->glob);
-  free (g->buf);
-}
-
 void
 handle_grep (conn_t *c, const sbx_msg_t *m)
 {
-  grep_t g = { .c = c };
-  int64_t flags = 0;
+  int64_t flags = 0, max = 0, deadline;
   cleanup_free char *path = req_path (c, m, SBX_T_PATH);
   cleanup_free char *pattern = path ? req_str (c, m, SBX_T_PATTERN, SBX_PROTO_MAX_BODY) : NULL;
   cleanup_free char *glob = pattern && sbx_msg_field (m, SBX_T_GLOB)
@@ -212,17 +313,23 @@ handle_grep (conn_t *c, const sbx_msg_t *m)
                               : NULL;
   if (pattern == NULL || (sbx_msg_field (m, SBX_T_GLOB) && glob == NULL)
       || req_int (c, m, SBX_T_FLAGS, 0, INT32_MAX, &flags) < 0
-      || req_int (c, m, SBX_T_MAX_RESULTS, 0, INT64_MAX, &g.max) < 0)
+      || req_int (c, m, SBX_T_MAX_RESULTS, 0, INT64_MAX, &max) < 0
+      || req_deadline (c, m, GREP_DEADLINE_MS, &deadline) < 0)
     return;
-  if (g.max == 0)
-    g.max = DEFAULT_MAX_MATCHES;
+  grep_t *g = calloc (1, sizeof *g);
+  if (g == NULL)
+    {
+      reply_err (c, SBX_E_IO, "out of memory");
+      return;
+    }
+  *g = (grep_t) { .c = c, .fd = -1, .max = max ? max : DEFAULT_MAX_MATCHES, .deadline = deadline };
   struct stat st;
-  if (grep_prepare (&g, pattern, glob, flags) < 0)
-    goto out;
+  if (grep_prepare (g, pattern, glob, flags) < 0)
+    goto fail;
   if (stat (path, &st) < 0)
     {
       reply_errno (c, errno, "cannot search %s", path);
-      goto out;
+      goto fail;
     }
   if (S_ISREG (st.st_mode))
     {
@@ -231,29 +338,27 @@ handle_grep (conn_t *c, const sbx_msg_t *m)
       if (fd < 0)
         {
           reply_errno (c, errno, "cannot search %s", path);
-          goto out;
+          goto fail;
         }
-      search_fd (&g, fd, path);
-      close (fd);
+      file_start (g, fd, path);
     }
   else if (S_ISDIR (st.st_mode))
     {
       int dfd = walk_open_root (c, path);
       if (dfd < 0)
-        goto out;
-      walk_t w = { .hidden = flags & SBX_F_HIDDEN, .enter = g.glob_paths ? grep_enter : NULL,
-                   .visit = grep_visit, .data = &g };
-      walk_run (&w, dfd, path);
-      g.truncated |= w.truncated;
+        goto fail;
+      g->w = (walk_t) { .hidden = flags & SBX_F_HIDDEN, .enter = g->glob_paths ? grep_enter : NULL,
+                        .visit = grep_visit, .data = g };
+      walk_start (&g->w, dfd, path);
+      g->walking = true;
     }
   else
     {
       reply_err (c, SBX_E_INVALID, "%s is neither a file nor a directory", path);
-      goto out;
+      goto fail;
     }
-  sbx_frame_begin (&c->out, SBX_M_END);
-  sbx_frame_int (&c->out, SBX_T_TRUNCATED, g.truncated);
-  sbx_frame_end (&c->out);
-out:
-  grep_free (&g);
+  conn_start_job (c, &grep_ops, g);
+  return;
+fail:
+  grep_free (g);
 }

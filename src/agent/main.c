@@ -1,7 +1,6 @@
-/* sbx-agent, PID 1 of a sandbox container: listens on the socket the host
- * reaches through the bind-mounted run folder, hands each verified
- * connection to a forked handler, reaps every process, and takes the
- * container down quickly on SIGTERM.
+/* sbx-agent, PID 1 of a sandbox container: serves the host's connections,
+ * starts and supervises the commands the host asks for, reaps every other
+ * process, and takes the container down quickly on SIGTERM from the host.
  *
  *   /.sbx/agent --workdir DIR
  */
@@ -13,24 +12,18 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/signalfd.h>
+#include <sys/epoll.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/un.h>
+#include <sys/signalfd.h>
 #include <sys/wait.h>
 
-#define SOCKET_PATH SBX_AGENT_RUN_DIR "/" SBX_AGENT_SOCKET_NAME
 #define SHUTDOWN_GRACE_MS 1000
+/* The agent's saved set-user-ID (see drop_saved_uid). */
+#define SAVED_UID 65534
 
-/* Reaps every exited child (orphans included); false once none is left. */
-static bool
-reap_all (void)
-{
-  pid_t pid;
-  while ((pid = waitpid (-1, NULL, WNOHANG)) > 0)
-    ;
-  return !(pid < 0 && errno == ECHILD);
-}
+static watch_t signal_watch;
+/* A child exited since the last reaping. */
+static bool children_exited;
 
 /* SIGTERM from `docker stop`: everything else gets TERM, a second to go,
  * then KILL. */
@@ -42,10 +35,13 @@ shut_down (int sfd)
   int64_t deadline = now_ms () + SHUTDOWN_GRACE_MS;
   for (int64_t left; (left = deadline - now_ms ()) > 0;)
     {
-      if (!reap_all ())
+      pid_t pid;
+      while ((pid = waitpid (-1, NULL, WNOHANG)) > 0)
+        ;
+      if (pid < 0 && errno == ECHILD)
         break;
       struct pollfd p = { .fd = sfd, .events = POLLIN };
-      if (poll (&p, 1, (int) left) > 0)
+      if (poll (&p, 1, (int) (left < 20 ? left : 20)) > 0)
         {
           struct signalfd_siginfo si;
           if (read (sfd, &si, sizeof si) < 0 && errno != EAGAIN)
@@ -54,85 +50,38 @@ shut_down (int sfd)
     }
   if (kill (-1, SIGKILL) < 0 && errno != ESRCH)
     agent_log ("cannot kill processes: %s", strerror (errno));
-  /* Best effort: a stale socket only makes the host's next connect fail. */
-  (void) unlink (SOCKET_PATH);
+  listener_stop ();
   exit (0);
 }
 
-static int
-listen_socket (void)
-{
-  struct sockaddr_un addr = { .sun_family = AF_UNIX };
-  memcpy (addr.sun_path, SOCKET_PATH, sizeof SOCKET_PATH);
-  int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0)
-    return -1;
-  if (mkdir_p (SBX_AGENT_RUN_DIR, 0755) < 0 || (unlink (SOCKET_PATH) < 0 && errno != ENOENT)
-      || bind (fd, (struct sockaddr *) &addr, sizeof addr) < 0
-      /* the host user need not be root */
-      || chmod (SOCKET_PATH, 0666) < 0 || listen (fd, 64) < 0)
-    {
-      int e = errno;
-      close (fd);
-      errno = e;
-      return -1;
-    }
-  return fd;
-}
-
-/* Only the host may drive the agent. It connects from outside the
- * container's PID namespace, so its pid reads as 0 here; every process in
- * the sandbox has a visible pid. */
+/* Whether a signal comes from outside the container (the engine, the
+ * host's root): its sender has no pid here. SI_USER cannot be forged by a
+ * process that queues a signal with a chosen sender (sigqueue needs a
+ * negative si_code), so a process in the sandbox cannot pass for the host. */
 static bool
-peer_is_host (int fd)
+from_outside (const struct signalfd_siginfo *si)
 {
-  struct ucred cred;
-  socklen_t len = sizeof cred;
-  if (getsockopt (fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
-    {
-      agent_log ("refused a connection: cannot identify the peer: %s", strerror (errno));
-      return false;
-    }
-  if (cred.pid != 0)
-    {
-      agent_log ("refused a connection from pid %ld inside the sandbox", (long) cred.pid);
-      return false;
-    }
-  return true;
+  return si->ssi_code == SI_USER && si->ssi_pid == 0;
 }
 
 static void
-accept_one (int lfd, int sfd, pid_t agent_pid)
+on_signal (watch_t *w, uint32_t events)
 {
-  int fd = accept4 (lfd, NULL, NULL, SOCK_CLOEXEC);
-  if (fd < 0)
-    {
-      if (errno == EMFILE || errno == ENFILE)
-        {
-          /* The connection stays queued; do not spin on it. */
-          agent_log ("cannot accept a connection: %s", strerror (errno));
-          (void) poll (NULL, 0, 100);  /* a pause; nothing to check */
-        }
-      return;
-    }
-  if (!peer_is_host (fd))
-    {
-      close (fd);
-      return;
-    }
-  pid_t pid = fork ();
-  if (pid < 0)
-    agent_log ("cannot fork a connection handler: %s", strerror (errno));
-  if (pid == 0)
-    {
-      close (lfd);
-      close (sfd);
-      conn_serve (fd, agent_pid);
-    }
-  close (fd);
+  (void) events;
+  struct signalfd_siginfo si;
+  while (read (w->fd, &si, sizeof si) == sizeof si)
+    if ((si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) && from_outside (&si))
+      shut_down (w->fd);
+  /* SIGCHLD is only a hint (a process in the sandbox may send it too), and
+     several merge into one: everything is looked at. The rest is reaped
+     after the jobs' next step, which reaps their commands first. */
+  exec_children_changed ();
+  bg_children_changed ();
+  children_exited = true;
 }
 
-/* Makes sure 0, 1 and 2 are open, so no socket or pipe lands there. */
+/* Makes sure 0, 1 and 2 are open, so no socket or pipe lands there, and
+ * that 0 is /dev/null: commands without input get it (spawn.c). */
 static void
 ensure_std_fds (void)
 {
@@ -141,6 +90,25 @@ ensure_std_fds (void)
     ;
   if (fd > 2)
     close (fd);
+  if ((fd = open ("/dev/null", O_RDONLY)) >= 0 && fd != 0)
+    {
+      dup2 (fd, 0);
+      close (fd);
+    }
+}
+
+/* A process may change another's resource limits (prlimit) when its real
+ * uid equals all three of the other's uids. Processes in the sandbox run
+ * as root and may become any user (CAP_SETUID), so a saved set-user-ID
+ * that differs from the agent's real one leaves none that can: nothing
+ * inside can set the agent's RLIMIT_CPU or RLIMIT_NOFILE. Its real and
+ * effective ids, and so its powers and the owner of the files it writes,
+ * stay root's; the commands it starts get theirs back when they exec. */
+static void
+drop_saved_uid (void)
+{
+  if (getuid () == 0 && setresuid ((uid_t) -1, (uid_t) -1, SAVED_UID) < 0)
+    agent_log ("cannot set the saved user id: %s", strerror (errno));
 }
 
 int
@@ -155,20 +123,19 @@ main (int argc, char **argv)
       return 2;
     }
   ensure_std_fds ();
+  drop_saved_uid ();
 
   /* Processes in the sandbox run as the same user: without this they could
-     ptrace the agent (or its handlers) or read its memory through /proc.
-     Commands it starts become dumpable again when they exec. */
+     ptrace the agent or read its memory through /proc. Commands it starts
+     become dumpable again when they exec. */
   if (prctl (PR_SET_DUMPABLE, 0) < 0)
     {
       agent_log ("cannot make the agent non-dumpable: %s", strerror (errno));
       return 1;
     }
 
-  /* Signals arrive through a signalfd. SIGCHLD stays blocked in every
-     process the agent forks (handlers read it through their own signalfd);
-     a lost connection must end a handler, never the agent: SIGPIPE is
-     ignored and writes report EPIPE. */
+  /* Signals arrive through a signalfd. A lost connection must never end
+     the agent: SIGPIPE is ignored and writes report EPIPE. */
   sigset_t mask;
   sigemptyset (&mask);
   sigaddset (&mask, SIGCHLD);
@@ -180,41 +147,29 @@ main (int argc, char **argv)
       return 1;
     }
   int sfd = signalfd (-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-  if (sfd < 0)
+  if (sfd < 0 || loop_init () < 0 || loop_watch (&signal_watch, sfd, EPOLLIN, on_signal) < 0)
     {
-      agent_log ("cannot create a signalfd: %s", strerror (errno));
+      agent_log ("cannot set up the event loop: %s", strerror (errno));
       return 1;
     }
 
   if (mkdir_p (workdir, 0755) < 0)
     agent_log ("cannot create the working directory %s: %s", workdir, strerror (errno));
-  int lfd = listen_socket ();
-  if (lfd < 0)
+  if (listener_start () < 0)
     {
-      agent_log ("cannot listen on %s: %s", SOCKET_PATH, strerror (errno));
+      agent_log ("cannot listen on %s/%s: %s", SBX_AGENT_RUN_DIR, SBX_AGENT_SOCKET_NAME,
+                 strerror (errno));
       return 1;
     }
 
-  pid_t agent_pid = getpid ();
   for (;;)
     {
-      struct pollfd p[2] = { { .fd = lfd, .events = POLLIN }, { .fd = sfd, .events = POLLIN } };
-      if (poll (p, 2, -1) < 0)
+      int wait = conns_turn ();
+      if (children_exited)
         {
-          if (errno != EINTR)
-            agent_log ("poll: %s", strerror (errno));
-          continue;
+          children_exited = false;
+          reap_children ();
         }
-      if (p[1].revents)
-        {
-          struct signalfd_siginfo si;
-          while (read (sfd, &si, sizeof si) == sizeof si)
-            if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
-              shut_down (sfd);
-          /* Several SIGCHLD may merge into one: reap everything. */
-          reap_all ();
-        }
-      if (p[0].revents)
-        accept_one (lfd, sfd, agent_pid);
+      loop_wait (wait);
     }
 }

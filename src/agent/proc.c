@@ -1,4 +1,5 @@
-/* Process trees and the cgroup's OOM counter, read from /proc and /sys.
+/* Processes: trees, kill-all, and the cgroup's counters, read from /proc
+ * and /sys.
  *
  * A command runs in its own session, so "its processes" are: every process
  * of that session, every process in a process group of one of those, and
@@ -6,7 +7,8 @@
  * process group, or a child that changed session, is still caught while its
  * parent lives). A process that calls setsid() after a double fork, whose
  * intermediate parent has exited, is indistinguishable from an unrelated
- * process and escapes; the container's own teardown still ends it. */
+ * process and escapes; KILL_ALL, and the container's own teardown, still
+ * end it. */
 #include "agent.h"
 
 #include <dirent.h>
@@ -15,6 +17,10 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
+
+#define KILL_ALL_LIMIT_MS 5000
+#define KILL_ALL_POLL_MS 10
 
 typedef struct pinfo {
   pid_t pid, ppid, pgrp, sid;
@@ -115,33 +121,91 @@ proc_kill_tree (pid_t sid, int sig)
             v[i].in = changed = true;
     }
 
-  pid_t self = getpid ();
   int live = 0;
   for (ssize_t i = 0; i < n; i++)
     {
       /* Never the agent itself, whatever the links say. */
-      if (!v[i].in || v[i].pid == 1 || v[i].pid == self)
+      if (!v[i].in || v[i].pid == 1)
         continue;
       live += v[i].live;
-      if (sig && kill (v[i].pid, sig) < 0 && errno != ESRCH)
+      if (sig && v[i].live && kill (v[i].pid, sig) < 0 && errno != ESRCH)
         agent_log ("cannot signal process %ld: %s", (long) v[i].pid, strerror (errno));
     }
   /* Catches members forked since the scan (they are in the group). */
-  if (sig && kill (-sid, sig) < 0 && errno != ESRCH)
+  if (sig && live && kill (-sid, sig) < 0 && errno != ESRCH)
     agent_log ("cannot signal process group %ld: %s", (long) sid, strerror (errno));
   return live;
 }
 
-/* The "oom_kill N" line of a cgroup file; -1 when missing. */
-static int64_t
-read_oom_kill (const char *path)
+int
+proc_count_others (void)
 {
-  char buf[2048];
-  int fd = open (path, O_RDONLY | O_CLOEXEC);
+  cleanup_free pinfo_t *v = NULL;
+  ssize_t n = scan_procs (&v);
+  int live = 0;
+  for (ssize_t i = 0; i < n; i++)
+    live += v[i].live && v[i].pid != 1;
+  return live;
+}
+
+void
+proc_reap_zombies (bool (*keep) (pid_t pid))
+{
+  /* The agent's children, listed by the kernel (one thread: all of them);
+     every process in /proc otherwise. */
+  char buf[16384];
+  int fd = open ("/proc/self/task/1/children", O_RDONLY | O_CLOEXEC);
+  ssize_t n = fd >= 0 ? read_full (fd, buf, sizeof buf - 1) : -1;
+  if (fd >= 0)
+    close (fd);
+  if (n >= 0 && (size_t) n < sizeof buf - 1)
+    {
+      buf[n] = '\0';
+      for (char *p = buf, *end; *p; p = end)
+        {
+          pid_t pid = (pid_t) strtol (p, &end, 10);
+          if (end == p)
+            break;
+          if (pid > 0 && !keep (pid))
+            (void) waitpid (pid, NULL, WNOHANG);
+        }
+      return;
+    }
+  cleanup_free pinfo_t *v = NULL;
+  ssize_t count = scan_procs (&v);
+  for (ssize_t i = 0; i < count; i++)
+    if (!v[i].live && v[i].ppid == 1 && !keep (v[i].pid))
+      (void) waitpid (v[i].pid, NULL, WNOHANG);
+}
+
+/* Reads the small file PATH into BUF, NUL-terminated; -1 when missing. */
+static ssize_t
+read_small (const char *path, char *buf, size_t cap)
+{
+  int fd = open (path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0)
     return -1;
-  ssize_t n = read_full (fd, buf, sizeof buf - 1);
+  ssize_t n = read_full (fd, buf, cap - 1);
   close (fd);
+  if (n >= 0)
+    buf[n] = '\0';
+  return n;
+}
+
+/* The cgroup's memory events (v2) or OOM control (v1) file, opened once. */
+static int oom_fd = -2;
+
+int64_t
+oom_kill_count (void)
+{
+  if (oom_fd == -2)
+    {
+      oom_fd = open ("/sys/fs/cgroup/memory.events", O_RDONLY | O_CLOEXEC);
+      if (oom_fd < 0)
+        oom_fd = open ("/sys/fs/cgroup/memory/memory.oom_control", O_RDONLY | O_CLOEXEC);
+    }
+  char buf[2048];
+  ssize_t n = oom_fd >= 0 ? pread (oom_fd, buf, sizeof buf - 1, 0) : -1;
   if (n < 0)
     return -1;
   buf[n] = '\0';
@@ -156,8 +220,70 @@ read_oom_kill (const char *path)
 }
 
 int64_t
-oom_kill_count (void)
+pids_limit (void)
 {
-  int64_t v = read_oom_kill ("/sys/fs/cgroup/memory.events");  /* cgroup v2 */
-  return v >= 0 ? v : read_oom_kill ("/sys/fs/cgroup/memory/memory.oom_control");
+  char buf[64];
+  if (read_small ("/sys/fs/cgroup/pids.max", buf, sizeof buf) <= 0
+      && read_small ("/sys/fs/cgroup/pids/pids.max", buf, sizeof buf) <= 0)
+    return -1;
+  char *end;
+  long long v = strtoll (buf, &end, 10);
+  return end != buf && v > 0 ? v : -1;
+}
+
+/* ------------------------------------------------------------ KILL_ALL */
+
+/* Every process but the agent, until none is left: the way out of a fork
+ * bomb without losing the container. kill (-1) from PID 1 reaches all the
+ * others; forks racing it fail, since a process with SIGKILL pending
+ * cannot fork. The commands the agent supervises end as killed. */
+typedef struct kill_all {
+  int64_t give_up;
+  int found;
+} kill_all_t;
+
+static bool
+kill_all_step (conn_t *c)
+{
+  kill_all_t *k = c->job_data;
+  int left = proc_count_others ();
+  if (left > 0 && now_ms () < k->give_up)
+    {
+      if (kill (-1, SIGKILL) < 0 && errno != ESRCH)
+        agent_log ("cannot kill processes: %s", strerror (errno));
+      conn_wake_at (c, now_ms () + KILL_ALL_POLL_MS);
+      return false;
+    }
+  if (left > 0)
+    reply_err (c, SBX_E_IO, "%d processes were still alive %d s after SIGKILL", left,
+               KILL_ALL_LIMIT_MS / 1000);
+  else
+    reply_ok (c, SBX_T_COUNT, k->found);
+  free (k);
+  return true;
+}
+
+static void
+kill_all_abort (conn_t *c)
+{
+  free (c->job_data);
+}
+
+static const job_ops_t kill_all_ops = { kill_all_step, NULL, kill_all_abort };
+
+void
+handle_kill_all (conn_t *c, const sbx_msg_t *m)
+{
+  (void) m;
+  kill_all_t *k = calloc (1, sizeof *k);
+  if (k == NULL)
+    {
+      reply_err (c, SBX_E_IO, "out of memory");
+      return;
+    }
+  k->found = proc_count_others ();
+  k->give_up = now_ms () + KILL_ALL_LIMIT_MS;
+  if (kill (-1, SIGKILL) < 0 && errno != ESRCH)
+    agent_log ("cannot kill processes: %s", strerror (errno));
+  conn_start_job (c, &kill_all_ops, k);
 }

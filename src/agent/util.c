@@ -11,25 +11,63 @@
 #include <unistd.h>
 
 #define BINARY_PROBE 8192
+#define LOG_BURST 10
+#define LOG_REFILL_MS 10000
 
-void
-agent_log (const char *fmt, ...)
+static void
+log_line (const char *fmt, va_list ap, unsigned long suppressed)
 {
   static const char prefix[] = "sbx-agent: ";
   char line[512];
   memcpy (line, prefix, sizeof prefix - 1);
   size_t room = sizeof line - sizeof prefix; /* leaves a byte for '\n' */
-  va_list ap;
-  va_start (ap, fmt);
   int n = vsnprintf (line + sizeof prefix - 1, room + 1, fmt, ap);
-  va_end (ap);
   if (n < 0)
     return;
   size_t len = sizeof prefix - 1 + ((size_t) n < room ? (size_t) n : room);
+  if (suppressed)
+    {
+      int m = snprintf (line + len, sizeof line - 1 - len, " (and %lu more like it)", suppressed);
+      if (m > 0)
+        len += (size_t) m < sizeof line - 1 - len ? (size_t) m : sizeof line - 2 - len;
+    }
   line[len++] = '\n';
-  /* One write per line, so lines from concurrent handlers do not mix.
-     Nothing useful can be done when stderr is gone. */
+  /* Nothing useful can be done when stderr is gone. */
   (void) sbx_write_all (STDERR_FILENO, line, len);
+}
+
+void
+agent_log (const char *fmt, ...)
+{
+  va_list ap;
+  va_start (ap, fmt);
+  log_line (fmt, ap, 0);
+  va_end (ap);
+}
+
+void
+agent_log_limited (log_budget_t *b, const char *fmt, ...)
+{
+  int64_t now = now_ms ();
+  if (b->refill_at == 0)
+    b->tokens = LOG_BURST;
+  if (now >= b->refill_at)
+    {
+      if (b->tokens < LOG_BURST)
+        b->tokens++;
+      b->refill_at = now + LOG_REFILL_MS;
+    }
+  if (b->tokens == 0)
+    {
+      b->suppressed++;
+      return;
+    }
+  b->tokens--;
+  va_list ap;
+  va_start (ap, fmt);
+  log_line (fmt, ap, b->suppressed);
+  va_end (ap);
+  b->suppressed = 0;
 }
 
 int64_t
@@ -98,14 +136,20 @@ close_fds_from (int lowfd)
   /* The raw call: not every libc wraps close_range (musl does not). */
   if (syscall (SYS_close_range, (unsigned) lowfd, ~0u, 0) == 0)
     return;
-  /* Kernels before 5.9: every descriptor the agent opens is close-on-exec,
-     so this only matters for processes that do not exec; close a
-     reasonable range. */
+  /* Kernels before 5.9: close a reasonable range. */
   long max = sysconf (_SC_OPEN_MAX);
   if (max < 0 || max > 65536)
     max = 65536;
   for (int fd = lowfd; fd < max; fd++)
     close (fd);
+}
+
+void
+close_fd (int *fd)
+{
+  if (*fd >= 0)
+    close (*fd);
+  *fd = -1;
 }
 
 int

@@ -11,6 +11,11 @@
 #include <string.h>
 
 #define EDIT_MAX_SIZE (64u << 20)
+#define EDIT_DEADLINE_MS 30000
+/* A WRITE whose host sends nothing for this long is given up. */
+#define WRITE_IDLE_MS 600000
+/* Bytes written per slice. */
+#define WRITE_SLICE (4u << 20)
 
 typedef struct atomic {
   char *target;  /* the file replaced: PATH, or the file a link points to */
@@ -125,90 +130,273 @@ atomic_commit (atomic_t *a)
   return 0;
 }
 
-static void
-reply_size (conn_t *c, uint8_t tag, int64_t v)
-{
-  sbx_frame_begin (&c->out, SBX_M_OK);
-  sbx_frame_int (&c->out, tag, v);
-  sbx_frame_end (&c->out);
-}
+/* ------------------------------------------------------------ WRITE */
 
 /* WRITE{PATH} WRITE_DATA{DATA}* WRITE_END: one reply, after WRITE_END. An
  * error found early is kept until then, the data being read and dropped,
  * so the stream stays in step. */
+typedef struct wjob {
+  char *path;     /* NULL when the request was refused (its ERR is queued) */
+  atomic_t a;
+  int err;
+  bool writing, ended;
+  int64_t idle_until;
+} wjob_t;
+
+static void
+wjob_free (wjob_t *w)
+{
+  atomic_abort (&w->a);
+  free (w->path);
+  free (w);
+}
+
+static bool
+write_step (conn_t *c)
+{
+  wjob_t *w = c->job_data;
+  if (!w->ended)
+    {
+      if (now_ms () < w->idle_until)
+        {
+          conn_wake_at (c, w->idle_until);
+          return false;
+        }
+      /* The target stays as it was; what the host sends later would be
+         out of step. */
+      reply_err (c, SBX_E_TIMEOUT, "writing %s: nothing came for %d s; nothing was written",
+                 w->path ? w->path : "the file", WRITE_IDLE_MS / 1000);
+      conn_close (c);
+    }
+  else if (w->path)
+    {
+      int64_t size = w->a.size;
+      if (w->writing && atomic_commit (&w->a) < 0)
+        w->err = errno;
+      if (w->err)
+        reply_errno (c, w->err, "cannot write %s", w->path);
+      else
+        reply_ok (c, SBX_T_SIZE, size);
+    }
+  wjob_free (w);
+  return true;
+}
+
+static void
+write_message (conn_t *c, const sbx_msg_t *m)
+{
+  wjob_t *w = c->job_data;
+  const sbx_field_t *f;
+  if (w->ended)
+    conn_protocol_error (c, "a message after WRITE_END");
+  else if (m->type == SBX_M_WRITE_END)
+    {
+      w->ended = true;
+      conn_wake (c);
+    }
+  else if (m->type == SBX_M_WRITE_DATA && (f = sbx_msg_field (m, SBX_T_DATA)) != NULL)
+    {
+      w->idle_until = now_ms () + WRITE_IDLE_MS;
+      if (w->writing && atomic_write (&w->a, f->data, f->len) < 0)
+        {
+          w->err = errno;
+          w->writing = false;
+          atomic_abort (&w->a);
+        }
+    }
+  else
+    /* The target stays as it was. */
+    conn_protocol_error (c, "expected WRITE_DATA{DATA} or WRITE_END");
+}
+
+static void
+write_abort (conn_t *c)
+{
+  wjob_free (c->job_data);
+}
+
+static const job_ops_t write_ops = { write_step, write_message, write_abort };
+
 void
 handle_write (conn_t *c, const sbx_msg_t *m)
 {
-  cleanup_free char *path = req_path (c, m, SBX_T_PATH);
-  atomic_t a = { .fd = -1 };
-  int err = 0;
-  if (path && atomic_open (&a, path) < 0)
-    err = errno;
-  bool writing = path && !err;
-  for (;;)
+  wjob_t *w = calloc (1, sizeof *w);
+  if (w == NULL)
     {
-      sbx_msg_t d;
-      const sbx_field_t *f = NULL;
-      int r = conn_recv (c, &d);
-      if (r > 0 && d.type == SBX_M_WRITE_END)
-        break;
-      if (r > 0 && d.type == SBX_M_WRITE_DATA && (f = sbx_msg_field (&d, SBX_T_DATA)) != NULL)
-        {
-          if (writing && atomic_write (&a, f->data, f->len) < 0)
-            {
-              err = errno;
-              writing = false;
-              atomic_abort (&a);
-            }
-          continue;
-        }
-      /* The host went away or broke the stream: the target stays as it was. */
-      atomic_abort (&a);
-      if (r > 0 || c->rd.error)
-        conn_protocol_error (c, r > 0 ? "expected WRITE_DATA{DATA} or WRITE_END" : c->rd.error);
+      /* The data that follows cannot be kept in step. */
+      reply_err (c, SBX_E_IO, "out of memory");
+      conn_close (c);
       return;
     }
-  if (path == NULL)
-    return;  /* the ERR is queued already */
-  int64_t size = a.size;
-  if (writing && atomic_commit (&a) < 0)
-    err = errno;
-  if (err)
-    reply_errno (c, err, "cannot write %s", path);
-  else
-    reply_size (c, SBX_T_SIZE, size);
+  w->a = (atomic_t) { .fd = -1 };
+  w->path = req_path (c, m, SBX_T_PATH);
+  if (w->path && atomic_open (&w->a, w->path) < 0)
+    w->err = errno;
+  w->writing = w->path && !w->err;
+  w->idle_until = now_ms () + WRITE_IDLE_MS;
+  conn_start_job (c, &write_ops, w);
+  /* Nothing to do until data comes. */
+  c->runnable = false;
+  conn_wake_at (c, w->idle_until);
 }
 
-/* Reads all of FD (whose size was SIZE) into a new buffer. */
-static char *
-slurp (conn_t *c, int fd, const char *path, size_t size, size_t *len)
+/* ------------------------------------------------------------ EDIT */
+
+typedef struct edit {
+  char *path;
+  int fd;
+  int64_t deadline;
+  char *buf;            /* the file, read in slices */
+  size_t size, len;     /* as stat said; read so far */
+  char *old, *new;
+  size_t old_len, new_len;
+  bool all;
+  int64_t count;
+  atomic_t a;           /* open once the file is read and checked */
+  size_t done;          /* bytes of buf written out */
+} edit_t;
+
+static void
+edit_free (edit_t *e)
 {
-  char *buf = malloc (size + 1);
-  if (buf == NULL)
-    {
-      reply_err (c, SBX_E_IO, "out of memory reading %s", path);
-      return NULL;
-    }
-  ssize_t n = read_full (fd, buf, size + 1);
-  if (n < 0)
-    reply_errno (c, errno, "cannot read %s", path);
-  else if ((size_t) n > size)
-    reply_err (c, SBX_E_IO, "%s changed while being read; try again", path);
-  else
-    {
-      *len = (size_t) n;
-      return buf;
-    }
-  free (buf);
-  return NULL;
+  close_fd (&e->fd);
+  atomic_abort (&e->a);
+  free (e->path);
+  free (e->buf);
+  free (e->old);
+  free (e->new);
+  free (e);
 }
+
+/* Reads on; 1 when the whole file is in, 0 to go on, -1 after an ERR. */
+static int
+edit_read (conn_t *c, edit_t *e, int64_t until)
+{
+  while (now_ms () < until)
+    {
+      /* One byte more than the size: a file that grew is noticed. */
+      size_t want = e->size + 1 - e->len;
+      if (want > (1u << 20))
+        want = 1u << 20;
+      ssize_t n = read_full (e->fd, e->buf + e->len, want);
+      if (n < 0)
+        {
+          reply_errno (c, errno, "cannot read %s", e->path);
+          return -1;
+        }
+      e->len += (size_t) n;
+      if (e->len > e->size)
+        {
+          reply_err (c, SBX_E_IO, "%s changed while being read; try again", e->path);
+          return -1;
+        }
+      if ((size_t) n < want)
+        return 1;
+    }
+  return 0;
+}
+
+/* Counts the matches and checks them; 0, or -1 after an ERR. */
+static int
+edit_check (conn_t *c, edit_t *e)
+{
+  const char *end = e->buf + e->len;
+  for (const char *p = e->buf, *q; (q = memmem (p, (size_t) (end - p), e->old, e->old_len));
+       p = q + e->old_len)
+    e->count++;
+  if (e->count == 0)
+    reply_err_count (c, SBX_E_EDIT_NO_MATCH, 0, "the old text was not found");
+  else if (e->count > 1 && !e->all)
+    reply_err_count (c, SBX_E_EDIT_AMBIGUOUS, e->count, "the old text occurs more than once");
+  else if ((int64_t) e->len + e->count * ((int64_t) e->new_len - (int64_t) e->old_len)
+           > EDIT_MAX_SIZE)
+    reply_err (c, SBX_E_TOO_LARGE, "the edited %s would exceed %u MiB", e->path,
+               EDIT_MAX_SIZE >> 20);
+  else if (atomic_open (&e->a, e->path) < 0)
+    reply_errno (c, errno, "cannot write %s", e->path);
+  else
+    return 0;
+  return -1;
+}
+
+/* Writes on; 1 when all is written and committed, 0 to go on, -1 after an
+ * ERR. */
+static int
+edit_write (conn_t *c, edit_t *e, int64_t until)
+{
+  const char *end = e->buf + e->len;
+  while (now_ms () < until)
+    {
+      const char *p = e->buf + e->done;
+      const char *q = memmem (p, (size_t) (end - p), e->old, e->old_len);
+      size_t plain = q ? (size_t) (q - p) : (size_t) (end - p);
+      if (plain > WRITE_SLICE)
+        {
+          q = NULL;
+          plain = WRITE_SLICE;
+        }
+      if (atomic_write (&e->a, p, plain) < 0 || (q && atomic_write (&e->a, e->new, e->new_len) < 0))
+        goto fail;
+      e->done += plain + (q ? e->old_len : 0);
+      if (e->done == e->len)
+        {
+          if (atomic_commit (&e->a) < 0)
+            goto fail;
+          return 1;
+        }
+    }
+  return 0;
+fail:
+  reply_errno (c, errno, "cannot write %s", e->path);
+  return -1;
+}
+
+static bool
+edit_step (conn_t *c)
+{
+  edit_t *e = c->job_data;
+  int64_t until = now_ms () + SLICE_MS;
+  int r = 0;
+  if (now_ms () >= e->deadline)
+    {
+      reply_err (c, SBX_E_TIMEOUT, "editing %s took longer than its time limit; nothing was "
+                 "changed", e->path);
+      r = -1;
+    }
+  else if (e->fd >= 0)
+    {
+      if ((r = edit_read (c, e, until)) > 0)
+        {
+          close_fd (&e->fd);
+          r = edit_check (c, e);
+        }
+    }
+  else if ((r = edit_write (c, e, until)) > 0)
+    reply_ok (c, SBX_T_COUNT, e->count);
+  if (r == 0)
+    {
+      conn_wake (c);
+      return false;
+    }
+  edit_free (e);
+  return true;
+}
+
+static void
+edit_abort (conn_t *c)
+{
+  edit_free (c->job_data);
+}
+
+static const job_ops_t edit_ops = { edit_step, NULL, edit_abort };
 
 void
 handle_edit (conn_t *c, const sbx_msg_t *m)
 {
-  int64_t flags = 0;
+  int64_t flags = 0, deadline;
   cleanup_free char *path = req_path (c, m, SBX_T_PATH);
-  if (path == NULL || req_int (c, m, SBX_T_FLAGS, 0, INT32_MAX, &flags) < 0)
+  if (path == NULL || req_int (c, m, SBX_T_FLAGS, 0, INT32_MAX, &flags) < 0
+      || req_deadline (c, m, EDIT_DEADLINE_MS, &deadline) < 0)
     return;
   const sbx_field_t *old = sbx_msg_field (m, SBX_T_OLD), *new = sbx_msg_field (m, SBX_T_NEW);
   if (old == NULL || new == NULL || old->len == 0)
@@ -217,61 +405,39 @@ handle_edit (conn_t *c, const sbx_msg_t *m)
       return;
     }
   struct stat st;
-  cleanup_close int fd = open_regular (c, path, &st);
+  int fd = open_regular (c, path, &st);
   if (fd < 0)
     return;
   if (st.st_size > EDIT_MAX_SIZE)
     {
       reply_err (c, SBX_E_TOO_LARGE, "%s is %lld bytes; edit handles files up to %u MiB", path,
                  (long long) st.st_size, EDIT_MAX_SIZE >> 20);
+      close (fd);
       return;
     }
-  size_t len;
-  cleanup_free char *buf = slurp (c, fd, path, (size_t) st.st_size, &len);
-  if (buf == NULL)
-    return;
-  const char *end = buf + len;
-  int64_t count = 0;
-  for (const char *p = buf, *q; (q = memmem (p, (size_t) (end - p), old->data, old->len));
-       p = q + old->len)
-    count++;
-  if (count == 0)
+  edit_t *e = calloc (1, sizeof *e);
+  if (e == NULL || (e->buf = malloc ((size_t) st.st_size + 1)) == NULL
+      || (e->old = malloc (old->len)) == NULL || (e->new = malloc (new->len + 1)) == NULL)
     {
-      reply_err_count (c, SBX_E_EDIT_NO_MATCH, 0, "the old text was not found");
+      if (e)
+        {
+          free (e->buf);
+          free (e->old);
+          free (e);
+        }
+      close (fd);
+      reply_err (c, SBX_E_IO, "out of memory editing %s", path);
       return;
     }
-  if (count > 1 && !(flags & SBX_F_ALL))
-    {
-      reply_err_count (c, SBX_E_EDIT_AMBIGUOUS, count, "the old text occurs more than once");
-      return;
-    }
-  if ((int64_t) len + count * ((int64_t) new->len - (int64_t) old->len) > EDIT_MAX_SIZE)
-    {
-      reply_err (c, SBX_E_TOO_LARGE, "the edited %s would exceed %u MiB", path,
-                 EDIT_MAX_SIZE >> 20);
-      return;
-    }
-  atomic_t a;
-  if (atomic_open (&a, path) < 0)
-    {
-      reply_errno (c, errno, "cannot write %s", path);
-      return;
-    }
-  const char *p = buf, *q;
-  int r = 0;
-  while (r == 0 && (q = memmem (p, (size_t) (end - p), old->data, old->len)))
-    {
-      r = atomic_write (&a, p, (size_t) (q - p)) < 0 || atomic_write (&a, new->data, new->len) < 0;
-      p = q + old->len;
-    }
-  if (r == 0 && (atomic_write (&a, p, (size_t) (end - p)) < 0 || atomic_commit (&a) < 0))
-    r = 1;
-  if (r)
-    {
-      int e = errno;
-      atomic_abort (&a);
-      reply_errno (c, e, "cannot write %s", path);
-      return;
-    }
-  reply_size (c, SBX_T_COUNT, count);
+  memcpy (e->old, old->data, old->len);
+  memcpy (e->new, new->data, new->len);
+  e->old_len = old->len;
+  e->new_len = new->len;
+  e->fd = fd;
+  e->a = (atomic_t) { .fd = -1 };
+  e->size = (size_t) st.st_size;
+  e->all = flags & SBX_F_ALL;
+  e->deadline = deadline;
+  e->path = steal_pointer (&path);
+  conn_start_job (c, &edit_ops, e);
 }

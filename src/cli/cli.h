@@ -43,6 +43,7 @@ enum cli_opt_type
   CLI_SIZE,    /* int64_t via sbx_parse_size ("512m") */
   CLI_COUNT,   /* int64_t, a non-negative integer */
   CLI_NUMBER,  /* double, a non-negative finite number */
+  CLI_SECONDS, /* double, a timeout (sbx_timeout_check) */
 };
 
 struct cli_opt
@@ -150,7 +151,7 @@ struct cli_exec_opts
 
 /* The options of `exec` that `run` shares. */
 #define CLI_EXEC_OPTIONS(eo)                                                                   \
-  { "timeout", 't', CLI_NUMBER, &(eo)->timeout, "S", "time limit in seconds (default: none)" }, \
+  { "timeout", 't', CLI_SECONDS, &(eo)->timeout, "S", "time limit in seconds (default: none)" }, \
   { "max-output", 0, CLI_SIZE, &(eo)->max_output, "BYTES", "output kept (default: 100000)" },   \
   { "stdin", 'i', CLI_FLAG, &(eo)->stdin, NULL, "forward standard input to the command" },     \
   { "combined", 0, CLI_FLAG, &(eo)->combined, NULL,                                            \
@@ -189,6 +190,6 @@ json_t *cli_json_file_list (const sbx_file_list_t *list);
 
 extern const struct cli_command cli_cmd_create, cli_cmd_exec, cli_cmd_run, cli_cmd_write,
   cli_cmd_read, cli_cmd_cat, cli_cmd_edit, cli_cmd_ls, cli_cmd_glob, cli_cmd_grep, cli_cmd_ps,
-  cli_cmd_stop, cli_cmd_rm, cli_cmd_image, cli_cmd_bg, cli_cmd_mcp, cli_cmd_runtime;
+  cli_cmd_kill, cli_cmd_stop, cli_cmd_rm, cli_cmd_image, cli_cmd_bg, cli_cmd_mcp, cli_cmd_runtime;
 
 #endif

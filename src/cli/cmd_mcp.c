@@ -107,9 +107,9 @@ const struct cli_command cli_cmd_mcp = {
   "Serve the sandbox's tools to an AI agent over MCP (stdio)",
   "Speaks the Model Context Protocol on stdin/stdout (logs go to stderr) and offers the tools\n"
   "ls, read_file, write_file, edit_file, glob, grep, execute, run_in_background, read_output,\n"
-  "kill_shell and list_shells. The sandbox is made on the first tool call that needs it and\n"
-  "removed when the client closes stdin or on SIGTERM, SIGINT or SIGHUP; with --name it is\n"
-  "kept (stopped) and used again next time.\n"
+  "kill_shell, kill_all and list_shells. The sandbox is made on the first tool call that needs\n"
+  "it and removed when the client closes stdin or on SIGTERM, SIGINT or SIGHUP; with --name it\n"
+  "is kept (stopped) and used again next time.\n"
   "\n"
   "Permissions are enforced by the server; a denied tool is not listed:\n"
   "  default     everything but the secret files (.env, *.pem, *.key, .ssh/, ...)\n"

@@ -175,14 +175,23 @@ set_value (const struct cli_opt *o, const char *arg)
         msg = NULL;
       return msg;
     case CLI_NUMBER:
+    case CLI_SECONDS:
       {
         char *end;
         errno = 0;
         double d = strtod (arg, &end);
+        sbx_error_t *err = NULL;
         if (errno == 0 && end != arg && *end == '\0' && isfinite (d) && d >= 0)
           {
-            *(double *) o->dest = d;
-            return NULL;
+            if (o->type == CLI_NUMBER || sbx_timeout_check (d, &err) == 0)
+              {
+                *(double *) o->dest = d;
+                return NULL;
+              }
+            if (asprintf (&msg, "--%s: %s", o->name, sbx_error_message (err)) < 0)
+              msg = NULL;
+            sbx_error_free (err);
+            return msg;
           }
         if (asprintf (&msg, "--%s expects a non-negative number, not '%s'", o->name, arg) < 0)
           msg = NULL;

@@ -13,9 +13,17 @@
  * SBX_PROTO_MAX_BODY, more than SBX_PROTO_MAX_FIELDS fields, and fields that
  * overrun the body.
  *
- * One request is in flight per connection. Each request is answered by zero
- * or more streamed frames (OUTPUT, ENTRY, DATA, MATCH, BG_INFO) and exactly
- * one final frame (EXIT, END, OK or ERR).
+ * Requests on one connection are answered in order, one at a time (a host
+ * may send the next before the answer to the last has come). Each request is
+ * answered by zero or more streamed frames (OUTPUT, ENTRY, DATA, MATCH,
+ * BG_INFO, ALIVE) and exactly one final frame (EXIT, END, OK or ERR). ALIVE
+ * may come at any point of an answer: the agent sends it every
+ * SBX_PROTO_ALIVE_MS while a request is in progress, so that the host can
+ * tell a long operation from an agent that stopped answering.
+ *
+ * Requests that can take long carry an optional TIMEOUT_MS: the agent ends
+ * them by then (a listing flagged TRUNCATED, or ERR{TIMEOUT}); without it,
+ * the agent's own default for the operation applies.
  */
 #ifndef SBX_PROTO_H
 #define SBX_PROTO_H
@@ -24,10 +32,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SBX_PROTO_VERSION 1
+#define SBX_PROTO_VERSION 2
 #define SBX_PROTO_MAX_BODY (1u << 20)
 #define SBX_PROTO_MAX_FIELDS 64
 #define SBX_PROTO_CHUNK (64u * 1024)
+#define SBX_PROTO_ALIVE_MS 2000
 
 /* Where the agent lives inside every container. */
 #define SBX_AGENT_DIR "/.sbx"
@@ -45,6 +54,10 @@ enum sbx_msg_type {
   SBX_M_STDIN_EOF = 4,
   SBX_M_CANCEL = 5,     /* during EXEC: kill the process tree now */
   SBX_M_STAT = 10,      /* PATH                           -> OK{KIND SIZE MODE} or ERR */
+  SBX_M_RESOLVE = 20,   /* PATH -> OK{PATH EXISTS [KIND SIZE MODE DEV INO MTIME_NS CTIME_NS]}
+                           PATH with its symbolic links resolved as far as it
+                           exists (the rest kept as given, as `realpath -m`);
+                           the stat fields describe it when EXISTS */
   SBX_M_LS = 11,        /* PATH MAX_RESULTS               -> ENTRY{NAME KIND SIZE}* END{TRUNCATED} */
   SBX_M_READ = 12,      /* PATH OFFSET LIMIT              -> DATA* END{COUNT MORE}
                            DATA holds the selected lines, each ending in '\n'
@@ -62,6 +75,7 @@ enum sbx_msg_type {
   SBX_M_BG_READ = 31,   /* ID                             -> DATA* BG_INFO END */
   SBX_M_BG_KILL = 32,   /* ID                             -> OK */
   SBX_M_BG_LIST = 33,   /*                                -> BG_INFO* END */
+  SBX_M_KILL_ALL = 34,  /* every process but the agent    -> OK{COUNT} */
 
   /* replies, agent -> host */
   SBX_M_OK = 64,
@@ -73,6 +87,7 @@ enum sbx_msg_type {
   SBX_M_END = 70,
   SBX_M_MATCH = 71,
   SBX_M_BG_INFO = 72,   /* ID COMMAND PID FLAGS(RUNNING) EXIT_CODE DROPPED */
+  SBX_M_ALIVE = 73,     /* a request is still in progress */
 };
 
 enum sbx_tag {
@@ -108,6 +123,11 @@ enum sbx_tag {
   SBX_T_TRUNCATED = 30,  /* int, 0 or 1 */
   SBX_T_MAX_RESULTS = 31,/* int, 0 = the agent's default */
   SBX_T_DROPPED = 32,    /* int, bytes */
+  SBX_T_EXISTS = 33,     /* int, 0 or 1 */
+  SBX_T_DEV = 34,        /* int */
+  SBX_T_INO = 35,        /* int */
+  SBX_T_MTIME_NS = 36,   /* int, nanoseconds since the epoch */
+  SBX_T_CTIME_NS = 37,   /* int */
 };
 
 enum sbx_flag {

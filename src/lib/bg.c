@@ -1,5 +1,6 @@
 /* Background processes: started, read, listed and killed through the agent,
- * which keeps them (and their output) beyond any one connection. */
+ * which keeps them (and their output) beyond any one connection. And the
+ * way to end every process at once. */
 #include "sandbox.h"
 
 #include <string.h>
@@ -7,6 +8,10 @@
 #define MAX_BG_ID 20
 #define MAX_BG_COMMAND 1024  /* the agent shows at most this much; bounds a listing */
 #define MAX_BG_READ (1u << 20)
+/* The agent kills a tree within about 4 s (TERM, then KILL), and every
+ * process within 5 s. */
+#define BG_KILL_TIMEOUT 10
+#define KILL_ALL_TIMEOUT 10
 
 static bool
 valid_id (const char *id)
@@ -75,7 +80,8 @@ sbx_bg_start (sbx_sandbox_t *sb, const char *command, const sbx_exec_opts_t *opt
     return r;
   sbx_frame_end (&sb->out);
   sbx_msg_t msg;
-  if ((r = sbx_agent_flush (sb, err)) < 0 || (r = sbx_agent_recv (sb, &msg, -1, err)) < 0)
+  if ((r = sbx_agent_flush (sb, err)) < 0
+      || (r = sbx_agent_recv (sb, &msg, sbx_agent_deadline (0), err)) < 0)
     return r;
   if (msg.type != SBX_M_OK)
     return sbx_agent_fail (sb, &msg, err);
@@ -120,12 +126,13 @@ sbx_bg_read (sbx_sandbox_t *sb, const char *id, char **output, size_t *len, sbx_
   sbx_buf_init (&buf);
   bool have_info = false;
   sbx_bg_info_t got = { 0 };
+  double deadline = sbx_agent_deadline (0);
   for (;;)
     {
       sbx_msg_t msg;
       const uint8_t *data;
       size_t n;
-      if ((r = sbx_agent_recv (sb, &msg, -1, err)) < 0)
+      if ((r = sbx_agent_recv (sb, &msg, deadline, err)) < 0)
         break;
       if (msg.type == SBX_M_END && have_info)
         break;
@@ -176,7 +183,7 @@ sbx_bg_kill (sbx_sandbox_t *sb, const char *id, sbx_error_t **err)
   sbx_msg_t msg;
   int r = request_id (sb, SBX_M_BG_KILL, id, err);
   if (r == 0)
-    r = sbx_agent_recv (sb, &msg, -1, err);
+    r = sbx_agent_recv (sb, &msg, sbx_agent_deadline (BG_KILL_TIMEOUT), err);
   if (r < 0)
     return r;
   return msg.type == SBX_M_OK ? 0 : sbx_agent_fail (sb, &msg, err);
@@ -194,10 +201,11 @@ sbx_bg_list (sbx_sandbox_t *sb, sbx_bg_info_t **items, size_t *count, sbx_error_
     return r;
   sbx_bg_info_t *v = NULL;
   size_t n = 0, cap = 0;
+  double deadline = sbx_agent_deadline (0);
   for (;;)
     {
       sbx_msg_t msg;
-      if ((r = sbx_agent_recv (sb, &msg, -1, err)) < 0)
+      if ((r = sbx_agent_recv (sb, &msg, deadline, err)) < 0)
         break;
       if (msg.type == SBX_M_END)
         break;
@@ -230,5 +238,27 @@ sbx_bg_list (sbx_sandbox_t *sb, sbx_bg_info_t **items, size_t *count, sbx_error_
     }
   *items = v;
   *count = n;
+  return 0;
+}
+
+SBX_EXPORT int
+sbx_sandbox_kill_all (sbx_sandbox_t *sb, size_t *killed, sbx_error_t **err)
+{
+  int r = sbx_sandbox_ensure (sb, err);
+  if (r < 0)
+    return r;
+  sbx_frame_begin (&sb->out, SBX_M_KILL_ALL);
+  sbx_frame_end (&sb->out);
+  sbx_msg_t msg;
+  int64_t count;
+  if ((r = sbx_agent_flush (sb, err)) < 0
+      || (r = sbx_agent_recv (sb, &msg, sbx_agent_deadline (KILL_ALL_TIMEOUT), err)) < 0)
+    return r;
+  if (msg.type != SBX_M_OK)
+    return sbx_agent_fail (sb, &msg, err);
+  if ((r = sbx_agent_int (sb, &msg, SBX_T_COUNT, 0, INT32_MAX, &count, err)) < 0)
+    return r;
+  if (killed)
+    *killed = (size_t) count;
   return 0;
 }

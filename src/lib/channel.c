@@ -77,9 +77,21 @@ sbx_agent_flush (sbx_sandbox_t *sb, sbx_error_t **err)
   size_t off = 0;
   while (off < sb->out.len)
     {
-      ssize_t n = send (sb->fd, sb->out.data + off, sb->out.len - off, MSG_NOSIGNAL);
+      ssize_t n = send (sb->fd, sb->out.data + off, sb->out.len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
       if (n < 0 && errno == EINTR)
         continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        {
+          /* An agent that reads nothing for this long has stopped. */
+          struct pollfd p = { .fd = sb->fd, .events = POLLOUT };
+          int pr = poll (&p, 1, (int) (SBX_AGENT_IDLE * 1000));
+          if (pr == 0)
+            {
+              sbx_buf_reset (&sb->out);
+              return sbx_agent_timeout (sb, false, err);
+            }
+          continue;
+        }
       if (n < 0)
         {
           sbx_buf_reset (&sb->out);
@@ -109,32 +121,51 @@ sbx_agent_read_some (sbx_sandbox_t *sb, sbx_error_t **err)
 }
 
 int
-sbx_agent_recv (sbx_sandbox_t *sb, sbx_msg_t *msg, double timeout, sbx_error_t **err)
+sbx_agent_recv (sbx_sandbox_t *sb, sbx_msg_t *msg, double deadline, sbx_error_t **err)
 {
-  double deadline = timeout >= 0 ? sbx_now () + timeout : 0;
   for (;;)
     {
       int r = sbx_reader_next (&sb->reader, msg);
+      if (r > 0 && msg->type == SBX_M_ALIVE)
+        continue;
       if (r > 0)
         return 0;
       if (r < 0)
         return sbx_agent_protocol_error (sb, sb->reader.error, err);
-      int ms = -1;
-      if (timeout >= 0)
+      double wait = SBX_AGENT_IDLE;
+      bool overall = false;
+      if (deadline > 0 && deadline - sbx_now () < wait)
         {
-          double left = deadline - sbx_now ();
-          if (left <= 0)
-            return sbx_fail (err, SBX_E_TIMEOUT, "the agent of sandbox %s did not answer in time",
-                             sb->id);
-          ms = (int) (left * 1000) + 1;
+          wait = deadline - sbx_now ();
+          overall = true;
         }
       struct pollfd p = { .fd = sb->fd, .events = POLLIN };
-      int pr = poll (&p, 1, ms);
+      int pr = wait > 0 ? poll (&p, 1, (int) (wait * 1000) + 1) : 0;
       if (pr < 0 && errno != EINTR)
         return sbx_agent_broken (sb, strerror (errno), err);
+      if (pr == 0)
+        return sbx_agent_timeout (sb, overall, err);
       if (pr > 0 && (r = sbx_agent_read_some (sb, err)) < 0)
         return r;
     }
+}
+
+int
+sbx_agent_timeout (sbx_sandbox_t *sb, bool overall, sbx_error_t **err)
+{
+  /* The stream is out of step: whatever comes later belongs to this call. */
+  sbx_agent_disconnect (sb);
+  if (overall)
+    return sbx_fail (err, SBX_E_TIMEOUT, "the agent of sandbox %s did not finish in time; the "
+                     "connection was dropped", sb->id);
+  return sbx_fail (err, SBX_E_TIMEOUT, "the agent of sandbox %s stopped answering (nothing for "
+                   "%.0f s); the sandbox may be paused or overloaded", sb->id, SBX_AGENT_IDLE);
+}
+
+double
+sbx_agent_deadline (double seconds)
+{
+  return sbx_now () + seconds + SBX_AGENT_GRACE;
 }
 
 /* Keeps what the agent says printable and bounded before it reaches a user. */
@@ -161,7 +192,7 @@ sbx_agent_fail (sbx_sandbox_t *sb, const sbx_msg_t *msg, sbx_error_t **err)
     }
   int64_t code;
   const sbx_field_t *text = sbx_msg_field (msg, SBX_T_MESSAGE);
-  if (sbx_msg_int (msg, SBX_T_CODE, &code) < 0 || code <= 0 || code > SBX_E_TIMEOUT || !text)
+  if (sbx_msg_int (msg, SBX_T_CODE, &code) < 0 || code <= 0 || code > SBX_ERRC_MAX || !text)
     return sbx_agent_protocol_error (sb, "malformed error report", err);
   cleanup_free char *clean = clean_agent_text (text->data, text->len);
   if (clean == NULL)
@@ -249,7 +280,7 @@ hello (sbx_sandbox_t *sb, sbx_error_t **err)
   sbx_msg_t msg;
   int r = sbx_agent_flush (sb, err);
   if (r == 0)
-    r = sbx_agent_recv (sb, &msg, 10, err);
+    r = sbx_agent_recv (sb, &msg, sbx_agent_deadline (0), err);
   if (r < 0)
     return r;
   if (msg.type != SBX_M_OK)

@@ -21,6 +21,13 @@
 #define MAX_RESPONSE ((size_t) 64 << 20)
 #define MAX_STREAM_LINE ((size_t) 1 << 20)
 #define CONNECT_TIMEOUT_S 5L
+/* Every request has a time limit (SBX_ENGINE_TIMEOUT overrides it), so that
+ * an engine that accepts and never answers fails the call instead of
+ * hanging it; streamed replies (builds, pulls, imports) may take long, but
+ * fail after this long without a byte. */
+#define DEFAULT_TIMEOUT_S 30L
+#define MAX_TIMEOUT_S 3600L
+#define STREAM_STALL_S 600L
 /* A stop waits for the container's own grace period; give the engine this
  * much more before calling it hung. */
 #define STOP_SLACK_S 30L
@@ -36,6 +43,7 @@ struct sbx_engine
   char *ca, *cert, *key;
   struct curl_slist *json_headers;   /* requests with a JSON body */
   struct curl_slist *plain_headers;  /* everything else */
+  long timeout_s;                    /* for requests that set none */
   char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -165,7 +173,7 @@ struct call
   const char *body;        /* JSON text, or NULL */
   struct upload *upload;   /* streamed request body (a tar), or NULL */
   curl_off_t upload_size;  /* -1: unknown, sent chunked */
-  long timeout_s;          /* 0: none */
+  long timeout_s;          /* 0: the engine's default */
   struct sink *sink;
 };
 
@@ -250,8 +258,12 @@ perform (sbx_engine_t *e, const struct call *c, long *status, sbx_error_t **err)
          && curl_easy_setopt (h, CURLOPT_SSLKEY, e->key) == CURLE_OK;
   if (ok && e->addr.kind == SBX_ADDR_TCP)
     ok = curl_easy_setopt (h, CURLOPT_TCP_KEEPALIVE, 1L) == CURLE_OK;
-  if (ok && c->timeout_s > 0)
-    ok = curl_easy_setopt (h, CURLOPT_TIMEOUT, c->timeout_s) == CURLE_OK;
+  long limit = c->timeout_s ? c->timeout_s : e->timeout_s;
+  if (ok && c->sink->stream)
+    ok = curl_easy_setopt (h, CURLOPT_LOW_SPEED_LIMIT, 1L) == CURLE_OK
+         && curl_easy_setopt (h, CURLOPT_LOW_SPEED_TIME, STREAM_STALL_S) == CURLE_OK;
+  else if (ok)
+    ok = curl_easy_setopt (h, CURLOPT_TIMEOUT, limit) == CURLE_OK;
   if (ok && c->api_header)
     ok = curl_easy_setopt (h, CURLOPT_HEADERFUNCTION, on_header) == CURLE_OK
          && curl_easy_setopt (h, CURLOPT_HEADERDATA, c->api_header) == CURLE_OK;
@@ -325,12 +337,23 @@ perform (sbx_engine_t *e, const struct call *c, long *status, sbx_error_t **err)
     case CURLE_COULDNT_RESOLVE_PROXY:
       return fail_unreachable (e, rc, err);
     case CURLE_OPERATION_TIMEDOUT:
-      if (*status == 0 && c->timeout_s == 0)
-        return fail_unreachable (e, rc, err);
-      return sbx_fail (err, SBX_E_TIMEOUT,
-                       "the Docker engine at %s did not finish %s %s within %ld s; it may be "
-                       "overloaded or hung",
-                       e->addr.address, c->method, c->path, c->timeout_s);
+      {
+        double connected = 0;
+        curl_easy_getinfo (h, CURLINFO_CONNECT_TIME, &connected);
+        if (connected == 0)
+          return fail_unreachable (e, rc, err);
+        if (c->sink->stream)
+          return sbx_fail (err, SBX_E_TIMEOUT,
+                           "the Docker engine at %s sent nothing for %ld s during %s %.*s; it "
+                           "may be overloaded or hung",
+                           e->addr.address, STREAM_STALL_S, c->method,
+                           (int) strcspn (c->path, "?"), c->path);
+        return sbx_fail (err, SBX_E_TIMEOUT,
+                         "the Docker engine at %s did not answer %s %.*s within %ld s; it may be "
+                         "overloaded or hung (SBX_ENGINE_TIMEOUT sets this limit)",
+                         e->addr.address, c->method, (int) strcspn (c->path, "?"), c->path,
+                         limit);
+      }
     case CURLE_WRITE_ERROR:
       if (c->sink->too_large)
         return sbx_fail (err, SBX_E_ENGINE,
@@ -576,6 +599,20 @@ sbx_engine_open (sbx_engine_t **out, sbx_error_t **err)
       return r;
     }
 
+  e->timeout_s = DEFAULT_TIMEOUT_S;
+  const char *limit = getenv ("SBX_ENGINE_TIMEOUT");
+  if (limit && *limit)
+    {
+      char *end;
+      long v = strtol (limit, &end, 10);
+      if (*end || v < 1 || v > MAX_TIMEOUT_S)
+        {
+          sbx_engine_free (e);
+          return sbx_fail (err, SBX_E_INVALID, "SBX_ENGINE_TIMEOUT=%s is not a number of seconds "
+                           "from 1 to %ld", limit, MAX_TIMEOUT_S);
+        }
+      e->timeout_s = v;
+    }
   e->curl = curl_easy_init ();
   e->json_headers = curl_slist_append (NULL, "Content-Type: application/json");
   if (e->json_headers)

@@ -35,6 +35,7 @@ static const char *const errc_names[] = {
   [SBX_E_NO_PROCESS] = "no_such_process",
   [SBX_E_TIMEOUT] = "timeout",
   [SBX_E_BUILD] = "build_failed",
+  [SBX_E_LIMIT] = "limit_reached",
 };
 
 SBX_EXPORT const char *

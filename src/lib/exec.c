@@ -13,6 +13,25 @@
 #define CANCEL_GRACE 10.0
 #define STDIN_PENDING_MAX (256u * 1024)
 
+SBX_EXPORT int
+sbx_timeout_check (double seconds, sbx_error_t **err)
+{
+  if (!(seconds >= 0 && seconds <= SBX_MAX_TIMEOUT))
+    return sbx_fail (err, SBX_E_INVALID, "a timeout of %g s is out of range: give 0 for none, or "
+                     "up to %.0f s (30 days)", seconds, SBX_MAX_TIMEOUT);
+  return 0;
+}
+
+/* Whole milliseconds, a fraction of one rounding up: a timeout above zero
+ * never reads as "none". SECONDS is checked already. */
+static int64_t
+timeout_ms (double seconds)
+{
+  double ms = seconds * 1000;
+  int64_t whole = (int64_t) ms;
+  return whole < ms ? whole + 1 : whole;
+}
+
 SBX_EXPORT void
 sbx_exec_opts_init (sbx_exec_opts_t *opts)
 {
@@ -46,8 +65,9 @@ sbx_exec_frame (sbx_sandbox_t *sb, uint8_t type, const char *command, const sbx_
       if (r < 0)
         return r;
     }
-  if (o && o->timeout < 0)
-    return sbx_fail (err, SBX_E_INVALID, "timeout must not be negative");
+  int r;
+  if (o && (r = sbx_timeout_check (o->timeout, err)) < 0)
+    return r;
   cleanup_free char *cwd = sbx_sandbox_path (sb, o ? o->cwd : NULL, err);
   if (cwd == NULL)
     return -SBX_E_INVALID;
@@ -192,6 +212,8 @@ handle_message (sbx_sandbox_t *sb, exec_state_t *st, const sbx_msg_t *msg, sbx_e
         }
       keep_output (st, stream, data, len);
       return 0;
+    case SBX_M_ALIVE:
+      return 0;
     case SBX_M_EXIT:
       if ((r = sbx_agent_int (sb, msg, SBX_T_EXIT_CODE, 0, 255, &code, err)) < 0
           || (r = sbx_agent_int (sb, msg, SBX_T_FLAGS, 0, INT32_MAX, &flags, err)) < 0)
@@ -223,6 +245,7 @@ run_exec (sbx_sandbox_t *sb, exec_state_t *st, double timeout, sbx_error_t **err
 {
   const sbx_exec_opts_t *o = st->opts;
   double deadline = timeout > 0 ? sbx_now () + timeout + HOST_GRACE : 0;
+  double heard = sbx_now ();  /* when the agent last sent something */
   for (;;)
     {
       sbx_msg_t msg;
@@ -243,7 +266,9 @@ run_exec (sbx_sandbox_t *sb, exec_state_t *st, double timeout, sbx_error_t **err
         p[0].events |= POLLOUT;
       if (st->stdin_open && o->stdin_fd >= 0 && sb->out.len - st->sent <= STDIN_PENDING_MAX)
         p[1] = (struct pollfd) { .fd = o->stdin_fd, .events = POLLIN };
-      int ms = -1;
+      /* The agent says ALIVE while the command runs: silence means it
+         stopped answering, whatever the command's own timeout. */
+      double wait = heard + SBX_AGENT_IDLE - sbx_now ();
       if (deadline > 0)
         {
           double left = deadline - sbx_now ();
@@ -260,17 +285,24 @@ run_exec (sbx_sandbox_t *sb, exec_state_t *st, double timeout, sbx_error_t **err
                                "command %.0f s after its timeout; the connection was dropped",
                                sb->id, HOST_GRACE + CANCEL_GRACE);
             }
-          ms = (int) (left * 1000) + 1;
+          if (left < wait)
+            wait = left;
         }
-      int pr = poll (p, 2, ms);
+      int pr = poll (p, 2, wait > 0 ? (int) (wait * 1000) + 1 : 0);
       if (pr < 0 && errno != EINTR)
         return sbx_fail_errno (err, SBX_E_IO, errno, "poll");
+      if (pr == 0 && sbx_now () >= heard + SBX_AGENT_IDLE)
+        return sbx_agent_timeout (sb, false, err);
       if (pr <= 0)
         continue;
       if (p[1].revents && (r = queue_stdin (sb, st, true, err)) < 0)
         return r;
-      if ((p[0].revents & (POLLIN | POLLHUP | POLLERR)) && (r = sbx_agent_read_some (sb, err)) < 0)
-        return r;
+      if (p[0].revents & (POLLIN | POLLHUP | POLLERR))
+        {
+          if ((r = sbx_agent_read_some (sb, err)) < 0)
+            return r;
+          heard = sbx_now ();
+        }
     }
 }
 
@@ -295,7 +327,7 @@ sbx_exec (sbx_sandbox_t *sb, const char *command, const sbx_exec_opts_t *opts,
   if (r == 0)
     {
       int64_t flags = (o->separate_streams ? SBX_F_SEPARATE : 0) | (st.stdin_open ? SBX_F_STDIN : 0);
-      sbx_frame_int (&sb->out, SBX_T_TIMEOUT_MS, (int64_t) (o->timeout * 1000));
+      sbx_frame_int (&sb->out, SBX_T_TIMEOUT_MS, timeout_ms (o->timeout));
       sbx_frame_int (&sb->out, SBX_T_MAX_OUTPUT, (int64_t) st.max_output);
       sbx_frame_int (&sb->out, SBX_T_FLAGS, flags);
       if (sbx_frame_end (&sb->out) < 0)

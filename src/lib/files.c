@@ -12,12 +12,28 @@
 #define MAX_READ_RESULT (16u << 20)
 #define MAX_GREP_LINE 4096
 #define DEFAULT_GREP_MATCHES 10000
+#define MAX_RESOLVE_BATCH 32
+
+/* The time operations have, in seconds; the agent ends them by then (a
+ * listing flagged truncated, or SBX_E_TIMEOUT), whatever the content.
+ * Most have the handle's file_timeout; QUICK ones answer at once. */
+#define QUICK 0
+#define STREAM_TIMEOUT 3600
+#define WRITE_COMMIT_TIMEOUT 30
+
+/* The time the operations bound by sbx_sandbox_set_file_timeout have. */
+#define FILE_TIMEOUT (-1)
 
 /* Ensures the sandbox, resolves PATH, and opens a request frame of TYPE
- * carrying it. *ABS receives the resolved path. */
+ * carrying it and, for operations that take time, their TIMEOUT (seconds,
+ * or FILE_TIMEOUT). *ABS receives the resolved path, *DEADLINE when the
+ * host gives up. */
 static int
-begin (sbx_sandbox_t *sb, uint8_t type, const char *path, char **abs, sbx_error_t **err)
+begin (sbx_sandbox_t *sb, uint8_t type, const char *path, double timeout, char **abs,
+       double *deadline, sbx_error_t **err)
 {
+  if (timeout == FILE_TIMEOUT)
+    timeout = sb->file_timeout;
   int r = sbx_sandbox_ensure (sb, err);
   if (r < 0)
     return r;
@@ -25,6 +41,10 @@ begin (sbx_sandbox_t *sb, uint8_t type, const char *path, char **abs, sbx_error_
     return -SBX_E_INVALID;
   sbx_frame_begin (&sb->out, type);
   sbx_frame_str (&sb->out, SBX_T_PATH, *abs);
+  /* At least a millisecond: 0 would mean the agent's default. */
+  if (timeout > 0)
+    sbx_frame_int (&sb->out, SBX_T_TIMEOUT_MS, (int64_t) (timeout * 1000) + 1);
+  *deadline = sbx_agent_deadline (timeout);
   return 0;
 }
 
@@ -39,17 +59,11 @@ send_frame (sbx_sandbox_t *sb, sbx_error_t **err)
   return sbx_agent_flush (sb, err);
 }
 
-static int
-recv_reply (sbx_sandbox_t *sb, sbx_msg_t *msg, sbx_error_t **err)
-{
-  return sbx_agent_recv (sb, msg, -1, err);
-}
-
 /* Receives the final reply, which must be of TYPE (an ERR becomes the error). */
 static int
-expect (sbx_sandbox_t *sb, uint8_t type, sbx_msg_t *msg, sbx_error_t **err)
+expect (sbx_sandbox_t *sb, uint8_t type, sbx_msg_t *msg, double deadline, sbx_error_t **err)
 {
-  int r = recv_reply (sb, msg, err);
+  int r = sbx_agent_recv (sb, msg, deadline, err);
   if (r < 0)
     return r;
   return msg->type == type ? 0 : sbx_agent_fail (sb, msg, err);
@@ -75,11 +89,12 @@ sbx_exists (sbx_sandbox_t *sb, const char *path, bool *exists, sbx_error_t **err
 {
   cleanup_free char *abs = NULL;
   sbx_msg_t msg;
-  int r = begin (sb, SBX_M_STAT, path, &abs, err);
+  double deadline;
+  int r = begin (sb, SBX_M_STAT, path, QUICK, &abs, &deadline, err);
   if (r == 0)
     r = send_frame (sb, err);
   if (r == 0)
-    r = recv_reply (sb, &msg, err);
+    r = sbx_agent_recv (sb, &msg, deadline, err);
   if (r < 0)
     return r;
   if (msg.type == SBX_M_OK)
@@ -95,6 +110,106 @@ sbx_exists (sbx_sandbox_t *sb, const char *path, bool *exists, sbx_error_t **err
       return 0;
     }
   return sbx_agent_fail (sb, &msg, err);
+}
+
+SBX_EXPORT void
+sbx_path_info_clear (sbx_path_info_t *info)
+{
+  if (info == NULL)
+    return;
+  free (info->path);
+  memset (info, 0, sizeof *info);
+}
+
+/* One RESOLVE reply into INFO. */
+static int
+parse_resolved (sbx_sandbox_t *sb, const sbx_msg_t *msg, sbx_path_info_t *info, sbx_error_t **err)
+{
+  if (msg->type != SBX_M_OK)
+    return sbx_agent_fail (sb, msg, err);
+  const uint8_t *p;
+  size_t n;
+  int64_t exists, kind = SBX_KIND_OTHER, size = 0, mode = 0, dev = 0, ino = 0, mt = 0, ct = 0;
+  int r;
+  if ((r = sbx_agent_bytes (sb, msg, SBX_T_PATH, MAX_PATH_BYTES, &p, &n, err)) < 0
+      || (r = sbx_agent_int (sb, msg, SBX_T_EXISTS, 0, 1, &exists, err)) < 0)
+    return r;
+  if (exists
+      && ((r = sbx_agent_int (sb, msg, SBX_T_KIND, SBX_KIND_FILE, SBX_KIND_OTHER, &kind, err)) < 0
+          || (r = sbx_agent_int (sb, msg, SBX_T_SIZE, 0, INT64_MAX, &size, err)) < 0
+          || (r = sbx_agent_int (sb, msg, SBX_T_MODE, 0, UINT32_MAX, &mode, err)) < 0
+          || (r = sbx_agent_int (sb, msg, SBX_T_DEV, INT64_MIN, INT64_MAX, &dev, err)) < 0
+          || (r = sbx_agent_int (sb, msg, SBX_T_INO, INT64_MIN, INT64_MAX, &ino, err)) < 0
+          || (r = sbx_agent_int (sb, msg, SBX_T_MTIME_NS, INT64_MIN, INT64_MAX, &mt, err)) < 0
+          || (r = sbx_agent_int (sb, msg, SBX_T_CTIME_NS, INT64_MIN, INT64_MAX, &ct, err)) < 0))
+    return r;
+  if (n == 0 || p[0] != '/' || memchr (p, 0, n))
+    return sbx_agent_protocol_error (sb, "invalid path", err);
+  char *path = strndup ((const char *) p, n);
+  if (path == NULL)
+    {
+      sbx_agent_disconnect (sb);
+      return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+    }
+  *info = (sbx_path_info_t) { .path = path, .exists = exists, .is_dir = kind == SBX_KIND_DIR,
+                              .is_file = exists && kind == SBX_KIND_FILE, .size = (uint64_t) size,
+                              .mode = (uint32_t) mode, .dev = (uint64_t) dev,
+                              .ino = (uint64_t) ino, .mtime_ns = mt, .ctime_ns = ct };
+  return 0;
+}
+
+SBX_EXPORT int
+sbx_resolve_many (sbx_sandbox_t *sb, const char *const *paths, size_t n, sbx_path_info_t *infos,
+                  sbx_error_t **err)
+{
+  int r = sbx_sandbox_ensure (sb, err);
+  memset (infos, 0, n * sizeof *infos);
+  /* Requests go in batches, each sent before its answers are read: the
+     agent answers them in order. */
+  for (size_t done = 0; r == 0 && done < n;)
+    {
+      size_t batch = n - done < MAX_RESOLVE_BATCH ? n - done : MAX_RESOLVE_BATCH;
+      for (size_t i = 0; r == 0 && i < batch; i++)
+        {
+          cleanup_free char *abs = sbx_sandbox_path (sb, paths[done + i], err);
+          if (abs == NULL)
+            {
+              sbx_buf_reset (&sb->out);
+              r = -SBX_E_INVALID;
+              break;
+            }
+          sbx_frame_begin (&sb->out, SBX_M_RESOLVE);
+          sbx_frame_str (&sb->out, SBX_T_PATH, abs);
+          if (sbx_frame_end (&sb->out) < 0)
+            {
+              sbx_buf_reset (&sb->out);
+              r = sbx_fail (err, SBX_E_NOMEM, "out of memory");
+            }
+        }
+      if (r == 0)
+        r = sbx_agent_flush (sb, err);
+      double deadline = sbx_agent_deadline (QUICK);
+      for (size_t i = 0; r == 0 && i < batch; i++, done++)
+        {
+          sbx_msg_t msg;
+          if ((r = sbx_agent_recv (sb, &msg, deadline, err)) == 0)
+            r = parse_resolved (sb, &msg, &infos[done], err);
+          /* The rest of the batch is still on its way: the stream is out
+             of step. */
+          if (r < 0 && i + 1 < batch)
+            sbx_agent_disconnect (sb);
+        }
+    }
+  if (r < 0)
+    for (size_t i = 0; i < n; i++)
+      sbx_path_info_clear (&infos[i]);
+  return r;
+}
+
+SBX_EXPORT int
+sbx_resolve (sbx_sandbox_t *sb, const char *path, sbx_path_info_t *info, sbx_error_t **err)
+{
+  return sbx_resolve_many (sb, &path, 1, info, err);
 }
 
 static bool
@@ -125,9 +240,10 @@ list_append (sbx_file_list_t *list, size_t *cap, char *name, char *path, bool is
  * *MSG; 0 at END, whose TRUNCATED flag is ORed into *TRUNCATED; <0 on error
  * (any other reply, an ERR included, becomes the error). */
 static int
-recv_item (sbx_sandbox_t *sb, uint8_t type, sbx_msg_t *msg, bool *truncated, sbx_error_t **err)
+recv_item (sbx_sandbox_t *sb, uint8_t type, sbx_msg_t *msg, bool *truncated, double deadline,
+           sbx_error_t **err)
 {
-  int r = recv_reply (sb, msg, err);
+  int r = sbx_agent_recv (sb, msg, deadline, err);
   if (r < 0)
     return r;
   if (msg->type == SBX_M_END)
@@ -146,13 +262,14 @@ recv_item (sbx_sandbox_t *sb, uint8_t type, sbx_msg_t *msg, bool *truncated, sbx
 /* Reads ENTRY* END. With BASE, entries carry NAME and paths are BASE/NAME;
  * without, entries carry an absolute PATH. */
 static int
-collect_entries (sbx_sandbox_t *sb, const char *base, sbx_file_list_t *out, sbx_error_t **err)
+collect_entries (sbx_sandbox_t *sb, const char *base, sbx_file_list_t *out, double deadline,
+                 sbx_error_t **err)
 {
   size_t cap = 0;
   for (;;)
     {
       sbx_msg_t msg;
-      int r = recv_item (sb, SBX_M_ENTRY, &msg, &out->truncated, err);
+      int r = recv_item (sb, SBX_M_ENTRY, &msg, &out->truncated, deadline, err);
       if (r <= 0)
         return r;
       int64_t kind, size;
@@ -213,15 +330,16 @@ SBX_EXPORT int
 sbx_ls (sbx_sandbox_t *sb, const char *path, sbx_file_list_t *out, sbx_error_t **err)
 {
   cleanup_free char *abs = NULL;
+  double deadline;
   memset (out, 0, sizeof *out);
-  int r = begin (sb, SBX_M_LS, path, &abs, err);
+  int r = begin (sb, SBX_M_LS, path, FILE_TIMEOUT, &abs, &deadline, err);
   if (r == 0)
     {
       sbx_frame_int (&sb->out, SBX_T_MAX_RESULTS, MAX_LIST_RESULTS);
       r = send_frame (sb, err);
     }
   if (r == 0)
-    r = collect_entries (sb, abs, out, err);
+    r = collect_entries (sb, abs, out, deadline, err);
   if (r < 0)
     {
       sbx_file_list_free (out);
@@ -243,7 +361,8 @@ sbx_glob (sbx_sandbox_t *sb, const char *pattern, const char *path, sbx_file_lis
   /* An absolute pattern searches from the root, whatever PATH says. */
   if (pattern[0] == '/')
     path = "/";
-  int r = begin (sb, SBX_M_GLOB, path, &abs, err);
+  double deadline;
+  int r = begin (sb, SBX_M_GLOB, path, FILE_TIMEOUT, &abs, &deadline, err);
   if (r == 0)
     {
       sbx_frame_str (&sb->out, SBX_T_PATTERN, pattern);
@@ -251,7 +370,7 @@ sbx_glob (sbx_sandbox_t *sb, const char *pattern, const char *path, sbx_file_lis
       r = send_frame (sb, err);
     }
   if (r == 0)
-    r = collect_entries (sb, NULL, out, err);
+    r = collect_entries (sb, NULL, out, deadline, err);
   if (r < 0)
     {
       sbx_file_list_free (out);
@@ -308,12 +427,12 @@ number_lines (const sbx_buf_t *raw, size_t offset, int64_t count, bool more, siz
  * with at most MAX bytes in all. */
 static int
 collect_data (sbx_sandbox_t *sb, sbx_buf_t *buf, sbx_data_cb cb, void *ud, uint64_t max,
-              sbx_msg_t *end, sbx_error_t **err)
+              sbx_msg_t *end, double deadline, sbx_error_t **err)
 {
   uint64_t total = 0;
   for (;;)
     {
-      int r = recv_reply (sb, end, err);
+      int r = sbx_agent_recv (sb, end, deadline, err);
       if (r < 0)
         return r;
       if (end->type == SBX_M_END)
@@ -348,7 +467,8 @@ sbx_read (sbx_sandbox_t *sb, const char *path, size_t offset, size_t limit, char
     limit = SBX_DEFAULT_READ_LIMIT;
   if (offset > INT64_MAX / 2 || limit > INT64_MAX / 2)
     return sbx_fail (err, SBX_E_INVALID, "offset or limit out of range");
-  int r = begin (sb, SBX_M_READ, path, &abs, err);
+  double deadline;
+  int r = begin (sb, SBX_M_READ, path, FILE_TIMEOUT, &abs, &deadline, err);
   if (r == 0)
     {
       sbx_frame_int (&sb->out, SBX_T_OFFSET, (int64_t) offset);
@@ -360,7 +480,7 @@ sbx_read (sbx_sandbox_t *sb, const char *path, size_t offset, size_t limit, char
   sbx_msg_t end;
   int64_t count, more;
   if (r == 0)
-    r = collect_data (sb, &raw, NULL, NULL, MAX_READ_RESULT, &end, err);
+    r = collect_data (sb, &raw, NULL, NULL, MAX_READ_RESULT, &end, deadline, err);
   if (r == 0 && ((r = sbx_agent_int (sb, &end, SBX_T_COUNT, 0, (int64_t) limit, &count, err)) == 0)
       && (r = sbx_agent_int (sb, &end, SBX_T_MORE, 0, 1, &more, err)) == 0)
     r = raw.failed ? sbx_fail (err, SBX_E_NOMEM, "out of memory")
@@ -370,10 +490,11 @@ sbx_read (sbx_sandbox_t *sb, const char *path, size_t offset, size_t limit, char
 }
 
 static int
-read_bytes_request (sbx_sandbox_t *sb, const char *path, uint64_t limit, sbx_error_t **err)
+read_bytes_request (sbx_sandbox_t *sb, const char *path, uint64_t limit, double timeout,
+                    double *deadline, sbx_error_t **err)
 {
   cleanup_free char *abs = NULL;
-  int r = begin (sb, SBX_M_READ_BYTES, path, &abs, err);
+  int r = begin (sb, SBX_M_READ_BYTES, path, timeout, &abs, deadline, err);
   if (r == 0)
     {
       sbx_frame_int (&sb->out, SBX_T_LIMIT, (int64_t) limit);
@@ -387,10 +508,12 @@ sbx_read_bytes (sbx_sandbox_t *sb, const char *path, void **data, size_t *len, s
 {
   sbx_buf_t buf;
   sbx_msg_t end;
+  double deadline;
   sbx_buf_init (&buf);
-  int r = read_bytes_request (sb, path, SBX_DEFAULT_MAX_READ_BYTES, err);
+  int r = read_bytes_request (sb, path, SBX_DEFAULT_MAX_READ_BYTES, FILE_TIMEOUT, &deadline,
+                              err);
   if (r == 0)
-    r = collect_data (sb, &buf, NULL, NULL, SBX_DEFAULT_MAX_READ_BYTES, &end, err);
+    r = collect_data (sb, &buf, NULL, NULL, SBX_DEFAULT_MAX_READ_BYTES, &end, deadline, err);
   if (r == 0)
     {
       sbx_buf_append (&buf, "", 1);
@@ -412,8 +535,9 @@ sbx_read_stream (sbx_sandbox_t *sb, const char *path, sbx_data_cb cb, void *user
                  sbx_error_t **err)
 {
   sbx_msg_t end;
-  int r = read_bytes_request (sb, path, 0, err);
-  return r < 0 ? r : collect_data (sb, NULL, cb, userdata, UINT64_MAX, &end, err);
+  double deadline;
+  int r = read_bytes_request (sb, path, 0, STREAM_TIMEOUT, &deadline, err);
+  return r < 0 ? r : collect_data (sb, NULL, cb, userdata, UINT64_MAX, &end, deadline, err);
 }
 
 /* WRITE, then the content as WRITE_DATA frames produced by NEXT, then
@@ -424,16 +548,22 @@ static int
 write_from (sbx_sandbox_t *sb, const char *path, chunk_source next, void *ctx, sbx_error_t **err)
 {
   cleanup_free char *abs = NULL;
-  int r = begin (sb, SBX_M_WRITE, path, &abs, err);
-  if (r == 0)
+  double deadline;
+  int r = begin (sb, SBX_M_WRITE, path, QUICK, &abs, &deadline, err);
+  /* A frame that cannot be closed fails in send_frame, which says why. */
+  if (r == 0 && sbx_frame_end (&sb->out) < 0)
     r = send_frame (sb, err);
   char chunk[SBX_PROTO_CHUNK];
   ssize_t n = 0;
+  /* The frames go out together, a few chunks at a time: the agent reads
+     all of a WRITE as it comes. */
   while (r == 0 && (n = next (ctx, chunk, sizeof chunk)) > 0)
     {
       sbx_frame_begin (&sb->out, SBX_M_WRITE_DATA);
       sbx_frame_bytes (&sb->out, SBX_T_DATA, chunk, n);
-      r = send_frame (sb, err);
+      r = sbx_frame_end (&sb->out) < 0 ? send_frame (sb, err)
+          : sb->out.len >= 4 * SBX_PROTO_CHUNK ? sbx_agent_flush (sb, err)
+                                               : 0;
     }
   if (r < 0)
     return r;
@@ -446,7 +576,8 @@ write_from (sbx_sandbox_t *sb, const char *path, chunk_source next, void *ctx, s
     }
   sbx_frame_begin (&sb->out, SBX_M_WRITE_END);
   sbx_msg_t msg;
-  if ((r = send_frame (sb, err)) < 0 || (r = expect (sb, SBX_M_OK, &msg, err)) < 0)
+  if ((r = send_frame (sb, err)) < 0
+      || (r = expect (sb, SBX_M_OK, &msg, sbx_agent_deadline (WRITE_COMMIT_TIMEOUT), err)) < 0)
     return r;
   return 0;
 }
@@ -509,14 +640,15 @@ sbx_edit (sbx_sandbox_t *sb, const char *path, const char *old_text, const char 
   cleanup_free char *abs = NULL;
   if (old_text == NULL || !*old_text || new_text == NULL)
     return sbx_fail (err, SBX_E_INVALID, "edit needs a non-empty old text and a new text");
-  int r = begin (sb, SBX_M_EDIT, path, &abs, err);
+  double deadline;
+  int r = begin (sb, SBX_M_EDIT, path, FILE_TIMEOUT, &abs, &deadline, err);
   if (r < 0)
     return r;
   sbx_frame_str (&sb->out, SBX_T_OLD, old_text);
   sbx_frame_str (&sb->out, SBX_T_NEW, new_text);
   sbx_frame_int (&sb->out, SBX_T_FLAGS, replace_all ? SBX_F_ALL : 0);
   sbx_msg_t msg;
-  if ((r = send_frame (sb, err)) < 0 || (r = recv_reply (sb, &msg, err)) < 0)
+  if ((r = send_frame (sb, err)) < 0 || (r = sbx_agent_recv (sb, &msg, deadline, err)) < 0)
     return r;
   int64_t count = 0;
   if (msg.type == SBX_M_OK)
@@ -565,13 +697,14 @@ cmp_match (const void *a, const void *b)
 }
 
 static int
-collect_matches (sbx_sandbox_t *sb, size_t max, sbx_grep_result_t *out, sbx_error_t **err)
+collect_matches (sbx_sandbox_t *sb, size_t max, sbx_grep_result_t *out, double deadline,
+                 sbx_error_t **err)
 {
   size_t cap = 0;
   for (;;)
     {
       sbx_msg_t msg;
-      int r = recv_item (sb, SBX_M_MATCH, &msg, &out->truncated, err);
+      int r = recv_item (sb, SBX_M_MATCH, &msg, &out->truncated, deadline, err);
       if (r <= 0)
         return r;
       const uint8_t *p, *l;
@@ -630,7 +763,8 @@ sbx_grep (sbx_sandbox_t *sb, const char *pattern, const sbx_grep_opts_t *opts,
   memset (out, 0, sizeof *out);
   if (pattern == NULL || !*pattern)
     return sbx_fail (err, SBX_E_PATTERN, "empty search pattern");
-  int r = begin (sb, SBX_M_GREP, o->path, &abs, err);
+  double deadline;
+  int r = begin (sb, SBX_M_GREP, o->path, FILE_TIMEOUT, &abs, &deadline, err);
   if (r < 0)
     return r;
   sbx_frame_str (&sb->out, SBX_T_PATTERN, pattern);
@@ -640,7 +774,7 @@ sbx_grep (sbx_sandbox_t *sb, const char *pattern, const sbx_grep_opts_t *opts,
                  (o->include_hidden ? SBX_F_HIDDEN : 0) | (o->ignore_case ? SBX_F_ICASE : 0));
   sbx_frame_int (&sb->out, SBX_T_MAX_RESULTS, (int64_t) max);
   if ((r = send_frame (sb, err)) == 0)
-    r = collect_matches (sb, max, out, err);
+    r = collect_matches (sb, max, out, deadline, err);
   if (r < 0)
     {
       sbx_grep_result_free (out);

@@ -20,11 +20,24 @@
 
 #define DEFAULT_WORKDIR "/workspace"
 #define AGENT_START_TIMEOUT 20.0
+/* A running sandbox whose socket is being made again (see listener.c). */
+#define AGENT_RECONNECT_TIMEOUT 3.0
 #define STOP_TIMEOUT 3
+/* The engine's log of a sandbox holds at most this much (what the agent
+ * says; the sandbox's own output never goes there). */
+#define LOG_MAX_SIZE "1m"
+#define LOG_MAX_FILES "2"
 /* Capabilities a root user needs for ordinary work (package installs that
  * switch users, files owned by others); everything else is dropped. */
 static const char *const kept_caps[] = { "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL",
                                          "SETGID", "SETUID", "NET_BIND_SERVICE", NULL };
+/* The engine's read-only paths (setting them replaces its defaults, the
+ * first five), and the agent's OOM score: root in the sandbox could
+ * otherwise make the agent the OOM killer's first choice. */
+static const char *const readonly_paths[]
+    = { "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+        "/proc/1/oom_score_adj", "/proc/1/oom_adj", "/proc/1/task/1/oom_score_adj",
+        "/proc/1/task/1/oom_adj", NULL };
 
 char *
 sbx_state_root (void)
@@ -90,20 +103,49 @@ remove_tree (const char *dir)
  * and rely on the disk's own limits. */
 #define RUN_TMPFS_OPTIONS "size=64k,nr_inodes=64,mode=0755"
 
+#define RUN_TMPFS_FLAGS (MS_NOSUID | MS_NODEV | MS_NOEXEC)
+
+/* Whether RUN has a mount of its own (sbx's tmpfs); -1 when it cannot tell. */
 static int
-limit_run_dir (const char *run, sbx_error_t **err)
+run_dir_mounted (const char *run, sbx_error_t **err)
 {
   struct stat here, parent;
   cleanup_free char *up = sbx_strdup_printf ("%s/..", run);
-  if (geteuid () != 0)
-    return 0;
   if (up == NULL || stat (run, &here) < 0 || stat (up, &parent) < 0)
     return sbx_fail_errno (err, SBX_E_IO, errno, "cannot inspect %s", run);
-  if (here.st_dev != parent.st_dev)
-    return 0; /* mounted already (a named sandbox started again) */
-  if (mount ("sbx-run", run, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, RUN_TMPFS_OPTIONS) < 0)
+  return here.st_dev != parent.st_dev;
+}
+
+static int
+limit_run_dir (const char *run, sbx_error_t **err)
+{
+  if (geteuid () != 0)
+    return 0;
+  int r = run_dir_mounted (run, err);
+  if (r < 0)
+    return r;
+  /* Mounted already (a named sandbox started again): writable again, so
+     that the agent can make its socket. */
+  unsigned long flags = r ? MS_REMOUNT | RUN_TMPFS_FLAGS : RUN_TMPFS_FLAGS;
+  if (mount ("sbx-run", run, "tmpfs", flags, RUN_TMPFS_OPTIONS) < 0)
     return sbx_fail_errno (err, SBX_E_IO, errno, "cannot mount a small tmpfs on %s", run);
   return 0;
+}
+
+/* Once the agent has made its socket, the run folder turns read-only, for
+ * the sandbox (whose root could otherwise remove or replace the socket) as
+ * for everyone: the remount is of the tmpfs itself, which the container's
+ * bind mount shares. A socket on a read-only file system still accepts
+ * connections. Only root can mount; otherwise the agent repairs its socket
+ * itself (listener.c). */
+static void
+seal_run_dir (const sbx_sandbox_t *sb)
+{
+  cleanup_free char *run = sbx_strdup_printf ("%s/run", sb->state_dir);
+  if (run == NULL || geteuid () != 0 || run_dir_mounted (run, NULL) != 1)
+    return;
+  (void) mount ("sbx-run", run, "tmpfs", MS_REMOUNT | MS_RDONLY | RUN_TMPFS_FLAGS,
+                RUN_TMPFS_OPTIONS);
 }
 
 /* Removes a sandbox's host folder, its run tmpfs first. */
@@ -269,6 +311,7 @@ sandbox_alloc (void)
   if (sb == NULL)
     return NULL;
   sb->fd = -1;
+  sb->file_timeout = SBX_DEFAULT_FILE_TIMEOUT;
   sbx_reader_init (&sb->reader);
   sbx_buf_init (&sb->out);
   return sb;
@@ -385,12 +428,16 @@ container_config (sbx_sandbox_t *sb)
   for (char **v = o->volumes; v && *v; v++)
     json_array_append_new (binds, json_string (*v));
 
-  json_t *host = json_pack ("{s:o, s:s, s:[s], s:o, s:[s], s:I, s:I, s:I, s:I, s:b}",
+  json_t *host = json_pack ("{s:o, s:s, s:[s], s:o, s:[s], s:I, s:I, s:I, s:I, s:b, s:o, "
+                            "s:{s:s, s:{s:s, s:s}}}",
                             "Binds", binds, "NetworkMode", o->network ? o->network : "none",
                             "CapDrop", "ALL", "CapAdd", string_array (kept_caps), "SecurityOpt",
                             "no-new-privileges", "PidsLimit", (json_int_t) o->pids, "Memory",
                             (json_int_t) o->memory, "MemorySwap", (json_int_t) o->memory,
-                            "NanoCpus", (json_int_t) (o->cpus * 1e9), "Init", 0);
+                            "NanoCpus", (json_int_t) (o->cpus * 1e9), "Init", 0,
+                            "ReadonlyPaths", string_array (readonly_paths), "LogConfig", "Type",
+                            "json-file", "Config", "max-size", LOG_MAX_SIZE, "max-file",
+                            LOG_MAX_FILES);
   json_t *labels = json_pack ("{s:s, s:s, s:s, s:s, s:s}", SBX_LABEL_MANAGED, "1", SBX_LABEL_VERSION,
                               SBX_VERSION, SBX_LABEL_STATE_DIR, sb->state_dir, SBX_LABEL_WORKDIR,
                               sb->workdir, SBX_LABEL_NAMED, o->name ? "1" : "0");
@@ -474,9 +521,9 @@ create_container (sbx_sandbox_t *sb, sbx_error_t **err)
 }
 
 static int
-wait_for_agent (sbx_sandbox_t *sb, sbx_error_t **err)
+wait_for_agent (sbx_sandbox_t *sb, double timeout, sbx_error_t **err)
 {
-  double deadline = sbx_now () + AGENT_START_TIMEOUT, next_check = sbx_now () + 0.25;
+  double deadline = sbx_now () + timeout, next_check = sbx_now () + 0.25;
   struct timespec pause = { 0, 500000 };
   for (;;)
     {
@@ -504,7 +551,7 @@ wait_for_agent (sbx_sandbox_t *sb, sbx_error_t **err)
       if (sbx_now () > deadline)
         return sbx_fail (err, SBX_E_AGENT, "the agent of sandbox %s did not answer within %.0f s; "
                          "see `docker logs %s`",
-                         sb->id, AGENT_START_TIMEOUT, sb->id);
+                         sb->id, timeout, sb->id);
       nanosleep (&pause, NULL);
       if (pause.tv_nsec < 16000000)
         pause.tv_nsec *= 2;
@@ -519,9 +566,12 @@ start_container (sbx_sandbox_t *sb, sbx_error_t **err)
   if (r == 0)
     r = refresh_from_engine (sb, &running, err);
   if (r == 0)
-    r = wait_for_agent (sb, err);
+    r = wait_for_agent (sb, AGENT_START_TIMEOUT, err);
   if (r == 0)
-    write_info (sb);
+    {
+      seal_run_dir (sb);
+      write_info (sb);
+    }
   return r;
 }
 
@@ -558,7 +608,7 @@ sbx_sandbox_ensure (sbx_sandbox_t *sb, sbx_error_t **err)
     }
   else if (running)
     {
-      r = wait_for_agent (sb, err);
+      r = wait_for_agent (sb, AGENT_RECONNECT_TIMEOUT, err);
       if (r == 0)
         write_info (sb);
       return r;
@@ -647,6 +697,17 @@ sbx_sandbox_stop (sbx_sandbox_t *sb, sbx_error_t **err)
     return 0;
   int r = engine (sb, err);
   return r < 0 ? r : sbx_engine_container_stop (sb->engine, sb->id, STOP_TIMEOUT, err);
+}
+
+SBX_EXPORT int
+sbx_sandbox_set_file_timeout (sbx_sandbox_t *sb, double seconds, sbx_error_t **err)
+{
+  int r = sbx_timeout_check (seconds, err);
+  if (r == 0 && seconds == 0)
+    r = sbx_fail (err, SBX_E_INVALID, "file operations need a time limit above 0 s");
+  if (r == 0)
+    sb->file_timeout = seconds;
+  return r;
 }
 
 SBX_EXPORT const char *

@@ -41,6 +41,7 @@ struct sbx_sandbox
   char *state_dir;           /* host folder: agent binary, run/agent.sock, info */
   bool auto_remove;
   pid_t agent_pid;           /* the container's PID 1 as the host sees it */
+  double file_timeout;       /* seconds; see sbx_sandbox_set_file_timeout */
   int fd;                    /* connection to the agent, -1 when closed */
   sbx_reader_t reader;
   sbx_buf_t out;
@@ -73,10 +74,23 @@ char *sbx_sandbox_path (const sbx_sandbox_t *sb, const char *path, sbx_error_t *
 int sbx_agent_try_connect (sbx_sandbox_t *sb, sbx_error_t **err);
 /* Writes and clears sb->out. */
 int sbx_agent_flush (sbx_sandbox_t *sb, sbx_error_t **err);
-/* Next message from the agent; blocks up to TIMEOUT seconds (< 0: forever).
- * On a broken channel, the connection is closed and the error says why
- * (sandbox stopped, OOM-killed, removed). */
-int sbx_agent_recv (sbx_sandbox_t *sb, sbx_msg_t *msg, double timeout, sbx_error_t **err);
+/* The agent says ALIVE every SBX_PROTO_ALIVE_MS while it works on a request:
+ * silence this long means it stopped answering. */
+#define SBX_AGENT_IDLE 10.0
+/* What the host adds to an operation's own time limit before it gives up. */
+#define SBX_AGENT_GRACE 5.0
+
+/* Next message from the agent (ALIVE frames are skipped). Fails with
+ * SBX_E_TIMEOUT when nothing came for SBX_AGENT_IDLE seconds of waiting or
+ * DEADLINE passed (monotonic seconds, see sbx_agent_deadline; 0: none),
+ * dropping the connection. On a broken channel, the connection is closed
+ * and the error says why (sandbox stopped, OOM-killed, removed). */
+int sbx_agent_recv (sbx_sandbox_t *sb, sbx_msg_t *msg, double deadline, sbx_error_t **err);
+/* The deadline for an operation the agent ends within SECONDS. */
+double sbx_agent_deadline (double seconds);
+/* Drops the connection and reports that the agent went silent (or, with
+ * OVERALL, that the operation's deadline passed). Always negative. */
+int sbx_agent_timeout (sbx_sandbox_t *sb, bool overall, sbx_error_t **err);
 /* Reads bytes that are already waiting on the socket into the reader (used by
  * callers that poll the socket themselves). */
 int sbx_agent_read_some (sbx_sandbox_t *sb, sbx_error_t **err);

@@ -565,6 +565,19 @@ mcp_run_kill_shell (struct mcp_ctx *ctx, json_t *args)
 }
 
 json_t *
+mcp_run_kill_all (struct mcp_ctx *ctx, json_t *args)
+{
+  (void) args;
+  sbx_sandbox_t *sb = existing (ctx);
+  sbx_error_t *err = NULL;
+  size_t killed = 0;
+  if (sb && sbx_sandbox_kill_all (sb, &killed, &err) < 0)
+    return mcp_failure (err);
+  return mcp_okf ("Killed %zu process%s; the sandbox and its files are kept.", killed,
+                  killed == 1 ? "" : "es");
+}
+
+json_t *
 mcp_run_list_shells (struct mcp_ctx *ctx, json_t *args)
 {
   (void) args;

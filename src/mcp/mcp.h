@@ -242,6 +242,7 @@ json_t *mcp_run_execute (struct mcp_ctx *ctx, json_t *args);
 json_t *mcp_run_run_in_background (struct mcp_ctx *ctx, json_t *args);
 json_t *mcp_run_read_output (struct mcp_ctx *ctx, json_t *args);
 json_t *mcp_run_kill_shell (struct mcp_ctx *ctx, json_t *args);
+json_t *mcp_run_kill_all (struct mcp_ctx *ctx, json_t *args);
 json_t *mcp_run_list_shells (struct mcp_ctx *ctx, json_t *args);
 
 /* -------------------------------------------------------------- paths.c */

@@ -5,19 +5,16 @@
  * Paths are checked twice: as given (made absolute and lexically
  * normalised), and once symlinks are resolved inside the sandbox; the
  * operation then works on the resolved path, so that neither "a/../.env" nor
- * a link to a secret gets around a rule. The paths reach the sandbox through
- * the environment or standard input, never through a command's text. */
+ * a link to a secret gets around a rule. The agent resolves them itself
+ * (sbx_resolve): a check costs no process. */
 #include "mcp.h"
 
-#include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #define SEEN_MAX 4096
-#define PROBE_TIMEOUT 30
 
 /* What a file is: its path with symlinks resolved, and a fingerprint of its
  * content's identity (device, inode, size, modification and change times)
@@ -28,122 +25,54 @@ struct probe
   char fp[128];
 };
 
-/* The path goes in through the environment, never through the command's
- * text, so no quoting is involved. The second stat is for coreutils older
- * than 8.23, without sub-second precision. */
-#define PROBE_SCRIPT                                                                               \
-  "realpath -m -z -- \"$SBX_MCP_PATH\" && { "                                                      \
-  "stat -L -c '%d:%i:%s:%.9Y:%.9Z' -- \"$SBX_MCP_PATH\" 2>/dev/null || "                           \
-  "stat -L -c '%d:%i:%s:%Y:%Z' -- \"$SBX_MCP_PATH\" 2>/dev/null || true; }"
+/* The agent answers these itself: no process, no tool needed in the image. */
+static void
+fingerprint (const sbx_path_info_t *info, char fp[128])
+{
+  if (!info->exists)
+    fp[0] = '\0';
+  else
+    snprintf (fp, 128, "%" PRIu64 ":%" PRIu64 ":%" PRIu64 ":%" PRId64 ":%" PRId64, info->dev,
+              info->ino, info->size, info->mtime_ns, info->ctime_ns);
+}
 
 static json_t *
 probe (sbx_sandbox_t *sb, const char *path, struct probe *out)
 {
-  char *var = NULL;
-  if (asprintf (&var, "SBX_MCP_PATH=%s", path) < 0)
-    return mcp_errorf ("Error: out of memory");
-  const char *env[] = { var, NULL };
-  sbx_exec_opts_t o;
-  sbx_exec_opts_init (&o);
-  o.env = env;
-  o.timeout = PROBE_TIMEOUT;
-  o.separate_streams = true;
-  sbx_exec_result_t res = { 0 };
+  sbx_path_info_t info;
   sbx_error_t *err = NULL;
-  int r = sbx_exec (sb, PROBE_SCRIPT, &o, &res, &err);
-  free (var);
-  if (r < 0)
-    {
-      sbx_exec_result_free (&res);
-      return mcp_failure (err);
-    }
-
-  json_t *e = NULL;
-  const char *nul = res.stdout_len ? memchr (res.stdout_data, '\0', res.stdout_len) : NULL;
-  if (res.exit_code != 0 || nul == NULL || nul == res.stdout_data)
-    e = mcp_errorf ("Error: cannot resolve %s in the sandbox (realpath exited with %d%s%.*s); the "
-                    "image needs GNU coreutils' realpath and stat",
-                    path, res.exit_code, res.stderr_len ? ": " : "",
-                    (int) (res.stderr_len > 300 ? 300 : res.stderr_len),
-                    res.stderr_data ? res.stderr_data : "");
-  else
-    {
-      const char *fp = nul + 1, *end = res.stdout_data + res.stdout_len;
-      size_t n = (size_t) (end - fp);
-      while (n > 0 && (fp[n - 1] == '\n' || fp[n - 1] == '\r'))
-        n--;
-      out->real = strndup (res.stdout_data, (size_t) (nul - res.stdout_data));
-      snprintf (out->fp, sizeof out->fp, "%.*s", (int) (n < sizeof out->fp ? n : 0), fp);
-      if (out->real == NULL)
-        e = mcp_errorf ("Error: out of memory");
-    }
-  sbx_exec_result_free (&res);
-  return e;
+  if (sbx_resolve (sb, path, &info, &err) < 0)
+    return mcp_failure (err);
+  out->real = info.path;
+  fingerprint (&info, out->fp);
+  return NULL;
 }
 
-/* Resolves many paths at once (grep's files): one exec, the paths on its
- * standard input, NUL-separated both ways. */
+/* Resolves many paths at once (grep's files). */
 json_t *
 mcp_resolve_many (sbx_sandbox_t *sb, const char *const *paths, size_t n, char ***reals)
 {
   char **v = calloc (n + 1, sizeof *v);
-  char *input = NULL;
-  size_t input_len = 0;
-  FILE *in = open_memstream (&input, &input_len);
-  for (size_t i = 0; in && i < n; i++)
-    fwrite (paths[i], 1, strlen (paths[i]) + 1, in);
-  if (in == NULL || fclose (in) != 0 || v == NULL)
-    {
-      free (v);
-      free (input);
-      return mcp_errorf ("Error: cannot pass the paths to the sandbox: %s", strerror (errno));
-    }
-
-  sbx_exec_opts_t o;
-  sbx_exec_opts_init (&o);
-  o.stdin_data = input;
-  o.stdin_len = input_len;
-  o.timeout = PROBE_TIMEOUT;
-  o.separate_streams = true;
-  o.max_output = n * 4097 + 1 < (64u << 20) ? n * 4097 + 1 : (64u << 20);
-  sbx_exec_result_t res = { 0 };
+  sbx_path_info_t *infos = calloc (n ? n : 1, sizeof *infos);
   sbx_error_t *err = NULL;
-  int r = sbx_exec (sb, "xargs -0 -r realpath -m -z --", &o, &res, &err);
-  free (input);
-  if (r < 0)
+  if (v == NULL || infos == NULL)
     {
-      sbx_exec_result_free (&res);
       free (v);
+      free (infos);
+      return mcp_errorf ("Error: out of memory");
+    }
+  if (sbx_resolve_many (sb, paths, n, infos, &err) < 0)
+    {
+      free (v);
+      free (infos);
       return mcp_failure (err);
     }
-  size_t got = 0;
-  for (size_t off = 0; !res.truncated && res.exit_code == 0 && off < res.stdout_len && got <= n;)
+  for (size_t i = 0; i < n; i++)
     {
-      const char *s = res.stdout_data + off;
-      const char *nul = memchr (s, '\0', res.stdout_len - off);
-      if (nul == NULL)
-        break;
-      if (got < n)
-        v[got] = strndup (s, (size_t) (nul - s));
-      got++;
-      off += (size_t) (nul - s) + 1;
+      v[i] = infos[i].path;
+      infos[i].path = NULL;
     }
-  json_t *e = NULL;
-  if (got != n)
-    e = mcp_errorf ("Error: cannot resolve the paths of the results in the sandbox (exit code %d); "
-                    "the image needs GNU coreutils' realpath and findutils' xargs",
-                    res.exit_code);
-  for (size_t i = 0; e == NULL && i < n; i++)
-    if (v[i] == NULL)
-      e = mcp_errorf ("Error: out of memory");
-  sbx_exec_result_free (&res);
-  if (e)
-    {
-      for (size_t i = 0; i < n; i++)
-        free (v[i]);
-      free (v);
-      return e;
-    }
+  free (infos);
   *reals = v;
   return NULL;
 }

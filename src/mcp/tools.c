@@ -269,6 +269,19 @@ const struct mcp_tool mcp_tools[] = {
       .call = mcp_run_kill_shell,
   },
   {
+      .name = "kill_all",
+      .title = "Kill every process in the sandbox",
+      .description
+      = "Kill every process in the sandbox, background processes included (its files are "
+        "kept). The way out when the sandbox is full of processes, for example after a fork "
+        "bomb, and execute says its process limit is reached.",
+      .schema = "{\"type\":\"object\",\"properties\":{},\"additionalProperties\":false}",
+      .op = MCP_OP_EXECUTE,
+      .destructive = true,
+      .idempotent = true,
+      .call = mcp_run_kill_all,
+  },
+  {
       .name = "list_shells",
       .title = "List background processes",
       .description

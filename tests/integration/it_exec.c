@@ -304,7 +304,7 @@ test_bg_hostile (sbx_sandbox_t *sb)
   memset (cmd, ' ', sizeof cmd);
   memcpy (cmd, "sleep 300", 9);
   memcpy (cmd + sizeof cmd - 6, "#tail", 6);
-  char *id = NULL, *locker = NULL;
+  char *id = NULL, *flood = NULL;
   sbx_error_t *err = NULL;
   if (!check_ok (sbx_bg_start (sb, cmd, NULL, &id, &err), &err, "start a long command"))
     return;
@@ -319,29 +319,53 @@ test_bg_hostile (sbx_sandbox_t *sb)
       ok (cut, "a listed command is cut at 1 KiB");
       sbx_bg_info_list_free (items, count);
     }
-  /* A process in the sandbox holding the reader lock delays a read, boundedly. */
-  char lock_cmd[128];
-  snprintf (lock_cmd, sizeof lock_cmd, "exec flock /run/sbx-bg/%s sleep 60", id);
-  if (check_ok (sbx_bg_start (sb, lock_cmd, NULL, &locker, &err), &err, "hold the reader lock"))
+  /* A flood of output: the agent keeps 8 MiB of it (in its memory, out of
+     the sandbox's reach), counts the rest as dropped, and hands out 1 MiB
+     per read. */
+  if (check_ok (sbx_bg_start (sb, "head -c 20000000 /dev/zero", NULL, &flood, &err), &err,
+                "a background process prints 20 MB"))
     {
-      usleep (300000);
-      char *out = NULL;
-      size_t len = 0;
-      double t0 = now_s ();
-      int r = sbx_bg_read (sb, id, &out, &len, NULL, &err);
-      ok (r < 0 && now_s () - t0 < 10, "bg_read gives up on a held lock instead of hanging (%s)",
-          sbx_error_message (err));
-      sbx_error_free (err);
-      err = NULL;
-      free (out);
-      sbx_bg_kill (sb, locker, &err);
-      sbx_error_free (err);
-      err = NULL;
+      sbx_bg_info_t info = { 0 };
+      /* Until it is done, unread. */
+      for (int tries = 0, running = 1; running && tries < 400; tries++)
+        {
+          sbx_bg_info_t *all = NULL;
+          size_t n = 0;
+          running = 0;
+          if (sbx_bg_list (sb, &all, &n, &err) == 0)
+            for (size_t i = 0; i < n; i++)
+              running |= strcmp (all[i].id, flood) == 0 && all[i].running;
+          sbx_bg_info_list_free (all, n);
+          sbx_error_free (err), err = NULL;
+          usleep (50000);
+        }
+      size_t got = 0;
+      for (int i = 0; i < 20; i++)
+        {
+          char *out = NULL;
+          size_t len = 0;
+          sbx_bg_info_clear (&info);
+          if (sbx_bg_read (sb, flood, &out, &len, &info, &err) < 0)
+            break;
+          free (out);
+          ok (len <= (1u << 20), "read %d: at most 1 MiB (%zu)", i, len);
+          got += len;
+          if (len == 0)
+            break;
+        }
+      sbx_error_free (err), err = NULL;
+      ok (info.dropped + got >= 20000000 - (1u << 20) && got <= (8u << 20) + (1u << 20),
+          "at most 8 MiB kept, the rest counted as dropped (%zu read, %llu dropped)", got,
+          (unsigned long long) info.dropped);
+      sbx_bg_info_clear (&info);
+      const char *rss = run (sb, "awk '/^VmRSS/ {print ($2 < 16384) ? \"small\" : $2}' "
+                                 "/proc/1/status", NULL);
+      is_str (rss, "small\n", "the agent stays small (VmRSS under 16 MiB)");
     }
   sbx_bg_kill (sb, id, &err);
   sbx_error_free (err);
   free (id);
-  free (locker);
+  free (flood);
 }
 
 int

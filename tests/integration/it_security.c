@@ -15,10 +15,10 @@ test_defaults (sbx_sandbox_t *sb)
                    "cat /sys/fs/cgroup/memory.max", NULL),
           "1073741824\n", "memory limit 1 GiB");
   is_str (run (sb, "ls /sys/class/net", NULL), "lo\n", "network none: only loopback");
-  if (geteuid () == 0)
-    is_str (run (sb, "dd if=/dev/zero of=/.sbx/run/fill bs=1k count=1000 2>/dev/null; "
-                     "stat -c %s /.sbx/run/fill; rm -f /.sbx/run/fill", NULL),
-            "65536\n", "the agent's folder, shared with the host, holds at most 64 KiB");
+  is_str (run (sb, "dd if=/dev/zero of=/.sbx/run/fill bs=1k count=1000 2>&1 | grep -c "
+                   "'Read-only'; ls /.sbx/run",
+               NULL),
+          "1\nagent.sock\n", "the agent's folder, shared with the host, is read-only inside");
   int code = 0;
   run (sb, "python3 -c \"import socket; socket.create_connection(('deb.debian.org', 80), 3)\"",
        &code);
@@ -121,24 +121,6 @@ static const char *drive_script =
     "except socket.timeout:\n"
     "    print('TIMEOUT')\n";
 
-/* A process inside replaces the socket with its own listener: the host must
- * refuse to talk to it. */
-static const char *impersonate_script =
-    "import os, socket, time\n"
-    "os.unlink('/.sbx/run/agent.sock')\n"
-    "s = socket.socket(socket.AF_UNIX)\n"
-    "s.bind('/.sbx/run/agent.sock')\n"
-    "os.chmod('/.sbx/run/agent.sock', 0o666)\n"
-    "s.listen(5)\n"
-    "print('listening', flush=True)\n"
-    "while True:\n"
-    "    c, _ = s.accept()\n"
-    "    try:\n"
-    "        c.sendall(b'\\x00\\x00\\x00\\x01\\x40')\n"
-    "    except OSError:\n"
-    "        pass\n"
-    "    c.close()\n";
-
 static void
 test_agent_channel (sbx_sandbox_t *sb)
 {
@@ -156,72 +138,6 @@ test_agent_channel (sbx_sandbox_t *sb)
                NULL),
           "PermissionError\nPermissionError\n",
           "a process in the sandbox cannot read the agent's memory or environment");
-
-  err = NULL;
-  sbx_write (sb, "/tmp/fake.py", impersonate_script, strlen (impersonate_script), &err);
-  sbx_error_free (err);
-  char *id = NULL;
-  err = NULL;
-  sbx_bg_start (sb, "python3 /tmp/fake.py", NULL, &id, &err);
-  sbx_error_free (err);
-  usleep (1500000);
-  sbx_sandbox_t *other = NULL;
-  err = NULL;
-  int r = sbx_sandbox_open (sbx_sandbox_id (sb), &other, &err);
-  sbx_exec_result_t res = { 0 };
-  if (r == 0)
-    r = sbx_exec (other, "echo hi", NULL, &res, &err);
-  ok (r < 0 && sbx_error_code (err) == SBX_E_AGENT && strstr (sbx_error_message (err), "something else"),
-      "the host refuses an impersonated agent (%s)", sbx_error_message (err));
-  sbx_exec_result_free (&res);
-  sbx_error_free (err);
-  sbx_sandbox_free (other);
-  free (id);
-}
-
-/* A listener in the sandbox whose backlog is full: the host must neither hang
- * on connect nor lose the ability to remove the sandbox. */
-static const char *backlog_script =
-    "import os, socket, time\n"
-    "os.unlink('/.sbx/run/agent.sock')\n"
-    "s = socket.socket(socket.AF_UNIX)\n"
-    "s.bind('/.sbx/run/agent.sock')\n"
-    "os.chmod('/.sbx/run/agent.sock', 0o666)\n"
-    "s.listen(0)\n"
-    "fill = socket.socket(socket.AF_UNIX)\n"
-    "fill.connect('/.sbx/run/agent.sock')\n"
-    "time.sleep(600)\n";
-
-static void
-test_full_backlog (void)
-{
-  sbx_sandbox_t *sb = start_sandbox (test_options ());
-  if (!ok (sb != NULL, "a sandbox to attack"))
-    return;
-  sbx_error_t *err = NULL;
-  char *id = NULL;
-  sbx_write (sb, "/tmp/backlog.py", backlog_script, strlen (backlog_script), &err);
-  sbx_error_free (err);
-  err = NULL;
-  sbx_bg_start (sb, "python3 /tmp/backlog.py", NULL, &id, &err);
-  sbx_error_free (err);
-  free (id);
-  usleep (1500000);
-  double t0 = now_s ();
-  sbx_sandbox_t *other = NULL;
-  err = NULL;
-  int r = sbx_sandbox_open (sbx_sandbox_id (sb), &other, &err);
-  ok (r == 0 && now_s () - t0 < 10, "opening it does not hang on a full backlog");
-  sbx_error_free (err);
-  err = NULL;
-  if (other)
-    {
-      t0 = now_s ();
-      check_ok (sbx_sandbox_remove (other, &err), &err, "and it can still be removed");
-      ok (now_s () - t0 < 10, "promptly");
-      sbx_sandbox_free (other);
-    }
-  sbx_sandbox_free (sb);
 }
 
 int
@@ -234,7 +150,6 @@ main (void)
   test_isolation (sb);
   test_limits ();
   test_agent_channel (sb);
-  test_full_backlog ();
   remove_sandbox (sb);
   return done_testing ();
 }

@@ -27,7 +27,7 @@ async function toolNames(client) {
 test('readonly hides write_file, edit_file and execute, and refuses them', async () => {
   await withServer(['--permissions', 'readonly'], async (client) => {
     const names = await toolNames(client);
-    for (const hidden of ['write_file', 'edit_file', 'execute', 'run_in_background', 'kill_shell'])
+    for (const hidden of ['write_file', 'edit_file', 'execute', 'run_in_background', 'kill_shell', 'kill_all'])
       assert.ok(!names.includes(hidden), `${hidden} is not listed`);
     for (const shown of ['ls', 'read_file', 'glob', 'grep', 'read_output', 'list_shells'])
       assert.ok(names.includes(shown), `${shown} is listed`);

@@ -33,8 +33,8 @@ describe('sbx mcp tools', () => {
     const { tools } = await client.listTools();
     const names = tools.map((t) => t.name).sort();
     assert.deepEqual(names, [
-      'edit_file', 'execute', 'glob', 'grep', 'kill_shell', 'list_shells', 'ls', 'read_file',
-      'read_output', 'run_in_background', 'write_file',
+      'edit_file', 'execute', 'glob', 'grep', 'kill_all', 'kill_shell', 'list_shells', 'ls',
+      'read_file', 'read_output', 'run_in_background', 'write_file',
     ]);
     for (const t of tools) {
       assert.equal(t.inputSchema.type, 'object', `${t.name} has an object schema`);
@@ -225,6 +225,30 @@ describe('sbx mcp tools', () => {
     assert.match(status, /exited with code \d+/);
     const unknown = await call(c, 'read_output', { shell_id: '999' });
     assert.equal(unknown.isError, true);
+  });
+
+  test('a fork bomb fills the process limit; execute says so; kill_all is the way out', async () => {
+    const bombed = await connect(['--pids', '64']);
+    const c = bombed.client;
+    const bomb = 'import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n';
+    assert.equal((await call(c, 'write_file', { path: '/tmp/bomb.py', content: bomb })).isError, false);
+    assert.equal((await call(c, 'run_in_background', { command: 'python3 /tmp/bomb.py' })).isError, false);
+    let full = null;
+    for (let i = 0; i < 100 && !full; i++) {
+      const r = await call(c, 'execute', { command: 'true' });
+      if (r.isError && /limit of \d+ processes/.test(r.text)) full = r;
+      else await new Promise((res) => setTimeout(res, 100));
+    }
+    assert.ok(full, 'execute fails at the limit');
+    assert.match(full.text, /pids limit\); end them all with `sbx kill ID` \(sbx_sandbox_kill_all, the MCP tool kill_all\)/);
+    const listed = await call(c, 'ls', { path: '/tmp' });
+    assert.match(listed.text, /bomb\.py/, 'file tools still work at the limit');
+    const killed = await call(c, 'kill_all');
+    assert.equal(killed.isError, false, killed.text);
+    assert.match(killed.text, /^Killed \d+ processes; the sandbox and its files are kept\.$/);
+    const after = await call(c, 'execute', { command: 'echo back' });
+    assert.equal(after.text, 'back\n');
+    await bombed.client.close();
   });
 
   test("the seed's secret paths are denied, also through .. and symlinks", async () => {
