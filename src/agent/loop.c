@@ -60,7 +60,7 @@ loop_defer_free (void *p)
       if (v == NULL)
         {
           /* Leaking is safe; freeing now is not. */
-          agent_log ("out of memory: %zu bytes leaked", sizeof (void *));
+          agent_log ("out of memory: an object of the loop was leaked");
           return;
         }
       deferred = v;

@@ -95,6 +95,11 @@ ensure_std_fds (void)
       dup2 (fd, 0);
       close (fd);
     }
+  /* The log is a pipe to the engine: a line that would wait is dropped,
+     never the agent's service. */
+  int flags = fcntl (STDERR_FILENO, F_GETFL);
+  if (flags >= 0)
+    (void) fcntl (STDERR_FILENO, F_SETFL, flags | O_NONBLOCK);
 }
 
 /* A process may change another's resource limits (prlimit) when its real
