@@ -10,10 +10,16 @@ WARN := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonlite
 HARDEN := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fstack-clash-protection
 CFLAGS ?= -O2 -g
 ALL_CFLAGS := $(WARN) $(HARDEN) $(CFLAGS) -D_GNU_SOURCE -Iinclude -Isrc/common
+# libcurl and libarchive are loaded on first use (src/lib/dl.c): only their
+# headers are needed to build.
 LIB_PKGS := libcurl jansson libarchive
 LIB_CFLAGS := $(shell pkg-config --cflags $(LIB_PKGS) 2>/dev/null)
-LIB_LIBS := $(shell pkg-config --libs $(LIB_PKGS) 2>/dev/null)
+LIB_LIBS := $(shell pkg-config --libs jansson 2>/dev/null) -ldl
 LDHARDEN := -Wl,-z,relro,-z,now
+# The CLI takes jansson's archive where there is one: one shared library
+# fewer to load on every `sbx` command.
+JANSSON_A := $(wildcard $(shell pkg-config --variable=libdir jansson 2>/dev/null)/libjansson.a)
+CLI_LIBS := $(if $(JANSSON_A),$(JANSSON_A) -ldl,$(LIB_LIBS))
 
 ifeq ($(SAN),1)
   BUILD := build-asan
@@ -58,7 +64,7 @@ $(BUILD)/libsbx.a: $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/sbx: $(CLI_OBJ) $(BUILD)/libsbx.a
-	$(CC) $(LDHARDEN) -o $@ $(CLI_OBJ) $(BUILD)/libsbx.a $(LIB_LIBS) -lm
+	$(CC) $(LDHARDEN) -o $@ $(CLI_OBJ) $(BUILD)/libsbx.a $(CLI_LIBS) -lm
 
 # The agent is static so it runs in any image; it is never sanitized (it runs
 # as PID 1 in containers where the sanitizer runtimes do not exist). With
@@ -87,7 +93,7 @@ endif
 
 $(BUILD)/sbx.pc: Makefile
 	@mkdir -p $(BUILD)
-	printf 'prefix=%s\nlibdir=%s\nincludedir=%s\n\nName: sbx\nDescription: Docker sandboxes for AI agents\nVersion: 0.1.0\nRequires.private: libcurl jansson libarchive\nCflags: -I$${includedir}\nLibs: -L$${libdir} -lsbx\n' \
+	printf 'prefix=%s\nlibdir=%s\nincludedir=%s\n\nName: sbx\nDescription: Docker sandboxes for AI agents\nVersion: 0.1.0\nRequires.private: jansson\nCflags: -I$${includedir}\nLibs: -L$${libdir} -lsbx\n' \
 	  '$(ABS_BUILD)' '$(ABS_BUILD)' '$(abspath include)' > $@
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libsbx.a tests/tap.h $(HEADERS)

@@ -6,6 +6,7 @@
  *   exec      sbx_exec("true") on a started sandbox
  *   cli_exec  `sbx exec ID -- true` as a new process each time (posix_spawn)
  *   cli_help  `sbx --help` as a new process (what starting the CLI costs)
+ *   floor_cli the floor again, by turns with cli_exec and cli_help
  *   file_1k   sbx_write + sbx_read_bytes of 1 KiB (content checked)
  *   file_1m   the same with 1 MiB
  *   grep      sbx_grep over a corpus made once by --tree-cmd
@@ -493,6 +494,7 @@ main (int argc, char **argv)
   signal (SIGPIPE, SIG_IGN);
 
   samples_t s_floor = { "floor", NULL, 0 }, s_help = { "cli_help", NULL, 0 };
+  samples_t s_floor_cli = { "floor_cli", NULL, 0 };
   samples_t s_exec = { "exec", NULL, 0 }, s_cli = { "cli_exec", NULL, 0 },
             s_1k = { "file_1k", NULL, 0 }, s_1m = { "file_1m", NULL, 0 },
             s_grep = { "grep", NULL, 0 }, s_cold = { "cold", NULL, 0 };
@@ -556,10 +558,35 @@ main (int argc, char **argv)
 
       if (cfg.cli && cfg.runs_cli_exec > 0)
         {
-          progress ("%s exec %s -- true x %d", cfg.cli, id, cfg.runs_cli_exec);
-          TIMED (&s_cli, cfg.runs_cli_exec, cfg.warm_exec / 4 + 1, cli_exec_true (id, "cli_exec"));
+          progress ("sh -c true, %s exec %s -- true and %s --help, by turns, x %d", cfg.cli, id,
+                    cfg.cli, cfg.runs_cli_exec);
+          for (int w = 0; w < cfg.warm_exec / 4 + 1; w++)
+            if (floor_true ("floor") < 0 || cli_exec_true (id, "cli_exec") < 0
+                || cli_help ("cli_help") < 0)
+              break;
+          size_t runs = (size_t) cfg.runs_cli_exec + 1;
+          s_floor_cli.v = calloc (runs, sizeof (double));
+          s_cli.v = calloc (runs, sizeof (double));
+          s_help.v = calloc (runs, sizeof (double));
+          for (int i = 0; s_floor_cli.v && s_cli.v && s_help.v && i < cfg.runs_cli_exec
+                          && !stop_requested;
+               i++)
+            {
+              double t0 = now_ms ();
+              if (floor_true ("floor") < 0)
+                break;
+              double t1 = now_ms ();
+              if (cli_exec_true (id, "cli_exec") < 0)
+                break;
+              double t2 = now_ms ();
+              if (cli_help ("cli_help") < 0)
+                break;
+              s_floor_cli.v[s_floor_cli.n++] = t1 - t0;
+              s_cli.v[s_cli.n++] = t2 - t1;
+              s_help.v[s_help.n++] = now_ms () - t2;
+            }
+          report (&s_floor_cli, "the floor, by turns with the CLI");
           report (&s_cli, "sbx CLI exec true");
-          TIMED (&s_help, cfg.runs_cli_exec, cfg.warm_exec / 4 + 1, cli_help ("cli_help"));
           report (&s_help, "sbx --help");
         }
 
@@ -622,7 +649,8 @@ main (int argc, char **argv)
   else
     printf ("null");
   printf (",\"start_ms\":%.3f", start_ms);
-  const samples_t *all[] = { &s_floor, &s_exec, &s_cli, &s_help, &s_1k, &s_1m, &s_grep, &s_cold };
+  const samples_t *all[] = { &s_floor, &s_exec, &s_floor_cli, &s_cli, &s_help,
+                             &s_1k,    &s_1m,   &s_grep,      &s_cold };
   for (size_t i = 0; i < sizeof all / sizeof *all; i++)
     if (all[i]->n)
       json_samples (stdout, all[i]);

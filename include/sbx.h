@@ -71,6 +71,7 @@ void sbx_error_free (sbx_error_t *err);
  *   memory         1 GiB (swap disabled)
  *   cpus           1.0
  *   pids           512
+ *   disk           10 GiB (see sbx_options_set_disk)
  *   auto_remove    true for unnamed sandboxes, false when a name is given
  */
 typedef struct sbx_options sbx_options_t;
@@ -88,8 +89,18 @@ int sbx_options_add_env (sbx_options_t *opts, const char *kv, sbx_error_t **err)
 int sbx_options_set_memory (sbx_options_t *opts, int64_t bytes, sbx_error_t **err);
 int sbx_options_set_cpus (sbx_options_t *opts, double cpus, sbx_error_t **err);
 int sbx_options_set_pids (sbx_options_t *opts, int64_t pids, sbx_error_t **err);
+/* What the sandbox may write: enforced by the engine's storage quota where
+ * its storage driver has one (overlay2 on xfs with pquota, btrfs, zfs);
+ * elsewhere each file the sandbox's commands write, and each file sbx
+ * writes for it, is capped at BYTES, /tmp is a tmpfs of at most BYTES (and
+ * of memory), and sbx_sandbox_notice says so. */
+int sbx_options_set_disk (sbx_options_t *opts, int64_t bytes, sbx_error_t **err);
 int sbx_options_set_network (sbx_options_t *opts, const char *mode, sbx_error_t **err);
 void sbx_options_set_auto_remove (sbx_options_t *opts, bool auto_remove);
+/* A named sandbox that exists with other options (image, runtime, network,
+ * volumes, env, work dir, limits) is removed and made again; without this,
+ * using it fails with SBX_E_EXISTS naming each difference. */
+void sbx_options_set_replace (sbx_options_t *opts, bool replace);
 
 /* Parses sizes such as "512m", "1g", "1048576" into bytes. */
 int sbx_parse_size (const char *text, int64_t *bytes, sbx_error_t **err);
@@ -99,7 +110,9 @@ int sbx_parse_size (const char *text, int64_t *bytes, sbx_error_t **err);
 typedef struct sbx_sandbox sbx_sandbox_t;
 
 /* Makes a handle; no container exists until start() or the first operation
- * (lazy start). With a name, an existing sbx sandbox of that name is re-used.
+ * (lazy start). With a name, an existing sbx sandbox of that name is re-used
+ * when it was made with the same options (see sbx_options_set_replace), and
+ * concurrent creates of one name, in any process, make it once.
  * OPTS may be freed after the call. Free the handle with sbx_sandbox_free(). */
 int sbx_sandbox_new (const sbx_options_t *opts, sbx_sandbox_t **out, sbx_error_t **err);
 /* Attaches to an existing sandbox by container name or id. */
@@ -122,6 +135,10 @@ void sbx_sandbox_free (sbx_sandbox_t *sb);
 int sbx_sandbox_set_file_timeout (sbx_sandbox_t *sb, double seconds, sbx_error_t **err);
 /* Container name (accepted by the docker CLI too); NULL before start. */
 const char *sbx_sandbox_id (const sbx_sandbox_t *sb);
+/* A sentence about a limit that could not be applied as asked (the disk
+ * limit on a storage driver without quotas), once the sandbox has started;
+ * NULL when there is none. Owned by SB. */
+const char *sbx_sandbox_notice (const sbx_sandbox_t *sb);
 /* Image the sandbox uses; resolved at start. */
 const char *sbx_sandbox_image (const sbx_sandbox_t *sb);
 const char *sbx_sandbox_workdir (const sbx_sandbox_t *sb);
@@ -241,7 +258,18 @@ typedef struct sbx_file_list {
   sbx_file_info_t *items;
   size_t count;
   bool truncated;   /* more entries existed than were returned */
+  size_t total;     /* entries that exist (for glob: that match), returned or not */
 } sbx_file_list_t;
+
+/* A listing's bounds, on the host's memory: at most MAX_ENTRIES entries and
+ * MAX_BYTES bytes of names and paths (with their bookkeeping); past either,
+ * the listing is truncated. 0 means the default. */
+#define SBX_DEFAULT_MAX_ENTRIES 100000
+#define SBX_DEFAULT_MAX_LIST_BYTES (16u << 20)
+typedef struct sbx_list_opts {
+  size_t max_entries;
+  size_t max_bytes;
+} sbx_list_opts_t;
 
 void sbx_file_list_free (sbx_file_list_t *list);
 
@@ -269,8 +297,9 @@ int sbx_resolve (sbx_sandbox_t *sb, const char *path, sbx_path_info_t *info, sbx
 int sbx_resolve_many (sbx_sandbox_t *sb, const char *const *paths, size_t n,
                       sbx_path_info_t *infos, sbx_error_t **err);
 void sbx_path_info_clear (sbx_path_info_t *info);
-/* Directories first, then by name. */
-int sbx_ls (sbx_sandbox_t *sb, const char *path, sbx_file_list_t *out, sbx_error_t **err);
+/* Directories first, then by name. OPTS may be NULL. */
+int sbx_ls (sbx_sandbox_t *sb, const char *path, const sbx_list_opts_t *opts,
+            sbx_file_list_t *out, sbx_error_t **err);
 
 #define SBX_DEFAULT_READ_LIMIT 2000
 
@@ -303,9 +332,10 @@ int sbx_edit (sbx_sandbox_t *sb, const char *path, const char *old_text, const c
               bool replace_all, size_t *occurrences, sbx_error_t **err);
 
 /* Files matching PATTERN relative to PATH (default: the workdir), sorted by
- * path. `*` `?` `[...]` stay within a segment, `**` crosses, `{a,b}` expands. */
-int sbx_glob (sbx_sandbox_t *sb, const char *pattern, const char *path, sbx_file_list_t *out,
-              sbx_error_t **err);
+ * path. `*` `?` `[...]` stay within a segment, `**` crosses, `{a,b}` expands.
+ * OPTS may be NULL. */
+int sbx_glob (sbx_sandbox_t *sb, const char *pattern, const char *path,
+              const sbx_list_opts_t *opts, sbx_file_list_t *out, sbx_error_t **err);
 
 typedef struct sbx_grep_match {
   char *path;
@@ -325,11 +355,21 @@ typedef struct sbx_grep_opts {
   bool include_hidden;
   bool ignore_case;
   size_t max_matches;     /* 0 means 10,000 */
+  size_t max_bytes;       /* of paths and lines; 0 means SBX_DEFAULT_MAX_LIST_BYTES */
+  const char *const *files; /* NULL-terminated: search these files (as they are: links
+                               to regular files followed, others skipped) instead of
+                               PATH's tree */
 } sbx_grep_opts_t;
 
 /* PCRE2 search with match limits. OPTS may be NULL. */
 int sbx_grep (sbx_sandbox_t *sb, const char *pattern, const sbx_grep_opts_t *opts,
               sbx_grep_result_t *out, sbx_error_t **err);
+/* The files sbx_grep with OPTS (path, glob, include_hidden) would search,
+ * none of them read: a caller that must keep some files out of a search
+ * (sbx mcp's permissions) picks from these, then searches with OPTS->files.
+ * Bounded by max_matches (as entries) and max_bytes. */
+int sbx_grep_files (sbx_sandbox_t *sb, const sbx_grep_opts_t *opts, sbx_file_list_t *out,
+                    sbx_error_t **err);
 void sbx_grep_result_free (sbx_grep_result_t *result);
 
 /* ----------------------------------------------------------------- text */

@@ -13,7 +13,8 @@ say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
 PACKAGES=(build-essential pkg-config curl libcurl4-openssl-dev libjansson-dev libarchive-dev
-          libpcre2-dev musl-tools docker.io debootstrap python3-docker hyperfine busybox-static)
+          libpcre2-dev musl-tools docker.io debootstrap python3-docker hyperfine busybox-static
+          btrfs-progs)
 # The MCP tests run the official SDK client under node; a node from elsewhere
 # (nodesource) is used as it is, Debian's otherwise.
 command -v node >/dev/null && command -v npm >/dev/null || PACKAGES+=(nodejs npm)

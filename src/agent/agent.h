@@ -68,6 +68,11 @@ typedef struct log_budget {
 __attribute__ ((format (printf, 2, 3))) void agent_log_limited (log_budget_t *b, const char *fmt,
                                                               ...);
 
+/* The size any one file may reach (RLIMIT_FSIZE of the agent and of every
+ * command), set with --max-file-size where the engine has no disk quota;
+ * 0 when there is no such cap. */
+extern int64_t agent_max_file_size;
+
 int64_t now_ms (void);
 /* Reads until LEN bytes or end of file; the count, or -1 with errno. */
 ssize_t read_full (int fd, void *buf, size_t len);
@@ -194,6 +199,8 @@ int req_deadline (conn_t *c, const sbx_msg_t *m, int64_t default_ms, int64_t *de
 
 /* Slices of work end after this long, so that every connection is served. */
 #define SLICE_MS 4
+/* What an entry costs the host beyond its name, for bounds by bytes. */
+#define ENTRY_OVERHEAD 48
 
 /* ------------------------------------------------------------ spawn.c */
 

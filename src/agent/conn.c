@@ -144,6 +144,9 @@ errno_code (int err)
       return SBX_E_EXISTS;
     case EFBIG:
       return SBX_E_TOO_LARGE;
+    case ENOSPC:
+    case EDQUOT:
+      return SBX_E_LIMIT;
     case ENAMETOOLONG:
     case ELOOP:
     case EINVAL:

@@ -210,6 +210,9 @@ handle_resolve (conn_t *c, const sbx_msg_t *m)
 typedef struct ls {
   DIR *d;
   int64_t max, count, deadline;
+  int64_t limit, sent;  /* bytes of names: the bound (0: none), sent so far */
+  int64_t found;        /* entries seen, sent or not */
+  bool full;            /* no more are sent; the rest is counted */
 } ls_t;
 
 static void
@@ -229,7 +232,7 @@ ls_step (conn_t *c)
   bool truncated = false;
   for (unsigned i = 0;; i++)
     {
-      if (!conn_room (c))
+      if (!l->full && !conn_room (c))
         {
           c->want_room = true;
           return false;
@@ -266,19 +269,26 @@ ls_step (conn_t *c)
         size = 0;
       else
         continue;  /* removed since readdir */
-      if (l->count == l->max)
-        {
-          truncated = true;
-          break;
-        }
+      l->found++;
+      int64_t cost = (int64_t) strlen (e->d_name) + ENTRY_OVERHEAD;
+      if (!l->full && (l->count == l->max || (l->limit && l->sent + cost > l->limit)))
+        l->full = true;
+      if (l->full)
+        continue;
       sbx_frame_begin (&c->out, SBX_M_ENTRY);
       sbx_frame_str (&c->out, SBX_T_NAME, e->d_name);
       sbx_frame_int (&c->out, SBX_T_KIND, kind_of_mode (st.st_mode));
       sbx_frame_int (&c->out, SBX_T_SIZE, size);
       sbx_frame_end (&c->out);
       l->count++;
+      l->sent += cost;
     }
-  reply_end (c, truncated, why);
+  sbx_frame_begin (&c->out, SBX_M_END);
+  sbx_frame_int (&c->out, SBX_T_TRUNCATED, truncated || l->full);
+  sbx_frame_int (&c->out, SBX_T_COUNT, l->found);
+  if (why)
+    sbx_frame_str (&c->out, SBX_T_MESSAGE, why);
+  sbx_frame_end (&c->out);
   ls_free (l);
   return true;
 }
@@ -294,9 +304,10 @@ static const job_ops_t ls_ops = { ls_step, NULL, ls_abort };
 void
 handle_ls (conn_t *c, const sbx_msg_t *m)
 {
-  int64_t max = 0, deadline;
+  int64_t max = 0, limit = 0, deadline;
   cleanup_free char *path = req_path (c, m, SBX_T_PATH);
   if (path == NULL || req_int (c, m, SBX_T_MAX_RESULTS, 0, INT64_MAX, &max) < 0
+      || req_int (c, m, SBX_T_LIMIT, 0, INT64_MAX, &limit) < 0
       || req_deadline (c, m, LS_DEADLINE_MS, &deadline) < 0)
     return;
   int fd = open (path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NONBLOCK);
@@ -312,7 +323,8 @@ handle_ls (conn_t *c, const sbx_msg_t *m)
       reply_errno (c, e, "cannot list %s", path);
       return;
     }
-  *l = (ls_t) { .d = d, .max = max ? max : DEFAULT_MAX_ENTRIES, .deadline = deadline };
+  *l = (ls_t) { .d = d, .max = max ? max : DEFAULT_MAX_ENTRIES, .deadline = deadline,
+                .limit = limit };
   conn_start_job (c, &ls_ops, l);
 }
 

@@ -34,9 +34,13 @@ typedef struct grep {
   sbx_glob_t *glob;
   bool glob_paths;  /* the glob has a '/': it names relative paths */
   int64_t max, count, deadline;
+  int64_t limit, sent;  /* bytes of paths and lines: the bound (0: none), sent */
   bool truncated;
-  bool walking;     /* a directory is searched (else one file) */
+  bool list;        /* name the files, read nothing */
+  bool walking;     /* a directory is searched (else one file, or PATHS) */
   walk_t w;
+  char *paths;      /* the files asked for, NUL-separated, from paths_pos */
+  size_t paths_len, paths_pos;
   /* The file being searched. */
   int fd;
   char *path;
@@ -56,12 +60,6 @@ match_line (grep_t *g, const char *line, size_t n)
   /* No match, or a match limit hit on this line: the line is skipped. */
   if (pcre2_match (g->re, (PCRE2_SPTR) line, n, 0, 0, g->md, g->mctx) < 0)
     return 0;
-  if (g->count == g->max)
-    {
-      g->truncated = true;
-      return -1;
-    }
-  g->count++;
   size_t cut = n;
   if (cut > MAX_LINE_OUT)
     {
@@ -70,6 +68,14 @@ match_line (grep_t *g, const char *line, size_t n)
       while (cut > 0 && ((unsigned char) line[cut] & 0xc0) == 0x80)
         cut--;
     }
+  int64_t cost = (int64_t) (strlen (g->path) + cut) + ENTRY_OVERHEAD;
+  if (g->count == g->max || (g->limit && g->sent + cost > g->limit))
+    {
+      g->truncated = true;
+      return -1;
+    }
+  g->count++;
+  g->sent += cost;
   sbx_frame_begin (&g->c->out, SBX_M_MATCH);
   sbx_frame_str (&g->c->out, SBX_T_PATH, g->path);
   sbx_frame_int (&g->c->out, SBX_T_LINE_NO, g->line_no);
@@ -161,6 +167,54 @@ search_some (grep_t *g, int64_t until)
     }
 }
 
+/* LIST: ENTRY{PATH} for a file a search would read; -1 once the bounds are
+ * reached. */
+static int
+name_file (grep_t *g, const char *path, int64_t size)
+{
+  int64_t cost = (int64_t) strlen (path) + ENTRY_OVERHEAD;
+  if (g->count == g->max || (g->limit && g->sent + cost > g->limit))
+    {
+      g->truncated = true;
+      return -1;
+    }
+  g->count++;
+  g->sent += cost;
+  sbx_frame_begin (&g->c->out, SBX_M_ENTRY);
+  sbx_frame_str (&g->c->out, SBX_T_PATH, path);
+  sbx_frame_int (&g->c->out, SBX_T_KIND, SBX_KIND_FILE);
+  sbx_frame_int (&g->c->out, SBX_T_SIZE, size);
+  sbx_frame_end (&g->c->out);
+  return 0;
+}
+
+/* The next of the files asked for (PATHS) that is a regular file, opened;
+ * false when none is left. */
+static bool
+next_path (grep_t *g)
+{
+  while (g->paths_pos < g->paths_len)
+    {
+      const char *p = g->paths + g->paths_pos;
+      g->paths_pos += strlen (p) + 1;
+      if (p[0] != '/')
+        continue;
+      int fd = open (p, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+      struct stat st;
+      if (fd < 0)
+        continue;
+      if (fstat (fd, &st) == 0 && S_ISREG (st.st_mode))
+        {
+          file_start (g, fd, p);
+          if (g->fd >= 0)
+            return true;
+        }
+      else
+        close (fd);
+    }
+  return false;
+}
+
 static bool
 grep_enter (walk_t *w, const char *rel)
 {
@@ -189,6 +243,11 @@ grep_visit (walk_t *w, int dirfd, const char *name, unsigned char type)
       close (fd);
       return 0;
     }
+  if (g->list)
+    {
+      close (fd);
+      return name_file (g, w->path, st.st_size);
+    }
   file_start (g, fd, w->path);
   return 1;  /* search it before walking on */
 }
@@ -204,6 +263,7 @@ grep_free (grep_t *g)
   file_done (g);
   walk_end (&g->w);
   free (g->buf);
+  free (g->paths);
   free (g);
 }
 
@@ -239,6 +299,11 @@ grep_step (conn_t *c)
             break;
           if (r == 0)
             file_done (g);
+        }
+      else if (g->paths)
+        {
+          if (!next_path (g))
+            break;
         }
       else if (!g->walking || (r = walk_step (&g->w, until)) == 0)
         break;
@@ -305,7 +370,7 @@ grep_prepare (grep_t *g, const char *pattern, const char *glob, int64_t flags)
 void
 handle_grep (conn_t *c, const sbx_msg_t *m)
 {
-  int64_t flags = 0, max = 0, deadline;
+  int64_t flags = 0, max = 0, limit = 0, deadline;
   cleanup_free char *path = req_path (c, m, SBX_T_PATH);
   cleanup_free char *pattern = path ? req_str (c, m, SBX_T_PATTERN, SBX_PROTO_MAX_BODY) : NULL;
   cleanup_free char *glob = pattern && sbx_msg_field (m, SBX_T_GLOB)
@@ -314,6 +379,7 @@ handle_grep (conn_t *c, const sbx_msg_t *m)
   if (pattern == NULL || (sbx_msg_field (m, SBX_T_GLOB) && glob == NULL)
       || req_int (c, m, SBX_T_FLAGS, 0, INT32_MAX, &flags) < 0
       || req_int (c, m, SBX_T_MAX_RESULTS, 0, INT64_MAX, &max) < 0
+      || req_int (c, m, SBX_T_LIMIT, 0, INT64_MAX, &limit) < 0
       || req_deadline (c, m, GREP_DEADLINE_MS, &deadline) < 0)
     return;
   grep_t *g = calloc (1, sizeof *g);
@@ -322,16 +388,35 @@ handle_grep (conn_t *c, const sbx_msg_t *m)
       reply_err (c, SBX_E_IO, "out of memory");
       return;
     }
-  *g = (grep_t) { .c = c, .fd = -1, .max = max ? max : DEFAULT_MAX_MATCHES, .deadline = deadline };
+  *g = (grep_t) { .c = c, .fd = -1, .max = max ? max : DEFAULT_MAX_MATCHES, .deadline = deadline,
+                  .limit = limit, .list = flags & SBX_F_LIST };
   struct stat st;
+  const sbx_field_t *paths = sbx_msg_field (m, SBX_T_PATHS);
   if (grep_prepare (g, pattern, glob, flags) < 0)
     goto fail;
-  if (stat (path, &st) < 0)
+  if (paths)
+    {
+      /* The files asked for, NUL-terminated each. */
+      if ((g->paths = malloc (paths->len + 1)) == NULL)
+        {
+          reply_err (c, SBX_E_IO, "out of memory");
+          goto fail;
+        }
+      memcpy (g->paths, paths->data, paths->len);
+      g->paths[paths->len] = '\0';
+      g->paths_len = paths->len;
+    }
+  else if (stat (path, &st) < 0)
     {
       reply_errno (c, errno, "cannot search %s", path);
       goto fail;
     }
-  if (S_ISREG (st.st_mode))
+  else if (S_ISREG (st.st_mode) && g->list)
+    {
+      if (name_file (g, path, st.st_size) < 0)
+        g->truncated = true;
+    }
+  else if (S_ISREG (st.st_mode))
     {
       /* A file named explicitly is searched whatever its name. */
       int fd = open (path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);

@@ -2,7 +2,7 @@
  * starts and supervises the commands the host asks for, reaps every other
  * process, and takes the container down quickly on SIGTERM from the host.
  *
- *   /.sbx/agent --workdir DIR
+ *   /.sbx/agent --workdir DIR [--max-file-size BYTES]
  */
 #include "agent.h"
 
@@ -14,12 +14,15 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 
 #define SHUTDOWN_GRACE_MS 1000
 /* The agent's saved set-user-ID (see drop_saved_uid). */
 #define SAVED_UID 65534
+
+int64_t agent_max_file_size;
 
 static watch_t signal_watch;
 /* A child exited since the last reaping. */
@@ -116,18 +119,41 @@ drop_saved_uid (void)
     agent_log ("cannot set the saved user id: %s", strerror (errno));
 }
 
+/* Without a disk quota from the engine, no file grows past the cap: the
+ * hard limit too, which nothing in the sandbox may raise (no
+ * CAP_SYS_RESOURCE), and every command inherits it. The agent itself gets
+ * EFBIG instead of SIGXFSZ; its commands get the signal back (spawn.c). */
+static int
+cap_file_size (void)
+{
+  struct rlimit rl = { (rlim_t) agent_max_file_size, (rlim_t) agent_max_file_size };
+  if (signal (SIGXFSZ, SIG_IGN) == SIG_ERR || setrlimit (RLIMIT_FSIZE, &rl) < 0)
+    {
+      agent_log ("cannot cap the size of files: %s", strerror (errno));
+      return -1;
+    }
+  return 0;
+}
+
 int
 main (int argc, char **argv)
 {
   const char *workdir = NULL;
-  if (argc == 3 && strcmp (argv[1], "--workdir") == 0 && argv[2][0] == '/')
+  char *end = NULL;
+  if ((argc == 3 || argc == 5) && strcmp (argv[1], "--workdir") == 0 && argv[2][0] == '/')
     workdir = argv[2];
-  else
+  if (argc == 5
+      && (strcmp (argv[3], "--max-file-size") != 0
+          || (agent_max_file_size = strtoll (argv[4], &end, 10)) <= 0 || *end != '\0'))
+    workdir = NULL;
+  if (workdir == NULL)
     {
-      fprintf (stderr, "usage: %s --workdir /ABSOLUTE/DIR\n", argv[0]);
+      fprintf (stderr, "usage: %s --workdir /ABSOLUTE/DIR [--max-file-size BYTES]\n", argv[0]);
       return 2;
     }
   ensure_std_fds ();
+  if (agent_max_file_size > 0 && cap_file_size () < 0)
+    return 1;
   drop_saved_uid ();
 
   /* Processes in the sandbox run as the same user: without this they could

@@ -137,12 +137,14 @@ child (void *arg)
   /* The agent's own stdin is /dev/null (main.c). */
   if (dup2 (a->in >= 0 ? a->in : 0, 0) < 0 || dup2 (a->out, 1) < 0 || dup2 (a->err, 2) < 0)
     goto fail;
-  /* Ignored signals survive exec (the agent ignores SIGPIPE, and handles
-     no other), and so does the mask: start the command with a clean slate. */
+  /* Ignored signals survive exec (the agent ignores SIGPIPE and SIGXFSZ,
+     and handles no other), and so does the mask: start the command with a
+     clean slate. */
   struct sigaction dfl = { .sa_handler = SIG_DFL };
   sigset_t none;
   sigemptyset (&none);
-  if (sigaction (SIGPIPE, &dfl, NULL) < 0 || sigprocmask (SIG_SETMASK, &none, NULL) < 0)
+  if (sigaction (SIGPIPE, &dfl, NULL) < 0 || sigaction (SIGXFSZ, &dfl, NULL) < 0
+      || sigprocmask (SIG_SETMASK, &none, NULL) < 0)
     goto fail;
   close_fds_from (3);
   /* Not close-on-exec: closed at once, and libc adds no call for it. */

@@ -169,6 +169,9 @@ typedef struct glob_job {
   conn_t *c;
   sbx_glob_t *g;
   int64_t max, count, deadline;
+  int64_t limit, sent;  /* bytes of paths: the bound (0: none), sent so far */
+  int64_t found;        /* matches, sent or not */
+  bool full;            /* no more are sent; the rest is counted */
   walk_t w;
 } glob_job_t;
 
@@ -189,12 +192,14 @@ glob_visit (walk_t *w, int dirfd, const char *name, unsigned char type)
   if (!sbx_glob_match (gj->g, w->path + w->rel_off) || fstatat (dirfd, name, &st, 0) < 0
       || S_ISDIR (st.st_mode))
     return 0;
-  if (gj->count == gj->max)
-    {
-      w->truncated = true;
-      return -1;
-    }
+  gj->found++;
+  int64_t cost = (int64_t) strlen (w->path) + ENTRY_OVERHEAD;
+  if (!gj->full && (gj->count == gj->max || (gj->limit && gj->sent + cost > gj->limit)))
+    gj->full = true;
+  if (gj->full)
+    return 0;
   gj->count++;
+  gj->sent += cost;
   sbx_frame_begin (&gj->c->out, SBX_M_ENTRY);
   sbx_frame_str (&gj->c->out, SBX_T_PATH, w->path);
   sbx_frame_int (&gj->c->out, SBX_T_KIND, kind_of_mode (st.st_mode));
@@ -216,7 +221,7 @@ static bool
 glob_step (conn_t *c)
 {
   glob_job_t *gj = c->job_data;
-  if (!conn_room (c))
+  if (!gj->full && !conn_room (c))
     {
       c->want_room = true;
       return false;
@@ -232,7 +237,12 @@ glob_step (conn_t *c)
         c->want_room = true;
       return false;
     }
-  reply_end (c, gj->w.truncated || late, late ? "the search ran past its time limit" : NULL);
+  sbx_frame_begin (&c->out, SBX_M_END);
+  sbx_frame_int (&c->out, SBX_T_TRUNCATED, gj->w.truncated || gj->full || late);
+  sbx_frame_int (&c->out, SBX_T_COUNT, gj->found);
+  if (late)
+    sbx_frame_str (&c->out, SBX_T_MESSAGE, "the search ran past its time limit");
+  sbx_frame_end (&c->out);
   glob_free (gj);
   return true;
 }
@@ -248,10 +258,11 @@ static const job_ops_t glob_ops = { glob_step, NULL, glob_abort };
 void
 handle_glob (conn_t *c, const sbx_msg_t *m)
 {
-  int64_t max = 0, deadline;
+  int64_t max = 0, limit = 0, deadline;
   cleanup_free char *path = req_path (c, m, SBX_T_PATH);
   cleanup_free char *pattern = path ? req_str (c, m, SBX_T_PATTERN, SBX_PROTO_MAX_BODY) : NULL;
   if (pattern == NULL || req_int (c, m, SBX_T_MAX_RESULTS, 0, INT64_MAX, &max) < 0
+      || req_int (c, m, SBX_T_LIMIT, 0, INT64_MAX, &limit) < 0
       || req_deadline (c, m, GLOB_DEADLINE_MS, &deadline) < 0)
     return;
   glob_job_t *gj = calloc (1, sizeof *gj);
@@ -260,7 +271,8 @@ handle_glob (conn_t *c, const sbx_msg_t *m)
       reply_err (c, SBX_E_IO, "out of memory");
       return;
     }
-  *gj = (glob_job_t) { .c = c, .max = max ? max : DEFAULT_MAX_RESULTS, .deadline = deadline };
+  *gj = (glob_job_t) { .c = c, .max = max ? max : DEFAULT_MAX_RESULTS, .deadline = deadline,
+                       .limit = limit };
   const char *error;
   if (sbx_glob_compile (pattern, &gj->g, &error) < 0)
     {

@@ -24,6 +24,23 @@ typedef struct atomic {
   int64_t size;
 } atomic_t;
 
+/* Replies to a failed write of PATH; past the file size cap, says so. */
+static void
+reply_write_error (conn_t *c, int err, const char *path)
+{
+  char cap[32];
+  if (err == EFBIG && agent_max_file_size > 0)
+    reply_err (c, SBX_E_TOO_LARGE,
+               "cannot write %s: files in this sandbox are capped at %s (its disk limit, as "
+               "the engine has no disk quota)",
+               path, sbx_size_text (agent_max_file_size, cap));
+  else if (err == EDQUOT || err == ENOSPC)
+    reply_err (c, SBX_E_LIMIT, "cannot write %s: the sandbox's disk is full (%s); remove files "
+               "or make the sandbox with a larger disk limit", path, strerror (err));
+  else
+    reply_errno (c, err, "cannot write %s", path);
+}
+
 static void
 atomic_abort (atomic_t *a)
 {
@@ -174,7 +191,7 @@ write_step (conn_t *c)
       if (w->writing && atomic_commit (&w->a) < 0)
         w->err = errno;
       if (w->err)
-        reply_errno (c, w->err, "cannot write %s", w->path);
+        reply_write_error (c, w->err, w->path);
       else
         reply_ok (c, SBX_T_SIZE, size);
     }
@@ -313,7 +330,7 @@ edit_check (conn_t *c, edit_t *e)
     reply_err (c, SBX_E_TOO_LARGE, "the edited %s would exceed %u MiB", e->path,
                EDIT_MAX_SIZE >> 20);
   else if (atomic_open (&e->a, e->path) < 0)
-    reply_errno (c, errno, "cannot write %s", e->path);
+    reply_write_error (c, errno, e->path);
   else
     return 0;
   return -1;
@@ -347,7 +364,7 @@ edit_write (conn_t *c, edit_t *e, int64_t until)
     }
   return 0;
 fail:
-  reply_errno (c, errno, "cannot write %s", e->path);
+  reply_write_error (c, errno, e->path);
   return -1;
 }
 

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* sbx's own failures (and usage errors) exit with this code, as `docker run`
  * does, so that a command's own exit codes stay distinguishable. */
@@ -106,8 +107,9 @@ struct cli_create_opts
   const char *image, *name, *workdir, *network;
   const char *runtime, *runtime_file;  /* a built-in's name, a JSON definition */
   struct cli_strv volumes, env;
-  int64_t memory, pids;  /* -1: library default */
+  int64_t memory, disk, pids;  /* -1: library default */
   double cpus;           /* -1: library default */
+  bool replace;
 };
 
 /* The options of `create`, shared with `run`. */
@@ -116,10 +118,12 @@ struct cli_create_opts
   { "runtime", 0, CLI_STRING, &(co)->runtime, "NAME", "a built-in runtime (`sbx runtime ls`): its image, work dir, env" }, \
   { "runtime-file", 0, CLI_STRING, &(co)->runtime_file, "FILE", "a runtime defined in JSON (see README)" }, \
   { "name", 0, CLI_STRING, &(co)->name, "NAME", "container name (kept by `sbx stop`)" },       \
+  { "replace", 0, CLI_FLAG, &(co)->replace, NULL, "replace a named sandbox that exists with other options" }, \
   { "workdir", 'w', CLI_STRING, &(co)->workdir, "DIR", "work dir (default: /workspace)" },            \
   { "volume", 'v', CLI_LIST, &(co)->volumes, "HOST:CTR[:ro]", "bind-mount HOST; repeatable" }, \
   { "env", 'e', CLI_LIST, &(co)->env, "KEY=VALUE", "environment variable; repeatable" },        \
   { "memory", 'm', CLI_SIZE, &(co)->memory, "SIZE", "memory limit, e.g. 512m (default: 1g)" }, \
+  { "disk", 0, CLI_SIZE, &(co)->disk, "SIZE", "disk limit, e.g. 2g (default: 10g)" },         \
   { "cpus", 0, CLI_NUMBER, &(co)->cpus, "N", "CPU limit (default: 1)" },                       \
   { "pids", 0, CLI_COUNT, &(co)->pids, "N", "process limit (default: 512)" },                  \
   { "network", 0, CLI_STRING, &(co)->network, "MODE", "none, bridge or a network (default: none)" }
@@ -181,9 +185,15 @@ void cli_note (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
  * memory. */
 json_t *cli_json_string (const char *s, size_t len);
 json_t *cli_json_str (const char *s);
+/* Prints S for a person: control characters (and C1 controls, and invalid
+ * UTF-8) in a visible escaped form (\n, \x1b, \u009b), backslashes doubled,
+ * so that nothing reaches the terminal as a command and no name can fake
+ * another entry. */
+void cli_put_visible (FILE *f, const char *s);
 /* Prints DOC (and releases it) as one compact line; the exit code. */
 int cli_json_print (json_t *doc);
-/* An array of {name, path, is_dir, size}; NULL when out of memory. */
+/* {"entries": [{name, path, is_dir, size}...], "truncated": bool}; NULL when
+ * out of memory. */
 json_t *cli_json_file_list (const sbx_file_list_t *list);
 
 /* ------------------------------------------------------ commands */

@@ -155,7 +155,9 @@ cmd_ls (const struct cli_command *cmd, int argc, char **argv)
           char state[24] = "running";
           if (!v[i].running)
             snprintf (state, sizeof state, "exited (%d)", v[i].exit_code);
-          printf ("%-4s  %-8lld  %-12s  %s\n", v[i].id, (long long) v[i].pid, state, v[i].command);
+          printf ("%-4s  %-8lld  %-12s  ", v[i].id, (long long) v[i].pid, state);
+          cli_put_visible (stdout, v[i].command);
+          putchar ('\n');
         }
       status = 0;
     }

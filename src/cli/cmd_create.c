@@ -20,6 +20,9 @@ cmd_create (const struct cli_command *cmd, int argc, char **argv)
   if (status == CLI_CONTINUE && (status = cli_create_sandbox (&co, &sb)) == 0)
     {
       const char *id = sbx_sandbox_id (sb), *image = sbx_sandbox_image (sb);
+      /* Said here, not by `run`, whose output is its command's. */
+      if (sbx_sandbox_notice (sb))
+        cli_note ("%s", sbx_sandbox_notice (sb));
       if (cli_json)
         status = cli_json_print (json_pack ("{s:o,s:o,s:o}", "id", cli_json_str (id), "image",
                                             cli_json_str (image), "workdir",

@@ -18,7 +18,7 @@ cmd_glob (const struct cli_command *cmd, int argc, char **argv)
     return status;
   sbx_error_t *err = NULL;
   sbx_file_list_t list = { 0 };
-  if (sbx_glob (sb, a.operand[1], path, &list, &err) < 0)
+  if (sbx_glob (sb, a.operand[1], path, NULL, &list, &err) < 0)
     status = cli_error (err);
   else
     {
@@ -27,7 +27,10 @@ cmd_glob (const struct cli_command *cmd, int argc, char **argv)
       else
         {
           for (size_t i = 0; i < list.count; i++)
-            printf ("%s\n", list.items[i].path);
+            {
+              cli_put_visible (stdout, list.items[i].path);
+              putchar ('\n');
+            }
           status = 0;
         }
       if (list.truncated)

@@ -19,7 +19,7 @@ matches_json (const sbx_grep_result_t *res)
           return NULL;
         }
     }
-  return a;
+  return a ? json_pack ("{s:o, s:b}", "matches", a, "truncated", res->truncated) : NULL;
 }
 
 static int
@@ -53,8 +53,12 @@ cmd_grep (const struct cli_command *cmd, int argc, char **argv)
       else
         {
           for (size_t i = 0; i < res.count; i++)
-            printf ("%s:%llu:%s\n", res.items[i].path,
-                    (unsigned long long) res.items[i].line_number, res.items[i].line);
+            {
+              cli_put_visible (stdout, res.items[i].path);
+              printf (":%llu:", (unsigned long long) res.items[i].line_number);
+              cli_put_visible (stdout, res.items[i].line);
+              putchar ('\n');
+            }
           status = 0;
         }
       if (res.truncated)

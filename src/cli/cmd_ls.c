@@ -13,7 +13,7 @@ cmd_ls (const struct cli_command *cmd, int argc, char **argv)
     return status;
   sbx_error_t *err = NULL;
   sbx_file_list_t list = { 0 };
-  if (sbx_ls (sb, a.noperands > 1 ? a.operand[1] : NULL, &list, &err) < 0)
+  if (sbx_ls (sb, a.noperands > 1 ? a.operand[1] : NULL, NULL, &list, &err) < 0)
     status = cli_error (err);
   else
     {
@@ -22,11 +22,13 @@ cmd_ls (const struct cli_command *cmd, int argc, char **argv)
       else
         {
           for (size_t i = 0; i < list.count; i++)
-            if (list.items[i].is_dir)
-              printf ("%s/\n", list.items[i].name);
-            else
-              printf ("%s (%llu bytes)\n", list.items[i].name,
-                      (unsigned long long) list.items[i].size);
+            {
+              cli_put_visible (stdout, list.items[i].name);
+              if (list.items[i].is_dir)
+                fputs ("/\n", stdout);
+              else
+                printf (" (%llu bytes)\n", (unsigned long long) list.items[i].size);
+            }
           status = 0;
         }
       if (list.truncated)
@@ -39,6 +41,7 @@ cmd_ls (const struct cli_command *cmd, int argc, char **argv)
 
 const struct cli_command cli_cmd_ls = {
   "ls", "ID [PATH]", "List a directory (default: the workdir)",
-  "Directories come first, as `name/`; files as `name (N bytes)`.\n",
+  "Directories come first, as `name/`; files as `name (N bytes)`. Control characters in\n"
+  "names are shown escaped (\\n, \\x1b); --json keeps them as they are.\n",
   1, 2, false, cmd_ls,
 };

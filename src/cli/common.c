@@ -381,6 +381,7 @@ cli_create_opts_init (struct cli_create_opts *co)
 {
   memset (co, 0, sizeof *co);
   co->memory = -1;
+  co->disk = -1;
   co->pids = -1;
   co->cpus = -1;
 }
@@ -410,10 +411,13 @@ apply_create_opts (sbx_options_t *o, const struct cli_create_opts *co, sbx_error
     r = sbx_options_add_env (o, co->env.v[i], err);
   if (r == 0 && co->memory >= 0)
     r = sbx_options_set_memory (o, co->memory, err);
+  if (r == 0 && co->disk >= 0)
+    r = sbx_options_set_disk (o, co->disk, err);
   if (r == 0 && co->pids >= 0)
     r = sbx_options_set_pids (o, co->pids, err);
   if (r == 0 && co->cpus >= 0)
     r = sbx_options_set_cpus (o, co->cpus, err);
+  sbx_options_set_replace (o, co->replace);
   return r;
 }
 
@@ -557,6 +561,51 @@ cli_json_str (const char *s)
   return s ? cli_json_string (s, strlen (s)) : json_null ();
 }
 
+/* The length of the valid UTF-8 sequence at S (N bytes left), 0 if none. */
+static size_t
+utf8_seq (const unsigned char *s, size_t n)
+{
+  size_t len = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 ? 2 : 0;
+  if (len == 0 || len > n)
+    return 0;
+  for (size_t i = 1; i < len; i++)
+    if ((s[i] & 0xc0) != 0x80)
+      return 0;
+  /* Overlong and surrogate forms, and past U+10FFFF. */
+  if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] > 0x9f)
+      || (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] > 0x8f))
+    return 0;
+  return len;
+}
+
+void
+cli_put_visible (FILE *f, const char *s)
+{
+  const unsigned char *p = (const unsigned char *) s;
+  size_t n = strlen (s);
+  for (size_t i = 0; i < n;)
+    {
+      unsigned char c = p[i];
+      size_t len = c >= 0x80 ? utf8_seq (p + i, n - i) : 1;
+      if (c == '\\')
+        fputs ("\\\\", f);
+      else if (c == '\n')
+        fputs ("\\n", f);
+      else if (c == '\t')
+        fputs ("\\t", f);
+      else if (c == '\r')
+        fputs ("\\r", f);
+      else if (c < 0x20 || c == 0x7f || len == 0)
+        fprintf (f, "\\x%02x", c);
+      else if (len == 2 && c == 0xc2 && p[i + 1] < 0xa0)
+        /* C1 controls (CSI is one) move terminals too. */
+        fprintf (f, "\\u%04x", p[i + 1]);
+      else
+        fwrite (p + i, 1, len, f);
+      i += len ? len : 1;
+    }
+}
+
 int
 cli_json_print (json_t *doc)
 {
@@ -591,5 +640,5 @@ cli_json_file_list (const sbx_file_list_t *list)
           return NULL;
         }
     }
-  return a;
+  return a ? json_pack ("{s:o, s:b}", "entries", a, "truncated", list->truncated) : NULL;
 }

@@ -34,3 +34,14 @@ sbx_strdup_printf (const char *fmt, ...)
   va_end (ap);
   return s;
 }
+
+const char *
+sbx_size_text (int64_t bytes, char buf[static 32])
+{
+  static const char *const units[] = { "bytes", "KiB", "MiB", "GiB", "TiB", "PiB" };
+  size_t u = 0;
+  while (u + 1 < sizeof units / sizeof *units && bytes != 0 && bytes % 1024 == 0)
+    bytes /= 1024, u++;
+  snprintf (buf, 32, "%lld %s", (long long) bytes, units[u]);
+  return buf;
+}

@@ -152,8 +152,8 @@ sbx_reader_free (sbx_reader_t *r)
   sbx_reader_init (r);
 }
 
-int
-sbx_reader_feed (sbx_reader_t *r, const void *data, size_t len)
+uint8_t *
+sbx_reader_space (sbx_reader_t *r, size_t want)
 {
   if (r->pos > 0 && r->pos == r->len)
     r->pos = r->len = 0;
@@ -165,22 +165,37 @@ sbx_reader_feed (sbx_reader_t *r, const void *data, size_t len)
       r->len -= r->pos;
       r->pos = 0;
     }
-  if (len > SIZE_MAX / 2 - r->len)
-    return -1;
-  if (r->len + len > r->cap)
+  if (want > SIZE_MAX / 2 - r->len)
+    return NULL;
+  if (r->len + want > r->cap)
     {
       size_t cap = r->cap ? r->cap : 4096;
-      while (cap < r->len + len)
+      while (cap < r->len + want)
         cap *= 2;
       uint8_t *p = realloc (r->buf, cap);
       if (p == NULL)
-        return -1;
+        return NULL;
       r->buf = p;
       r->cap = cap;
     }
-  if (len)
-    memcpy (r->buf + r->len, data, len);
+  return r->buf + r->len;
+}
+
+void
+sbx_reader_commit (sbx_reader_t *r, size_t len)
+{
   r->len += len;
+}
+
+int
+sbx_reader_feed (sbx_reader_t *r, const void *data, size_t len)
+{
+  uint8_t *p = sbx_reader_space (r, len);
+  if (p == NULL)
+    return -1;
+  if (len)
+    memcpy (p, data, len);
+  sbx_reader_commit (r, len);
   return 0;
 }
 

@@ -58,7 +58,9 @@ enum sbx_msg_type {
                            PATH with its symbolic links resolved as far as it
                            exists (the rest kept as given, as `realpath -m`);
                            the stat fields describe it when EXISTS */
-  SBX_M_LS = 11,        /* PATH MAX_RESULTS               -> ENTRY{NAME KIND SIZE}* END{TRUNCATED} */
+  SBX_M_LS = 11,        /* PATH MAX_RESULTS [LIMIT]       -> ENTRY{NAME KIND SIZE}* END{TRUNCATED COUNT}
+                           LIMIT bounds the bytes of names sent; COUNT is how
+                           many entries there are, sent or not */
   SBX_M_READ = 12,      /* PATH OFFSET LIMIT              -> DATA* END{COUNT MORE}
                            DATA holds the selected lines, each ending in '\n'
                            (the last one may lack it); COUNT is the number of lines;
@@ -68,9 +70,15 @@ enum sbx_msg_type {
   SBX_M_WRITE_DATA = 15,/* DATA */
   SBX_M_WRITE_END = 16,
   SBX_M_EDIT = 17,      /* PATH OLD NEW FLAGS(ALL)        -> OK{COUNT} or ERR{COUNT} */
-  SBX_M_GLOB = 18,      /* PATTERN PATH MAX_RESULTS       -> ENTRY{PATH KIND SIZE}* END{TRUNCATED} */
-  SBX_M_GREP = 19,      /* PATTERN PATH [GLOB] FLAGS(HIDDEN, ICASE) MAX_RESULTS
-                           -> MATCH{PATH LINE_NO LINE}* END{TRUNCATED} */
+  SBX_M_GLOB = 18,      /* PATTERN PATH MAX_RESULTS [LIMIT]
+                           -> ENTRY{PATH KIND SIZE}* END{TRUNCATED COUNT}, as LS */
+  SBX_M_GREP = 19,      /* PATTERN PATH [GLOB] FLAGS(HIDDEN, ICASE, LIST) MAX_RESULTS [LIMIT]
+                           [PATHS] -> MATCH{PATH LINE_NO LINE}* END{TRUNCATED}
+                           LIMIT bounds the bytes of paths and lines sent; with
+                           PATHS (NUL-separated absolute paths) those files are
+                           searched instead of PATH's tree; with LIST, nothing
+                           is read: ENTRY{PATH}* names the files a search would
+                           read */
   SBX_M_BG_START = 30,  /* COMMAND CWD ENV*               -> OK{ID PID} */
   SBX_M_BG_READ = 31,   /* ID                             -> DATA* BG_INFO END */
   SBX_M_BG_KILL = 32,   /* ID                             -> OK */
@@ -128,6 +136,7 @@ enum sbx_tag {
   SBX_T_INO = 35,        /* int */
   SBX_T_MTIME_NS = 36,   /* int, nanoseconds since the epoch */
   SBX_T_CTIME_NS = 37,   /* int */
+  SBX_T_PATHS = 38,      /* bytes, NUL-separated paths */
 };
 
 enum sbx_flag {
@@ -140,6 +149,7 @@ enum sbx_flag {
   SBX_F_TRUNCATED = 1 << 6, /* EXIT */
   SBX_F_OOM = 1 << 7,       /* EXIT */
   SBX_F_RUNNING = 1 << 8,   /* BG_INFO */
+  SBX_F_LIST = 1 << 9,      /* GREP: name the files, read nothing */
 };
 
 enum sbx_kind { SBX_KIND_FILE = 0, SBX_KIND_DIR = 1, SBX_KIND_SYMLINK = 2, SBX_KIND_OTHER = 3 };
@@ -193,6 +203,10 @@ void sbx_reader_init (sbx_reader_t *r);
 void sbx_reader_free (sbx_reader_t *r);
 /* Appends bytes; returns -1 when out of memory. */
 int sbx_reader_feed (sbx_reader_t *r, const void *data, size_t len);
+/* Room for WANT more bytes, to receive into without a copy: fill some of
+ * it, then sbx_reader_commit() what was filled. NULL when out of memory. */
+uint8_t *sbx_reader_space (sbx_reader_t *r, size_t want);
+void sbx_reader_commit (sbx_reader_t *r, size_t len);
 /* 1: *MSG holds a message whose fields point into the reader and stay valid
  *    until the next feed or next call; 0: more bytes needed; -1: the stream
  *    is invalid (r->error says why) and stays so. */

@@ -23,6 +23,22 @@ sbx_agent_disconnect (sbx_sandbox_t *sb)
   sb->fd = -1;
   sbx_reader_free (&sb->reader);
   sbx_buf_reset (&sb->out);
+  sb->hello_len = 0;
+  sb->hello_pending = false;
+}
+
+void
+sbx_agent_drop_request (sbx_sandbox_t *sb)
+{
+  sbx_buf_reset (&sb->out);
+  sb->out.len = sb->hello_len;
+}
+
+void
+sbx_agent_sent (sbx_sandbox_t *sb)
+{
+  sbx_buf_reset (&sb->out);
+  sb->hello_len = 0;
 }
 
 int
@@ -58,7 +74,7 @@ sbx_agent_broken (sbx_sandbox_t *sb, const char *why, sbx_error_t **err)
   if (oom)
     return sbx_fail (err, SBX_E_OOM, "sandbox %s was killed because it ran out of memory (limit "
                      "%lld MiB); give it more with --memory", sb->id,
-                     (long long) (sb->opts.memory >> 20));
+                     (long long) (sb->memory >> 20));
   if (!running)
     return sbx_fail (err, SBX_E_GONE, "sandbox %s stopped (exit code %lld) while in use; start it "
                      "again or create a new one", sb->id, (long long) code);
@@ -71,7 +87,7 @@ sbx_agent_flush (sbx_sandbox_t *sb, sbx_error_t **err)
 {
   if (sb->out.failed)
     {
-      sbx_buf_reset (&sb->out);
+      sbx_agent_drop_request (sb);
       return sbx_fail (err, SBX_E_TOO_LARGE, "request too large for the agent protocol");
     }
   size_t off = 0;
@@ -99,25 +115,59 @@ sbx_agent_flush (sbx_sandbox_t *sb, sbx_error_t **err)
         }
       off += n;
     }
-  sbx_buf_reset (&sb->out);
+  sbx_agent_sent (sb);
   return 0;
 }
 
 int
 sbx_agent_read_some (sbx_sandbox_t *sb, sbx_error_t **err)
 {
-  char buf[65536];
+  /* Straight into the reader's buffer: no copy, and no 64 KiB on the stack
+     to fault in for a short command. */
+  enum { WANT = 65536 };
+  uint8_t *buf = sbx_reader_space (&sb->reader, WANT);
+  if (buf == NULL)
+    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
   ssize_t n;
   do
-    n = recv (sb->fd, buf, sizeof buf, MSG_DONTWAIT);
+    n = recv (sb->fd, buf, WANT, MSG_DONTWAIT);
   while (n < 0 && errno == EINTR);
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
     return 0;
   if (n <= 0)
     return sbx_agent_broken (sb, n == 0 ? "the agent closed the connection" : strerror (errno), err);
-  if (sbx_reader_feed (&sb->reader, buf, n) < 0)
-    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+  sbx_reader_commit (&sb->reader, (size_t) n);
   return 0;
+}
+
+/* The answer to HELLO: the agent speaks our protocol. */
+static int
+check_hello (sbx_sandbox_t *sb, const sbx_msg_t *msg, sbx_error_t **err)
+{
+  int64_t version;
+  if (msg->type != SBX_M_OK)
+    return sbx_agent_fail (sb, msg, err);
+  return sbx_agent_int (sb, msg, SBX_T_VERSION, SBX_PROTO_VERSION, SBX_PROTO_VERSION, &version,
+                        err);
+}
+
+int
+sbx_agent_next (sbx_sandbox_t *sb, sbx_msg_t *msg, sbx_error_t **err)
+{
+  for (;;)
+    {
+      int r = sbx_reader_next (&sb->reader, msg);
+      if (r < 0)
+        return sbx_agent_protocol_error (sb, sb->reader.error, err);
+      if (r == 0 || !sb->hello_pending)
+        return r;
+      sb->hello_pending = false;
+      if ((r = check_hello (sb, msg, err)) < 0)
+        {
+          sbx_agent_disconnect (sb);
+          return r;
+        }
+    }
 }
 
 int
@@ -125,13 +175,13 @@ sbx_agent_recv (sbx_sandbox_t *sb, sbx_msg_t *msg, double deadline, sbx_error_t 
 {
   for (;;)
     {
-      int r = sbx_reader_next (&sb->reader, msg);
+      int r = sbx_agent_next (sb, msg, err);
       if (r > 0 && msg->type == SBX_M_ALIVE)
         continue;
       if (r > 0)
         return 0;
       if (r < 0)
-        return sbx_agent_protocol_error (sb, sb->reader.error, err);
+        return r;
       double wait = SBX_AGENT_IDLE;
       bool overall = false;
       if (deadline > 0 && deadline - sbx_now () < wait)
@@ -229,26 +279,32 @@ sbx_agent_int (sbx_sandbox_t *sb, const sbx_msg_t *m, uint8_t tag, int64_t min, 
   return 0;
 }
 
-/* Connects to the socket in the sandbox's host folder. The folder path may be
- * longer than a sockaddr_un allows, so go through /proc/self/fd. */
+/* Connects to the socket in the sandbox's host folder: by its path, or,
+ * when the path is longer than a sockaddr_un holds, through /proc/self/fd.
+ * The socket stays non-blocking: every send and recv on it says
+ * MSG_DONTWAIT anyway, and a listener in the sandbox with a full backlog
+ * must not hold a connect forever (EAGAIN reads as "not ready"). */
 static int
 connect_socket (const char *state_dir, int *fd_out)
 {
-  cleanup_free char *run = sbx_strdup_printf ("%s/run", state_dir);
-  if (run == NULL)
-    return -ENOMEM;
-  cleanup_close int dirfd = open (run, O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (dirfd < 0)
-    return -errno;
   struct sockaddr_un addr = { .sun_family = AF_UNIX };
-  snprintf (addr.sun_path, sizeof addr.sun_path, "/proc/self/fd/%d/" SBX_AGENT_SOCKET_NAME, dirfd);
-  /* Non-blocking: a listener in the sandbox with a full backlog would
-   * otherwise hold a blocking connect forever (EAGAIN reads as "not ready"). */
+  cleanup_close int dirfd = -1;
+  int n = snprintf (addr.sun_path, sizeof addr.sun_path, "%s/run/" SBX_AGENT_SOCKET_NAME,
+                    state_dir);
+  if (n < 0 || (size_t) n >= sizeof addr.sun_path)
+    {
+      cleanup_free char *run = sbx_strdup_printf ("%s/run", state_dir);
+      if (run == NULL)
+        return -ENOMEM;
+      if ((dirfd = open (run, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+        return -errno;
+      snprintf (addr.sun_path, sizeof addr.sun_path, "/proc/self/fd/%d/" SBX_AGENT_SOCKET_NAME,
+                dirfd);
+    }
   int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0)
     return -errno;
-  if (connect (fd, (struct sockaddr *) &addr, sizeof addr) < 0
-      || fcntl (fd, F_SETFL, fcntl (fd, F_GETFL) & ~O_NONBLOCK) < 0)
+  if (connect (fd, (struct sockaddr *) &addr, sizeof addr) < 0)
     {
       int e = errno;
       close (fd);
@@ -271,22 +327,15 @@ verify_peer (sbx_sandbox_t *sb, pid_t *peer)
   return cred.pid == sb->agent_pid ? 0 : -1;
 }
 
-static int
-hello (sbx_sandbox_t *sb, sbx_error_t **err)
+/* Queues HELLO; it goes out with the first request (see sbx_agent_next). */
+static void
+hello (sbx_sandbox_t *sb)
 {
   sbx_frame_begin (&sb->out, SBX_M_HELLO);
   sbx_frame_int (&sb->out, SBX_T_VERSION, SBX_PROTO_VERSION);
   sbx_frame_end (&sb->out);
-  sbx_msg_t msg;
-  int r = sbx_agent_flush (sb, err);
-  if (r == 0)
-    r = sbx_agent_recv (sb, &msg, sbx_agent_deadline (0), err);
-  if (r < 0)
-    return r;
-  if (msg.type != SBX_M_OK)
-    return sbx_agent_fail (sb, &msg, err);
-  int64_t version;
-  return sbx_agent_int (sb, &msg, SBX_T_VERSION, SBX_PROTO_VERSION, SBX_PROTO_VERSION, &version, err);
+  sb->hello_len = sb->out.len;
+  sb->hello_pending = true;
 }
 
 int
@@ -307,7 +356,6 @@ sbx_agent_try_connect (sbx_sandbox_t *sb, sbx_error_t **err)
       sbx_agent_disconnect (sb);
       return -EPERM;
     }
-  if ((r = hello (sb, err)) < 0)
-    sbx_agent_disconnect (sb);
-  return r;
+  hello (sb);
+  return 0;
 }

@@ -3,12 +3,10 @@
  * One curl easy handle per engine, reused for every request so the
  * connection stays open between calls (a request then costs a round trip on
  * the socket, not a connect). Never runs the docker CLI. */
+#include "dl.h"
 #include "engine.h"
 #include "engine_addr.h"
 
-#include <archive.h>
-#include <archive_entry.h>
-#include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -55,7 +53,7 @@ static CURLcode curl_init_result = CURLE_FAILED_INIT;
 static void
 curl_init_once (void)
 {
-  curl_init_result = curl_global_init (CURL_GLOBAL_DEFAULT);
+  curl_init_result = sbx_curl.global_init (CURL_GLOBAL_DEFAULT);
 }
 
 /* Where response bytes go: a whole body, or (STREAM) newline-separated JSON
@@ -181,7 +179,7 @@ static int
 fail_unreachable (sbx_engine_t *e, CURLcode rc, sbx_error_t **err)
 {
   long os_errno = 0;
-  curl_easy_getinfo (e->curl, CURLINFO_OS_ERRNO, &os_errno);
+  sbx_curl.easy_getinfo (e->curl, CURLINFO_OS_ERRNO, &os_errno);
   if (e->addr.kind == SBX_ADDR_UNIX && (os_errno == EACCES || os_errno == EPERM))
     return sbx_fail (err, SBX_E_PERMISSION,
                      "permission denied on the Docker engine's socket %s; run as root, or add "
@@ -194,7 +192,7 @@ fail_unreachable (sbx_engine_t *e, CURLcode rc, sbx_error_t **err)
   if (e->addr.kind == SBX_ADDR_UNIX && os_errno != 0)
     reason = strerror ((int) os_errno);
   else
-    reason = e->errbuf[0] ? e->errbuf : curl_easy_strerror (rc);
+    reason = e->errbuf[0] ? e->errbuf : sbx_curl.easy_strerror (rc);
   return sbx_fail (err, SBX_E_ENGINE,
                    "cannot reach the Docker engine at %s (%s); start dockerd (for example "
                    "`dockerd &` or `systemctl start docker`) or point DOCKER_HOST at a running "
@@ -237,96 +235,96 @@ perform (sbx_engine_t *e, const struct call *c, long *status, sbx_error_t **err)
 
   /* A reset keeps the open connection; it only forgets the last request's
    * options so none can leak into this one. */
-  curl_easy_reset (h);
+  sbx_curl.easy_reset (h);
   e->errbuf[0] = '\0';
-  bool ok = curl_easy_setopt (h, CURLOPT_URL, url) == CURLE_OK
-            && curl_easy_setopt (h, CURLOPT_ERRORBUFFER, e->errbuf) == CURLE_OK
-            && curl_easy_setopt (h, CURLOPT_NOSIGNAL, 1L) == CURLE_OK
-            && curl_easy_setopt (h, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_S) == CURLE_OK
-            && curl_easy_setopt (h, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_1_1) == CURLE_OK
-            && curl_easy_setopt (h, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK
-            && curl_easy_setopt (h, CURLOPT_WRITEFUNCTION, on_write) == CURLE_OK
-            && curl_easy_setopt (h, CURLOPT_WRITEDATA, c->sink) == CURLE_OK
-            && curl_easy_setopt (h, CURLOPT_CUSTOMREQUEST, c->method) == CURLE_OK;
+  bool ok = sbx_curl.easy_setopt (h, CURLOPT_URL, url) == CURLE_OK
+            && sbx_curl.easy_setopt (h, CURLOPT_ERRORBUFFER, e->errbuf) == CURLE_OK
+            && sbx_curl.easy_setopt (h, CURLOPT_NOSIGNAL, 1L) == CURLE_OK
+            && sbx_curl.easy_setopt (h, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_S) == CURLE_OK
+            && sbx_curl.easy_setopt (h, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_1_1) == CURLE_OK
+            && sbx_curl.easy_setopt (h, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK
+            && sbx_curl.easy_setopt (h, CURLOPT_WRITEFUNCTION, on_write) == CURLE_OK
+            && sbx_curl.easy_setopt (h, CURLOPT_WRITEDATA, c->sink) == CURLE_OK
+            && sbx_curl.easy_setopt (h, CURLOPT_CUSTOMREQUEST, c->method) == CURLE_OK;
   if (ok && e->addr.kind == SBX_ADDR_UNIX)
     /* Proxy variables must not divert a local socket's requests. */
-    ok = curl_easy_setopt (h, CURLOPT_UNIX_SOCKET_PATH, e->addr.socket_path) == CURLE_OK
-         && curl_easy_setopt (h, CURLOPT_NOPROXY, "*") == CURLE_OK;
+    ok = sbx_curl.easy_setopt (h, CURLOPT_UNIX_SOCKET_PATH, e->addr.socket_path) == CURLE_OK
+         && sbx_curl.easy_setopt (h, CURLOPT_NOPROXY, "*") == CURLE_OK;
   if (ok && e->tls)
-    ok = curl_easy_setopt (h, CURLOPT_CAINFO, e->ca) == CURLE_OK
-         && curl_easy_setopt (h, CURLOPT_SSLCERT, e->cert) == CURLE_OK
-         && curl_easy_setopt (h, CURLOPT_SSLKEY, e->key) == CURLE_OK;
+    ok = sbx_curl.easy_setopt (h, CURLOPT_CAINFO, e->ca) == CURLE_OK
+         && sbx_curl.easy_setopt (h, CURLOPT_SSLCERT, e->cert) == CURLE_OK
+         && sbx_curl.easy_setopt (h, CURLOPT_SSLKEY, e->key) == CURLE_OK;
   if (ok && e->addr.kind == SBX_ADDR_TCP)
-    ok = curl_easy_setopt (h, CURLOPT_TCP_KEEPALIVE, 1L) == CURLE_OK;
+    ok = sbx_curl.easy_setopt (h, CURLOPT_TCP_KEEPALIVE, 1L) == CURLE_OK;
   long limit = c->timeout_s ? c->timeout_s : e->timeout_s;
   if (ok && c->sink->stream)
-    ok = curl_easy_setopt (h, CURLOPT_LOW_SPEED_LIMIT, 1L) == CURLE_OK
-         && curl_easy_setopt (h, CURLOPT_LOW_SPEED_TIME, STREAM_STALL_S) == CURLE_OK;
+    ok = sbx_curl.easy_setopt (h, CURLOPT_LOW_SPEED_LIMIT, 1L) == CURLE_OK
+         && sbx_curl.easy_setopt (h, CURLOPT_LOW_SPEED_TIME, STREAM_STALL_S) == CURLE_OK;
   else if (ok)
-    ok = curl_easy_setopt (h, CURLOPT_TIMEOUT, limit) == CURLE_OK;
+    ok = sbx_curl.easy_setopt (h, CURLOPT_TIMEOUT, limit) == CURLE_OK;
   if (ok && c->api_header)
-    ok = curl_easy_setopt (h, CURLOPT_HEADERFUNCTION, on_header) == CURLE_OK
-         && curl_easy_setopt (h, CURLOPT_HEADERDATA, c->api_header) == CURLE_OK;
+    ok = sbx_curl.easy_setopt (h, CURLOPT_HEADERFUNCTION, on_header) == CURLE_OK
+         && sbx_curl.easy_setopt (h, CURLOPT_HEADERDATA, c->api_header) == CURLE_OK;
 
   struct curl_slist *chunked = NULL;
   if (ok && c->upload)
     {
-      ok = curl_easy_setopt (h, CURLOPT_POST, 1L) == CURLE_OK
-           && curl_easy_setopt (h, CURLOPT_READFUNCTION, on_read) == CURLE_OK
-           && curl_easy_setopt (h, CURLOPT_READDATA, c->upload) == CURLE_OK
-           && curl_easy_setopt (h, CURLOPT_POSTFIELDSIZE_LARGE, c->upload_size) == CURLE_OK;
+      ok = sbx_curl.easy_setopt (h, CURLOPT_POST, 1L) == CURLE_OK
+           && sbx_curl.easy_setopt (h, CURLOPT_READFUNCTION, on_read) == CURLE_OK
+           && sbx_curl.easy_setopt (h, CURLOPT_READDATA, c->upload) == CURLE_OK
+           && sbx_curl.easy_setopt (h, CURLOPT_POSTFIELDSIZE_LARGE, c->upload_size) == CURLE_OK;
       /* Without a length, HTTP/1.1 needs chunked encoding; "Expect:" stops
        * curl waiting for a "100 Continue" before sending. */
-      chunked = curl_slist_append (NULL, "Content-Type: application/x-tar");
+      chunked = sbx_curl.slist_append (NULL, "Content-Type: application/x-tar");
       if (chunked)
-        chunked = curl_slist_append (chunked, "Expect:");
+        chunked = sbx_curl.slist_append (chunked, "Expect:");
       if (chunked && c->upload_size < 0)
         {
-          struct curl_slist *l = curl_slist_append (chunked, "Transfer-Encoding: chunked");
+          struct curl_slist *l = sbx_curl.slist_append (chunked, "Transfer-Encoding: chunked");
           if (l == NULL)
-            curl_slist_free_all (chunked);
+            sbx_curl.slist_free_all (chunked);
           chunked = l;
         }
       if (chunked == NULL)
         {
-          curl_easy_reset (h);
+          sbx_curl.easy_reset (h);
           return sbx_fail (err, SBX_E_NOMEM, "out of memory");
         }
-      ok = ok && curl_easy_setopt (h, CURLOPT_HTTPHEADER, chunked) == CURLE_OK;
+      ok = ok && sbx_curl.easy_setopt (h, CURLOPT_HTTPHEADER, chunked) == CURLE_OK;
     }
   else if (ok && c->body)
-    ok = curl_easy_setopt (h, CURLOPT_POSTFIELDS, c->body) == CURLE_OK
-         && curl_easy_setopt (h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) strlen (c->body))
+    ok = sbx_curl.easy_setopt (h, CURLOPT_POSTFIELDS, c->body) == CURLE_OK
+         && sbx_curl.easy_setopt (h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) strlen (c->body))
                 == CURLE_OK
-         && curl_easy_setopt (h, CURLOPT_HTTPHEADER, e->json_headers) == CURLE_OK;
+         && sbx_curl.easy_setopt (h, CURLOPT_HTTPHEADER, e->json_headers) == CURLE_OK;
   else if (ok && strcmp (c->method, "POST") == 0)
     /* An explicit empty body, so the request carries Content-Length: 0. */
-    ok = curl_easy_setopt (h, CURLOPT_POSTFIELDS, "") == CURLE_OK
-         && curl_easy_setopt (h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) 0) == CURLE_OK
-         && curl_easy_setopt (h, CURLOPT_HTTPHEADER, e->plain_headers) == CURLE_OK;
+    ok = sbx_curl.easy_setopt (h, CURLOPT_POSTFIELDS, "") == CURLE_OK
+         && sbx_curl.easy_setopt (h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) 0) == CURLE_OK
+         && sbx_curl.easy_setopt (h, CURLOPT_HTTPHEADER, e->plain_headers) == CURLE_OK;
   else if (ok)
-    ok = curl_easy_setopt (h, CURLOPT_HTTPHEADER, e->plain_headers) == CURLE_OK;
+    ok = sbx_curl.easy_setopt (h, CURLOPT_HTTPHEADER, e->plain_headers) == CURLE_OK;
 
   if (!ok)
     {
-      curl_easy_reset (h);
-      curl_slist_free_all (chunked);
+      sbx_curl.easy_reset (h);
+      sbx_curl.slist_free_all (chunked);
       return sbx_fail (err, SBX_E_ENGINE,
                        "libcurl rejected an option for the Docker engine request %s %s; "
                        "is libcurl older than 7.85?",
                        c->method, c->path);
     }
 
-  CURLcode rc = curl_easy_perform (h);
+  CURLcode rc = sbx_curl.easy_perform (h);
   /* The handle must not keep pointers into this call's stack or the list
    * freed below. */
-  curl_easy_setopt (h, CURLOPT_HTTPHEADER, NULL);
-  curl_slist_free_all (chunked);
+  sbx_curl.easy_setopt (h, CURLOPT_HTTPHEADER, NULL);
+  sbx_curl.slist_free_all (chunked);
   if (c->sink->stream && rc == CURLE_OK)
     sink_drain_lines (c->sink, true);
 
   *status = 0;
-  curl_easy_getinfo (h, CURLINFO_RESPONSE_CODE, status);
+  sbx_curl.easy_getinfo (h, CURLINFO_RESPONSE_CODE, status);
   if (rc == CURLE_OK)
     return 0;
 
@@ -339,7 +337,7 @@ perform (sbx_engine_t *e, const struct call *c, long *status, sbx_error_t **err)
     case CURLE_OPERATION_TIMEDOUT:
       {
         double connected = 0;
-        curl_easy_getinfo (h, CURLINFO_CONNECT_TIME, &connected);
+        sbx_curl.easy_getinfo (h, CURLINFO_CONNECT_TIME, &connected);
         if (connected == 0)
           return fail_unreachable (e, rc, err);
         if (c->sink->stream)
@@ -377,7 +375,7 @@ perform (sbx_engine_t *e, const struct call *c, long *status, sbx_error_t **err)
                    "the connection to the Docker engine at %s failed during %s %s (%s); check "
                    "that dockerd is still running",
                    e->addr.address, c->method, c->path,
-                   e->errbuf[0] ? e->errbuf : curl_easy_strerror (rc));
+                   e->errbuf[0] ? e->errbuf : sbx_curl.easy_strerror (rc));
 }
 
 /* A request whose whole reply is read and parsed as JSON; API_HEADER (may
@@ -502,9 +500,9 @@ sbx_engine_free (sbx_engine_t *e)
   if (e == NULL)
     return;
   if (e->curl)
-    curl_easy_cleanup (e->curl);
-  curl_slist_free_all (e->json_headers);
-  curl_slist_free_all (e->plain_headers);
+    sbx_curl.easy_cleanup (e->curl);
+  sbx_curl.slist_free_all (e->json_headers);
+  sbx_curl.slist_free_all (e->plain_headers);
   sbx_engine_addr_clear (&e->addr);
   free (e->ca);
   free (e->cert);
@@ -567,10 +565,13 @@ int
 sbx_engine_open (sbx_engine_t **out, sbx_error_t **err)
 {
   *out = NULL;
+  int loaded = sbx_dl_curl (err);
+  if (loaded < 0)
+    return loaded;
   pthread_once (&curl_once, curl_init_once);
   if (curl_init_result != CURLE_OK)
     return sbx_fail (err, SBX_E_ENGINE, "libcurl failed to initialise: %s",
-                     curl_easy_strerror (curl_init_result));
+                     sbx_curl.easy_strerror (curl_init_result));
 
   sbx_engine_t *e = calloc (1, sizeof *e);
   if (e == NULL)
@@ -613,11 +614,11 @@ sbx_engine_open (sbx_engine_t **out, sbx_error_t **err)
         }
       e->timeout_s = v;
     }
-  e->curl = curl_easy_init ();
-  e->json_headers = curl_slist_append (NULL, "Content-Type: application/json");
+  e->curl = sbx_curl.easy_init ();
+  e->json_headers = sbx_curl.slist_append (NULL, "Content-Type: application/json");
   if (e->json_headers)
-    e->json_headers = curl_slist_append (e->json_headers, "Expect:");
-  e->plain_headers = curl_slist_append (NULL, "Expect:");
+    e->json_headers = sbx_curl.slist_append (e->json_headers, "Expect:");
+  e->plain_headers = sbx_curl.slist_append (NULL, "Expect:");
   if (e->curl == NULL || e->json_headers == NULL || e->plain_headers == NULL)
     {
       sbx_engine_free (e);
@@ -778,7 +779,7 @@ container_action (sbx_engine_t *e, const char *id, const char *action, const cha
     return r;
   if (status == 204 || status == 304)
     r = 0;
-  else if (status == 404)
+  else if (status == 404 && strcasestr (sbx_engine_message (resp, status), "no such container"))
     r = fail_gone (id, err);
   else
     r = sbx_fail (err, SBX_E_ENGINE, "the Docker engine could not %s sandbox %s: %s", action, id,
@@ -1223,33 +1224,36 @@ build_context (const sbx_build_file_t *files, size_t n, char **tar, size_t *len,
 {
   *tar = NULL;
   *len = 0;
+  int loaded = sbx_dl_archive (err);
+  if (loaded < 0)
+    return loaded;
   FILE *mem = open_memstream (tar, len);
-  struct archive *a = mem ? archive_write_new () : NULL;
-  struct archive_entry *entry = a ? archive_entry_new () : NULL;
+  struct archive *a = mem ? sbx_archive.write_new () : NULL;
+  struct archive_entry *entry = a ? sbx_archive.entry_new () : NULL;
   int r = entry ? 0 : sbx_fail (err, SBX_E_NOMEM, "out of memory");
   if (r == 0
-      && (archive_write_set_format_ustar (a) != ARCHIVE_OK
-          || archive_write_open_FILE (a, mem) != ARCHIVE_OK))
-    r = sbx_fail (err, SBX_E_IO, "cannot make the build context: %s", archive_error_string (a));
+      && (sbx_archive.write_set_format_ustar (a) != ARCHIVE_OK
+          || sbx_archive.write_open_FILE (a, mem) != ARCHIVE_OK))
+    r = sbx_fail (err, SBX_E_IO, "cannot make the build context: %s", sbx_archive.error_string (a));
   for (size_t i = 0; r == 0 && i < n; i++)
     {
-      archive_entry_clear (entry);
-      archive_entry_set_pathname (entry, files[i].name);
-      archive_entry_set_filetype (entry, AE_IFREG);
-      archive_entry_set_perm (entry, 0644);
-      archive_entry_set_size (entry, (la_int64_t) files[i].len);
-      archive_entry_set_mtime (entry, 0, 0);
-      if (archive_write_header (a, entry) != ARCHIVE_OK
-          || archive_write_data (a, files[i].data, files[i].len) != (la_ssize_t) files[i].len)
+      sbx_archive.entry_clear (entry);
+      sbx_archive.entry_set_pathname (entry, files[i].name);
+      sbx_archive.entry_set_filetype (entry, AE_IFREG);
+      sbx_archive.entry_set_perm (entry, 0644);
+      sbx_archive.entry_set_size (entry, (la_int64_t) files[i].len);
+      sbx_archive.entry_set_mtime (entry, 0, 0);
+      if (sbx_archive.write_header (a, entry) != ARCHIVE_OK
+          || sbx_archive.write_data (a, files[i].data, files[i].len) != (la_ssize_t) files[i].len)
         r = sbx_fail (err, SBX_E_IO, "cannot add %s to the build context: %s", files[i].name,
-                      archive_error_string (a));
+                      sbx_archive.error_string (a));
     }
-  if (r == 0 && archive_write_close (a) != ARCHIVE_OK)
-    r = sbx_fail (err, SBX_E_IO, "cannot finish the build context: %s", archive_error_string (a));
+  if (r == 0 && sbx_archive.write_close (a) != ARCHIVE_OK)
+    r = sbx_fail (err, SBX_E_IO, "cannot finish the build context: %s", sbx_archive.error_string (a));
   if (entry)
-    archive_entry_free (entry);
+    sbx_archive.entry_free (entry);
   if (a)
-    archive_write_free (a);
+    sbx_archive.write_free (a);
   if (mem && fclose (mem) != 0 && r == 0)
     r = sbx_fail (err, SBX_E_NOMEM, "out of memory");
   if (r < 0)

@@ -79,7 +79,7 @@ sbx_exec_frame (sbx_sandbox_t *sb, uint8_t type, const char *command, const sbx_
     sbx_frame_str (&sb->out, SBX_T_ENV, *e);
   if (nenv > SBX_PROTO_MAX_FIELDS - 8)
     {
-      sbx_buf_reset (&sb->out);
+      sbx_agent_drop_request (sb);
       return sbx_fail (err, SBX_E_INVALID, "too many environment variables (at most %d per call)",
                        SBX_PROTO_MAX_FIELDS - 8);
     }
@@ -168,7 +168,7 @@ send_pending (sbx_sandbox_t *sb, exec_state_t *st, sbx_error_t **err)
     }
   if (st->sent == sb->out.len)
     {
-      sbx_buf_reset (&sb->out);
+      sbx_agent_sent (sb);
       st->sent = 0;
     }
   return 0;
@@ -250,11 +250,11 @@ run_exec (sbx_sandbox_t *sb, exec_state_t *st, double timeout, sbx_error_t **err
     {
       sbx_msg_t msg;
       int r;
-      while ((r = sbx_reader_next (&sb->reader, &msg)) > 0)
+      while ((r = sbx_agent_next (sb, &msg, err)) > 0)
         if ((r = handle_message (sb, st, &msg, err)) != 0)
           return r < 0 ? r : 0;
       if (r < 0)
-        return sbx_agent_protocol_error (sb, sb->reader.error, err);
+        return r;
       while (st->stdin_open && o->stdin_fd < 0 && sb->out.len - st->sent <= STDIN_PENDING_MAX)
         if ((r = queue_stdin (sb, st, false, err)) < 0)
           return r;
@@ -332,7 +332,7 @@ sbx_exec (sbx_sandbox_t *sb, const char *command, const sbx_exec_opts_t *opts,
       sbx_frame_int (&sb->out, SBX_T_FLAGS, flags);
       if (sbx_frame_end (&sb->out) < 0)
         {
-          sbx_buf_reset (&sb->out);
+          sbx_agent_drop_request (sb);
           r = sbx_fail (err, SBX_E_TOO_LARGE, "command and environment too large for one request");
         }
     }
@@ -345,7 +345,7 @@ sbx_exec (sbx_sandbox_t *sb, const char *command, const sbx_exec_opts_t *opts,
       if (r < 0 || st.sent > 0)
         sbx_agent_disconnect (sb);
       else
-        sbx_buf_reset (&sb->out);
+        sbx_agent_drop_request (sb);
     }
   if (r == 0 && (take_buffer (&st.all, &result->output, &result->output_len) < 0
                  || (o->separate_streams

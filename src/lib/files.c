@@ -8,7 +8,6 @@
 
 #define MAX_PATH_BYTES 4096
 #define MAX_NAME_BYTES 255
-#define MAX_LIST_RESULTS 100000
 #define MAX_READ_RESULT (16u << 20)
 #define MAX_GREP_LINE 4096
 #define DEFAULT_GREP_MATCHES 10000
@@ -53,7 +52,7 @@ send_frame (sbx_sandbox_t *sb, sbx_error_t **err)
 {
   if (sbx_frame_end (&sb->out) < 0)
     {
-      sbx_buf_reset (&sb->out);
+      sbx_agent_drop_request (sb);
       return sbx_fail (err, SBX_E_TOO_LARGE, "request too large for the agent protocol (1 MiB)");
     }
   return sbx_agent_flush (sb, err);
@@ -174,7 +173,7 @@ sbx_resolve_many (sbx_sandbox_t *sb, const char *const *paths, size_t n, sbx_pat
           cleanup_free char *abs = sbx_sandbox_path (sb, paths[done + i], err);
           if (abs == NULL)
             {
-              sbx_buf_reset (&sb->out);
+              sbx_agent_drop_request (sb);
               r = -SBX_E_INVALID;
               break;
             }
@@ -182,7 +181,7 @@ sbx_resolve_many (sbx_sandbox_t *sb, const char *const *paths, size_t n, sbx_pat
           sbx_frame_str (&sb->out, SBX_T_PATH, abs);
           if (sbx_frame_end (&sb->out) < 0)
             {
-              sbx_buf_reset (&sb->out);
+              sbx_agent_drop_request (sb);
               r = sbx_fail (err, SBX_E_NOMEM, "out of memory");
             }
         }
@@ -237,21 +236,25 @@ list_append (sbx_file_list_t *list, size_t *cap, char *name, char *path, bool is
 }
 
 /* Receives the next reply of an ITEM* END stream: 1 with an item of TYPE in
- * *MSG; 0 at END, whose TRUNCATED flag is ORed into *TRUNCATED; <0 on error
+ * *MSG; 0 at END, whose TRUNCATED flag is ORed into *TRUNCATED and whose
+ * COUNT (when TOTAL is not NULL; -1 when absent) goes to *TOTAL; <0 on error
  * (any other reply, an ERR included, becomes the error). */
 static int
-recv_item (sbx_sandbox_t *sb, uint8_t type, sbx_msg_t *msg, bool *truncated, double deadline,
-           sbx_error_t **err)
+recv_item (sbx_sandbox_t *sb, uint8_t type, sbx_msg_t *msg, bool *truncated, int64_t *total,
+           double deadline, sbx_error_t **err)
 {
   int r = sbx_agent_recv (sb, msg, deadline, err);
   if (r < 0)
     return r;
   if (msg->type == SBX_M_END)
     {
-      int64_t trunc = 0;
-      if (sbx_msg_int_or (msg, SBX_T_TRUNCATED, 0, &trunc) < 0)
+      int64_t trunc = 0, count = -1;
+      if (sbx_msg_int_or (msg, SBX_T_TRUNCATED, 0, &trunc) < 0
+          || sbx_msg_int_or (msg, SBX_T_COUNT, -1, &count) < 0 || count < -1)
         return sbx_agent_fail (sb, msg, err);
       *truncated |= trunc != 0;
+      if (total)
+        *total = count;
       return 0;
     }
   if (msg->type != type)
@@ -259,17 +262,55 @@ recv_item (sbx_sandbox_t *sb, uint8_t type, sbx_msg_t *msg, bool *truncated, dou
   return 1;
 }
 
+/* A listing's bounds, filled in from its options. */
+typedef struct bounds
+{
+  size_t max_entries, max_bytes;
+  size_t bytes;  /* what the entries kept cost so far */
+} bounds_t;
+
+static bounds_t
+list_bounds (const sbx_list_opts_t *o)
+{
+  return (bounds_t) {
+    .max_entries = o && o->max_entries ? o->max_entries : SBX_DEFAULT_MAX_ENTRIES,
+    .max_bytes = o && o->max_bytes ? o->max_bytes : SBX_DEFAULT_MAX_LIST_BYTES,
+  };
+}
+
+/* The bounds go to the agent too, which then sends no more. */
+static void
+frame_bounds (sbx_sandbox_t *sb, const bounds_t *b)
+{
+  sbx_frame_int (&sb->out, SBX_T_MAX_RESULTS, (int64_t) b->max_entries);
+  sbx_frame_int (&sb->out, SBX_T_LIMIT, (int64_t) b->max_bytes);
+}
+
+/* Whether one more entry of COST bytes fits; counts it when it does. */
+static bool
+fits (bounds_t *b, size_t count, size_t cost)
+{
+  if (count >= b->max_entries || cost > b->max_bytes - b->bytes)
+    return false;
+  b->bytes += cost;
+  return true;
+}
+
 /* Reads ENTRY* END. With BASE, entries carry NAME and paths are BASE/NAME;
- * without, entries carry an absolute PATH. */
+ * without, entries carry an absolute PATH. Entries past the bounds are
+ * dropped (the agent should not send them: it is not trusted to). */
 static int
-collect_entries (sbx_sandbox_t *sb, const char *base, sbx_file_list_t *out, double deadline,
-                 sbx_error_t **err)
+collect_entries (sbx_sandbox_t *sb, const char *base, bounds_t *b, sbx_file_list_t *out,
+                 double deadline, sbx_error_t **err)
 {
   size_t cap = 0;
+  int64_t total = -1;
   for (;;)
     {
       sbx_msg_t msg;
-      int r = recv_item (sb, SBX_M_ENTRY, &msg, &out->truncated, deadline, err);
+      int r = recv_item (sb, SBX_M_ENTRY, &msg, &out->truncated, &total, deadline, err);
+      if (r == 0)
+        out->total = total >= (int64_t) out->count ? (size_t) total : out->count;
       if (r <= 0)
         return r;
       int64_t kind, size;
@@ -280,7 +321,8 @@ collect_entries (sbx_sandbox_t *sb, const char *base, sbx_file_list_t *out, doub
           || (r = sbx_agent_bytes (sb, &msg, base ? SBX_T_NAME : SBX_T_PATH,
                                    base ? MAX_NAME_BYTES : MAX_PATH_BYTES, &s, &n, err)) < 0)
         return r;
-      if (out->count >= MAX_LIST_RESULTS)
+      size_t path_len = base ? strlen (base) + 1 + n : n;
+      if (!fits (b, out->count, sizeof (sbx_file_info_t) + n + 1 + path_len + 1))
         {
           out->truncated = true;
           continue;
@@ -326,59 +368,61 @@ cmp_path (const void *a, const void *b)
   return strcmp (((const sbx_file_info_t *) a)->path, ((const sbx_file_info_t *) b)->path);
 }
 
-SBX_EXPORT int
-sbx_ls (sbx_sandbox_t *sb, const char *path, sbx_file_list_t *out, sbx_error_t **err)
+/* Sends the listing request being built (when R is 0) and collects its
+ * entries, sorted with CMP; OUT is empty on failure. */
+static int
+list_request (sbx_sandbox_t *sb, int r, const char *root, bounds_t *b, double deadline,
+              int (*cmp) (const void *, const void *), sbx_file_list_t *out,
+              sbx_error_t **err)
 {
-  cleanup_free char *abs = NULL;
-  double deadline;
-  memset (out, 0, sizeof *out);
-  int r = begin (sb, SBX_M_LS, path, FILE_TIMEOUT, &abs, &deadline, err);
   if (r == 0)
-    {
-      sbx_frame_int (&sb->out, SBX_T_MAX_RESULTS, MAX_LIST_RESULTS);
-      r = send_frame (sb, err);
-    }
+    r = send_frame (sb, err);
   if (r == 0)
-    r = collect_entries (sb, abs, out, deadline, err);
+    r = collect_entries (sb, root, b, out, deadline, err);
   if (r < 0)
     {
       sbx_file_list_free (out);
       return r;
     }
   if (out->count > 1)
-    qsort (out->items, out->count, sizeof *out->items, cmp_ls);
+    qsort (out->items, out->count, sizeof *out->items, cmp);
   return 0;
 }
 
 SBX_EXPORT int
-sbx_glob (sbx_sandbox_t *sb, const char *pattern, const char *path, sbx_file_list_t *out,
-          sbx_error_t **err)
+sbx_ls (sbx_sandbox_t *sb, const char *path, const sbx_list_opts_t *opts, sbx_file_list_t *out,
+        sbx_error_t **err)
 {
   cleanup_free char *abs = NULL;
+  double deadline = 0;
+  bounds_t b = list_bounds (opts);
+  memset (out, 0, sizeof *out);
+  int r = begin (sb, SBX_M_LS, path, FILE_TIMEOUT, &abs, &deadline, err);
+  if (r == 0)
+    frame_bounds (sb, &b);
+  return list_request (sb, r, abs, &b, deadline, cmp_ls, out, err);
+}
+
+SBX_EXPORT int
+sbx_glob (sbx_sandbox_t *sb, const char *pattern, const char *path, const sbx_list_opts_t *opts,
+          sbx_file_list_t *out, sbx_error_t **err)
+{
+  cleanup_free char *abs = NULL;
+  bounds_t b = list_bounds (opts);
   memset (out, 0, sizeof *out);
   if (pattern == NULL || !*pattern)
     return sbx_fail (err, SBX_E_PATTERN, "empty glob pattern");
   /* An absolute pattern searches from the root, whatever PATH says. */
   if (pattern[0] == '/')
     path = "/";
-  double deadline;
+  double deadline = 0;
   int r = begin (sb, SBX_M_GLOB, path, FILE_TIMEOUT, &abs, &deadline, err);
   if (r == 0)
     {
       sbx_frame_str (&sb->out, SBX_T_PATTERN, pattern);
-      sbx_frame_int (&sb->out, SBX_T_MAX_RESULTS, MAX_LIST_RESULTS);
-      r = send_frame (sb, err);
+      frame_bounds (sb, &b);
     }
-  if (r == 0)
-    r = collect_entries (sb, NULL, out, deadline, err);
-  if (r < 0)
-    {
-      sbx_file_list_free (out);
-      return r;
-    }
-  if (out->count > 1)
-    qsort (out->items, out->count, sizeof *out->items, cmp_path);
-  return 0;
+  return list_request (sb, r, NULL, &b, deadline, cmp_path, out, err);
 }
 
 /* Numbers the lines the agent returned as "%6zu\t<line>\n". */
@@ -697,14 +741,13 @@ cmp_match (const void *a, const void *b)
 }
 
 static int
-collect_matches (sbx_sandbox_t *sb, size_t max, sbx_grep_result_t *out, double deadline,
-                 sbx_error_t **err)
+collect_matches (sbx_sandbox_t *sb, bounds_t *b, sbx_grep_result_t *out, size_t *cap,
+                 double deadline, sbx_error_t **err)
 {
-  size_t cap = 0;
   for (;;)
     {
       sbx_msg_t msg;
-      int r = recv_item (sb, SBX_M_MATCH, &msg, &out->truncated, deadline, err);
+      int r = recv_item (sb, SBX_M_MATCH, &msg, &out->truncated, NULL, deadline, err);
       if (r <= 0)
         return r;
       const uint8_t *p, *l;
@@ -716,14 +759,14 @@ collect_matches (sbx_sandbox_t *sb, size_t max, sbx_grep_result_t *out, double d
         return r;
       if (pn == 0 || p[0] != '/' || memchr (p, 0, pn))
         return sbx_agent_protocol_error (sb, "invalid path", err);
-      if (out->count >= max)
+      if (!fits (b, out->count, sizeof (sbx_grep_match_t) + pn + 1 + ln + 1))
         {
           out->truncated = true;
           continue;
         }
-      if (out->count == cap)
+      if (out->count == *cap)
         {
-          size_t ncap = cap ? cap * 2 : 64;
+          size_t ncap = *cap ? *cap * 2 : 64;
           sbx_grep_match_t *n = realloc (out->items, ncap * sizeof *n);
           if (n == NULL)
             {
@@ -731,7 +774,7 @@ collect_matches (sbx_sandbox_t *sb, size_t max, sbx_grep_result_t *out, double d
               return sbx_fail (err, SBX_E_NOMEM, "out of memory");
             }
           out->items = n;
-          cap = ncap;
+          *cap = ncap;
         }
       sbx_grep_match_t *m = &out->items[out->count];
       m->path = strndup ((const char *) p, pn);
@@ -752,29 +795,97 @@ collect_matches (sbx_sandbox_t *sb, size_t max, sbx_grep_result_t *out, double d
     }
 }
 
-SBX_EXPORT int
-sbx_grep (sbx_sandbox_t *sb, const char *pattern, const sbx_grep_opts_t *opts,
-          sbx_grep_result_t *out, sbx_error_t **err)
+/* Opens a GREP request in sb->out: the pattern, path, glob and flags of O,
+ * with EXTRA flags, and the bounds left in B. */
+static int
+grep_begin (sbx_sandbox_t *sb, const char *pattern, const sbx_grep_opts_t *o, int64_t extra,
+            const bounds_t *b, size_t count, double *deadline, sbx_error_t **err)
 {
   cleanup_free char *abs = NULL;
-  sbx_grep_opts_t none = { 0 };
-  const sbx_grep_opts_t *o = opts ? opts : &none;
-  size_t max = o->max_matches ? o->max_matches : DEFAULT_GREP_MATCHES;
-  memset (out, 0, sizeof *out);
-  if (pattern == NULL || !*pattern)
-    return sbx_fail (err, SBX_E_PATTERN, "empty search pattern");
-  double deadline;
-  int r = begin (sb, SBX_M_GREP, o->path, FILE_TIMEOUT, &abs, &deadline, err);
+  int r = begin (sb, SBX_M_GREP, o->path, FILE_TIMEOUT, &abs, deadline, err);
   if (r < 0)
     return r;
   sbx_frame_str (&sb->out, SBX_T_PATTERN, pattern);
   if (o->glob && *o->glob)
     sbx_frame_str (&sb->out, SBX_T_GLOB, o->glob);
   sbx_frame_int (&sb->out, SBX_T_FLAGS,
-                 (o->include_hidden ? SBX_F_HIDDEN : 0) | (o->ignore_case ? SBX_F_ICASE : 0));
-  sbx_frame_int (&sb->out, SBX_T_MAX_RESULTS, (int64_t) max);
-  if ((r = send_frame (sb, err)) == 0)
-    r = collect_matches (sb, max, out, deadline, err);
+                 (o->include_hidden ? SBX_F_HIDDEN : 0) | (o->ignore_case ? SBX_F_ICASE : 0)
+                     | extra);
+  sbx_frame_int (&sb->out, SBX_T_MAX_RESULTS, (int64_t) (b->max_entries - count));
+  sbx_frame_int (&sb->out, SBX_T_LIMIT, (int64_t) (b->max_bytes - b->bytes) + 1);
+  return 0;
+}
+
+static bounds_t
+grep_bounds (const sbx_grep_opts_t *o)
+{
+  return (bounds_t) { .max_entries = o->max_matches ? o->max_matches : DEFAULT_GREP_MATCHES,
+                      .max_bytes = o->max_bytes ? o->max_bytes : SBX_DEFAULT_MAX_LIST_BYTES };
+}
+
+/* Searches O->files: their absolute paths go out in batches (a frame holds
+ * at most 1 MiB), the matches add up within the bounds. */
+static int
+grep_files (sbx_sandbox_t *sb, const char *pattern, const sbx_grep_opts_t *o, bounds_t *b,
+            sbx_grep_result_t *out, size_t *cap, sbx_error_t **err)
+{
+  sbx_buf_t batch;
+  sbx_buf_init (&batch);
+  int r = 0;
+  for (const char *const *f = o->files; r == 0 && !out->truncated; f++)
+    {
+      if (*f)
+        {
+          cleanup_free char *abs = sbx_sandbox_path (sb, *f, err);
+          if (abs == NULL)
+            {
+              r = -SBX_E_INVALID;
+              break;
+            }
+          sbx_buf_append (&batch, abs, strlen (abs) + 1);
+          if (batch.failed)
+            {
+              r = sbx_fail (err, SBX_E_NOMEM, "out of memory");
+              break;
+            }
+        }
+      if (batch.len == 0 && *f == NULL)
+        break;
+      if (*f && batch.len < SBX_PROTO_MAX_BODY / 4)
+        continue;
+      double deadline;
+      if ((r = grep_begin (sb, pattern, o, 0, b, out->count, &deadline, err)) == 0)
+        {
+          sbx_frame_bytes (&sb->out, SBX_T_PATHS, batch.data, batch.len);
+          if ((r = send_frame (sb, err)) == 0)
+            r = collect_matches (sb, b, out, cap, deadline, err);
+        }
+      sbx_buf_reset (&batch);
+      if (*f == NULL)
+        break;
+    }
+  sbx_buf_free (&batch);
+  return r;
+}
+
+SBX_EXPORT int
+sbx_grep (sbx_sandbox_t *sb, const char *pattern, const sbx_grep_opts_t *opts,
+          sbx_grep_result_t *out, sbx_error_t **err)
+{
+  sbx_grep_opts_t none = { 0 };
+  const sbx_grep_opts_t *o = opts ? opts : &none;
+  bounds_t b = grep_bounds (o);
+  size_t cap = 0;
+  memset (out, 0, sizeof *out);
+  if (pattern == NULL || !*pattern)
+    return sbx_fail (err, SBX_E_PATTERN, "empty search pattern");
+  int r = sbx_sandbox_ensure (sb, err);
+  double deadline;
+  if (r == 0 && o->files)
+    r = grep_files (sb, pattern, o, &b, out, &cap, err);
+  else if (r == 0 && (r = grep_begin (sb, pattern, o, 0, &b, 0, &deadline, err)) == 0
+           && (r = send_frame (sb, err)) == 0)
+    r = collect_matches (sb, &b, out, &cap, deadline, err);
   if (r < 0)
     {
       sbx_grep_result_free (out);
@@ -783,4 +894,18 @@ sbx_grep (sbx_sandbox_t *sb, const char *pattern, const sbx_grep_opts_t *opts,
   if (out->count > 1)
     qsort (out->items, out->count, sizeof *out->items, cmp_match);
   return 0;
+}
+
+SBX_EXPORT int
+sbx_grep_files (sbx_sandbox_t *sb, const sbx_grep_opts_t *opts, sbx_file_list_t *out,
+                sbx_error_t **err)
+{
+  sbx_grep_opts_t none = { 0 };
+  const sbx_grep_opts_t *o = opts ? opts : &none;
+  bounds_t b = grep_bounds (o);
+  double deadline = 0;
+  memset (out, 0, sizeof *out);
+  /* Any pattern: nothing is read. */
+  int r = grep_begin (sb, "x", o, SBX_F_LIST, &b, 0, &deadline, err);
+  return list_request (sb, r, NULL, &b, deadline, cmp_path, out, err);
 }

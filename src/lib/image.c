@@ -1,11 +1,11 @@
 /* Images: choosing the default one, and building sbx's own Debian base image
  * with debootstrap when the seed image cannot be pulled. */
 #include "internal.h"
+#include "state.h"
 #include "apt_sources.h"
+#include "dl.h"
 #include "engine.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -66,48 +66,12 @@ sbx_image_exists (const char *image, bool *exists, sbx_error_t **err)
 
 /* ---------------------------------------------------- failed-pull memory */
 
-/* ${SBX_STATE_DIR}, else /var/lib/sbx for root, else the XDG state folder. */
-static char *
-state_dir (void)
-{
-  const char *dir = getenv ("SBX_STATE_DIR");
-  if (dir && *dir)
-    return strdup (dir);
-  if (geteuid () == 0)
-    return strdup ("/var/lib/sbx");
-  const char *xdg = getenv ("XDG_STATE_HOME");
-  if (xdg && xdg[0] == '/')
-    return sbx_strdup_printf ("%s/sbx", xdg);
-  const char *home = getenv ("HOME");
-  if (home && home[0] == '/')
-    return sbx_strdup_printf ("%s/.local/state/sbx", home);
-  return NULL;
-}
-
-static int
-mkdir_p (char *path, mode_t mode)
-{
-  for (char *p = path + 1; *p; p++)
-    if (*p == '/')
-      {
-        *p = '\0';
-        int r = mkdir (path, mode);
-        *p = '/';
-        if (r < 0 && errno != EEXIST)
-          return -1;
-      }
-  return mkdir (path, mode) < 0 && errno != EEXIST ? -1 : 0;
-}
-
 /* The cache file for IMAGE; its name keeps only [A-Za-z0-9._-]. */
 static char *
 pull_failed_path (const char *image, bool create_dir)
 {
-  cleanup_free char *base = state_dir ();
-  cleanup_free char *dir = base ? sbx_strdup_printf ("%s/pull-failed", base) : NULL;
-  if (dir == NULL)
-    return NULL;
-  if (create_dir && mkdir_p (dir, 0755) < 0)
+  cleanup_free char *dir = NULL;
+  if (sbx_state_dir ("pull-failed", create_dir, 0755, &dir, NULL) < 0)
     return NULL;
   cleanup_free char *name = strdup (image);
   if (name == NULL)
@@ -552,8 +516,8 @@ remove_entries (const char *root, const char *dir, const char *suffix)
 static int
 archive_fail (sbx_error_t **err, struct archive *a, const char *what)
 {
-  const char *msg = archive_error_string (a);
-  int e = archive_errno (a);
+  const char *msg = sbx_archive.error_string (a);
+  int e = sbx_archive.err_no (a);
   if (e == ENOSPC)
     return sbx_fail (err, SBX_E_IO, "packing the root file system failed (%s): no space left on "
                      "/var/tmp; free some space and try again", what);
@@ -569,12 +533,12 @@ copy_entry_data (struct archive *disk, struct archive *out, sbx_error_t **err)
       const void *block;
       size_t size;
       la_int64_t offset;
-      int r = archive_read_data_block (disk, &block, &size, &offset);
+      int r = sbx_archive.read_data_block (disk, &block, &size, &offset);
       if (r == ARCHIVE_EOF)
         return 0;
       if (r < ARCHIVE_WARN)
         return archive_fail (err, disk, "reading a file");
-      if (size > 0 && archive_write_data (out, block, size) != (la_ssize_t) size)
+      if (size > 0 && sbx_archive.write_data (out, block, size) != (la_ssize_t) size)
         return archive_fail (err, out, "writing");
     }
 }
@@ -585,9 +549,12 @@ copy_entry_data (struct archive *disk, struct archive *out, sbx_error_t **err)
 static int
 pack_tree (const char *root, int fd, sbx_error_t **err)
 {
-  struct archive *disk = archive_read_disk_new ();
-  struct archive *out = archive_write_new ();
-  struct archive_entry_linkresolver *links = archive_entry_linkresolver_new ();
+  int loaded = sbx_dl_archive (err);
+  if (loaded < 0)
+    return loaded;
+  struct archive *disk = sbx_archive.read_disk_new ();
+  struct archive *out = sbx_archive.write_new ();
+  struct archive_entry_linkresolver *links = sbx_archive.entry_linkresolver_new ();
   int ret = 0;
   if (disk == NULL || out == NULL || links == NULL)
     {
@@ -596,21 +563,21 @@ pack_tree (const char *root, int fd, sbx_error_t **err)
     }
   /* No name lookup: the host's user names mean nothing in the image, and
    * Docker uses the numeric ids. */
-  if (archive_read_disk_set_symlink_physical (disk) != ARCHIVE_OK
-      || archive_read_disk_set_behavior (disk, ARCHIVE_READDISK_NO_TRAVERSE_MOUNTS
+  if (sbx_archive.read_disk_set_symlink_physical (disk) != ARCHIVE_OK
+      || sbx_archive.read_disk_set_behavior (disk, ARCHIVE_READDISK_NO_TRAVERSE_MOUNTS
                                                  | ARCHIVE_READDISK_NO_XATTR
                                                  | ARCHIVE_READDISK_NO_ACL
                                                  | ARCHIVE_READDISK_NO_FFLAGS
                                                  | ARCHIVE_READDISK_NO_SPARSE)
            != ARCHIVE_OK
-      || archive_write_set_format_pax_restricted (out) != ARCHIVE_OK
-      || archive_write_open_fd (out, fd) != ARCHIVE_OK)
+      || sbx_archive.write_set_format_pax_restricted (out) != ARCHIVE_OK
+      || sbx_archive.write_open_fd (out, fd) != ARCHIVE_OK)
     {
       ret = archive_fail (err, out, "setting up");
       goto done;
     }
-  archive_entry_linkresolver_set_strategy (links, archive_format (out));
-  if (archive_read_disk_open (disk, root) != ARCHIVE_OK)
+  sbx_archive.entry_linkresolver_set_strategy (links, sbx_archive.format (out));
+  if (sbx_archive.read_disk_open (disk, root) != ARCHIVE_OK)
     {
       ret = archive_fail (err, disk, "opening the tree");
       goto done;
@@ -618,76 +585,76 @@ pack_tree (const char *root, int fd, sbx_error_t **err)
   size_t root_len = strlen (root);
   for (;;)
     {
-      struct archive_entry *entry = archive_entry_new ();
+      struct archive_entry *entry = sbx_archive.entry_new ();
       if (entry == NULL)
         {
           ret = sbx_fail (err, SBX_E_NOMEM, "out of memory");
           goto done;
         }
-      int r = archive_read_next_header2 (disk, entry);
+      int r = sbx_archive.read_next_header2 (disk, entry);
       if (r == ARCHIVE_EOF)
         {
-          archive_entry_free (entry);
+          sbx_archive.entry_free (entry);
           break;
         }
       if (r < ARCHIVE_WARN)
         {
-          archive_entry_free (entry);
+          sbx_archive.entry_free (entry);
           ret = archive_fail (err, disk, "walking the tree");
           goto done;
         }
-      archive_read_disk_descend (disk);
+      sbx_archive.read_disk_descend (disk);
 
-      const char *full = archive_entry_pathname (entry);
+      const char *full = sbx_archive.entry_pathname (entry);
       const char *rel = full && strncmp (full, root, root_len) == 0 ? full + root_len : NULL;
       while (rel && *rel == '/')
         rel++;
       /* Sockets cannot be stored in a tar (and none belong in an image). */
-      if (rel == NULL || *rel == '\0' || archive_entry_filetype (entry) == AE_IFSOCK)
+      if (rel == NULL || *rel == '\0' || sbx_archive.entry_filetype (entry) == AE_IFSOCK)
         {
-          archive_entry_free (entry);
+          sbx_archive.entry_free (entry);
           continue;
         }
       cleanup_free char *relcopy = strdup (rel);
       if (relcopy == NULL)
         {
-          archive_entry_free (entry);
+          sbx_archive.entry_free (entry);
           ret = sbx_fail (err, SBX_E_NOMEM, "out of memory");
           goto done;
         }
-      archive_entry_copy_pathname (entry, relcopy);
+      sbx_archive.entry_copy_pathname (entry, relcopy);
 
       /* The first name of a hard-linked file carries the data; later names
        * become links to it. */
       struct archive_entry *spare = NULL;
-      archive_entry_linkify (links, &entry, &spare);
+      sbx_archive.entry_linkify (links, &entry, &spare);
       while (entry)
         {
-          r = archive_write_header (out, entry);
+          r = sbx_archive.write_header (out, entry);
           if (r < ARCHIVE_WARN)
-            ret = archive_fail (err, out, archive_entry_pathname (entry));
-          else if (archive_entry_size (entry) > 0 && archive_entry_hardlink (entry) == NULL)
+            ret = archive_fail (err, out, sbx_archive.entry_pathname (entry));
+          else if (sbx_archive.entry_size (entry) > 0 && sbx_archive.entry_hardlink (entry) == NULL)
             ret = copy_entry_data (disk, out, err);
-          archive_entry_free (entry);
+          sbx_archive.entry_free (entry);
           entry = spare;
           spare = NULL;
           if (ret < 0)
             {
-              archive_entry_free (entry);
+              sbx_archive.entry_free (entry);
               goto done;
             }
         }
     }
-  if (archive_write_close (out) != ARCHIVE_OK)
+  if (sbx_archive.write_close (out) != ARCHIVE_OK)
     ret = archive_fail (err, out, "finishing");
 
 done:
   if (links)
-    archive_entry_linkresolver_free (links);
+    sbx_archive.entry_linkresolver_free (links);
   if (disk)
-    archive_read_free (disk);
+    sbx_archive.read_free (disk);
   if (out)
-    archive_write_free (out);
+    sbx_archive.write_free (out);
   return ret;
 }
 

@@ -2,6 +2,7 @@
  * naming it instead of reaching the engine. */
 #include "runtime.h"
 #include "sandbox.h"
+#include "state.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -11,6 +12,7 @@
 #define DEFAULT_MEMORY (1LL << 30)
 #define DEFAULT_PIDS 512
 #define DEFAULT_CPUS 1.0
+#define DEFAULT_DISK (10LL << 30)
 #define MAX_LIST_ITEMS 256
 
 SBX_EXPORT sbx_options_t *
@@ -22,6 +24,7 @@ sbx_options_new (void)
   o->memory = DEFAULT_MEMORY;
   o->pids = DEFAULT_PIDS;
   o->cpus = DEFAULT_CPUS;
+  o->disk = DEFAULT_DISK;
   o->auto_remove = -1;
   return o;
 }
@@ -151,22 +154,10 @@ sbx_options_set_image (sbx_options_t *o, const char *image, sbx_error_t **err)
 
 /* Docker's container name rule, shortened so the host socket path stays
  * well under the 108-byte limit of Unix socket addresses. */
-static bool
-valid_name (const char *s)
-{
-  size_t n = strlen (s);
-  if (n == 0 || n > 63 || !isalnum ((unsigned char) s[0]))
-    return false;
-  for (size_t i = 1; i < n; i++)
-    if (!isalnum ((unsigned char) s[i]) && !strchr ("_.-", s[i]))
-      return false;
-  return true;
-}
-
 SBX_EXPORT int
 sbx_options_set_name (sbx_options_t *o, const char *name, sbx_error_t **err)
 {
-  if (name == NULL || !valid_name (name))
+  if (name == NULL || !sbx_valid_name (name))
     return sbx_fail (err, SBX_E_INVALID,
                      "invalid sandbox name '%s': use 1 to 63 letters, digits, '_', '.' or '-', "
                      "starting with a letter or digit", name ? name : "");
@@ -272,6 +263,18 @@ sbx_options_set_memory (sbx_options_t *o, int64_t bytes, sbx_error_t **err)
 }
 
 SBX_EXPORT int
+sbx_options_set_disk (sbx_options_t *o, int64_t bytes, sbx_error_t **err)
+{
+  /* Room for what a shell and a few files need; a file of an exabyte means
+     no limit anyway. */
+  if (bytes < (16LL << 20) || bytes > (1LL << 50))
+    return sbx_fail (err, SBX_E_INVALID, "disk limit %lld bytes is out of range: use 16m to 1p",
+                     (long long) bytes);
+  o->disk = bytes;
+  return 0;
+}
+
+SBX_EXPORT int
 sbx_options_set_cpus (sbx_options_t *o, double cpus, sbx_error_t **err)
 {
   if (!isfinite (cpus) || cpus < 0.01 || cpus > 1024)
@@ -301,10 +304,16 @@ sbx_options_set_network (sbx_options_t *o, const char *mode, sbx_error_t **err)
     return sbx_fail (err, SBX_E_INVALID,
                      "network mode '%s' would share a network namespace outside the sandbox; "
                      "use none, bridge or a network name", mode);
-  if (!valid_name (mode))
+  if (!sbx_valid_name (mode))
     return sbx_fail (err, SBX_E_INVALID, "invalid network '%s': use none, bridge or a network name",
                      mode);
   return replace_str (&o->network, mode, err);
+}
+
+SBX_EXPORT void
+sbx_options_set_replace (sbx_options_t *o, bool replace)
+{
+  o->replace = replace;
 }
 
 SBX_EXPORT void
@@ -330,6 +339,7 @@ sbx_parse_size (const char *text, int64_t *bytes, sbx_error_t **err)
     case 'm': mult = 1024.0 * 1024; end++; break;
     case 'g': mult = 1024.0 * 1024 * 1024; end++; break;
     case 't': mult = 1024.0 * 1024 * 1024 * 1024; end++; break;
+    case 'p': mult = 1024.0 * 1024 * 1024 * 1024 * 1024; end++; break;
     default: goto bad;
     }
   if (mult > 1 && (*end == 'b' || *end == 'B' || (*end == 'i' && (end[1] == 'b' || end[1] == 'B'))))

@@ -3,6 +3,7 @@
  * processes), progress from the build's output, and pruning superseded
  * images. The definitions and the generated Dockerfile are in runtime.c. */
 #include "runtime.h"
+#include "state.h"
 #include "sandbox.h"
 
 #include <dirent.h>
@@ -288,82 +289,35 @@ on_output (const char *text, void *userdata)
 
 /* ------------------------------------------------------------- locking */
 
-/* A build lock: a file per image under the state root, flock'ed. */
-struct build_lock
+/* A build may take long; waiting for another process's build too. */
+#define BUILD_LOCK_WAIT 3600.0
+
+struct waiting_for
 {
-  int fd;
-  char *path;
+  struct build_run *b;
+  const char *image;
 };
 
-/* Releases the lock and removes its file, so that locks do not pile up; the
- * next owner notices (see lock_image) and locks a new file. */
 static void
-unlock_image (struct build_lock *l)
+note_waiting (void *ud)
 {
-  if (l->fd >= 0)
-    {
-      unlink (l->path);
-      close (l->fd);
-    }
-  free (l->path);
-  l->fd = -1;
-  l->path = NULL;
+  struct waiting_for *w = ud;
+  note (w->b, "waiting for another sbx process that is building %s", w->image);
 }
 
 /* An exclusive lock on IMAGE, so that concurrent requests (from any
  * process) build it once. */
 static int
-lock_image (struct build_run *b, const char *image, struct build_lock *l, sbx_error_t **err)
+lock_image (struct build_run *b, const char *image, sbx_lock_t *l, sbx_error_t **err)
 {
-  l->fd = -1;
-  l->path = NULL;
-  cleanup_free char *root = sbx_state_root ();
-  cleanup_free char *dir = root ? sbx_strdup_printf ("%s/runtimes", root) : NULL;
   cleanup_free char *name = strdup (image);
-  if (dir == NULL || name == NULL)
+  if (name == NULL)
     return sbx_fail (err, SBX_E_NOMEM, "out of memory");
   for (char *p = name; *p; p++)
     if (*p == '/' || *p == ':')
       *p = '_';
-  cleanup_free char *path = sbx_strdup_printf ("%s/%s.lock", dir, name);
-  if (path == NULL)
-    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
-  int r = sbx_mkdir_p (dir, 0755);
-  if (r < 0)
-    return sbx_fail_errno (err, SBX_E_IO, -r, "cannot create %s for the runtime build locks; "
-                           "set SBX_STATE_DIR to a writable folder", dir);
-  bool waited = false;
-  for (;;)
-    {
-      int fd = open (path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-      if (fd < 0)
-        return sbx_fail_errno (err, SBX_E_IO, errno, "cannot open the build lock %s", path);
-      if (flock (fd, LOCK_EX | LOCK_NB) < 0)
-        {
-          if (!waited)
-            note (b, "waiting for another sbx process that is building %s", image);
-          waited = true;
-          while ((r = flock (fd, LOCK_EX)) < 0 && errno == EINTR)
-            ;
-          if (r < 0)
-            {
-              int e = errno;
-              close (fd);
-              return sbx_fail_errno (err, SBX_E_IO, e, "cannot lock %s", path);
-            }
-        }
-      /* The previous owner removes the file when done: a lock on a file
-       * that is no longer at PATH protects nothing, so take the new one. */
-      struct stat held, now;
-      if (fstat (fd, &held) == 0 && stat (path, &now) == 0 && held.st_ino == now.st_ino
-          && held.st_dev == now.st_dev)
-        {
-          l->fd = fd;
-          l->path = steal_pointer (&path);
-          return 0;
-        }
-      close (fd);
-    }
+  struct waiting_for w = { b, image };
+  return sbx_lock_take ("runtimes", name, BUILD_LOCK_WAIT, note_waiting, &w, l, err);
 }
 
 /* ------------------------------------------------------------ building */
@@ -496,12 +450,12 @@ build_plan (sbx_engine_t *e, struct build_run *b, const char *site_ca, size_t si
   *built = false;
   *id = NULL;
   run_reset (b);
-  struct build_lock lock;
+  sbx_lock_t lock;
   int r = lock_image (b, b->plan->image, &lock, err);
   if (r < 0)
     return r;
   r = build_locked (e, b, site_ca, site_ca_len, built, id, err);
-  unlock_image (&lock);
+  sbx_lock_release (&lock);
   return r;
 }
 

@@ -1,27 +1,25 @@
-/* Sandbox lifecycle: lazy creation, re-use of named sandboxes, the host
- * folder that carries the agent, stop and removal. */
+/* Sandbox lifecycle: lazy creation, re-use of named sandboxes (created
+ * once whatever the races, refused when asked with other options), stop and
+ * removal. Only containers whose host record (hostdir.c) names their id are
+ * treated as sandboxes: labels alone, which any image can carry, are not
+ * enough. A failed create or start removes what it made. */
 #include "runtime.h"
 #include "sandbox.h"
+#include "state.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mount.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
-
-#ifndef SBX_AGENT_PATH
-#define SBX_AGENT_PATH "/usr/local/libexec/sbx/sbx-agent"
-#endif
 
 #define DEFAULT_WORKDIR "/workspace"
 #define AGENT_START_TIMEOUT 20.0
 /* A running sandbox whose socket is being made again (see listener.c). */
 #define AGENT_RECONNECT_TIMEOUT 3.0
+/* How long a create waits for another process creating the same name. */
+#define NAME_LOCK_WAIT 120.0
 #define STOP_TIMEOUT 3
 /* The engine's log of a sandbox holds at most this much (what the agent
  * says; the sandbox's own output never goes there). */
@@ -38,271 +36,6 @@ static const char *const readonly_paths[]
     = { "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
         "/proc/1/oom_score_adj", "/proc/1/oom_adj", "/proc/1/task/1/oom_score_adj",
         "/proc/1/task/1/oom_adj", NULL };
-
-char *
-sbx_state_root (void)
-{
-  const char *env = getenv ("SBX_STATE_DIR");
-  if (env && *env)
-    return strdup (env);
-  if (geteuid () == 0)
-    return strdup ("/var/lib/sbx");
-  const char *xdg = getenv ("XDG_STATE_HOME");
-  if (xdg && *xdg)
-    return sbx_strdup_printf ("%s/sbx", xdg);
-  const char *home = getenv ("HOME");
-  return sbx_strdup_printf ("%s/.local/state/sbx", home ? home : "/tmp");
-}
-
-int
-sbx_mkdir_p (const char *path, mode_t mode)
-{
-  cleanup_free char *copy = strdup (path);
-  if (copy == NULL)
-    return -ENOMEM;
-  for (char *p = copy + 1; *p; p++)
-    if (*p == '/')
-      {
-        *p = '\0';
-        if (mkdir (copy, mode) < 0 && errno != EEXIST)
-          return -errno;
-        *p = '/';
-      }
-  if (mkdir (copy, mode) < 0 && errno != EEXIST)
-    return -errno;
-  return 0;
-}
-
-static char *
-state_dir_for (const char *name)
-{
-  cleanup_free char *root = sbx_state_root ();
-  return root ? sbx_strdup_printf ("%s/sandboxes/%s", root, name) : NULL;
-}
-
-static int
-remove_entry (const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-  (void) st, (void) ftw;
-  if (type == FTW_DP)
-    rmdir (path);
-  else
-    unlink (path);
-  return 0;
-}
-
-static void
-remove_tree (const char *dir)
-{
-  nftw (dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
-}
-
-/* The run folder is writable from inside the sandbox (the agent makes its
- * socket there). As root, sbx gives it a tiny tmpfs of its own, so that a
- * sandbox cannot fill the host's disk through it; other users cannot mount,
- * and rely on the disk's own limits. */
-#define RUN_TMPFS_OPTIONS "size=64k,nr_inodes=64,mode=0755"
-
-#define RUN_TMPFS_FLAGS (MS_NOSUID | MS_NODEV | MS_NOEXEC)
-
-/* Whether RUN has a mount of its own (sbx's tmpfs); -1 when it cannot tell. */
-static int
-run_dir_mounted (const char *run, sbx_error_t **err)
-{
-  struct stat here, parent;
-  cleanup_free char *up = sbx_strdup_printf ("%s/..", run);
-  if (up == NULL || stat (run, &here) < 0 || stat (up, &parent) < 0)
-    return sbx_fail_errno (err, SBX_E_IO, errno, "cannot inspect %s", run);
-  return here.st_dev != parent.st_dev;
-}
-
-static int
-limit_run_dir (const char *run, sbx_error_t **err)
-{
-  if (geteuid () != 0)
-    return 0;
-  int r = run_dir_mounted (run, err);
-  if (r < 0)
-    return r;
-  /* Mounted already (a named sandbox started again): writable again, so
-     that the agent can make its socket. */
-  unsigned long flags = r ? MS_REMOUNT | RUN_TMPFS_FLAGS : RUN_TMPFS_FLAGS;
-  if (mount ("sbx-run", run, "tmpfs", flags, RUN_TMPFS_OPTIONS) < 0)
-    return sbx_fail_errno (err, SBX_E_IO, errno, "cannot mount a small tmpfs on %s", run);
-  return 0;
-}
-
-/* Once the agent has made its socket, the run folder turns read-only, for
- * the sandbox (whose root could otherwise remove or replace the socket) as
- * for everyone: the remount is of the tmpfs itself, which the container's
- * bind mount shares. A socket on a read-only file system still accepts
- * connections. Only root can mount; otherwise the agent repairs its socket
- * itself (listener.c). */
-static void
-seal_run_dir (const sbx_sandbox_t *sb)
-{
-  cleanup_free char *run = sbx_strdup_printf ("%s/run", sb->state_dir);
-  if (run == NULL || geteuid () != 0 || run_dir_mounted (run, NULL) != 1)
-    return;
-  (void) mount ("sbx-run", run, "tmpfs", MS_REMOUNT | MS_RDONLY | RUN_TMPFS_FLAGS,
-                RUN_TMPFS_OPTIONS);
-}
-
-/* Removes a sandbox's host folder, its run tmpfs first. */
-static void
-remove_state_dir (const char *dir)
-{
-  cleanup_free char *run = sbx_strdup_printf ("%s/run", dir);
-  if (run && geteuid () == 0)
-    umount2 (run, MNT_DETACH);
-  remove_tree (dir);
-}
-
-static const char *
-agent_source (void)
-{
-  const char *env = getenv ("SBX_AGENT");
-  if (env && *env)
-    return env;
-  return SBX_AGENT_PATH;
-}
-
-/* Copies IN to DST through a temp file renamed over it, so a container
- * starting at the same moment never runs half a file. */
-static int
-copy_atomic (int in, const char *dst, sbx_error_t **err)
-{
-  cleanup_free char *tmp = sbx_strdup_printf ("%s.XXXXXX", dst);
-  if (tmp == NULL)
-    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
-  cleanup_close int out = mkostemp (tmp, O_CLOEXEC);
-  if (out < 0)
-    return sbx_fail_errno (err, SBX_E_IO, errno, "cannot write %s", tmp);
-  char buf[65536];
-  ssize_t n;
-  while ((n = read (in, buf, sizeof buf)) > 0)
-    for (ssize_t off = 0; off < n;)
-      {
-        ssize_t w = write (out, buf + off, n - off);
-        if (w < 0 && errno != EINTR)
-          {
-            int e = errno;
-            unlink (tmp);
-            return sbx_fail_errno (err, SBX_E_IO, e, "cannot write %s", tmp);
-          }
-        off += w > 0 ? w : 0;
-      }
-  if (n < 0 || fchmod (out, 0755) < 0 || rename (tmp, dst) < 0)
-    {
-      int e = errno;
-      unlink (tmp);
-      return sbx_fail_errno (err, SBX_E_IO, e, "cannot install the agent as %s", dst);
-    }
-  return 0;
-}
-
-/* One copy of each agent build (by size and mtime) serves every sandbox: a
- * host folder gets a hard link to it, so containers share its pages and
- * creating a sandbox copies nothing. */
-static int
-install_agent (const char *dir, sbx_error_t **err)
-{
-  const char *src = agent_source ();
-  struct stat st;
-  cleanup_close int in = open (src, O_RDONLY | O_CLOEXEC);
-  if (in < 0 || fstat (in, &st) < 0)
-    return sbx_fail_errno (err, SBX_E_AGENT, errno, "cannot open the sbx agent binary %s (build "
-                           "it with `make`, or set SBX_AGENT to its path)", src);
-  cleanup_free char *root = sbx_state_root ();
-  cleanup_free char *agents = root ? sbx_strdup_printf ("%s/agents", root) : NULL;
-  cleanup_free char *shared
-      = agents ? sbx_strdup_printf ("%s/sbx-agent-%lld-%lld.%09ld", agents, (long long) st.st_size,
-                                    (long long) st.st_mtim.tv_sec, st.st_mtim.tv_nsec)
-               : NULL;
-  cleanup_free char *dst = sbx_strdup_printf ("%s/agent", dir);
-  if (!shared || !dst)
-    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
-  int r;
-  if (access (shared, X_OK) < 0)
-    {
-      if ((r = sbx_mkdir_p (agents, 0755)) < 0)
-        return sbx_fail_errno (err, SBX_E_IO, -r, "cannot create %s", agents);
-      if ((r = copy_atomic (in, shared, err)) < 0)
-        return r;
-    }
-  unlink (dst);
-  if (link (shared, dst) == 0)
-    return 0;
-  /* Another file system (SBX_STATE_DIR moved): a copy of its own. */
-  if (lseek (in, 0, SEEK_SET) < 0)
-    return sbx_fail_errno (err, SBX_E_IO, errno, "cannot read %s", src);
-  return copy_atomic (in, dst, err);
-}
-
-/* The host folder: DIR/agent (mounted read-only at /.sbx/agent), DIR/run
- * (the socket, mounted at /.sbx/run) and DIR/info (host only). */
-static int
-prepare_state_dir (sbx_sandbox_t *sb, sbx_error_t **err)
-{
-  int r = sbx_mkdir_p (sb->state_dir, 0700);
-  if (r < 0)
-    return sbx_fail_errno (err, SBX_E_IO, -r, "cannot create the sandbox folder %s", sb->state_dir);
-  cleanup_free char *run = sbx_strdup_printf ("%s/run", sb->state_dir);
-  if (run == NULL)
-    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
-  if (mkdir (run, 0755) < 0 && errno != EEXIST)
-    return sbx_fail_errno (err, SBX_E_IO, errno, "cannot create %s", run);
-  if ((r = limit_run_dir (run, err)) < 0)
-    return r;
-  return install_agent (sb->state_dir, err);
-}
-
-/* DIR/info caches what a later process needs to reach the agent without
- * asking the engine: the agent's pid (to check the peer) and the workdir. */
-static void
-write_info (const sbx_sandbox_t *sb)
-{
-  cleanup_free char *tmp = sbx_strdup_printf ("%s/.info.tmp", sb->state_dir);
-  cleanup_free char *dst = sbx_strdup_printf ("%s/info", sb->state_dir);
-  if (!tmp || !dst)
-    return;
-  FILE *f = fopen (tmp, "we");
-  if (f == NULL)
-    return;
-  fprintf (f, "pid=%ld\nauto_remove=%d\nmemory=%lld\nworkdir=%s\nimage=%s\n", (long) sb->agent_pid,
-           sb->auto_remove, (long long) sb->opts.memory, sb->workdir, sb->image);
-  if (fclose (f) == 0)
-    rename (tmp, dst);
-}
-
-static int
-read_info (sbx_sandbox_t *sb)
-{
-  cleanup_free char *path = sbx_strdup_printf ("%s/info", sb->state_dir);
-  FILE *f = path ? fopen (path, "re") : NULL;
-  if (f == NULL)
-    return -1;
-  char line[4200];
-  long pid = 0;
-  int auto_remove = 0;
-  long long memory = 0;
-  while (fgets (line, sizeof line, f))
-    {
-      line[strcspn (line, "\n")] = '\0';
-      if (sscanf (line, "pid=%ld", &pid) == 1 || sscanf (line, "auto_remove=%d", &auto_remove) == 1
-          || sscanf (line, "memory=%lld", &memory) == 1)
-        continue;
-      if (strncmp (line, "workdir=", 8) == 0)
-        free (sb->workdir), sb->workdir = strdup (line + 8);
-      else if (strncmp (line, "image=", 6) == 0)
-        free (sb->image), sb->image = strdup (line + 6);
-    }
-  fclose (f);
-  sb->agent_pid = pid;
-  sb->auto_remove = auto_remove;
-  sb->opts.memory = memory;
-  return pid > 0 && sb->workdir && sb->image ? 0 : -1;
-}
 
 static sbx_sandbox_t *
 sandbox_alloc (void)
@@ -330,6 +63,7 @@ sbx_sandbox_free (sbx_sandbox_t *sb)
   free (sb->image);
   free (sb->workdir);
   free (sb->state_dir);
+  free (sb->notice);
   free (sb);
 }
 
@@ -346,6 +80,7 @@ sbx_sandbox_new (const sbx_options_t *opts, sbx_sandbox_t **out, sbx_error_t **e
       return sbx_fail (err, SBX_E_NOMEM, "out of memory");
     }
   sbx_options_free (defaults);
+  sb->memory = sb->opts.memory;
   sb->auto_remove = sb->opts.auto_remove >= 0 ? sb->opts.auto_remove : sb->opts.name == NULL;
   sb->workdir = strdup (sb->opts.workdir ? sb->opts.workdir : DEFAULT_WORKDIR);
   if (sb->workdir == NULL)
@@ -363,46 +98,75 @@ engine (sbx_sandbox_t *sb, sbx_error_t **err)
   return sb->engine ? 0 : sbx_engine_open (&sb->engine, err);
 }
 
-/* Fills the handle from a container's inspect document. */
-static int
-adopt_container (sbx_sandbox_t *sb, json_t *info, sbx_error_t **err)
+/* Replaces *SLOT with a copy of V; false when out of memory. */
+static bool
+set_str (char **slot, const char *v)
 {
-  json_t *config = json_object_get (info, "Config");
-  json_t *labels = json_object_get (config, "Labels");
-  const char *name = json_string_value (json_object_get (info, "Name"));
-  const char *state_dir = json_string_value (json_object_get (labels, SBX_LABEL_STATE_DIR));
-  const char *workdir = json_string_value (json_object_get (labels, SBX_LABEL_WORKDIR));
-  const char *image = json_string_value (json_object_get (config, "Image"));
-  if (!json_object_get (labels, SBX_LABEL_MANAGED) || !state_dir || !workdir || !name || !image)
-    return sbx_fail (err, SBX_E_EXISTS, "container %s exists but was not made by sbx; choose "
-                     "another name", name ? name + (name[0] == '/') : sb->id);
-  json_t *host = json_object_get (info, "HostConfig");
-  free (sb->id);
-  free (sb->state_dir);
-  free (sb->workdir);
-  free (sb->image);
-  sb->id = strdup (name + (name[0] == '/'));
-  sb->state_dir = strdup (state_dir);
-  sb->workdir = strdup (workdir);
-  sb->image = strdup (image);
-  sb->opts.memory = json_integer_value (json_object_get (host, "Memory"));
-  sb->auto_remove = !json_is_string (json_object_get (labels, SBX_LABEL_NAMED))
-                    || strcmp (json_string_value (json_object_get (labels, SBX_LABEL_NAMED)), "1");
-  sb->agent_pid = json_integer_value (json_object_get (json_object_get (info, "State"), "Pid"));
-  if (!sb->id || !sb->state_dir || !sb->workdir || !sb->image)
+  char *c = strdup (v);
+  if (c == NULL)
+    return false;
+  free (*slot);
+  *slot = c;
+  return true;
+}
+
+/* The record's facts into the handle. */
+static int
+take_record (sbx_sandbox_t *sb, const sbx_record_t *rec, sbx_error_t **err)
+{
+  if (!set_str (&sb->workdir, rec->workdir) || !set_str (&sb->image, rec->image))
     return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+  sb->auto_remove = rec->auto_remove;
+  sb->memory = rec->memory;
+  sb->agent_pid = rec->pid;
   return 0;
 }
 
+/* Fills the handle from a container's inspect document, once its host
+ * record confirms it is one of sbx's sandboxes. *REC (may be NULL) keeps
+ * the record. */
 static int
-refresh_from_engine (sbx_sandbox_t *sb, bool *running, sbx_error_t **err)
+adopt_container (sbx_sandbox_t *sb, json_t *info, sbx_record_t *rec_out, sbx_error_t **err)
+{
+  const char *name = json_string_value (json_object_get (info, "Name"));
+  const char *id = json_string_value (json_object_get (info, "Id"));
+  if (name && name[0] == '/')
+    name++;
+  const char *shown = sbx_valid_name (name) ? name : sb->id;
+  cleanup_free char *dir = NULL;
+  sbx_record_t rec;
+  if (!sbx_valid_name (name) || sbx_hostdir_path (name, &dir, NULL) < 0
+      || sbx_record_read (dir, &rec) < 0)
+    return sbx_fail (err, SBX_E_EXISTS, "container %s exists but is not a sandbox of sbx's (no "
+                     "record of it on this host); choose another name", shown);
+  if (id == NULL || strcmp (rec.id, id) != 0)
+    {
+      sbx_record_clear (&rec);
+      return sbx_fail (err, SBX_E_EXISTS, "container %s exists but is not the sandbox sbx made "
+                       "under that name (another container id); choose another name", shown);
+    }
+  int r = take_record (sb, &rec, err);
+  if (r == 0 && (!set_str (&sb->id, name) || !set_str (&sb->state_dir, dir)))
+    r = sbx_fail (err, SBX_E_NOMEM, "out of memory");
+  if (r == 0)
+    sb->agent_pid
+        = (pid_t) json_integer_value (json_object_get (json_object_get (info, "State"), "Pid"));
+  if (r == 0 && rec_out)
+    *rec_out = rec;
+  else
+    sbx_record_clear (&rec);
+  return r;
+}
+
+static int
+refresh_from_engine (sbx_sandbox_t *sb, bool *running, sbx_record_t *rec, sbx_error_t **err)
 {
   json_t *info = NULL;
   int r = engine (sb, err);
   if (r == 0)
     r = sbx_engine_container_inspect (sb->engine, sb->id, &info, err);
   if (r == 0)
-    r = adopt_container (sb, info, err);
+    r = adopt_container (sb, info, rec, err);
   if (r == 0)
     *running = json_is_true (json_object_get (json_object_get (info, "State"), "Running"));
   json_decref (info);
@@ -418,19 +182,56 @@ string_array (const char *const *v)
   return a;
 }
 
+/* A bind mount; the engine refuses one whose source is missing, where the
+ * older Binds form would create it on the host. */
 static json_t *
-container_config (sbx_sandbox_t *sb)
+bind_mount (const char *source, const char *target, bool read_only)
+{
+  return json_pack ("{s:s, s:s, s:s, s:b}", "Type", "bind", "Source", source, "Target", target,
+                    "ReadOnly", read_only);
+}
+
+/* Whether the engine's storage driver takes a size per container: -1
+ * unknown, 0 no (learnt from a create it refused), 1 yes. One per process,
+ * as is the engine (DOCKER_HOST); a wrong guess costs one refused create. */
+static int storage_quota = -1;
+
+/* The container's config; with QUOTA, the disk limit is the engine's
+ * storage quota, otherwise the agent caps files and /tmp is a tmpfs. */
+static json_t *
+container_config (sbx_sandbox_t *sb, bool quota)
 {
   const sbx_options_t *o = &sb->opts;
-  json_t *binds = json_array ();
-  json_array_append_new (binds, json_sprintf ("%s/agent:" SBX_AGENT_BIN ":ro", sb->state_dir));
-  json_array_append_new (binds, json_sprintf ("%s/run:" SBX_AGENT_RUN_DIR, sb->state_dir));
+  json_t *mounts = json_array ();
+  cleanup_free char *agent = sbx_strdup_printf ("%s/agent", sb->state_dir);
+  cleanup_free char *run = sbx_strdup_printf ("%s/run", sb->state_dir);
+  if (mounts == NULL || agent == NULL || run == NULL)
+    {
+      json_decref (mounts);
+      return NULL;
+    }
+  json_array_append_new (mounts, bind_mount (agent, SBX_AGENT_BIN, true));
+  json_array_append_new (mounts, bind_mount (run, SBX_AGENT_RUN_DIR, false));
   for (char **v = o->volumes; v && *v; v++)
-    json_array_append_new (binds, json_string (*v));
+    {
+      /* "HOST:CONTAINER[:ro]", validated by sbx_options_add_volume. */
+      cleanup_free char *spec = strdup (*v);
+      char *ctr = spec ? strchr (spec, ':') : NULL;
+      if (ctr == NULL)
+        {
+          json_decref (mounts);
+          return NULL;
+        }
+      *ctr++ = '\0';
+      char *mode = strchr (ctr, ':');
+      if (mode)
+        *mode++ = '\0';
+      json_array_append_new (mounts, bind_mount (spec, ctr, mode && strcmp (mode, "ro") == 0));
+    }
 
   json_t *host = json_pack ("{s:o, s:s, s:[s], s:o, s:[s], s:I, s:I, s:I, s:I, s:b, s:o, "
                             "s:{s:s, s:{s:s, s:s}}}",
-                            "Binds", binds, "NetworkMode", o->network ? o->network : "none",
+                            "Mounts", mounts, "NetworkMode", o->network ? o->network : "none",
                             "CapDrop", "ALL", "CapAdd", string_array (kept_caps), "SecurityOpt",
                             "no-new-privileges", "PidsLimit", (json_int_t) o->pids, "Memory",
                             (json_int_t) o->memory, "MemorySwap", (json_int_t) o->memory,
@@ -438,13 +239,74 @@ container_config (sbx_sandbox_t *sb)
                             "ReadonlyPaths", string_array (readonly_paths), "LogConfig", "Type",
                             "json-file", "Config", "max-size", LOG_MAX_SIZE, "max-file",
                             LOG_MAX_FILES);
-  json_t *labels = json_pack ("{s:s, s:s, s:s, s:s, s:s}", SBX_LABEL_MANAGED, "1", SBX_LABEL_VERSION,
-                              SBX_VERSION, SBX_LABEL_STATE_DIR, sb->state_dir, SBX_LABEL_WORKDIR,
-                              sb->workdir, SBX_LABEL_NAMED, o->name ? "1" : "0");
-  return json_pack ("{s:s, s:[s, s, s], s:[], s:s, s:o, s:o, s:o, s:b, s:b}", "Image", sb->image,
-                    "Entrypoint", SBX_AGENT_BIN, "--workdir", sb->workdir, "Cmd", "WorkingDir",
-                    sb->workdir, "Env", string_array ((const char *const *) o->env), "Labels",
-                    labels, "HostConfig", host, "Tty", 0, "OpenStdin", 0);
+  char size[32];
+  snprintf (size, sizeof size, "%lld", (long long) o->disk);
+  json_t *entrypoint = json_pack ("[s, s, s]", SBX_AGENT_BIN, "--workdir", sb->workdir);
+  if (host && quota)
+    json_object_set_new (host, "StorageOpt", json_pack ("{s:s}", "size", size));
+  else if (host && entrypoint)
+    {
+      cleanup_free char *tmp = sbx_strdup_printf (
+          "rw,nosuid,nodev,mode=1777,size=%lld",
+          (long long) (o->disk < o->memory ? o->disk : o->memory));
+      json_object_set_new (host, "Tmpfs", json_pack ("{s:s}", "/tmp", tmp ? tmp : "size=1m"));
+      json_array_append_new (entrypoint, json_string ("--max-file-size"));
+      json_array_append_new (entrypoint, json_string (size));
+    }
+  /* Labels say what a container is for `sbx ps` and the docker CLI; sbx
+   * trusts only its host record. */
+  json_t *labels = json_pack ("{s:s, s:s, s:s}", SBX_LABEL_MANAGED, "1", SBX_LABEL_VERSION,
+                              SBX_VERSION, SBX_LABEL_NAMED, o->name ? "1" : "0");
+  return json_pack ("{s:s, s:o, s:[], s:s, s:o, s:o, s:o, s:b, s:b}", "Image", sb->image,
+                    "Entrypoint", entrypoint, "Cmd", "WorkingDir", sb->workdir, "Env",
+                    string_array ((const char *const *) o->env), "Labels", labels,
+                    "HostConfig", host, "Tty", 0, "OpenStdin", 0);
+}
+
+/* Creates the container; its disk limit is a storage quota where the
+ * engine has them, and capped files otherwise (said in sb->notice). */
+static int
+create_with_disk_limit (sbx_sandbox_t *sb, char **cid, sbx_error_t **err)
+{
+  bool quota = __atomic_load_n (&storage_quota, __ATOMIC_RELAXED) != 0;
+  for (;;)
+    {
+      json_t *config = container_config (sb, quota);
+      if (config == NULL)
+        return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+      sbx_error_t *cerr = NULL;
+      int r = sbx_engine_container_create (sb->engine, sb->id, config, cid, &cerr);
+      json_decref (config);
+      if (r < 0 && quota && strstr (sbx_error_message (cerr), "storage-opt"))
+        {
+          sbx_error_free (cerr);
+          __atomic_store_n (&storage_quota, 0, __ATOMIC_RELAXED);
+          quota = false;
+          continue;
+        }
+      if (r == 0 && quota)
+        __atomic_store_n (&storage_quota, 1, __ATOMIC_RELAXED);
+      if (r == 0 && !quota)
+        {
+          free (sb->notice);
+          char disk[32], tmp[32];
+          sb->notice = sbx_strdup_printf (
+              "the engine's storage driver has no quota for a container's disk (overlay2 "
+              "needs xfs with pquota): instead of a %s disk limit, each file is capped at %s "
+              "and /tmp at %s",
+              sbx_size_text (sb->opts.disk, disk), disk,
+              sbx_size_text (sb->opts.disk < sb->opts.memory ? sb->opts.disk : sb->opts.memory,
+                             tmp));
+        }
+      if (r < 0)
+        {
+          if (err && !*err)
+            *err = cerr;
+          else
+            sbx_error_free (cerr);
+        }
+      return r;
+    }
 }
 
 static char *
@@ -469,56 +331,77 @@ resolve_image (sbx_sandbox_t *sb, sbx_error_t **err)
   return sbx_image_default (&sb->image, &reason, err);
 }
 
-static int
-create_container (sbx_sandbox_t *sb, sbx_error_t **err)
+/* ------------------------------------------------------------ options */
+
+/* What the caller asked for, in a form kept in the record: a named sandbox
+ * used again must be asked for the same. Defaults count as asked. */
+static json_t *
+options_request (const sbx_options_t *o, const char *workdir)
 {
-  int r = resolve_image (sb, err);
-  if (r < 0)
-    return r;
-  free (sb->id);
-  sb->id = sb->opts.name ? strdup (sb->opts.name) : random_name ();
-  free (sb->state_dir);
-  sb->state_dir = sb->id ? state_dir_for (sb->id) : NULL;
-  if (!sb->id || !sb->state_dir)
-    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
-  if ((r = prepare_state_dir (sb, err)) < 0)
-    return r;
-  json_t *config = container_config (sb);
-  if (config == NULL)
-    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
-  cleanup_free char *cid = NULL;
-  sbx_error_t *cerr = NULL;
-  r = sbx_engine_container_create (sb->engine, sb->id, config, &cid, &cerr);
-  if (r == -SBX_E_IMAGE_MISSING)
-    {
-      /* Not present locally: one pull, then one more try. */
-      sbx_error_t *perr = NULL;
-      if (sbx_engine_image_pull (sb->engine, sb->image, NULL, NULL, &perr) == 0)
-        {
-          sbx_error_free (cerr), cerr = NULL;
-          r = sbx_engine_container_create (sb->engine, sb->id, config, &cid, &cerr);
-        }
-      else
-        {
-          sbx_error_free (cerr), cerr = NULL;
-          r = sbx_fail (&cerr, SBX_E_IMAGE_MISSING, "image %s is not present and could not be "
-                        "pulled (%s); pick an image that exists, or build sbx's own base image "
-                        "with `sbx image bootstrap`", sb->image, sbx_error_message (perr));
-          sbx_error_free (perr);
-        }
-    }
-  json_decref (config);
-  if (r < 0)
-    {
-      remove_state_dir (sb->state_dir);
-      if (err && !*err)
-        *err = cerr;
-      else
-        sbx_error_free (cerr);
-      return r;
-    }
-  return 0;
+  return json_pack ("{s:s, s:s, s:s, s:o, s:o, s:s, s:I, s:f, s:I, s:I}", "image",
+                    o->image ? o->image : "", "runtime",
+                    o->runtime ? sbx_runtime_name (o->runtime) : "", "network",
+                    o->network ? o->network : "none", "volumes",
+                    string_array ((const char *const *) o->volumes), "env",
+                    string_array ((const char *const *) o->env), "workdir", workdir, "memory",
+                    (json_int_t) o->memory, "cpus", o->cpus, "pids", (json_int_t) o->pids,
+                    "disk", (json_int_t) o->disk);
 }
+
+/* One option as a user reads it. */
+static char *
+option_text (const char *key, json_t *v)
+{
+  if (json_is_integer (v) && (strcmp (key, "memory") == 0 || strcmp (key, "disk") == 0))
+    {
+      char size[32];
+      return strdup (sbx_size_text (json_integer_value (v), size));
+    }
+  if (json_is_integer (v))
+    return sbx_strdup_printf ("%lld", (long long) json_integer_value (v));
+  if (json_is_real (v))
+    return sbx_strdup_printf ("%g", json_real_value (v));
+  if (json_is_string (v))
+    return sbx_strdup_printf ("%s", *json_string_value (v) ? json_string_value (v) : "(default)");
+  if (json_is_array (v) && json_array_size (v) == 0)
+    return strdup ("(none)");
+  char *t = json_dumps (v, JSON_COMPACT);
+  return t ? t : strdup ("?");
+}
+
+/* "network bridge (asked: none), memory 512 MiB (asked: 1024 MiB)", or NULL
+ * when HAD and WANT agree. */
+static char *
+differences (json_t *had, json_t *want)
+{
+  char *text = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream (&text, &len);
+  if (f == NULL)
+    return strdup ("(out of memory)");
+  bool any = false;
+  const char *key;
+  json_t *w;
+  json_object_foreach (want, key, w)
+    {
+      json_t *h = json_object_get (had, key);
+      if (h && json_equal (h, w))
+        continue;
+      cleanup_free char *ht = h ? option_text (key, h) : strdup ("(unknown)");
+      cleanup_free char *wt = option_text (key, w);
+      fprintf (f, "%s%s %s (asked: %s)", any ? ", " : "", key, ht ? ht : "?", wt ? wt : "?");
+      any = true;
+    }
+  fclose (f);
+  if (!any)
+    {
+      free (text);
+      return NULL;
+    }
+  return text;
+}
+
+/* ------------------------------------------------------------ create, start */
 
 static int
 wait_for_agent (sbx_sandbox_t *sb, double timeout, sbx_error_t **err)
@@ -534,7 +417,7 @@ wait_for_agent (sbx_sandbox_t *sb, double timeout, sbx_error_t **err)
       if (r == -EPERM || sbx_now () > next_check)
         {
           /* The container may have restarted (new pid) or died. */
-          if ((r = refresh_from_engine (sb, &running, err)) < 0)
+          if ((r = refresh_from_engine (sb, &running, NULL, err)) < 0)
             return r;
           next_check = sbx_now () + 0.25;
           if (!running)
@@ -558,20 +441,187 @@ wait_for_agent (sbx_sandbox_t *sb, double timeout, sbx_error_t **err)
     }
 }
 
+/* Starts the (created) container and connects to its agent; its record
+ * then holds the agent's pid. */
 static int
-start_container (sbx_sandbox_t *sb, sbx_error_t **err)
+start_container (sbx_sandbox_t *sb, sbx_record_t *rec, sbx_error_t **err)
 {
   bool running;
-  int r = sbx_engine_container_start (sb->engine, sb->id, err);
+  int r = sbx_hostdir_prepare (sb->state_dir, err);
   if (r == 0)
-    r = refresh_from_engine (sb, &running, err);
+    r = sbx_engine_container_start (sb->engine, sb->id, err);
+  if (r == 0)
+    r = refresh_from_engine (sb, &running, NULL, err);
   if (r == 0)
     r = wait_for_agent (sb, AGENT_START_TIMEOUT, err);
   if (r == 0)
     {
-      seal_run_dir (sb);
-      write_info (sb);
+      sbx_hostdir_seal (sb->state_dir);
+      rec->pid = sb->agent_pid;
+      if (sbx_record_write (sb->state_dir, rec, NULL) < 0)
+        rec->pid = 0; /* only the fast path of sbx_sandbox_open is lost */
     }
+  return r;
+}
+
+/* Removes what a failed create made: the container and the host folder. */
+static void
+undo_create (sbx_sandbox_t *sb, bool container)
+{
+  sbx_agent_disconnect (sb);
+  if (container)
+    sbx_engine_container_remove (sb->engine, sb->id, NULL);
+  sbx_hostdir_remove (sb->state_dir);
+}
+
+/* Each volume's host path exists (the engine checks too, with a vaguer
+ * message): a missing one is never made. */
+static int
+check_volumes (const sbx_options_t *o, sbx_error_t **err)
+{
+  for (char **v = o->volumes; v && *v; v++)
+    {
+      cleanup_free char *host = strndup (*v, strcspn (*v, ":"));
+      struct stat st;
+      if (host == NULL)
+        return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+      if (stat (host, &st) < 0)
+        return sbx_fail_errno (err, errno == ENOENT ? SBX_E_NOT_FOUND : SBX_E_IO, errno,
+                               "volume %s: its host path %s cannot be used (sbx creates nothing "
+                               "on the host; make it first)", *v, host);
+    }
+  return 0;
+}
+
+/* Creates and starts a sandbox named NAME; everything it made goes again
+ * when it fails. */
+static int
+create_and_start (sbx_sandbox_t *sb, const char *name, sbx_error_t **err)
+{
+  int r = check_volumes (&sb->opts, err);
+  sb->memory = sb->opts.memory;
+  if (r == 0)
+    r = resolve_image (sb, err);
+  if (r < 0)
+    return r;
+  free (sb->state_dir);
+  sb->state_dir = NULL;
+  if (!set_str (&sb->id, name))
+    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+  if ((r = sbx_hostdir_path (name, &sb->state_dir, err)) < 0
+      || (r = sbx_hostdir_prepare (sb->state_dir, err)) < 0)
+    {
+      if (sb->state_dir)
+        sbx_hostdir_remove (sb->state_dir);
+      return r;
+    }
+  cleanup_free char *cid = NULL;
+  sbx_error_t *cerr = NULL;
+  r = create_with_disk_limit (sb, &cid, &cerr);
+  if (r == -SBX_E_IMAGE_MISSING)
+    {
+      /* Not present locally: one pull, then one more try. */
+      sbx_error_t *perr = NULL;
+      sbx_error_free (cerr), cerr = NULL;
+      if (sbx_engine_image_pull (sb->engine, sb->image, NULL, NULL, &perr) == 0)
+        r = create_with_disk_limit (sb, &cid, &cerr);
+      else
+        r = sbx_fail (&cerr, SBX_E_IMAGE_MISSING, "image %s is not present and could not be "
+                      "pulled (%s); pick an image that exists, or build sbx's own base image "
+                      "with `sbx image bootstrap`", sb->image, sbx_error_message (perr));
+      sbx_error_free (perr);
+    }
+  if (r < 0)
+    {
+      undo_create (sb, false);
+      if (err && !*err)
+        *err = cerr;
+      else
+        sbx_error_free (cerr);
+      return r;
+    }
+  /* Its own copies: starting refreshes the handle's. */
+  sbx_record_t rec = { .id = steal_pointer (&cid), .workdir = strdup (sb->workdir),
+                       .image = strdup (sb->image), .auto_remove = sb->auto_remove,
+                       .memory = sb->memory,
+                       .options = options_request (&sb->opts, sb->workdir) };
+  r = rec.options && rec.workdir && rec.image ? sbx_record_write (sb->state_dir, &rec, err)
+                                              : sbx_fail (err, SBX_E_NOMEM, "out of memory");
+  if (r == 0)
+    r = start_container (sb, &rec, err);
+  sbx_record_clear (&rec);
+  if (r < 0)
+    undo_create (sb, true);
+  return r;
+}
+
+/* A named sandbox: made once, whatever other processes ask for the same
+ * name at the same time (they take turns on a lock, and find it made);
+ * used again only with the options it was made with, unless the caller
+ * asked to replace it. */
+static int
+ensure_named (sbx_sandbox_t *sb, sbx_error_t **err)
+{
+  const char *name = sb->opts.name;
+  sbx_lock_t lock;
+  int r = sbx_lock_take ("locks", name, NAME_LOCK_WAIT, NULL, NULL, &lock, err);
+  if (r < 0)
+    return r;
+  if (!set_str (&sb->id, name))
+    {
+      sbx_lock_release (&lock);
+      return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+    }
+  bool running = false;
+  sbx_record_t rec = { 0 };
+  sbx_error_t *ierr = NULL;
+  r = refresh_from_engine (sb, &running, &rec, &ierr);
+  if (r == -SBX_E_GONE)
+    {
+      sbx_error_free (ierr);
+      r = create_and_start (sb, name, err);
+      sbx_lock_release (&lock);
+      return r;
+    }
+  if (r < 0)
+    {
+      if (err && !*err)
+        *err = ierr;
+      else
+        sbx_error_free (ierr);
+      sbx_lock_release (&lock);
+      return r;
+    }
+  json_t *want = options_request (&sb->opts, sb->opts.workdir ? sb->opts.workdir : DEFAULT_WORKDIR);
+  cleanup_free char *diff = want ? differences (rec.options, want) : strdup ("(out of memory)");
+  json_decref (want);
+  if (diff && sb->opts.replace)
+    {
+      /* The old one goes, its files with it: the caller asked for that. */
+      sbx_agent_disconnect (sb);
+      r = sbx_engine_container_remove (sb->engine, sb->id, err);
+      if (r == 0)
+        {
+          sbx_hostdir_remove (sb->state_dir);
+          free (sb->image), sb->image = NULL;
+          free (sb->workdir);
+          sb->workdir = strdup (sb->opts.workdir ? sb->opts.workdir : DEFAULT_WORKDIR);
+          sb->auto_remove = sb->opts.auto_remove >= 0 ? sb->opts.auto_remove : false;
+          r = sb->workdir ? create_and_start (sb, name, err)
+                          : sbx_fail (err, SBX_E_NOMEM, "out of memory");
+        }
+    }
+  else if (diff)
+    r = sbx_fail (err, SBX_E_EXISTS, "sandbox %s exists with other options: %s; use it as it "
+                  "is (the same options), replace it (--replace, sbx_options_set_replace), or "
+                  "remove it first (`sbx rm %s`)", name, diff, name);
+  else if (running)
+    r = wait_for_agent (sb, AGENT_RECONNECT_TIMEOUT, err);
+  else
+    /* A stopped sandbox: it keeps its container and files whatever happens. */
+    r = start_container (sb, &rec, err);
+  sbx_record_clear (&rec);
+  sbx_lock_release (&lock);
   return r;
 }
 
@@ -583,62 +633,53 @@ sbx_sandbox_ensure (sbx_sandbox_t *sb, sbx_error_t **err)
   int r = engine (sb, err);
   if (r < 0)
     return r;
+  if (sb->id == NULL && sb->opts.name)
+    return ensure_named (sb, err);
+  if (sb->id == NULL)
+    {
+      cleanup_free char *name = random_name ();
+      return name ? create_and_start (sb, name, err)
+                  : sbx_fail (err, SBX_E_IO, "cannot make a random sandbox name");
+    }
+  /* A sandbox this handle knows: running, or stopped since. */
   bool running = false;
-  if (sb->id || sb->opts.name)
-    {
-      if (sb->id == NULL && (sb->id = strdup (sb->opts.name)) == NULL)
-        return sbx_fail (err, SBX_E_NOMEM, "out of memory");
-      sbx_error_t *ierr = NULL;
-      r = refresh_from_engine (sb, &running, &ierr);
-      if (r == -SBX_E_GONE && sb->opts.name && sb->state_dir == NULL)
-        sbx_error_free (ierr), r = 1; /* a new named sandbox */
-      else if (r < 0)
-        {
-          if (err && !*err)
-            *err = ierr;
-          else
-            sbx_error_free (ierr);
-          return r;
-        }
-    }
-  if (sb->id == NULL || r == 1)
-    {
-      if ((r = create_container (sb, err)) < 0)
-        return r;
-    }
-  else if (running)
-    {
-      r = wait_for_agent (sb, AGENT_RECONNECT_TIMEOUT, err);
-      if (r == 0)
-        write_info (sb);
-      return r;
-    }
-  else if ((r = prepare_state_dir (sb, err)) < 0)
-    return r; /* a stopped sandbox: its host folder may be gone */
-  return start_container (sb, err);
+  sbx_record_t rec = { 0 };
+  if ((r = refresh_from_engine (sb, &running, &rec, err)) == 0)
+    r = running ? wait_for_agent (sb, AGENT_RECONNECT_TIMEOUT, err)
+                : start_container (sb, &rec, err);
+  sbx_record_clear (&rec);
+  return r;
 }
 
 SBX_EXPORT int
 sbx_sandbox_open (const char *id, sbx_sandbox_t **out, sbx_error_t **err)
 {
-  if (id == NULL || !*id || strchr (id, '/') || strlen (id) > 128)
+  /* A name, or the engine's id (hex) of the container. */
+  size_t n = id ? strlen (id) : 0;
+  if (id == NULL || (!sbx_valid_name (id) && !(n <= 64 && strspn (id, "0123456789abcdef") == n)))
     return sbx_fail (err, SBX_E_INVALID, "invalid sandbox id '%s'", id ? id : "");
   sbx_sandbox_t *sb = sandbox_alloc ();
-  if (sb == NULL || (sb->id = strdup (id)) == NULL || (sb->state_dir = state_dir_for (id)) == NULL)
+  if (sb == NULL || (sb->id = strdup (id)) == NULL)
     {
       sbx_sandbox_free (sb);
       return sbx_fail (err, SBX_E_NOMEM, "out of memory");
     }
-  /* Fast path: the host folder says how to reach and check the agent, so
+  /* Fast path: the host record says how to reach and check the agent, so
    * a running sandbox costs no engine round trip. */
-  if (read_info (sb) == 0 && sbx_agent_try_connect (sb, NULL) == 0)
+  sbx_record_t rec;
+  if (sbx_hostdir_path (id, &sb->state_dir, NULL) == 0 && sbx_record_read (sb->state_dir, &rec) == 0)
     {
-      *out = sb;
-      return 0;
+      int r = rec.pid > 0 ? take_record (sb, &rec, NULL) : -1;
+      sbx_record_clear (&rec);
+      if (r == 0 && sbx_agent_try_connect (sb, NULL) == 0)
+        {
+          *out = sb;
+          return 0;
+        }
     }
   bool running;
   sbx_error_t *ierr = NULL;
-  int r = refresh_from_engine (sb, &running, &ierr);
+  int r = refresh_from_engine (sb, &running, NULL, &ierr);
   if (r < 0)
     {
       /* Say it in the words of someone asking for a sandbox by id. */
@@ -682,8 +723,9 @@ sbx_sandbox_remove (sbx_sandbox_t *sb, sbx_error_t **err)
   int r = engine (sb, err);
   if (r == 0)
     r = sbx_engine_container_remove (sb->engine, sb->id, err);
+  /* The folder is the one its (validated) name gives, never a label's. */
   if (r == 0 && sb->state_dir)
-    remove_state_dir (sb->state_dir);
+    sbx_hostdir_remove (sb->state_dir);
   return r;
 }
 
@@ -714,6 +756,12 @@ SBX_EXPORT const char *
 sbx_sandbox_id (const sbx_sandbox_t *sb)
 {
   return sb->id;
+}
+
+SBX_EXPORT const char *
+sbx_sandbox_notice (const sbx_sandbox_t *sb)
+{
+  return sb->notice;
 }
 
 SBX_EXPORT const char *
@@ -796,26 +844,47 @@ sbx_sandbox_list (sbx_sandbox_info_t **items, size_t *count, sbx_error_t **err)
       json_decref (list);
       return sbx_fail (err, SBX_E_NOMEM, "out of memory");
     }
+  size_t k = 0;
   for (size_t i = 0; i < n; i++)
     {
       json_t *c = json_array_get (list, i);
       const char *name = json_string_value (json_array_get (json_object_get (c, "Names"), 0));
-      const char *named = json_string_value (
-          json_object_get (json_object_get (c, "Labels"), SBX_LABEL_NAMED));
+      if (name && name[0] == '/')
+        name++;
+      /* Only those whose host record names this container: labels come
+         from images too. */
+      cleanup_free char *dir = NULL;
+      sbx_record_t rec;
+      if (!sbx_valid_name (name) || sbx_hostdir_path (name, &dir, NULL) < 0
+          || sbx_record_read (dir, &rec) < 0)
+        continue;
+      const char *cid = json_string_value (json_object_get (c, "Id"));
+      bool ours = cid && strcmp (rec.id, cid) == 0;
+      bool named = !rec.auto_remove;
+      sbx_record_clear (&rec);
+      if (!ours)
+        continue;
       time_t created = (time_t) json_integer_value (json_object_get (c, "Created"));
       struct tm tm;
       char when[32] = "";
       if (gmtime_r (&created, &tm))
         strftime (when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-      v[i].id = strdup (name ? name + (name[0] == '/') : "");
-      v[i].image = strdup (json_string_value (json_object_get (c, "Image")) ?: "");
-      v[i].status = strdup (json_string_value (json_object_get (c, "State")) ?: "");
-      v[i].created = strdup (when);
-      v[i].named = named && strcmp (named, "1") == 0;
+      v[k].id = strdup (name);
+      v[k].image = strdup (json_string_value (json_object_get (c, "Image")) ?: "");
+      v[k].status = strdup (json_string_value (json_object_get (c, "State")) ?: "");
+      v[k].created = strdup (when);
+      v[k].named = named;
+      if (!v[k].id || !v[k].image || !v[k].status || !v[k].created)
+        {
+          sbx_sandbox_info_list_free (v, k + 1);
+          json_decref (list);
+          return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+        }
+      k++;
     }
   json_decref (list);
   *items = v;
-  *count = n;
+  *count = k;
   return 0;
 }
 

@@ -8,10 +8,9 @@
 
 #include <sys/types.h>
 
-/* Labels on every container sbx makes. */
+/* Labels on every container sbx makes; what they say is never trusted
+ * (images carry labels too): the host record is. */
 #define SBX_LABEL_MANAGED "io.sbx.managed"
-#define SBX_LABEL_STATE_DIR "io.sbx.state-dir"
-#define SBX_LABEL_WORKDIR "io.sbx.workdir"
 #define SBX_LABEL_NAMED "io.sbx.named"
 #define SBX_LABEL_VERSION "io.sbx.version"
 
@@ -26,8 +25,10 @@ struct sbx_options
   char **env;      /* NULL-terminated "K=V" */
   int64_t memory;
   int64_t pids;
+  int64_t disk;
   double cpus;
   int auto_remove; /* -1: derived from whether a name was given */
+  bool replace;    /* a named sandbox with other options is replaced */
   sbx_runtime_t *runtime; /* its image is resolved at start (runtime_build.c) */
 };
 
@@ -42,9 +43,17 @@ struct sbx_sandbox
   bool auto_remove;
   pid_t agent_pid;           /* the container's PID 1 as the host sees it */
   double file_timeout;       /* seconds; see sbx_sandbox_set_file_timeout */
+  int64_t memory;            /* the container's memory limit, for messages */
+  char *notice;              /* see sbx_sandbox_notice */
   int fd;                    /* connection to the agent, -1 when closed */
   sbx_reader_t reader;
   sbx_buf_t out;
+  /* A new connection's HELLO goes out with the first request, and its
+   * answer is checked before that request's: HELLO_LEN bytes at the head
+   * of OUT are the HELLO not yet sent; HELLO_PENDING, its answer not yet
+   * read. */
+  size_t hello_len;
+  bool hello_pending;
 };
 
 /* Frees what an options struct owns (also for copies embedded in a sandbox). */
@@ -54,11 +63,31 @@ int sbx_options_copy (sbx_options_t *dst, const sbx_options_t *src);
 /* "KEY=VALUE" with the seed's key rule and no newline in the value. */
 int sbx_validate_env (const char *kv, sbx_error_t **err);
 
-/* Directory that holds sbx's per-sandbox host folders and caches:
- * $SBX_STATE_DIR, else /var/lib/sbx for root, else $XDG_STATE_HOME/sbx. */
-char *sbx_state_root (void);
-/* mkdir -p; 0 or -errno. */
-int sbx_mkdir_p (const char *path, mode_t mode);
+/* ------------------------------------------------------------ hostdir.c */
+
+/* What the host keeps of a sandbox it made, in its folder (record.json). */
+typedef struct sbx_record {
+  char *id;          /* the container's full id */
+  char *workdir;
+  char *image;
+  bool auto_remove;
+  int64_t memory;
+  pid_t pid;         /* the agent, as the host sees it, once started */
+  json_t *options;   /* what the sandbox was asked for */
+} sbx_record_t;
+
+/* The host folder of sandbox NAME (checked: it becomes a path). */
+int sbx_hostdir_path (const char *name, char **dir, sbx_error_t **err);
+/* Makes the folder: the agent binary, the run tmpfs (writable again). */
+int sbx_hostdir_prepare (const char *dir, sbx_error_t **err);
+/* Turns the run folder read-only once the agent listens (as root). */
+void sbx_hostdir_seal (const char *dir);
+/* Removes the folder, its run tmpfs first. */
+void sbx_hostdir_remove (const char *dir);
+int sbx_record_write (const char *dir, const sbx_record_t *rec, sbx_error_t **err);
+/* 0, or -1 when there is no valid record. */
+int sbx_record_read (const char *dir, sbx_record_t *rec);
+void sbx_record_clear (sbx_record_t *rec);
 
 /* Starts the sandbox if needed and makes sure a verified agent connection is
  * open. Every operation calls this first. */
@@ -74,6 +103,13 @@ char *sbx_sandbox_path (const sbx_sandbox_t *sb, const char *path, sbx_error_t *
 int sbx_agent_try_connect (sbx_sandbox_t *sb, sbx_error_t **err);
 /* Writes and clears sb->out. */
 int sbx_agent_flush (sbx_sandbox_t *sb, sbx_error_t **err);
+/* Drops the request being framed in sb->out (not a pending HELLO). */
+void sbx_agent_drop_request (sbx_sandbox_t *sb);
+/* sb->out went out in full (for callers that send it themselves). */
+void sbx_agent_sent (sbx_sandbox_t *sb);
+/* Next message already read from the agent: 1 with MSG, 0 none yet, or
+ * negative after an invalid frame or a failed HELLO (connection dropped). */
+int sbx_agent_next (sbx_sandbox_t *sb, sbx_msg_t *msg, sbx_error_t **err);
 /* The agent says ALIVE every SBX_PROTO_ALIVE_MS while it works on a request:
  * silence this long means it stopped answering. */
 #define SBX_AGENT_IDLE 10.0

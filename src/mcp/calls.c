@@ -9,8 +9,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define LS_SHOWN 1000
 #define GLOB_SHOWN 100
+/* Entries asked for when the permissions may leave some out. */
+#define GLOB_ASKED 1000
 #define GREP_SHOWN 50
+/* Matches asked for: enough to count files and lines beyond those shown. */
+#define GREP_ASKED 1000
+/* What a listing or a search may cost the server, whatever the sandbox holds. */
+#define RESULT_BYTES (1u << 20)
 #define GREP_LINE_CHARS 100
 #define BG_SHOWN SBX_DEFAULT_MAX_OUTPUT
 #define DEFAULT_TIMEOUT 120
@@ -59,6 +66,22 @@ sandbox (struct mcp_ctx *ctx, sbx_sandbox_t **sb)
 
 /* ------------------------------------------------------------------ files */
 
+static void
+free_files (char **v)
+{
+  for (char **p = v; p && *p; p++)
+    free (*p);
+  free (v);
+}
+
+static char *
+steal_str (char **p)
+{
+  char *s = *p;
+  *p = NULL;
+  return s;
+}
+
 json_t *
 mcp_run_ls (struct mcp_ctx *ctx, json_t *args)
 {
@@ -70,7 +93,8 @@ mcp_run_ls (struct mcp_ctx *ctx, json_t *args)
   sbx_file_list_t list = { 0 };
   sbx_error_t *err = NULL;
   struct mcp_out o;
-  if (sbx_ls (sb, t.real, &list, &err) < 0)
+  sbx_list_opts_t lo = { .max_entries = LS_SHOWN, .max_bytes = RESULT_BYTES };
+  if (sbx_ls (sb, t.real, &lo, &list, &err) < 0)
     e = mcp_failure (err);
   else if (!mcp_out_open (&o))
     e = NULL;
@@ -92,7 +116,7 @@ mcp_run_ls (struct mcp_ctx *ctx, json_t *args)
       if (shown == 0 && hidden == 0)
         fputs ("  (empty)\n", o.f);
       if (list.truncated)
-        fputs ("  ... (more entries exist than can be listed)\n", o.f);
+        fprintf (o.f, "  ... and %zu more entries\n", list.total - list.count);
       if (hidden)
         fprintf (o.f, "  (%zu entr%s left out by the permissions)\n", hidden,
                  hidden == 1 ? "y" : "ies");
@@ -228,7 +252,12 @@ mcp_run_glob (struct mcp_ctx *ctx, json_t *args)
   sbx_file_list_t list = { 0 };
   sbx_error_t *err = NULL;
   struct mcp_out o;
-  if (sbx_glob (sb, pattern, t.real, &list, &err) < 0)
+  /* Only what is shown is asked for, or a margin for what the permissions
+     leave out. */
+  bool filtered = mcp_perms_may_deny (ctx->perms, MCP_OP_GLOB);
+  sbx_list_opts_t lo = { .max_entries = filtered ? GLOB_ASKED : GLOB_SHOWN,
+                         .max_bytes = RESULT_BYTES };
+  if (sbx_glob (sb, pattern, t.real, &lo, &list, &err) < 0)
     e = mcp_failure (err);
   else if (!mcp_out_open (&o))
     e = NULL;
@@ -245,17 +274,17 @@ mcp_run_glob (struct mcp_ctx *ctx, json_t *args)
             free (list.items[i].name);
             free (list.items[i].path);
           }
+      /* Matches beyond those returned are counted, not checked. */
+      size_t beyond = list.total - list.count;
       list.count = found;
-      if (found == 0)
+      if (found + beyond == 0)
         fprintf (o.f, "No files found matching %s in %s\n", pattern, t.path);
       else
-        fprintf (o.f, "Found %zu file(s) matching %s:\n", found, pattern);
+        fprintf (o.f, "Found %zu file(s) matching %s:\n", found + beyond, pattern);
       for (size_t i = 0; i < found && i < GLOB_SHOWN; i++)
         fprintf (o.f, "%s\n", list.items[i].path);
-      if (found > GLOB_SHOWN)
-        fprintf (o.f, "... and %zu more\n", found - GLOB_SHOWN);
-      if (list.truncated)
-        fputs ("(the search stopped early: too many files; use a narrower pattern or path)\n", o.f);
+      if (found + beyond > GLOB_SHOWN)
+        fprintf (o.f, "... and %zu more\n", found + beyond - (found < GLOB_SHOWN ? found : GLOB_SHOWN));
       if (hidden)
         fprintf (o.f, "(%zu file(s) left out by the permissions)\n", hidden);
       e = mcp_out_result (&o, false);
@@ -265,65 +294,52 @@ mcp_run_glob (struct mcp_ctx *ctx, json_t *args)
   return e;
 }
 
-/* Drops the matches in files that grep may not read, by the paths reported
- * and by where their symlinks lead; *HIDDEN counts the files dropped. */
+/* The files grep may search, when the permissions may leave some out:
+ * listed first (nothing read), checked by name and by where their symbolic
+ * links lead, so that no file a rule denies is ever searched and nothing
+ * the model sees depends on its content. *FILES (NULL-terminated, freed
+ * with free_files) is what may be searched; *HIDDEN counts what may not. */
 static json_t *
-filter_grep (struct mcp_ctx *ctx, sbx_sandbox_t *sb, sbx_grep_result_t *res, size_t *hidden)
+grep_allowed (struct mcp_ctx *ctx, sbx_sandbox_t *sb, const sbx_grep_opts_t *go, char ***files,
+              size_t *hidden)
 {
   const char *wd = sbx_sandbox_workdir (sb);
+  sbx_file_list_t list = { 0 };
+  sbx_error_t *err = NULL;
+  sbx_grep_opts_t lo = *go;
+  lo.max_matches = SBX_DEFAULT_MAX_ENTRIES;
+  lo.max_bytes = SBX_DEFAULT_MAX_LIST_BYTES;
   *hidden = 0;
-  if (!mcp_perms_may_deny (ctx->perms, MCP_OP_GREP) || res->count == 0)
-    return NULL;
-  /* Matches come sorted by path: FILE_OF[i] is match i's file, FILES the
-   * files (pointing into the matches), OK whether each may be read. */
-  size_t n = res->count, nfiles = 0, ntodo = 0;
-  size_t *file_of = calloc (n, sizeof *file_of);
-  const char **files = calloc (n, sizeof *files), **todo = calloc (n, sizeof *todo);
-  bool *ok = calloc (n, sizeof *ok);
-  char **reals = NULL;
-  json_t *e = file_of && files && todo && ok ? NULL : mcp_errorf ("Error: out of memory");
-  for (size_t i = 0; e == NULL && i < n; i++)
-    {
-      if (nfiles == 0 || strcmp (files[nfiles - 1], res->items[i].path) != 0)
-        {
-          ok[nfiles] = mcp_allowed (ctx, MCP_OP_GREP, res->items[i].path, wd);
-          files[nfiles++] = res->items[i].path;
-        }
-      file_of[i] = nfiles - 1;
-    }
-  /* The files that pass by name are resolved in one go, and checked again. */
-  for (size_t f = 0; e == NULL && f < nfiles; f++)
-    if (ok[f])
-      todo[ntodo++] = files[f];
+  if (sbx_grep_files (sb, &lo, &list, &err) < 0)
+    return mcp_failure (err);
+  const char **todo = calloc (list.count + 1, sizeof *todo);
+  char **reals = NULL, **v = calloc (list.count + 1, sizeof *v);
+  size_t ntodo = 0, n = 0;
+  json_t *e = todo && v ? NULL : mcp_errorf ("Error: out of memory");
+  for (size_t i = 0; e == NULL && i < list.count; i++)
+    if (mcp_allowed (ctx, MCP_OP_GREP, list.items[i].path, wd))
+      todo[ntodo++] = list.items[i].path;
+    else
+      (*hidden)++;
   if (e == NULL && ntodo > 0)
     e = mcp_resolve_many (sb, todo, ntodo, &reals);
-  for (size_t f = 0, k = 0; e == NULL && f < nfiles; f++)
-    if (ok[f])
-      {
-        ok[f] = mcp_allowed (ctx, MCP_OP_GREP, reals[k], wd);
-        free (reals[k++]);
-      }
-  if (e == NULL)
-    {
-      size_t kept = 0;
-      for (size_t i = 0; i < n; i++)
-        if (ok[file_of[i]])
-          res->items[kept++] = res->items[i];
-        else
-          {
-            free (res->items[i].path);
-            free (res->items[i].line);
-          }
-      res->count = kept;
-      for (size_t f = 0; f < nfiles; f++)
-        *hidden += !ok[f];
-    }
+  for (size_t i = 0; e == NULL && i < ntodo; i++)
+    if (mcp_allowed (ctx, MCP_OP_GREP, reals[i], wd))
+      v[n++] = steal_str (&reals[i]);
+    else
+      (*hidden)++;
+  for (size_t i = 0; reals && i < ntodo; i++)
+    free (reals[i]);
   free (reals);
-  free (file_of);
-  free (files);
   free (todo);
-  free (ok);
-  return e;
+  sbx_file_list_free (&list);
+  if (e)
+    {
+      free_files (v);
+      return e;
+    }
+  *files = v;
+  return NULL;
 }
 
 /* Writes LINE cut at GREP_LINE_CHARS characters (not bytes). */
@@ -353,16 +369,21 @@ mcp_run_grep (struct mcp_ctx *ctx, json_t *args)
   json_t *e = sandbox (ctx, &sb);
   if (e || (e = mcp_target (ctx, sb, MCP_OP_GREP, arg_str (args, "path", "."), false, &t)))
     return e;
-  sbx_grep_opts_t go = { .path = t.real, .glob = arg_str (args, "glob_pattern", NULL) };
+  sbx_grep_opts_t go = { .path = t.real, .glob = arg_str (args, "glob_pattern", NULL),
+                         .max_matches = GREP_ASKED, .max_bytes = RESULT_BYTES };
   sbx_grep_result_t res = { 0 };
   sbx_error_t *err = NULL;
   size_t hidden = 0;
+  char **allowed = NULL;
   struct mcp_out o;
-  if (sbx_grep (sb, pattern, &go, &res, &err) < 0)
-    e = mcp_failure (err);
-  else if ((e = filter_grep (ctx, sb, &res, &hidden)) != NULL)
+  if (mcp_perms_may_deny (ctx->perms, MCP_OP_GREP)
+      && (e = grep_allowed (ctx, sb, &go, &allowed, &hidden)) != NULL)
     ;
-  else if (mcp_out_open (&o))
+  else if (allowed && allowed[0] == NULL)
+    ; /* nothing to search: no match */
+  else if ((go.files = (const char *const *) allowed, sbx_grep (sb, pattern, &go, &res, &err) < 0))
+    e = mcp_failure (err);
+  if (e == NULL && mcp_out_open (&o))
     {
       size_t files = 0;
       for (size_t i = 0; i < res.count; i++)
@@ -407,12 +428,13 @@ mcp_run_grep (struct mcp_ctx *ctx, json_t *args)
             fprintf (o.f, "... and %zu more\n", files - GREP_SHOWN);
         }
       if (res.truncated)
-        fputs ("(the search stopped after 10000 matches; narrow it with path or glob_pattern)\n",
-               o.f);
+        fprintf (o.f, "(the search stopped after %zu matches; narrow it with path or "
+                 "glob_pattern)\n", res.count);
       if (hidden)
-        fprintf (o.f, "(%zu file(s) with matches left out by the permissions)\n", hidden);
+        fprintf (o.f, "(%zu file(s) the permissions keep out were not searched)\n", hidden);
       e = mcp_out_result (&o, false);
     }
+  free_files (allowed);
   sbx_grep_result_free (&res);
   mcp_target_clear (&t);
   return e;

@@ -120,6 +120,7 @@ struct mcp_rule
   char *description; /* may be NULL */
   struct sbx_glob *glob;
   bool relative; /* matched against the path below the work dir */
+  bool icase;    /* matched without regard to ASCII case (the secret patterns) */
   enum mcp_action action;
 };
 

@@ -10,6 +10,8 @@
  * sandbox's work dir. */
 #include "mcp.h"
 
+#include <ctype.h>
+
 #include "glob.h"
 
 #include <stdarg.h>
@@ -87,7 +89,7 @@ perms_new (const char *origin, enum mcp_action fallback)
 
 static int
 add_rule (struct mcp_perms *p, enum mcp_op op, const char *pattern, enum mcp_action action,
-          const char *description, char **error)
+          const char *description, bool icase, char **error)
 {
   struct mcp_op_perms *o = &p->ops[op];
   const char *why = NULL;
@@ -116,18 +118,20 @@ add_rule (struct mcp_perms *p, enum mcp_op op, const char *pattern, enum mcp_act
     .description = desc,
     .glob = g,
     .relative = pattern[0] != '/' && strncmp (pattern, "**", 2) != 0,
+    .icase = icase,
     .action = action,
   };
   return 0;
 }
 
-/* The seed's secret patterns, denied, for every operation with paths. */
+/* The seed's secret patterns, denied, for every operation with paths, and
+ * whatever the case of the name (.ENV, Credentials.json). */
 static int
 deny_secrets (struct mcp_perms *p, char **error)
 {
   for (int op = 0; op < MCP_OP_COUNT; op++)
     for (size_t i = 0; has_paths (op) && mcp_secret_patterns[i]; i++)
-      if (add_rule (p, op, mcp_secret_patterns[i], MCP_DENY, "a secret file", error) < 0)
+      if (add_rule (p, op, mcp_secret_patterns[i], MCP_DENY, "a secret file", true, error) < 0)
         return -1;
   return 0;
 }
@@ -190,7 +194,7 @@ mcp_perms_preset (const char *name, struct mcp_perms **out, char **error)
       set_fallbacks (p, MCP_DENY, MCP_DENY);
       r = deny_secrets (p, error);
       for (size_t i = 0; r == 0 && i < sizeof reads / sizeof reads[0]; i++)
-        r = add_rule (p, reads[i], "./**", MCP_ASK, "inside the work dir", error);
+        r = add_rule (p, reads[i], "./**", MCP_ASK, "inside the work dir", false, error);
       break;
     }
   if (r < 0)
@@ -288,7 +292,7 @@ parse_op (struct mcp_perms *p, enum mcp_op op, json_t *v, char **error)
             i + 1, name, p->origin);
         return -1;
       }
-    if (add_rule (p, op, pattern, a, json_string_value (desc), error) < 0)
+    if (add_rule (p, op, pattern, a, json_string_value (desc), false, error) < 0)
       return -1;
   }
   return 0;
@@ -384,7 +388,16 @@ rule_matches (const struct mcp_rule *r, const char *path, const char *workdir)
         return false;
       rel = path + n + (path[n] == '/');
     }
-  return sbx_glob_match (r->glob, rel);
+  if (!r->icase)
+    return sbx_glob_match (r->glob, rel);
+  /* The patterns are lowercase: so is the path they are matched with. */
+  char lower[SBX_GLOB_MAX_LEN + 1];
+  size_t n = strlen (rel);
+  if (n > SBX_GLOB_MAX_LEN)
+    return r->action == MCP_DENY; /* undecidable: fail closed */
+  for (size_t i = 0; i <= n; i++)
+    lower[i] = (char) tolower ((unsigned char) rel[i]);
+  return sbx_glob_match (r->glob, lower);
 }
 
 enum mcp_action

@@ -93,6 +93,8 @@ mcp_box_get (struct mcp_box *box, sbx_sandbox_t **out, sbx_error_t **err)
       box->started = true;
       note ("sandbox %s is ready (image %s, work dir %s) after %.1f s", id,
             sbx_sandbox_image (box->sb), sbx_sandbox_workdir (box->sb), now () - t0);
+      if (sbx_sandbox_notice (box->sb))
+        note ("%s", sbx_sandbox_notice (box->sb));
     }
   *out = box->sb;
   return 0;

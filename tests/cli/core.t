@@ -57,7 +57,24 @@ is "$(out)" "Edited notes/a.txt: replaced 3 occurrence(s)" "edit --all reports t
 run "$sbx" ls "$id" notes
 is "$(out)" "a.txt (29 bytes)" "ls shows name and size"
 run "$sbx" ls "$id" --json /workspace
-is "$(out)" '[{"name":"notes","path":"/workspace/notes","is_dir":true,"size":4096}]' "ls --json"
+is "$(out | sed 's/"size":[0-9]*/"size":N/')" '{"entries":[{"name":"notes","path":"/workspace/notes","is_dir":true,"size":N}],"truncated":false}' "ls --json keeps the truncated flag"
+# Names and lines holding control characters: escaped for a person (no
+# escape sequence reaches the terminal, no name fakes another entry), exact
+# in --json.
+run "$sbx" exec "$id" -- 'mkdir -p esc && cd esc && touch "$(printf "a\nfake (1 bytes)")" "$(printf "b\033[31mred")" && printf "x\033]0;title\007y\n" > "$(printf "c\tt")"'
+run "$sbx" ls "$id" esc
+is "$(out)" "$(printf '%s\n' 'a\nfake (1 bytes) (0 bytes)' 'b\x1b[31mred (0 bytes)' 'c\tt (13 bytes)')" "ls escapes control characters in names"
+run "$sbx" ls "$id" esc --json
+ok "$(has out '"name":"a\nfake (1 bytes)"'; echo $?)" "ls --json keeps the exact name"
+run "$sbx" glob "$id" 'esc/*'
+is "$(out)" "$(printf '%s\n' '/workspace/esc/a\nfake (1 bytes)' '/workspace/esc/b\x1b[31mred' '/workspace/esc/c\tt')" "glob escapes them"
+run "$sbx" grep "$id" 'title' --path esc
+is "$(out)" '/workspace/esc/c\tt:1:x\x1b]0;title\x07y' "grep escapes paths and lines"
+run "$sbx" bg start "$id" -- "$(printf 'sleep 30 # \033[2J')"
+bgid=$(out)
+run "$sbx" bg ls "$id"
+ok "$(has out 'sleep 30 # \x1b[2J'; echo $?)" "bg ls escapes commands"
+"$sbx" bg kill "$id" "$bgid" >/dev/null 2>&1
 run "$sbx" glob "$id" '**/*.txt'
 is "$(out)" "/workspace/notes/a.txt" "glob prints matching paths"
 run "$sbx" grep "$id" 'LINE\s+t\w+' --glob '*.txt'

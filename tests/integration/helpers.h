@@ -7,6 +7,9 @@
 #include "tap.h"
 
 #include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -119,6 +122,54 @@ max_rss_kib (void)
   struct rusage ru;
   getrusage (RUSAGE_SELF, &ru);
   return ru.ru_maxrss;
+}
+
+/* The engine's socket, for what the public API does not expose (pause,
+ * logs): the tests talk to it with curl, as an operator would. */
+static inline const char *
+engine_socket (void)
+{
+  const char *h = getenv ("DOCKER_HOST");
+  return h && strncmp (h, "unix://", 7) == 0 ? h + 7 : "/var/run/docker.sock";
+}
+
+/* METHOD PATH on the engine, with the JSON BODY (may be NULL); its reply
+ * body in OUT (cut to CAP; may be NULL). 0 or -1. */
+static inline int
+engine (const char *method, const char *path, const char *body, char *out, size_t cap)
+{
+  char cmd[1024], file[] = "/tmp/sbx-test-body-XXXXXX";
+  int fd = -1;
+  if (body)
+    {
+      if ((fd = mkstemp (file)) < 0 || write (fd, body, strlen (body)) != (ssize_t) strlen (body))
+        return -1;
+      close (fd);
+    }
+  snprintf (cmd, sizeof cmd, "curl -s --max-time 20 --unix-socket %s -X %s %s%s%s "
+            "'http://localhost%s'", engine_socket (), method,
+            body ? "-H 'Content-Type: application/json' --data-binary @" : "", body ? file : "",
+            "", path);
+  FILE *p = popen (cmd, "r");
+  size_t n = p && out ? fread (out, 1, cap - 1, p) : 0;
+  if (out)
+    out[n] = '\0';
+  else
+    while (p && fgetc (p) != EOF)
+      ;
+  int r = p && pclose (p) == 0 ? 0 : -1;
+  if (body)
+    unlink (file);
+  return r;
+}
+
+/* The sandbox's run folder on the host. */
+static inline void
+run_dir (sbx_sandbox_t *sb, char *buf, size_t cap)
+{
+  const char *root = getenv ("SBX_STATE_DIR");
+  snprintf (buf, cap, "%s/sandboxes/%s/run", root && *root ? root : "/var/lib/sbx",
+            sbx_sandbox_id (sb));
 }
 
 #endif

@@ -19,43 +19,6 @@
 /* Seconds an operation bounded by SECONDS may take on a busy machine. */
 #define SLACK 8.0
 
-/* The engine's socket, for what the public API does not expose (pause,
- * logs): the tests talk to it with curl, as an operator would. */
-static const char *
-engine_socket (void)
-{
-  const char *h = getenv ("DOCKER_HOST");
-  return h && strncmp (h, "unix://", 7) == 0 ? h + 7 : "/var/run/docker.sock";
-}
-
-/* METHOD PATH on the engine; its reply body in OUT (cut to CAP). 0 or -1. */
-static int
-engine (const char *method, const char *path, char *out, size_t cap)
-{
-  char cmd[512];
-  snprintf (cmd, sizeof cmd, "curl -s --max-time 20 --unix-socket %s -X %s 'http://localhost%s'",
-            engine_socket (), method, path);
-  FILE *p = popen (cmd, "r");
-  if (p == NULL)
-    return -1;
-  size_t n = out ? fread (out, 1, cap - 1, p) : 0;
-  if (out)
-    out[n] = '\0';
-  else
-    while (fgetc (p) != EOF)
-      ;
-  return pclose (p) == 0 ? 0 : -1;
-}
-
-/* The sandbox's run folder on the host. */
-static void
-run_dir (sbx_sandbox_t *sb, char *buf, size_t cap)
-{
-  const char *root = getenv ("SBX_STATE_DIR");
-  snprintf (buf, cap, "%s/sandboxes/%s/run", root && *root ? root : "/var/lib/sbx",
-            sbx_sandbox_id (sb));
-}
-
 /* A fresh handle on SB's sandbox runs `echo ok` within SECONDS. */
 static bool
 fresh_handle_works (sbx_sandbox_t *sb, double seconds)
@@ -198,7 +161,7 @@ test_signals (sbx_sandbox_t *sb)
     is_str (text, "     1\tstill\n", "what was written");
   free (text);
   sbx_file_list_t list;
-  check_ok (sbx_ls (sb, "/workspace", &list, &err), &err, "ls under the loop");
+  check_ok (sbx_ls (sb, "/workspace", NULL, &list, &err), &err, "ls under the loop");
   sbx_file_list_free (&list);
   size_t killed = 0;
   if (check_ok (sbx_sandbox_kill_all (sb, &killed, &err), &err, "kill_all ends the loop"))
@@ -283,10 +246,10 @@ test_fork_bomb (void)
   check_ok (sbx_edit (sb, "notes.txt", "beta", "delta", false, &n, &err), &err,
             "edit at the limit");
   sbx_file_list_t list;
-  if (check_ok (sbx_ls (sb, NULL, &list, &err), &err, "ls at the limit"))
+  if (check_ok (sbx_ls (sb, NULL, NULL, &list, &err), &err, "ls at the limit"))
     is_int (list.count, 2, "two files");
   sbx_file_list_free (&list);
-  if (check_ok (sbx_glob (sb, "*.txt", NULL, &list, &err), &err, "glob at the limit"))
+  if (check_ok (sbx_glob (sb, "*.txt", NULL, NULL, &list, &err), &err, "glob at the limit"))
     is_int (list.count, 2, "two matches");
   sbx_file_list_free (&list);
   sbx_grep_result_t g;
@@ -459,7 +422,7 @@ test_adversarial_files (sbx_sandbox_t *sb)
   sbx_path_info_clear (&info);
   sbx_file_list_t list;
   t0 = now_s ();
-  if (check_ok (sbx_glob (sb, "**", "/workspace/adv", &list, &err), &err,
+  if (check_ok (sbx_glob (sb, "**", "/workspace/adv", NULL, &list, &err), &err,
                 "glob ** through links, loops and a 300-deep tree"))
     ok (now_s () - t0 < limit + SLACK && list.count == 5 && list.truncated,
         "ends on time, past 256 levels flagged truncated (%zu files)", list.count);
@@ -622,7 +585,7 @@ test_socket (sbx_sandbox_t *sealed)
      full backlog: the host refuses to talk to it, and never hangs. */
   char path[256];
   snprintf (path, sizeof path, "/containers/%s/pause", sbx_sandbox_id (sb));
-  ok (engine ("POST", path, NULL, 0) == 0, "the agent frozen");
+  ok (engine ("POST", path, NULL, NULL, 0) == 0, "the agent frozen");
   char sock[sizeof ((struct sockaddr_un *) 0)->sun_path];
   if (snprintf (sock, sizeof sock, "%s/agent.sock", dir) >= (int) sizeof sock)
     diag ("the run folder's path is too long for a socket address");
@@ -646,7 +609,7 @@ test_socket (sbx_sandbox_t *sealed)
   sbx_error_free (err), err = NULL;
   sbx_sandbox_free (other);
   snprintf (path, sizeof path, "/containers/%s/unpause", sbx_sandbox_id (sb));
-  ok (engine ("POST", path, NULL, 0) == 0, "thawed");
+  ok (engine ("POST", path, NULL, NULL, 0) == 0, "thawed");
   close (filler);
   close (fake);
   ok (fresh_handle_works (sb, 5), "the agent puts its socket back: a new connection works");
@@ -674,7 +637,7 @@ test_quiet (sbx_sandbox_t *sb)
 {
   char path[256], body[65536];
   snprintf (path, sizeof path, "/containers/%s/json", sbx_sandbox_id (sb));
-  if (ok (engine ("GET", path, body, sizeof body) == 0, "inspect the container"))
+  if (ok (engine ("GET", path, NULL, body, sizeof body) == 0, "inspect the container"))
     ok (strstr (body, "\"LogConfig\":{\"Type\":\"json-file\",\"Config\":{\"max-file\":\"2\","
                       "\"max-size\":\"1m\"}}"),
         "its engine log is capped (json-file, 2 files of 1 MB)");
@@ -685,7 +648,7 @@ test_quiet (sbx_sandbox_t *sb)
   long conns = n ? atol (n) : 0;
   ok (conns > 1000, "a connect loop from inside (%ld connections)", conns);
   snprintf (path, sizeof path, "/containers/%s/logs?stdout=1&stderr=1", sbx_sandbox_id (sb));
-  if (ok (engine ("GET", path, body, sizeof body) == 0, "read the container's log"))
+  if (ok (engine ("GET", path, NULL, body, sizeof body) == 0, "read the container's log"))
     ok (strlen (body) < 4096, "the log holds %zu bytes: refusals are rate-limited", strlen (body));
 }
 
@@ -796,7 +759,7 @@ test_paused_agent (void)
     return;
   char path[256];
   snprintf (path, sizeof path, "/containers/%s/pause", sbx_sandbox_id (sb));
-  ok (engine ("POST", path, NULL, 0) == 0, "paused (frozen) through the engine");
+  ok (engine ("POST", path, NULL, NULL, 0) == 0, "paused (frozen) through the engine");
   sbx_exec_result_t res;
   sbx_error_t *err = NULL;
   double t0 = now_s ();
@@ -807,7 +770,7 @@ test_paused_agent (void)
   fails_in_time (sbx_read (sb, "/etc/hostname", 0, 0, &text, &err), &err, SBX_E_TIMEOUT, NULL,
                  t0, 10 + SLACK, "a read in a frozen sandbox");
   snprintf (path, sizeof path, "/containers/%s/unpause", sbx_sandbox_id (sb));
-  ok (engine ("POST", path, NULL, 0) == 0, "thawed");
+  ok (engine ("POST", path, NULL, NULL, 0) == 0, "thawed");
   is_str (run (sb, "echo thawed", NULL), "thawed\n", "the handle works again");
   remove_sandbox (sb);
 }
@@ -815,7 +778,11 @@ test_paused_agent (void)
 int
 main (void)
 {
-  sbx_sandbox_t *sb = start_sandbox (test_options ());
+  /* Room for the 1 TB sparse file of test_adversarial_files where the disk
+     limit is a cap on each file. */
+  sbx_options_t *o = test_options ();
+  sbx_options_set_disk (o, 2LL << 40, NULL);
+  sbx_sandbox_t *sb = start_sandbox (o);
   if (!ok (sb != NULL, "sandbox started"))
     return done_testing ();
   test_pid1_alone (sb);

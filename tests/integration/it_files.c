@@ -166,7 +166,7 @@ test_ls (sbx_sandbox_t *sb)
        NULL);
   sbx_file_list_t list;
   sbx_error_t *err = NULL;
-  if (check_ok (sbx_ls (sb, "/tmp/ls", &list, &err), &err, "ls"))
+  if (check_ok (sbx_ls (sb, "/tmp/ls", NULL, &list, &err), &err, "ls"))
     {
       const char *want[] = { "adir", "zdir", ".hidden", "a.txt", "b.txt" };
       bool order = list.count == 5;
@@ -179,10 +179,10 @@ test_ls (sbx_sandbox_t *sb)
     }
   sbx_file_list_free (&list);
   err = NULL;
-  check_fails (sbx_ls (sb, "/tmp/ls/a.txt", &list, &err), &err, SBX_E_NOT_DIR, NULL,
+  check_fails (sbx_ls (sb, "/tmp/ls/a.txt", NULL, &list, &err), &err, SBX_E_NOT_DIR, NULL,
                "ls of a file is an error");
   err = NULL;
-  check_fails (sbx_ls (sb, "/nonexistent", &list, &err), &err, SBX_E_NOT_FOUND, "/nonexistent",
+  check_fails (sbx_ls (sb, "/nonexistent", NULL, &list, &err), &err, SBX_E_NOT_FOUND, "/nonexistent",
                "ls of a missing directory names it");
   char *text = NULL;
   err = NULL;
@@ -214,7 +214,7 @@ check_glob (sbx_sandbox_t *sb, const char *pattern, const char *path, const char
 {
   sbx_file_list_t list;
   sbx_error_t *err = NULL;
-  if (check_ok (sbx_glob (sb, pattern, path, &list, &err), &err, "glob runs"))
+  if (check_ok (sbx_glob (sb, pattern, path, NULL, &list, &err), &err, "glob runs"))
     is_str (paths (&list), want, "glob '%s' in %s", pattern, path ? path : "(workdir)");
   sbx_file_list_free (&list);
 }
@@ -235,10 +235,10 @@ test_glob (sbx_sandbox_t *sb)
   check_glob (sb, "*.none", "/g", "");
   sbx_file_list_t list;
   sbx_error_t *err = NULL;
-  check_fails (sbx_glob (sb, "src/{a,b", "/g", &list, &err), &err, SBX_E_PATTERN, NULL,
+  check_fails (sbx_glob (sb, "src/{a,b", "/g", NULL, &list, &err), &err, SBX_E_PATTERN, NULL,
                "an unbalanced brace is an invalid pattern");
   err = NULL;
-  check_fails (sbx_glob (sb, "*", "/nonexistent", &list, &err), &err, SBX_E_NOT_FOUND, NULL,
+  check_fails (sbx_glob (sb, "*", "/nonexistent", NULL, &list, &err), &err, SBX_E_NOT_FOUND, NULL,
                "glob in a missing directory");
 }
 

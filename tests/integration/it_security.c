@@ -23,7 +23,10 @@ test_defaults (sbx_sandbox_t *sb)
   run (sb, "python3 -c \"import socket; socket.create_connection(('deb.debian.org', 80), 3)\"",
        &code);
   ok (code != 0, "network none: no connection out");
-  is_str (run (sb, "cat /proc/1/cmdline | tr '\\0' ' '", NULL), "/.sbx/agent --workdir /workspace ",
+  /* Without a storage quota, the agent caps files at the disk limit. */
+  is_str (run (sb, "cat /proc/1/cmdline | tr '\\0' ' '", NULL),
+          sbx_sandbox_notice (sb) ? "/.sbx/agent --workdir /workspace --max-file-size 10737418240 "
+                                  : "/.sbx/agent --workdir /workspace ",
           "the agent is PID 1");
   /* Zombies are reaped by the agent. */
   run (sb, "sh -c 'sleep 0.1 & exec true'; sleep 0.5", NULL);

@@ -271,11 +271,37 @@ describe('sbx mcp tools', () => {
     const grep = await call(c, 'grep', { pattern: 'TOKEN', output_mode: 'content' });
     assert.ok(!/TOKEN=[xab]/.test(grep.text), grep.text);
     assert.match(grep.text, /^\/workspace\/zz\.txt:1:TOKEN_OK$/m);
-    assert.match(grep.text, /\(2 file\(s\) with matches left out by the permissions\)/);
+    assert.match(grep.text, /\(\d+ file\(s\) the permissions keep out were not searched\)/);
     const glob = await call(c, 'glob', { pattern: 'keys/*' });
     assert.ok(!glob.text.includes('id.pem'));
     const ls = await call(c, 'ls', { path: '/root/.ssh' });
     assert.equal(ls.isError, true);
+  });
+
+  test('grep reveals nothing of a denied file: the output is the same whether it matches or not', async () => {
+    const c = server.client;
+    await call(c, 'execute', { command: 'mkdir -p oracle && echo public > oracle/readme.txt' });
+    const outputs = [];
+    for (const secret of ['KEY=abc', 'KEY=xyz']) {
+      await call(c, 'execute', { command: `echo ${secret} > oracle/db_password.txt` });
+      outputs.push((await call(c, 'grep', { pattern: 'KEY=a', path: 'oracle', output_mode: 'count' })).text);
+      outputs.push((await call(c, 'grep', { pattern: 'KEY=a', path: 'oracle/db_password.txt' })).text);
+    }
+    assert.equal(outputs[0], outputs[2], 'the same output whatever the secret holds');
+    assert.equal(outputs[1], outputs[3]);
+    assert.match(outputs[0], /^No matches for KEY=a in \/workspace\/oracle\n\(1 file\(s\) the permissions keep out were not searched\)\n$/);
+  });
+
+  test('secret patterns match whatever the case of the name', async () => {
+    const c = server.client;
+    await call(c, 'execute', { command: 'echo x > .ENV && echo y > Credentials.json && echo z > My.PEM' });
+    for (const path of ['.ENV', 'Credentials.json', 'My.PEM']) {
+      const r = await call(c, 'read_file', { path });
+      assert.equal(r.isError, true, `${path} is denied`);
+      assert.match(r.text, /a secret file/);
+    }
+    const ls = await call(c, 'ls');
+    assert.ok(!/\.ENV|Credentials|My\.PEM/.test(ls.text), ls.text);
   });
 
   test('the sandbox is gone once the client closes', async () => {

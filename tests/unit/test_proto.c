@@ -288,10 +288,57 @@ test_frame_limits (void)
   sbx_buf_free (&b);
 }
 
+/* Receiving in place (sbx_reader_space + commit), as the host does, in
+ * pieces that cut a frame and leave consumed bytes to compact. */
+static void
+test_space_commit (void)
+{
+  sbx_buf_t b;
+  sbx_buf_init (&b);
+  for (int i = 0; i < 3; i++)
+    {
+      sbx_frame_begin (&b, SBX_M_OUTPUT);
+      sbx_frame_int (&b, SBX_T_STREAM, i);
+      sbx_frame_str (&b, SBX_T_DATA, "in place");
+      sbx_frame_end (&b);
+    }
+  sbx_reader_t r;
+  sbx_msg_t m;
+  sbx_reader_init (&r);
+  size_t fed = 0, got = 0;
+  int64_t sum = 0, stream;
+  bool space_ok = true;
+  while (fed < b.len)
+    {
+      size_t n = b.len - fed < 7 ? b.len - fed : 7;
+      uint8_t *p = sbx_reader_space (&r, 65536);
+      space_ok = space_ok && p != NULL;
+      if (p == NULL)
+        break;
+      memcpy (p, b.data + fed, n);
+      sbx_reader_commit (&r, n);
+      fed += n;
+      while (sbx_reader_next (&r, &m) == 1)
+        {
+          const sbx_field_t *f = sbx_msg_field (&m, SBX_T_DATA);
+          if (sbx_msg_int (&m, SBX_T_STREAM, &stream) == 0 && f && f->len == 8
+              && memcmp (f->data, "in place", 8) == 0)
+            got++, sum += stream;
+        }
+    }
+  ok (space_ok, "room to receive into, each time");
+  is_int ((int) got, 3, "three messages received in place, 7 bytes at a time");
+  is_int ((int) sum, 0 + 1 + 2, "in order");
+  ok (r.cap <= 2 * 65536 + 4096, "the buffer stays bounded (%zu bytes)", r.cap);
+  sbx_reader_free (&r);
+  sbx_buf_free (&b);
+}
+
 int
 main (void)
 {
   test_round_trip ();
+  test_space_commit ();
   test_strdup_limits ();
   test_byte_by_byte ();
   test_several_frames ();

@@ -1,0 +1,291 @@
+/* A sandbox's folder on the host, below sbx's state root and named after
+ * the sandbox (never after anything the engine or an image says):
+ *
+ *   agent        the agent binary (a hard link to one shared copy), mounted
+ *                read-only at /.sbx/agent
+ *   run/         the agent's socket, mounted at /.sbx/run: a tiny tmpfs of
+ *                its own, sealed read-only once the agent listens (as root)
+ *   record.json  what sbx knows of the sandbox, host-only: a container that
+ *                carries sbx's labels but no record with its id is not one of
+ *                sbx's sandboxes, and nothing destructive is done to it. */
+#include "sandbox.h"
+#include "state.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+
+#ifndef SBX_AGENT_PATH
+#define SBX_AGENT_PATH "/usr/local/libexec/sbx/sbx-agent"
+#endif
+
+#define MAX_RECORD (64u << 10)
+
+int
+sbx_hostdir_path (const char *name, char **dir, sbx_error_t **err)
+{
+  if (!sbx_valid_name (name))
+    return sbx_fail (err, SBX_E_INVALID, "invalid sandbox name '%s'", name ? name : "");
+  cleanup_free char *sub = sbx_strdup_printf ("sandboxes/%s", name);
+  if (sub == NULL)
+    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+  return sbx_state_dir (sub, false, 0700, dir, err);
+}
+
+static int
+remove_entry (const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+  (void) st, (void) ftw;
+  if (type == FTW_DP)
+    rmdir (path);
+  else
+    unlink (path);
+  return 0;
+}
+
+static void
+remove_tree (const char *dir)
+{
+  nftw (dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+}
+
+/* The run folder is writable from inside the sandbox (the agent makes its
+ * socket there). As root, sbx gives it a tiny tmpfs of its own, so that a
+ * sandbox cannot fill the host's disk through it; other users cannot mount,
+ * and rely on the disk's own limits. */
+#define RUN_TMPFS_OPTIONS "size=64k,nr_inodes=64,mode=0755"
+
+#define RUN_TMPFS_FLAGS (MS_NOSUID | MS_NODEV | MS_NOEXEC)
+
+/* Whether RUN has a mount of its own (sbx's tmpfs); -1 when it cannot tell. */
+static int
+run_dir_mounted (const char *run, sbx_error_t **err)
+{
+  struct stat here, parent;
+  cleanup_free char *up = sbx_strdup_printf ("%s/..", run);
+  if (up == NULL || stat (run, &here) < 0 || stat (up, &parent) < 0)
+    return sbx_fail_errno (err, SBX_E_IO, errno, "cannot inspect %s", run);
+  return here.st_dev != parent.st_dev;
+}
+
+static int
+limit_run_dir (const char *run, sbx_error_t **err)
+{
+  if (geteuid () != 0)
+    return 0;
+  int r = run_dir_mounted (run, err);
+  if (r < 0)
+    return r;
+  /* Mounted already (a named sandbox started again): writable again, so
+     that the agent can make its socket. */
+  unsigned long flags = r ? MS_REMOUNT | RUN_TMPFS_FLAGS : RUN_TMPFS_FLAGS;
+  if (mount ("sbx-run", run, "tmpfs", flags, RUN_TMPFS_OPTIONS) < 0)
+    return sbx_fail_errno (err, SBX_E_IO, errno, "cannot mount a small tmpfs on %s", run);
+  return 0;
+}
+
+/* Once the agent has made its socket, the run folder turns read-only, for
+ * the sandbox (whose root could otherwise remove or replace the socket) as
+ * for everyone: the remount is of the tmpfs itself, which the container's
+ * bind mount shares. A socket on a read-only file system still accepts
+ * connections. Only root can mount; otherwise the agent repairs its socket
+ * itself (listener.c). */
+void
+sbx_hostdir_seal (const char *dir)
+{
+  cleanup_free char *run = sbx_strdup_printf ("%s/run", dir);
+  if (run == NULL || geteuid () != 0 || run_dir_mounted (run, NULL) != 1)
+    return;
+  (void) mount ("sbx-run", run, "tmpfs", MS_REMOUNT | MS_RDONLY | RUN_TMPFS_FLAGS,
+                RUN_TMPFS_OPTIONS);
+}
+
+void
+sbx_hostdir_remove (const char *dir)
+{
+  cleanup_free char *run = sbx_strdup_printf ("%s/run", dir);
+  if (run && geteuid () == 0)
+    umount2 (run, MNT_DETACH);
+  remove_tree (dir);
+}
+
+static const char *
+agent_source (void)
+{
+  const char *env = getenv ("SBX_AGENT");
+  if (env && *env)
+    return env;
+  return SBX_AGENT_PATH;
+}
+
+/* Copies IN to DST through a temp file renamed over it, so a container
+ * starting at the same moment never runs half a file. */
+static int
+copy_atomic (int in, const char *dst, sbx_error_t **err)
+{
+  cleanup_free char *tmp = sbx_strdup_printf ("%s.XXXXXX", dst);
+  if (tmp == NULL)
+    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+  cleanup_close int out = mkostemp (tmp, O_CLOEXEC);
+  if (out < 0)
+    return sbx_fail_errno (err, SBX_E_IO, errno, "cannot write %s", tmp);
+  char buf[65536];
+  ssize_t n;
+  while ((n = read (in, buf, sizeof buf)) > 0)
+    for (ssize_t off = 0; off < n;)
+      {
+        ssize_t w = write (out, buf + off, n - off);
+        if (w < 0 && errno != EINTR)
+          {
+            int e = errno;
+            unlink (tmp);
+            return sbx_fail_errno (err, SBX_E_IO, e, "cannot write %s", tmp);
+          }
+        off += w > 0 ? w : 0;
+      }
+  if (n < 0 || fchmod (out, 0755) < 0 || rename (tmp, dst) < 0)
+    {
+      int e = errno;
+      unlink (tmp);
+      return sbx_fail_errno (err, SBX_E_IO, e, "cannot install the agent as %s", dst);
+    }
+  return 0;
+}
+
+/* One copy of each agent build (by size and mtime) serves every sandbox: a
+ * host folder gets a hard link to it, so containers share its pages and
+ * creating a sandbox copies nothing. */
+static int
+install_agent (const char *dir, sbx_error_t **err)
+{
+  const char *src = agent_source ();
+  struct stat st;
+  cleanup_close int in = open (src, O_RDONLY | O_CLOEXEC);
+  if (in < 0 || fstat (in, &st) < 0)
+    return sbx_fail_errno (err, SBX_E_AGENT, errno, "cannot open the sbx agent binary %s (build "
+                           "it with `make`, or set SBX_AGENT to its path)", src);
+  cleanup_free char *agents = NULL;
+  int r = sbx_state_dir ("agents", true, 0755, &agents, err);
+  if (r < 0)
+    return r;
+  cleanup_free char *shared
+      = sbx_strdup_printf ("%s/sbx-agent-%lld-%lld.%09ld", agents, (long long) st.st_size,
+                           (long long) st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+  cleanup_free char *dst = sbx_strdup_printf ("%s/agent", dir);
+  if (!shared || !dst)
+    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+  if (access (shared, X_OK) < 0 && (r = copy_atomic (in, shared, err)) < 0)
+    return r;
+  unlink (dst);
+  if (link (shared, dst) == 0)
+    return 0;
+  /* Another file system (SBX_STATE_DIR moved): a copy of its own. */
+  if (lseek (in, 0, SEEK_SET) < 0)
+    return sbx_fail_errno (err, SBX_E_IO, errno, "cannot read %s", src);
+  return copy_atomic (in, dst, err);
+}
+
+int
+sbx_hostdir_prepare (const char *dir, sbx_error_t **err)
+{
+  int r = sbx_mkdir_p (dir, 0700);
+  if (r < 0)
+    return sbx_fail_errno (err, SBX_E_IO, -r, "cannot create the sandbox folder %s", dir);
+  cleanup_free char *run = sbx_strdup_printf ("%s/run", dir);
+  if (run == NULL)
+    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+  if (mkdir (run, 0755) < 0 && errno != EEXIST)
+    return sbx_fail_errno (err, SBX_E_IO, errno, "cannot create %s", run);
+  if ((r = limit_run_dir (run, err)) < 0)
+    return r;
+  return install_agent (dir, err);
+}
+
+/* ------------------------------------------------------------ the record */
+
+void
+sbx_record_clear (sbx_record_t *rec)
+{
+  free (rec->id);
+  free (rec->workdir);
+  free (rec->image);
+  json_decref (rec->options);
+  memset (rec, 0, sizeof *rec);
+}
+
+int
+sbx_record_write (const char *dir, const sbx_record_t *rec, sbx_error_t **err)
+{
+  json_t *doc = json_pack ("{s:s, s:s, s:s, s:b, s:I, s:I, s:O}", "id", rec->id, "workdir",
+                           rec->workdir, "image", rec->image, "auto_remove", rec->auto_remove,
+                           "memory", (json_int_t) rec->memory, "pid", (json_int_t) rec->pid,
+                           "options", rec->options);
+  cleanup_free char *tmp = sbx_strdup_printf ("%s/.record.tmp", dir);
+  cleanup_free char *dst = sbx_strdup_printf ("%s/record.json", dir);
+  if (doc == NULL || tmp == NULL || dst == NULL)
+    {
+      json_decref (doc);
+      return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+    }
+  int r = json_dump_file (doc, tmp, JSON_COMPACT);
+  json_decref (doc);
+  if (r < 0 || rename (tmp, dst) < 0)
+    {
+      unlink (tmp);
+      return sbx_fail_errno (err, SBX_E_IO, errno, "cannot write %s", dst);
+    }
+  return 0;
+}
+
+/* A container id: 64 lowercase hex digits. */
+static bool
+valid_id (const char *s)
+{
+  return s && strlen (s) == 64 && strspn (s, "0123456789abcdef") == 64;
+}
+
+int
+sbx_record_read (const char *dir, sbx_record_t *rec)
+{
+  memset (rec, 0, sizeof *rec);
+  cleanup_free char *path = sbx_strdup_printf ("%s/record.json", dir);
+  cleanup_close int fd = path ? open (path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) : -1;
+  struct stat st;
+  if (fd < 0 || fstat (fd, &st) < 0 || !S_ISREG (st.st_mode) || st.st_size > MAX_RECORD)
+    return -1;
+  /* One read: json_loadfd reads a byte at a time. */
+  cleanup_free char *buf = malloc ((size_t) st.st_size + 1);
+  ssize_t n = buf ? pread (fd, buf, (size_t) st.st_size + 1, 0) : -1;
+  if (n < 0 || n != st.st_size)
+    return -1;
+  json_t *doc = json_loadb (buf, (size_t) n, JSON_REJECT_DUPLICATES, NULL);
+  const char *id = json_string_value (json_object_get (doc, "id"));
+  const char *workdir = json_string_value (json_object_get (doc, "workdir"));
+  const char *image = json_string_value (json_object_get (doc, "image"));
+  json_t *options = json_object_get (doc, "options");
+  json_int_t pid = json_integer_value (json_object_get (doc, "pid"));
+  if (!valid_id (id) || workdir == NULL || workdir[0] != '/' || image == NULL
+      || !json_is_object (options) || pid < 0 || pid > INT32_MAX)
+    {
+      json_decref (doc);
+      return -1;
+    }
+  rec->id = strdup (id);
+  rec->workdir = strdup (workdir);
+  rec->image = strdup (image);
+  rec->options = json_incref (options);
+  rec->auto_remove = json_is_true (json_object_get (doc, "auto_remove"));
+  rec->memory = json_integer_value (json_object_get (doc, "memory"));
+  rec->pid = (pid_t) pid;
+  json_decref (doc);
+  if (!rec->id || !rec->workdir || !rec->image)
+    {
+      sbx_record_clear (rec);
+      return -1;
+    }
+  return 0;
+}

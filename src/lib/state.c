@@ -1,0 +1,154 @@
+/* sbx's state on the host: one root for everything sbx keeps (sandbox
+ * folders, the shared agent copy, build locks, the pull cache), and the
+ * lock files that processes share. */
+#include "state.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define LOCK_POLL_NS 20000000L
+
+static char *
+absolute_env (const char *name)
+{
+  const char *v = getenv (name);
+  return v && v[0] == '/' ? (char *) v : NULL;
+}
+
+int
+sbx_state_root (char **root, sbx_error_t **err)
+{
+  const char *env = getenv ("SBX_STATE_DIR"), *xdg, *home;
+  if (env && *env)
+    {
+      if (env[0] != '/')
+        return sbx_fail (err, SBX_E_INVALID, "SBX_STATE_DIR=%s is not an absolute path", env);
+      *root = strdup (env);
+    }
+  else if (geteuid () == 0)
+    *root = strdup ("/var/lib/sbx");
+  else if ((xdg = absolute_env ("XDG_STATE_HOME")) != NULL)
+    *root = sbx_strdup_printf ("%s/sbx", xdg);
+  else if ((home = absolute_env ("HOME")) != NULL)
+    *root = sbx_strdup_printf ("%s/.local/state/sbx", home);
+  else
+    return sbx_fail (err, SBX_E_INVALID, "cannot tell where sbx keeps its state: set "
+                     "SBX_STATE_DIR (or HOME) to an absolute path");
+  return *root ? 0 : sbx_fail (err, SBX_E_NOMEM, "out of memory");
+}
+
+int
+sbx_mkdir_p (const char *path, mode_t mode)
+{
+  cleanup_free char *copy = strdup (path);
+  if (copy == NULL)
+    return -ENOMEM;
+  for (char *p = copy + 1; *p; p++)
+    if (*p == '/')
+      {
+        *p = '\0';
+        if (mkdir (copy, 0755) < 0 && errno != EEXIST)
+          return -errno;
+        *p = '/';
+      }
+  if (mkdir (copy, mode) < 0 && errno != EEXIST)
+    return -errno;
+  return 0;
+}
+
+int
+sbx_state_dir (const char *sub, bool create, mode_t mode, char **path, sbx_error_t **err)
+{
+  cleanup_free char *root = NULL;
+  int r = sbx_state_root (&root, err);
+  if (r < 0)
+    return r;
+  cleanup_free char *p = sbx_strdup_printf ("%s/%s", root, sub);
+  if (p == NULL)
+    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+  if (create && (r = sbx_mkdir_p (p, mode)) < 0)
+    return sbx_fail_errno (err, SBX_E_IO, -r, "cannot create %s; set SBX_STATE_DIR to a "
+                           "writable folder", p);
+  *path = steal_pointer (&p);
+  return 0;
+}
+
+bool
+sbx_valid_name (const char *s)
+{
+  size_t n = s ? strlen (s) : 0;
+  if (n == 0 || n > 63 || !isalnum ((unsigned char) s[0]))
+    return false;
+  for (size_t i = 1; i < n; i++)
+    if (!isalnum ((unsigned char) s[i]) && !strchr ("_.-", s[i]))
+      return false;
+  return true;
+}
+
+void
+sbx_lock_release (sbx_lock_t *l)
+{
+  if (l->fd >= 0)
+    {
+      unlink (l->path);
+      close (l->fd);
+    }
+  free (l->path);
+  l->fd = -1;
+  l->path = NULL;
+}
+
+int
+sbx_lock_take (const char *dir, const char *name, double wait, void (*waiting) (void *ud),
+               void *ud, sbx_lock_t *l, sbx_error_t **err)
+{
+  *l = (sbx_lock_t) SBX_LOCK_INIT;
+  cleanup_free char *folder = NULL;
+  int r = sbx_state_dir (dir, true, 0755, &folder, err);
+  if (r < 0)
+    return r;
+  cleanup_free char *path = sbx_strdup_printf ("%s/%s.lock", folder, name);
+  if (path == NULL)
+    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+  double give_up = sbx_now () + wait;
+  bool waited = false;
+  for (;;)
+    {
+      int fd = open (path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+      if (fd < 0)
+        return sbx_fail_errno (err, SBX_E_IO, errno, "cannot open the lock %s", path);
+      while (flock (fd, LOCK_EX | LOCK_NB) < 0)
+        {
+          int e = errno;
+          if ((e != EWOULDBLOCK && e != EINTR) || sbx_now () >= give_up)
+            {
+              close (fd);
+              if (e == EWOULDBLOCK)
+                return sbx_fail (err, SBX_E_TIMEOUT, "another sbx process held %s for more than "
+                                 "%.0f s", path, wait);
+              return sbx_fail_errno (err, SBX_E_IO, e, "cannot lock %s", path);
+            }
+          if (!waited && waiting)
+            waiting (ud);
+          waited = true;
+          struct timespec pause = { 0, LOCK_POLL_NS };
+          nanosleep (&pause, NULL);
+        }
+      /* The previous holder removes the file when done: a lock on a file
+       * that is no longer at PATH protects nothing, so take the new one. */
+      struct stat held, now;
+      if (fstat (fd, &held) == 0 && stat (path, &now) == 0 && held.st_ino == now.st_ino
+          && held.st_dev == now.st_dev)
+        {
+          l->fd = fd;
+          l->path = steal_pointer (&path);
+          return 0;
+        }
+      close (fd);
+    }
+}
