@@ -1,15 +1,18 @@
-# sbx build. `make` builds build/{libsbx.so,libsbx.a,sbx,sbx-agent,sbx.pc}.
-# `make demo` and `make check` also do the machine set-up (scripts/setup.sh).
+# sbx build. `make` builds build/{libsbx.so,libsbx.a,libsbx-mcp.a,sbx,sbx-agent,sbx.pc}.
+# `make demo` and `make check` also do the machine set-up (scripts/setup.sh);
+# `make install [PREFIX=/usr/local] [DESTDIR=...]` installs.
 
 CC ?= cc
 PREFIX ?= /usr/local
 BUILD ?= build
 SAN ?=
 
-WARN := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
+WARN := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral \
+        -Wmissing-prototypes -Wstrict-prototypes -Wvla
 HARDEN := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fstack-clash-protection
 CFLAGS ?= -O2 -g
-ALL_CFLAGS := $(WARN) $(HARDEN) $(CFLAGS) -D_GNU_SOURCE -Iinclude -Isrc/common
+# Each object's header dependencies, written as it compiles (.d files).
+ALL_CFLAGS := $(WARN) $(HARDEN) $(CFLAGS) -D_GNU_SOURCE -Iinclude -Isrc/common -MMD -MP
 # libcurl and libarchive are loaded on first use (src/lib/dl.c): only their
 # headers are needed to build.
 LIB_PKGS := libcurl jansson libarchive
@@ -28,32 +31,47 @@ ifeq ($(SAN),1)
 endif
 
 ABS_BUILD := $(abspath $(BUILD))
-# The agent binary the library places in containers: the installed one, or
-# (for an uninstalled build) the one in the build tree. SBX_AGENT overrides.
-AGENT_PATH ?= $(abspath build)/sbx-agent
+# Where `make install` puts the agent, which the library then finds (an
+# uninstalled build finds the one beside its program; SBX_AGENT overrides
+# both; src/lib/hostdir.c). Objects depend on the prefix they were built for.
+LIBEXECDIR := $(PREFIX)/libexec/sbx
+AGENT_PATH := $(LIBEXECDIR)/sbx-agent
+PREFIX_STAMP := $(BUILD)/prefix.stamp
 
 COMMON_SRC := $(wildcard src/common/*.c)
 LIB_SRC := $(wildcard src/lib/*.c) $(COMMON_SRC)
 MCP_SRC := $(wildcard src/mcp/*.c)
-CLI_SRC := $(wildcard src/cli/*.c) $(MCP_SRC)
+CLI_SRC := $(wildcard src/cli/*.c)
 AGENT_SRC := $(wildcard src/agent/*.c) $(COMMON_SRC)
 
 LIB_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC))
 CLI_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(CLI_SRC))
 MCP_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(MCP_SRC))
-HEADERS := include/sbx.h $(wildcard src/*/*.h)
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 ITEST_SRC := $(wildcard tests/integration/*.c)
 ITEST_BIN := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(ITEST_SRC))
 
-.PHONY: all clean demo check tests asan bench setup example
-all: $(BUILD)/libsbx.so $(BUILD)/libsbx.a $(BUILD)/sbx $(BUILD)/sbx.pc build/sbx-agent
+.PHONY: all clean demo check tests asan bench setup example install FORCE
+all: $(BUILD)/libsbx.so $(BUILD)/libsbx.a $(BUILD)/libsbx-mcp.a $(BUILD)/sbx $(BUILD)/sbx.pc build/sbx-agent
 
-$(BUILD)/obj/%.o: src/%.c $(HEADERS)
+$(BUILD)/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LIB_CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
+
+# Only the file that names the agent's path sees the prefix.
+$(BUILD)/obj/lib/hostdir.o: src/lib/hostdir.c $(PREFIX_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LIB_CFLAGS) -fPIC -fvisibility=hidden -DSBX_AGENT_PATH='"$(AGENT_PATH)"' -c $< -o $@
+
+# Rewritten only when the prefix changes, so that it rebuilds only then.
+$(PREFIX_STAMP): FORCE
+	@mkdir -p $(BUILD)
+	@[ "$$(cat $@ 2>/dev/null)" = '$(PREFIX)' ] || echo '$(PREFIX)' > $@
+FORCE:
+
+-include $(wildcard $(BUILD)/obj/*/*.d $(BUILD)/tests/*.d)
 
 # Only sbx_* symbols are exported (SBX_EXPORT); internals stay hidden.
 $(BUILD)/libsbx.so: $(LIB_OBJ)
@@ -63,8 +81,12 @@ $(BUILD)/libsbx.so: $(LIB_OBJ)
 $(BUILD)/libsbx.a: $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/sbx: $(CLI_OBJ) $(BUILD)/libsbx.a
-	$(CC) $(LDHARDEN) -o $@ $(CLI_OBJ) $(BUILD)/libsbx.a $(CLI_LIBS) -lm
+# The MCP tools as a library of their own, on libsbx (include/sbx_mcp.h).
+$(BUILD)/libsbx-mcp.a: $(MCP_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/sbx: $(CLI_OBJ) $(BUILD)/libsbx-mcp.a $(BUILD)/libsbx.a
+	$(CC) $(LDHARDEN) -o $@ $(CLI_OBJ) $(BUILD)/libsbx-mcp.a $(BUILD)/libsbx.a $(CLI_LIBS) -lm -lpthread
 
 # The agent is static so it runs in any image; it is never sanitized (it runs
 # as PID 1 in containers where the sanitizer runtimes do not exist). With
@@ -75,7 +97,7 @@ MUSL_DIR := /usr/lib/$(subst -gnu,-musl,$(shell $(CC) -dumpmachine))
 MUSL_INC := /usr/include/$(subst -gnu,-musl,$(shell $(CC) -dumpmachine))
 PCRE2_A := $(shell $(CC) -print-file-name=libpcre2-8.a)
 ifneq ($(wildcard $(MUSL_DIR)/rcrt1.o),)
-build/sbx-agent: $(AGENT_SRC) $(HEADERS)
+build/sbx-agent: $(AGENT_SRC) $(wildcard src/agent/*.h src/common/*.h) include/sbx.h
 	@mkdir -p build/musl-include
 	ln -sf /usr/include/pcre2.h build/musl-include/pcre2.h
 	$(CC) $(WARN) $(HARDEN) -O2 -D_GNU_SOURCE -DSBX_AGENT_MUSL -nostdinc -isystem $(MUSL_INC) \
@@ -85,7 +107,7 @@ build/sbx-agent: $(AGENT_SRC) $(HEADERS)
 	  $$($(CC) -print-libgcc-file-name) $$($(CC) -print-file-name=crtendS.o) $(MUSL_DIR)/crtn.o \
 	  $(LDHARDEN)
 else
-build/sbx-agent: $(AGENT_SRC) $(HEADERS)
+build/sbx-agent: $(AGENT_SRC) $(wildcard src/agent/*.h src/common/*.h) include/sbx.h
 	@mkdir -p build
 	$(CC) $(WARN) $(HARDEN) -O2 -D_GNU_SOURCE -Iinclude -Isrc/common -static-pie -fPIE \
 	  -o $@ $(AGENT_SRC) -l:libpcre2-8.a $(LDHARDEN)
@@ -96,16 +118,16 @@ $(BUILD)/sbx.pc: Makefile
 	printf 'prefix=%s\nlibdir=%s\nincludedir=%s\n\nName: sbx\nDescription: Docker sandboxes for AI agents\nVersion: 0.1.0\nRequires.private: jansson\nCflags: -I$${includedir}\nLibs: -L$${libdir} -lsbx\n' \
 	  '$(ABS_BUILD)' '$(ABS_BUILD)' '$(abspath include)' > $@
 
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libsbx.a tests/tap.h $(HEADERS)
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libsbx.a tests/tap.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LIB_CFLAGS) -Itests -o $@ $< $(BUILD)/libsbx.a $(LIB_LIBS) $(LDHARDEN)
 
-# The MCP server's unit tests link its modules (the more specific rule wins).
-$(BUILD)/tests/test_mcp_%: tests/unit/test_mcp_%.c $(MCP_OBJ) $(BUILD)/libsbx.a tests/tap.h $(HEADERS)
+# The MCP library's unit tests link it (the more specific rule wins).
+$(BUILD)/tests/test_mcp_%: tests/unit/test_mcp_%.c $(BUILD)/libsbx-mcp.a $(BUILD)/libsbx.a tests/tap.h
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(LIB_CFLAGS) -Itests -Isrc/mcp -o $@ $< $(MCP_OBJ) $(BUILD)/libsbx.a $(LIB_LIBS) $(LDHARDEN)
+	$(CC) $(ALL_CFLAGS) $(LIB_CFLAGS) -Itests -Isrc/mcp -o $@ $< $(BUILD)/libsbx-mcp.a $(BUILD)/libsbx.a $(LIB_LIBS) -lpthread $(LDHARDEN)
 
-$(BUILD)/tests/%: tests/integration/%.c $(BUILD)/libsbx.a tests/tap.h $(HEADERS)
+$(BUILD)/tests/%: tests/integration/%.c $(BUILD)/libsbx.a tests/tap.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LIB_CFLAGS) -Itests -o $@ $< $(BUILD)/libsbx.a $(LIB_LIBS) $(LDHARDEN)
 
@@ -141,6 +163,20 @@ build/sbx-bench: bench/bench.c build/libsbx.a include/sbx.h
 bench: setup
 	$(MAKE) build/sbx-bench
 	/usr/bin/python3 bench/bench.py
+
+# The installed library finds the installed agent; the installed sbx.pc
+# names the installed paths.
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+	  $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(LIBEXECDIR)
+	install -m 0755 $(BUILD)/sbx $(DESTDIR)$(PREFIX)/bin/sbx
+	install -m 0755 build/sbx-agent $(DESTDIR)$(AGENT_PATH)
+	install -m 0755 $(BUILD)/libsbx.so.0 $(DESTDIR)$(PREFIX)/lib/libsbx.so.0
+	ln -sf libsbx.so.0 $(DESTDIR)$(PREFIX)/lib/libsbx.so
+	install -m 0644 $(BUILD)/libsbx.a $(BUILD)/libsbx-mcp.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 0644 include/sbx.h include/sbx_mcp.h $(DESTDIR)$(PREFIX)/include/
+	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: sbx\nDescription: Docker sandboxes for AI agents\nVersion: 0.1.0\nRequires.private: jansson\nCflags: -I$${includedir}\nLibs: -L$${libdir} -lsbx\n' \
+	  '$(PREFIX)' > $(DESTDIR)$(PREFIX)/lib/pkgconfig/sbx.pc
 
 clean:
 	rm -rf build build-asan

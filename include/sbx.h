@@ -62,6 +62,25 @@ const char *sbx_error_message (const sbx_error_t *err);
 const char *sbx_errc_name (int code);
 void sbx_error_free (sbx_error_t *err);
 
+/* Making errors, for the library and for code built on it (the CLI, the
+ * MCP tools), all with one convention: the first error wins. Each returns
+ * -CODE (the code of the error concerned), so that a failure is
+ * `return sbx_error_set (err, SBX_E_INVALID, "...")`.
+ *
+ * Sets *ERR to a new error when ERR is not NULL and *ERR is NULL. */
+int sbx_error_set (sbx_error_t **err, int code, const char *fmt, ...)
+    __attribute__ ((format (printf, 3, 4)));
+/* The same, with ": strerror(ERRNO_VALUE)" after the message. */
+int sbx_error_set_errno (sbx_error_t **err, int code, int errno_value, const char *fmt, ...)
+    __attribute__ ((format (printf, 4, 5)));
+/* After a call failed with R (negative): puts context in front of *ERR's
+ * message ("CONTEXT: message"), keeping its code, and returns R. */
+int sbx_error_wrap (sbx_error_t **err, int r, const char *fmt, ...)
+    __attribute__ ((format (printf, 3, 4)));
+/* Hands SRC to the caller's *DST (when DST is not NULL and *DST is NULL;
+ * otherwise frees it): the error of a call made with a local error. */
+int sbx_error_propagate (sbx_error_t **dst, sbx_error_t *src);
+
 /* -------------------------------------------------------------- options */
 
 /* Defaults (see the README's security table):

@@ -66,4 +66,35 @@ done_testing (void)
   return tap_failed ? 1 : 0;
 }
 
+/* ------------------------------------------------ sbx calls (sbx.h) */
+
+#include "sbx.h"
+
+/* Reports a failed call with its error, then frees the error. ERRP, not the
+ * error itself, because arguments are evaluated in no fixed order. */
+static inline int
+check_ok (int r, sbx_error_t **errp, const char *what)
+{
+  sbx_error_t *err = *errp;
+  if (!ok (r == 0, "%s", what))
+    diag ("error %s: %s", sbx_errc_name (sbx_error_code (err)), sbx_error_message (err));
+  sbx_error_free (err);
+  *errp = NULL;
+  return r == 0;
+}
+
+/* Expects failure with CODE and a message containing NEEDLE. */
+static inline void
+check_fails (int r, sbx_error_t **errp, int code, const char *needle, const char *what)
+{
+  sbx_error_t *err = *errp;
+  const char *msg = sbx_error_message (err);
+  if (!ok (r == -code && sbx_error_code (err) == code && (needle == NULL || strstr (msg, needle)),
+           "%s", what))
+    diag ("got r=%d code=%s message='%s'; wanted %s containing '%s'", r,
+          sbx_errc_name (sbx_error_code (err)), msg, sbx_errc_name (code), needle ? needle : "");
+  sbx_error_free (err);
+  *errp = NULL;
+}
+
 #endif

@@ -25,33 +25,6 @@
 
 /* ------------------------------------------------------------ util.c */
 
-static inline void
-freep (void *p)
-{
-  free (*(void **) p);
-}
-
-static inline void
-closep (int *fd)
-{
-  if (*fd >= 0)
-    close (*fd);
-}
-
-#define cleanup_free __attribute__ ((cleanup (freep)))
-#define cleanup_close __attribute__ ((cleanup (closep)))
-
-/* Hands ownership out of a cleanup variable, keeping its type. */
-static inline void *
-steal_ptr (void *pp)
-{
-  void **p = pp;
-  void *v = *p;
-  *p = NULL;
-  return v;
-}
-#define steal_pointer(pp) ((__typeof__ (*(pp))) steal_ptr (pp))
-
 #define container_of(ptr, type, member) ((type *) ((char *) (ptr) - offsetof (type, member)))
 
 /* A log line on the agent's stderr (the engine's log of the container). */
@@ -73,11 +46,14 @@ __attribute__ ((format (printf, 2, 3))) void agent_log_limited (log_budget_t *b,
  * 0 when there is no such cap. */
 extern int64_t agent_max_file_size;
 
-int64_t now_ms (void);
+/* The one monotonic clock (helpers.c), in the milliseconds the agent counts in. */
+static inline int64_t
+now_ms (void)
+{
+  return (int64_t) (sbx_now () * 1000);
+}
 /* Reads until LEN bytes or end of file; the count, or -1 with errno. */
 ssize_t read_full (int fd, void *buf, size_t len);
-/* mkdir -p; -1 with errno on failure. */
-int mkdir_p (const char *path, mode_t mode);
 /* Closes every descriptor from LOWFD up. */
 void close_fds_from (int lowfd);
 /* enum sbx_kind of a st_mode. */

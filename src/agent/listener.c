@@ -170,7 +170,7 @@ on_notify (watch_t *w, uint32_t events)
 int
 listener_start (void)
 {
-  if (mkdir_p (SBX_AGENT_RUN_DIR, 0755) < 0)
+  if (sbx_mkdir_p (SBX_AGENT_RUN_DIR, 0755) < 0)
     return -1;
   int fd = bind_socket ();
   if (fd < 0 || loop_watch (&listen_watch, fd, EPOLLIN, on_listen) < 0)

@@ -184,7 +184,7 @@ main (int argc, char **argv)
       return 1;
     }
 
-  if (mkdir_p (workdir, 0755) < 0)
+  if (sbx_mkdir_p (workdir, 0755) < 0)
     agent_log ("cannot create the working directory %s: %s", workdir, strerror (errno));
   if (listener_start () < 0)
     {

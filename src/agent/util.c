@@ -70,14 +70,6 @@ agent_log_limited (log_budget_t *b, const char *fmt, ...)
   b->suppressed = 0;
 }
 
-int64_t
-now_ms (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 ssize_t
 read_full (int fd, void *buf, size_t len)
 {
@@ -94,40 +86,6 @@ read_full (int fd, void *buf, size_t len)
       got += (size_t) n;
     }
   return (ssize_t) got;
-}
-
-int
-mkdir_p (const char *path, mode_t mode)
-{
-  char buf[PATH_MAX];
-  size_t n = strlen (path);
-  if (n >= sizeof buf)
-    {
-      errno = ENAMETOOLONG;
-      return -1;
-    }
-  memcpy (buf, path, n + 1);
-  for (size_t i = 1; i <= n; i++)
-    {
-      if (buf[i] != '/' && buf[i] != '\0')
-        continue;
-      char saved = buf[i];
-      buf[i] = '\0';
-      /* EEXIST may hide a file in the way; the next step (or the caller's
-         use of the directory) then fails with ENOTDIR. */
-      if (mkdir (buf, mode) < 0 && errno != EEXIST)
-        return -1;
-      buf[i] = saved;
-    }
-  struct stat st;
-  if (stat (path, &st) < 0)
-    return -1;
-  if (!S_ISDIR (st.st_mode))
-    {
-      errno = ENOTDIR;
-      return -1;
-    }
-  return 0;
 }
 
 void

@@ -91,7 +91,7 @@ atomic_open (atomic_t *a, const char *path)
     {
       char dir[4096];
       snprintf (dir, sizeof dir, "%.*s", dirlen, a->target);
-      if (mkdir_p (dir, 0755) < 0)
+      if (sbx_mkdir_p (dir, 0755) < 0)
         goto fail;
     }
   /* The name is cut so that it stays within NAME_MAX. */

@@ -137,9 +137,16 @@ int cli_sandbox_options (const struct cli_create_opts *co, sbx_options_t **out);
 /* Makes and starts a sandbox from the parsed options: 0, or the exit code
  * once the error is printed. */
 int cli_create_sandbox (const struct cli_create_opts *co, sbx_sandbox_t **out);
-/* The runtime --runtime or --runtime-file names, its image built (with
- * progress on stderr) if needed; *OUT stays NULL when neither was given.
- * 0, or the exit code once the error is printed (cmd_runtime.c). */
+/* ---------------------------------------------------------- runtimes */
+
+/* The runtime NAME (a built-in) or FILE (JSON): 0, or the exit code once the
+ * error is printed. */
+int cli_runtime_load (const char *name, const char *file, sbx_runtime_t **rt);
+/* Makes sure RT's image exists, showing the build's progress on stderr
+ * unless QUIET; INFO says what happened. 0, or the exit code. */
+int cli_runtime_ensure (const sbx_runtime_t *rt, bool quiet, sbx_runtime_image_t *info);
+/* The runtime --runtime or --runtime-file names, its image built if needed;
+ * *OUT stays NULL when neither was given. 0, or the exit code. */
 int cli_runtime_prepare (const struct cli_create_opts *co, sbx_runtime_t **out);
 
 /* ---------------------------------------------------------- exec */

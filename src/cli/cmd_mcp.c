@@ -1,67 +1,10 @@
-/* sbx mcp: the agent's tools over the Model Context Protocol, on stdio
- * (src/mcp/). This file only reads the options and the permissions. */
+/* sbx mcp: the sandbox's tools over the Model Context Protocol, on stdio
+ * (libsbx-mcp, include/sbx_mcp.h). This file only reads the options. */
 #include "cli.h"
 
-#include "../mcp/mcp.h"
+#include "sbx_mcp.h"
 
-#include <errno.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-
-#define MAX_RULES_FILE (1u << 20)
-
-/* A preset by name, else a rules file by path: 0, or the exit code once the
- * error is printed. */
-static int
-load_permissions (const char *arg, struct mcp_perms **out)
-{
-  char *error = NULL;
-  for (size_t i = 0; mcp_preset_names[i]; i++)
-    if (strcmp (arg, mcp_preset_names[i]) == 0)
-      {
-        if (mcp_perms_preset (arg, out, &error) == 0)
-          return 0;
-        int r = cli_fail (SBX_E_INVALID, "%s", error ? error : "out of memory");
-        free (error);
-        return r;
-      }
-
-  FILE *f = fopen (arg, "r");
-  if (f == NULL)
-    {
-      if (errno == ENOENT)
-        return cli_fail (SBX_E_INVALID,
-                         "--permissions %s: not a preset (default, permissive, "
-                         "readonly, strict) and no such rules file",
-                         arg);
-      return cli_fail (SBX_E_IO, "--permissions %s: cannot open the rules file: %s", arg,
-                       strerror (errno));
-    }
-  char *text = malloc (MAX_RULES_FILE + 1);
-  size_t len = text ? fread (text, 1, MAX_RULES_FILE + 1, f) : 0;
-  bool failed = text == NULL || ferror (f);
-  fclose (f);
-  if (failed || len > MAX_RULES_FILE)
-    {
-      free (text);
-      return cli_fail (SBX_E_IO, "--permissions %s: %s", arg,
-                       len > MAX_RULES_FILE ? "the rules file is larger than 1 MiB"
-                                            : "cannot read the rules file");
-    }
-  char *origin = NULL;
-  int r = 0;
-  if (asprintf (&origin, "the rules file %s", arg) < 0)
-    origin = NULL;
-  if (origin == NULL || mcp_perms_parse (text, len, origin, out, &error) < 0)
-    {
-      r = cli_fail (SBX_E_INVALID, "%s", error ? error : "out of memory");
-      free (error);
-    }
-  free (origin);
-  free (text);
-  return r;
-}
 
 static int
 cmd_mcp (const struct cli_command *cmd, int argc, char **argv)
@@ -76,27 +19,34 @@ cmd_mcp (const struct cli_command *cmd, int argc, char **argv)
     { NULL, 0, 0, NULL, NULL, NULL },
   };
   struct cli_args a;
-  struct mcp_perms *perms = NULL;
+  sbx_mcp_perms_t *perms = NULL;
   sbx_options_t *sbopts = NULL;
+  sbx_error_t *err = NULL;
   int status = cli_parse (cmd, opts, argc, argv, &a);
   /* stdout carries protocol messages only: every complaint goes to stderr. */
   cli_json = false;
-  if (status != CLI_CONTINUE || (status = load_permissions (permissions, &perms)) != 0
-      || (status = cli_sandbox_options (&co, &sbopts)) != 0)
+  if (status != CLI_CONTINUE)
+    goto out;
+  if (sbx_mcp_perms_load (permissions, &perms, &err) < 0)
+    {
+      status = cli_error (err);
+      goto out;
+    }
+  if ((status = cli_sandbox_options (&co, &sbopts)) != 0)
     goto out;
 
-  struct mcp_server_opts so = {
+  sbx_mcp_stdio_opts_t so = {
     .sandbox = sbopts,
     .perms = perms,
     .workdir = co.workdir,
-    .named = co.name != NULL,
+    .keep = co.name != NULL,
     .network = co.network != NULL && strcmp (co.network, "none") != 0,
   };
-  status = mcp_serve (&so) < 0 ? CLI_EXIT_FAILURE : 0;
+  status = sbx_mcp_serve_stdio (&so) < 0 ? CLI_EXIT_FAILURE : 0;
 
 out:
   sbx_options_free (sbopts);
-  mcp_perms_free (perms);
+  sbx_mcp_perms_free (perms);
   cli_create_opts_clear (&co);
   return status;
 }

@@ -104,7 +104,7 @@ static int
 request_id (sbx_sandbox_t *sb, uint8_t type, const char *id, sbx_error_t **err)
 {
   if (!valid_id (id))
-    return sbx_fail (err, SBX_E_NO_PROCESS, "no background process '%s' (ids are numbers; list "
+    return sbx_error_set (err, SBX_E_NO_PROCESS, "no background process '%s' (ids are numbers; list "
                      "them with bg ls)", id ? id : "");
   int r = sbx_sandbox_ensure (sb, err);
   if (r < 0)
@@ -161,7 +161,7 @@ sbx_bg_read (sbx_sandbox_t *sb, const char *id, char **output, size_t *len, sbx_
     }
   sbx_buf_append (&buf, "", 1);
   if (r == 0 && buf.failed)
-    r = sbx_fail (err, SBX_E_NOMEM, "out of memory");
+    r = sbx_error_set (err, SBX_E_NOMEM, "out of memory");
   if (r < 0)
     {
       sbx_buf_free (&buf);
@@ -221,7 +221,7 @@ sbx_bg_list (sbx_sandbox_t *sb, sbx_bg_info_t **items, size_t *count, sbx_error_
           if (nv == NULL)
             {
               sbx_agent_disconnect (sb);
-              r = sbx_fail (err, SBX_E_NOMEM, "too many background processes");
+              r = sbx_error_set (err, SBX_E_NOMEM, "too many background processes");
               break;
             }
           v = nv;

@@ -45,7 +45,7 @@ int
 sbx_agent_protocol_error (sbx_sandbox_t *sb, const char *what, sbx_error_t **err)
 {
   sbx_agent_disconnect (sb);
-  return sbx_fail (err, SBX_E_PROTOCOL, "the agent of sandbox %s sent an invalid reply (%s); "
+  return sbx_error_set (err, SBX_E_PROTOCOL, "the agent of sandbox %s sent an invalid reply (%s); "
                    "the connection was closed", sb->id, what);
 }
 
@@ -55,13 +55,13 @@ sbx_agent_broken (sbx_sandbox_t *sb, const char *why, sbx_error_t **err)
   sbx_agent_disconnect (sb);
   json_t *info = NULL;
   sbx_error_t *ierr = NULL;
-  if ((sb->engine == NULL && sbx_engine_open (&sb->engine, &ierr) < 0)
+  if ((sb->engine == NULL && sbx_engine_get (&sb->engine, &ierr) < 0)
       || sbx_engine_container_inspect (sb->engine, sb->id, &info, &ierr) < 0)
     {
       int code = ierr ? sbx_error_code (ierr) : SBX_E_AGENT;
       int r = code == SBX_E_GONE
-                ? sbx_fail (err, SBX_E_GONE, "sandbox %s was removed while in use", sb->id)
-                : sbx_fail (err, SBX_E_AGENT, "lost the connection to the agent of sandbox %s (%s)",
+                ? sbx_error_set (err, SBX_E_GONE, "sandbox %s was removed while in use", sb->id)
+                : sbx_error_set (err, SBX_E_AGENT, "lost the connection to the agent of sandbox %s (%s)",
                             sb->id, why);
       sbx_error_free (ierr);
       return r;
@@ -72,13 +72,13 @@ sbx_agent_broken (sbx_sandbox_t *sb, const char *why, sbx_error_t **err)
   json_int_t code = json_integer_value (json_object_get (state, "ExitCode"));
   json_decref (info);
   if (oom)
-    return sbx_fail (err, SBX_E_OOM, "sandbox %s was killed because it ran out of memory (limit "
+    return sbx_error_set (err, SBX_E_OOM, "sandbox %s was killed because it ran out of memory (limit "
                      "%lld MiB); give it more with --memory", sb->id,
                      (long long) (sb->memory >> 20));
   if (!running)
-    return sbx_fail (err, SBX_E_GONE, "sandbox %s stopped (exit code %lld) while in use; start it "
+    return sbx_error_set (err, SBX_E_GONE, "sandbox %s stopped (exit code %lld) while in use; start it "
                      "again or create a new one", sb->id, (long long) code);
-  return sbx_fail (err, SBX_E_AGENT, "lost the connection to the agent of sandbox %s (%s)", sb->id,
+  return sbx_error_set (err, SBX_E_AGENT, "lost the connection to the agent of sandbox %s (%s)", sb->id,
                    why);
 }
 
@@ -88,7 +88,7 @@ sbx_agent_flush (sbx_sandbox_t *sb, sbx_error_t **err)
   if (sb->out.failed)
     {
       sbx_agent_drop_request (sb);
-      return sbx_fail (err, SBX_E_TOO_LARGE, "request too large for the agent protocol");
+      return sbx_error_set (err, SBX_E_TOO_LARGE, "request too large for the agent protocol");
     }
   size_t off = 0;
   while (off < sb->out.len)
@@ -127,7 +127,7 @@ sbx_agent_read_some (sbx_sandbox_t *sb, sbx_error_t **err)
   enum { WANT = 65536 };
   uint8_t *buf = sbx_reader_space (&sb->reader, WANT);
   if (buf == NULL)
-    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+    return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
   ssize_t n;
   do
     n = recv (sb->fd, buf, WANT, MSG_DONTWAIT);
@@ -206,9 +206,9 @@ sbx_agent_timeout (sbx_sandbox_t *sb, bool overall, sbx_error_t **err)
   /* The stream is out of step: whatever comes later belongs to this call. */
   sbx_agent_disconnect (sb);
   if (overall)
-    return sbx_fail (err, SBX_E_TIMEOUT, "the agent of sandbox %s did not finish in time; the "
+    return sbx_error_set (err, SBX_E_TIMEOUT, "the agent of sandbox %s did not finish in time; the "
                      "connection was dropped", sb->id);
-  return sbx_fail (err, SBX_E_TIMEOUT, "the agent of sandbox %s stopped answering (nothing for "
+  return sbx_error_set (err, SBX_E_TIMEOUT, "the agent of sandbox %s stopped answering (nothing for "
                    "%.0f s); the sandbox may be paused or overloaded", sb->id, SBX_AGENT_IDLE);
 }
 
@@ -246,8 +246,8 @@ sbx_agent_fail (sbx_sandbox_t *sb, const sbx_msg_t *msg, sbx_error_t **err)
     return sbx_agent_protocol_error (sb, "malformed error report", err);
   cleanup_free char *clean = clean_agent_text (text->data, text->len);
   if (clean == NULL)
-    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
-  return sbx_fail (err, (int) code, "%s", clean);
+    return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
+  return sbx_error_set (err, (int) code, "%s", clean);
 }
 
 int
@@ -294,21 +294,20 @@ connect_socket (const char *state_dir, int *fd_out)
   if (n < 0 || (size_t) n >= sizeof addr.sun_path)
     {
       cleanup_free char *run = sbx_strdup_printf ("%s/run", state_dir);
-      if (run == NULL)
-        return -ENOMEM;
-      if ((dirfd = open (run, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
-        return -errno;
+      if (run == NULL || (dirfd = open (run, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+        return -1;
       snprintf (addr.sun_path, sizeof addr.sun_path, "/proc/self/fd/%d/" SBX_AGENT_SOCKET_NAME,
                 dirfd);
     }
   int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0)
-    return -errno;
+    return -1;
   if (connect (fd, (struct sockaddr *) &addr, sizeof addr) < 0)
     {
       int e = errno;
       close (fd);
-      return -e;
+      errno = e;
+      return -1;
     }
   *fd_out = fd;
   return 0;
@@ -317,13 +316,12 @@ connect_socket (const char *state_dir, int *fd_out)
 /* Only the container's PID 1 (our agent) may answer: anything else listening
  * on that path was put there by a process inside the sandbox. */
 static int
-verify_peer (sbx_sandbox_t *sb, pid_t *peer)
+verify_peer (sbx_sandbox_t *sb)
 {
   struct ucred cred;
   socklen_t len = sizeof cred;
   if (getsockopt (sb->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
     return -1;
-  *peer = cred.pid;
   return cred.pid == sb->agent_pid ? 0 : -1;
 }
 
@@ -339,23 +337,27 @@ hello (sbx_sandbox_t *sb)
 }
 
 int
-sbx_agent_try_connect (sbx_sandbox_t *sb, sbx_error_t **err)
+sbx_agent_try_connect (sbx_sandbox_t *sb, sbx_agent_reach_t *reach, sbx_error_t **err)
 {
   sbx_agent_disconnect (sb);
-  int fd = -1, r = connect_socket (sb->state_dir, &fd);
-  if (r == -ENOENT || r == -ECONNREFUSED || r == -EAGAIN)
-    return -EAGAIN;
-  if (r < 0)
-    return sbx_fail_errno (err, SBX_E_AGENT, -r, "cannot connect to the agent of sandbox %s",
-                           sb->id);
+  int fd = -1;
+  *reach = SBX_AGENT_NOT_YET;
+  if (connect_socket (sb->state_dir, &fd) < 0)
+    {
+      if (errno == ENOENT || errno == ECONNREFUSED || errno == EAGAIN)
+        return 0;
+      return sbx_error_set_errno (err, SBX_E_AGENT, errno,
+                                  "cannot connect to the agent of sandbox %s", sb->id);
+    }
   sb->fd = fd;
   sbx_reader_init (&sb->reader);
-  pid_t peer = 0;
-  if (verify_peer (sb, &peer) < 0)
+  if (verify_peer (sb) < 0)
     {
       sbx_agent_disconnect (sb);
-      return -EPERM;
+      *reach = SBX_AGENT_IMPOSTOR;
+      return 0;
     }
   hello (sb);
+  *reach = SBX_AGENT_CONNECTED;
   return 0;
 }

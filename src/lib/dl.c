@@ -92,12 +92,12 @@ int
 sbx_dl_curl (sbx_error_t **err)
 {
   pthread_once (&curl_lib.once, load_curl);
-  return curl_lib.error[0] ? sbx_fail (err, SBX_E_ENGINE, "%s", curl_lib.error) : 0;
+  return curl_lib.error[0] ? sbx_error_set (err, SBX_E_ENGINE, "%s", curl_lib.error) : 0;
 }
 
 int
 sbx_dl_archive (sbx_error_t **err)
 {
   pthread_once (&archive_lib.once, load_archive);
-  return archive_lib.error[0] ? sbx_fail (err, SBX_E_IO, "%s", archive_lib.error) : 0;
+  return archive_lib.error[0] ? sbx_error_set (err, SBX_E_IO, "%s", archive_lib.error) : 0;
 }

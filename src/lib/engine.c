@@ -1,8 +1,11 @@
 /* Docker Engine REST API client: libcurl for HTTP, jansson for JSON.
  *
- * One curl easy handle per engine, reused for every request so the
- * connection stays open between calls (a request then costs a round trip on
- * the socket, not a connect). Never runs the docker CLI. */
+ * One engine context per process (per engine address, in fact: see
+ * sbx_engine_get), shared by every sandbox, image and build: its address,
+ * its negotiated API version, and a few curl easy handles kept between
+ * requests so that their connections stay open (a request then costs a
+ * round trip on the socket, not a connect). Threads take a handle each.
+ * Never runs the docker CLI. */
 #include "dl.h"
 #include "engine.h"
 #include "engine_addr.h"
@@ -31,18 +34,24 @@
 #define STOP_SLACK_S 30L
 /* Docker 19.03. Older engines lack fields the rest of sbx relies on. */
 #define MIN_API "1.40"
+/* Idle curl handles a context keeps for the next requests. */
+#define IDLE_HANDLES 4
 
 struct sbx_engine
 {
-  CURL *curl;
+  char *key;                         /* the environment it was made from */
   sbx_engine_addr_t addr;
   char api[16];
   bool tls;
-  char *ca, *cert, *key;
+  char *ca, *cert, *key_file;
   struct curl_slist *json_headers;   /* requests with a JSON body */
   struct curl_slist *plain_headers;  /* everything else */
   long timeout_s;                    /* for requests that set none */
-  char errbuf[CURL_ERROR_SIZE];
+  pthread_mutex_t lock;              /* the idle handles */
+  CURL *idle[IDLE_HANDLES];
+  int nidle;
+  pid_t pid;                         /* the process the idle handles belong to */
+  struct sbx_engine *next;           /* the process's other contexts */
 };
 
 /* ------------------------------------------------------------ plumbing */
@@ -176,12 +185,12 @@ struct call
 };
 
 static int
-fail_unreachable (sbx_engine_t *e, CURLcode rc, sbx_error_t **err)
+fail_unreachable (sbx_engine_t *e, CURL *h, const char *errbuf, CURLcode rc, sbx_error_t **err)
 {
   long os_errno = 0;
-  sbx_curl.easy_getinfo (e->curl, CURLINFO_OS_ERRNO, &os_errno);
+  sbx_curl.easy_getinfo (h, CURLINFO_OS_ERRNO, &os_errno);
   if (e->addr.kind == SBX_ADDR_UNIX && (os_errno == EACCES || os_errno == EPERM))
-    return sbx_fail (err, SBX_E_PERMISSION,
+    return sbx_error_set (err, SBX_E_PERMISSION,
                      "permission denied on the Docker engine's socket %s; run as root, or add "
                      "your user to the docker group (`usermod -aG docker $USER`, then log in "
                      "again)",
@@ -192,8 +201,8 @@ fail_unreachable (sbx_engine_t *e, CURLcode rc, sbx_error_t **err)
   if (e->addr.kind == SBX_ADDR_UNIX && os_errno != 0)
     reason = strerror ((int) os_errno);
   else
-    reason = e->errbuf[0] ? e->errbuf : sbx_curl.easy_strerror (rc);
-  return sbx_fail (err, SBX_E_ENGINE,
+    reason = errbuf[0] ? errbuf : sbx_curl.easy_strerror (rc);
+  return sbx_error_set (err, SBX_E_ENGINE,
                    "cannot reach the Docker engine at %s (%s); start dockerd (for example "
                    "`dockerd &` or `systemctl start docker`) or point DOCKER_HOST at a running "
                    "engine",
@@ -221,24 +230,71 @@ on_header (char *data, size_t size, size_t nmemb, void *userdata)
 /* Performs one request. Returns 0 once the engine has answered (any HTTP
  * status, in *STATUS), or fails when it could not be reached or the answer
  * could not be received. */
+/* A handle of E's for one request: an idle one (its connection may still be
+ * open), or a new one; NULL when out of memory. */
+static CURL *
+take_handle (sbx_engine_t *e)
+{
+  pthread_mutex_lock (&e->lock);
+  /* After a fork, the idle handles' connections are the parent's too: two
+     processes talking on one socket would mix their requests. */
+  if (e->pid != getpid ())
+    {
+      for (int i = 0; i < e->nidle; i++)
+        sbx_curl.easy_cleanup (e->idle[i]);
+      e->nidle = 0;
+      e->pid = getpid ();
+    }
+  CURL *h = e->nidle > 0 ? e->idle[--e->nidle] : NULL;
+  pthread_mutex_unlock (&e->lock);
+  return h ? h : sbx_curl.easy_init ();
+}
+
+static void
+give_back (sbx_engine_t *e, CURL *h)
+{
+  pthread_mutex_lock (&e->lock);
+  if (e->nidle < IDLE_HANDLES && e->pid == getpid ())
+    {
+      e->idle[e->nidle++] = h;
+      h = NULL;
+    }
+  pthread_mutex_unlock (&e->lock);
+  if (h)
+    sbx_curl.easy_cleanup (h);
+}
+
+static int perform_on (sbx_engine_t *e, CURL *h, const struct call *c, long *status,
+                       sbx_error_t **err);
+
 static int
 perform (sbx_engine_t *e, const struct call *c, long *status, sbx_error_t **err)
 {
-  CURL *h = e->curl;
+  CURL *h = take_handle (e);
+  if (h == NULL)
+    return sbx_error_set (err, SBX_E_NOMEM, "out of memory (starting libcurl)");
+  int r = perform_on (e, h, c, status, err);
+  give_back (e, h);
+  return r;
+}
+
+static int
+perform_on (sbx_engine_t *e, CURL *h, const struct call *c, long *status, sbx_error_t **err)
+{
+  char errbuf[CURL_ERROR_SIZE] = "";
   cleanup_free char *url = NULL;
   if (c->unversioned)
     url = sbx_strdup_printf ("%s%s", e->addr.base_url, c->path);
   else
     url = sbx_strdup_printf ("%s/v%s%s", e->addr.base_url, e->api, c->path);
   if (url == NULL)
-    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+    return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
 
   /* A reset keeps the open connection; it only forgets the last request's
    * options so none can leak into this one. */
   sbx_curl.easy_reset (h);
-  e->errbuf[0] = '\0';
   bool ok = sbx_curl.easy_setopt (h, CURLOPT_URL, url) == CURLE_OK
-            && sbx_curl.easy_setopt (h, CURLOPT_ERRORBUFFER, e->errbuf) == CURLE_OK
+            && sbx_curl.easy_setopt (h, CURLOPT_ERRORBUFFER, errbuf) == CURLE_OK
             && sbx_curl.easy_setopt (h, CURLOPT_NOSIGNAL, 1L) == CURLE_OK
             && sbx_curl.easy_setopt (h, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_S) == CURLE_OK
             && sbx_curl.easy_setopt (h, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_1_1) == CURLE_OK
@@ -253,7 +309,7 @@ perform (sbx_engine_t *e, const struct call *c, long *status, sbx_error_t **err)
   if (ok && e->tls)
     ok = sbx_curl.easy_setopt (h, CURLOPT_CAINFO, e->ca) == CURLE_OK
          && sbx_curl.easy_setopt (h, CURLOPT_SSLCERT, e->cert) == CURLE_OK
-         && sbx_curl.easy_setopt (h, CURLOPT_SSLKEY, e->key) == CURLE_OK;
+         && sbx_curl.easy_setopt (h, CURLOPT_SSLKEY, e->key_file) == CURLE_OK;
   if (ok && e->addr.kind == SBX_ADDR_TCP)
     ok = sbx_curl.easy_setopt (h, CURLOPT_TCP_KEEPALIVE, 1L) == CURLE_OK;
   long limit = c->timeout_s ? c->timeout_s : e->timeout_s;
@@ -288,7 +344,7 @@ perform (sbx_engine_t *e, const struct call *c, long *status, sbx_error_t **err)
       if (chunked == NULL)
         {
           sbx_curl.easy_reset (h);
-          return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+          return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
         }
       ok = ok && sbx_curl.easy_setopt (h, CURLOPT_HTTPHEADER, chunked) == CURLE_OK;
     }
@@ -309,7 +365,7 @@ perform (sbx_engine_t *e, const struct call *c, long *status, sbx_error_t **err)
     {
       sbx_curl.easy_reset (h);
       sbx_curl.slist_free_all (chunked);
-      return sbx_fail (err, SBX_E_ENGINE,
+      return sbx_error_set (err, SBX_E_ENGINE,
                        "libcurl rejected an option for the Docker engine request %s %s; "
                        "is libcurl older than 7.85?",
                        c->method, c->path);
@@ -319,6 +375,7 @@ perform (sbx_engine_t *e, const struct call *c, long *status, sbx_error_t **err)
   /* The handle must not keep pointers into this call's stack or the list
    * freed below. */
   sbx_curl.easy_setopt (h, CURLOPT_HTTPHEADER, NULL);
+  sbx_curl.easy_setopt (h, CURLOPT_ERRORBUFFER, NULL);
   sbx_curl.slist_free_all (chunked);
   if (c->sink->stream && rc == CURLE_OK)
     sink_drain_lines (c->sink, true);
@@ -333,20 +390,20 @@ perform (sbx_engine_t *e, const struct call *c, long *status, sbx_error_t **err)
     case CURLE_COULDNT_CONNECT:
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY:
-      return fail_unreachable (e, rc, err);
+      return fail_unreachable (e, h, errbuf, rc, err);
     case CURLE_OPERATION_TIMEDOUT:
       {
         double connected = 0;
         sbx_curl.easy_getinfo (h, CURLINFO_CONNECT_TIME, &connected);
         if (connected == 0)
-          return fail_unreachable (e, rc, err);
+          return fail_unreachable (e, h, errbuf, rc, err);
         if (c->sink->stream)
-          return sbx_fail (err, SBX_E_TIMEOUT,
+          return sbx_error_set (err, SBX_E_TIMEOUT,
                            "the Docker engine at %s sent nothing for %ld s during %s %.*s; it "
                            "may be overloaded or hung",
                            e->addr.address, STREAM_STALL_S, c->method,
                            (int) strcspn (c->path, "?"), c->path);
-        return sbx_fail (err, SBX_E_TIMEOUT,
+        return sbx_error_set (err, SBX_E_TIMEOUT,
                          "the Docker engine at %s did not answer %s %.*s within %ld s; it may be "
                          "overloaded or hung (SBX_ENGINE_TIMEOUT sets this limit)",
                          e->addr.address, c->method, (int) strcspn (c->path, "?"), c->path,
@@ -354,28 +411,28 @@ perform (sbx_engine_t *e, const struct call *c, long *status, sbx_error_t **err)
       }
     case CURLE_WRITE_ERROR:
       if (c->sink->too_large)
-        return sbx_fail (err, SBX_E_ENGINE,
+        return sbx_error_set (err, SBX_E_ENGINE,
                          "engine response too large: %s of the reply to %s %.*s went past %zu MiB",
                          c->sink->stream ? "a line" : "the body", c->method,
                          (int) strcspn (c->path, "?"), c->path,
                          (c->sink->stream ? MAX_STREAM_LINE : MAX_RESPONSE) >> 20);
-      return sbx_fail (err, SBX_E_NOMEM, "out of memory while reading the Docker engine's reply");
+      return sbx_error_set (err, SBX_E_NOMEM, "out of memory while reading the Docker engine's reply");
     case CURLE_ABORTED_BY_CALLBACK:
     case CURLE_READ_ERROR:
       if (c->upload && c->upload->failed)
-        return sbx_fail_errno (err, SBX_E_IO, c->upload->error,
+        return sbx_error_set_errno (err, SBX_E_IO, c->upload->error,
                                "could not read the data being sent to the Docker engine");
       break;
     default:
       break;
     }
   if (*status == 0)
-    return fail_unreachable (e, rc, err);
-  return sbx_fail (err, SBX_E_ENGINE,
+    return fail_unreachable (e, h, errbuf, rc, err);
+  return sbx_error_set (err, SBX_E_ENGINE,
                    "the connection to the Docker engine at %s failed during %s %s (%s); check "
                    "that dockerd is still running",
                    e->addr.address, c->method, c->path,
-                   e->errbuf[0] ? e->errbuf : sbx_curl.easy_strerror (rc));
+                   errbuf[0] ? errbuf : sbx_curl.easy_strerror (rc));
 }
 
 /* A request whose whole reply is read and parsed as JSON; API_HEADER (may
@@ -388,10 +445,10 @@ call_json_h (sbx_engine_t *e, const char *method, const char *path, bool unversi
   if (response)
     *response = NULL;
   if (e == NULL || method == NULL || path == NULL || path[0] != '/')
-    return sbx_fail (err, SBX_E_INVALID, "internal error: bad Docker engine request path");
+    return sbx_error_set (err, SBX_E_INVALID, "internal error: bad Docker engine request path");
   for (const char *p = path; *p; p++)
     if ((unsigned char) *p <= ' ' || *p == 0x7f)
-      return sbx_fail (err, SBX_E_INVALID,
+      return sbx_error_set (err, SBX_E_INVALID,
                        "internal error: the Docker engine request path contains a space or "
                        "control character");
   cleanup_free char *text = NULL;
@@ -399,7 +456,7 @@ call_json_h (sbx_engine_t *e, const char *method, const char *path, bool unversi
     {
       text = json_dumps (body, JSON_COMPACT);
       if (text == NULL)
-        return sbx_fail (err, SBX_E_NOMEM, "out of memory (or invalid JSON) for %s %s", method,
+        return sbx_error_set (err, SBX_E_NOMEM, "out of memory (or invalid JSON) for %s %s", method,
                          path);
     }
   struct sink sink = { .limit = MAX_RESPONSE };
@@ -494,19 +551,22 @@ sbx_engine_escape (sbx_engine_t *e, const char *s)
   return s ? escape_keep (s, NULL) : NULL;
 }
 
-void
-sbx_engine_free (sbx_engine_t *e)
+/* For a context that never made it into the process's list. */
+static void
+engine_free (sbx_engine_t *e)
 {
   if (e == NULL)
     return;
-  if (e->curl)
-    sbx_curl.easy_cleanup (e->curl);
+  for (int i = 0; i < e->nidle; i++)
+    sbx_curl.easy_cleanup (e->idle[i]);
+  pthread_mutex_destroy (&e->lock);
   sbx_curl.slist_free_all (e->json_headers);
   sbx_curl.slist_free_all (e->plain_headers);
   sbx_engine_addr_clear (&e->addr);
+  free (e->key);
   free (e->ca);
   free (e->cert);
-  free (e->key);
+  free (e->key_file);
   free (e);
 }
 
@@ -537,23 +597,23 @@ setup_tls (sbx_engine_t *e, sbx_error_t **err)
     {
       const char *home = getenv ("HOME");
       if (home == NULL || *home == '\0')
-        return sbx_fail (err, SBX_E_INVALID,
+        return sbx_error_set (err, SBX_E_INVALID,
                          "DOCKER_TLS_VERIFY is set but neither DOCKER_CERT_PATH nor HOME is; "
                          "set DOCKER_CERT_PATH to the folder holding ca.pem, cert.pem and key.pem");
       home_dir = sbx_strdup_printf ("%s/.docker", home);
       if (home_dir == NULL)
-        return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+        return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
       dir = home_dir;
     }
   e->ca = sbx_strdup_printf ("%s/ca.pem", dir);
   e->cert = sbx_strdup_printf ("%s/cert.pem", dir);
-  e->key = sbx_strdup_printf ("%s/key.pem", dir);
-  if (!e->ca || !e->cert || !e->key)
-    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
-  const char *files[] = { e->ca, e->cert, e->key };
+  e->key_file = sbx_strdup_printf ("%s/key.pem", dir);
+  if (!e->ca || !e->cert || !e->key_file)
+    return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
+  const char *files[] = { e->ca, e->cert, e->key_file };
   for (size_t i = 0; i < 3; i++)
     if (access (files[i], R_OK) < 0)
-      return sbx_fail_errno (err, SBX_E_INVALID, errno,
+      return sbx_error_set_errno (err, SBX_E_INVALID, errno,
                              "DOCKER_TLS_VERIFY is set but %s cannot be read; point "
                              "DOCKER_CERT_PATH at the engine's client certificates",
                              files[i]);
@@ -561,21 +621,20 @@ setup_tls (sbx_engine_t *e, sbx_error_t **err)
   return 0;
 }
 
-int
-sbx_engine_open (sbx_engine_t **out, sbx_error_t **err)
+/* A new context for the engine the environment names (KEY says how, see
+ * sbx_engine_get), its API version negotiated. */
+static int
+engine_open (const char *key, sbx_engine_t **out, sbx_error_t **err)
 {
   *out = NULL;
-  int loaded = sbx_dl_curl (err);
-  if (loaded < 0)
-    return loaded;
-  pthread_once (&curl_once, curl_init_once);
-  if (curl_init_result != CURLE_OK)
-    return sbx_fail (err, SBX_E_ENGINE, "libcurl failed to initialise: %s",
-                     sbx_curl.easy_strerror (curl_init_result));
-
   sbx_engine_t *e = calloc (1, sizeof *e);
-  if (e == NULL)
-    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+  if (e == NULL || (e->key = strdup (key)) == NULL)
+    {
+      free (e);
+      return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
+    }
+  pthread_mutex_init (&e->lock, NULL);
+  e->pid = getpid ();
 
   const char *host = getenv ("DOCKER_HOST");
   const char *verify = getenv ("DOCKER_TLS_VERIFY");
@@ -585,18 +644,18 @@ sbx_engine_open (sbx_engine_t **out, sbx_error_t **err)
   int r = sbx_engine_addr_parse (host, want_tls, &e->addr, &why);
   if (r == -2)
     {
-      sbx_engine_free (e);
-      return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+      engine_free (e);
+      return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
     }
   if (r < 0)
     {
-      sbx_engine_free (e);
-      return sbx_fail (err, SBX_E_INVALID, "DOCKER_HOST=%s is not a valid engine address: %s",
+      engine_free (e);
+      return sbx_error_set (err, SBX_E_INVALID, "DOCKER_HOST=%s is not a valid engine address: %s",
                        host, why);
     }
   if (want_tls && e->addr.kind == SBX_ADDR_TCP && (r = setup_tls (e, err)) < 0)
     {
-      sbx_engine_free (e);
+      engine_free (e);
       return r;
     }
 
@@ -608,21 +667,20 @@ sbx_engine_open (sbx_engine_t **out, sbx_error_t **err)
       long v = strtol (limit, &end, 10);
       if (*end || v < 1 || v > MAX_TIMEOUT_S)
         {
-          sbx_engine_free (e);
-          return sbx_fail (err, SBX_E_INVALID, "SBX_ENGINE_TIMEOUT=%s is not a number of seconds "
+          engine_free (e);
+          return sbx_error_set (err, SBX_E_INVALID, "SBX_ENGINE_TIMEOUT=%s is not a number of seconds "
                            "from 1 to %ld", limit, MAX_TIMEOUT_S);
         }
       e->timeout_s = v;
     }
-  e->curl = sbx_curl.easy_init ();
   e->json_headers = sbx_curl.slist_append (NULL, "Content-Type: application/json");
   if (e->json_headers)
     e->json_headers = sbx_curl.slist_append (e->json_headers, "Expect:");
   e->plain_headers = sbx_curl.slist_append (NULL, "Expect:");
-  if (e->curl == NULL || e->json_headers == NULL || e->plain_headers == NULL)
+  if (e->json_headers == NULL || e->plain_headers == NULL)
     {
-      sbx_engine_free (e);
-      return sbx_fail (err, SBX_E_NOMEM, "out of memory (starting libcurl)");
+      engine_free (e);
+      return sbx_error_set (err, SBX_E_NOMEM, "out of memory (starting libcurl)");
     }
 
   /* The engine states its API version in a header of GET /_ping, which
@@ -637,7 +695,7 @@ sbx_engine_open (sbx_engine_t **out, sbx_error_t **err)
     r = call_json (e, "GET", "/version", true, NULL, 0, &status, &v, err);
   if (r < 0)
     {
-      sbx_engine_free (e);
+      engine_free (e);
       return r;
     }
   const char *server = api_number (api_header) >= 0
@@ -646,29 +704,108 @@ sbx_engine_open (sbx_engine_t **out, sbx_error_t **err)
   long have = server ? api_number (server) : -1;
   if (status != 200 || have < 0)
     {
-      r = sbx_fail (err, SBX_E_ENGINE,
+      r = sbx_error_set (err, SBX_E_ENGINE,
                     "the service at %s did not answer like a Docker engine (%s); "
                     "point DOCKER_HOST at a Docker engine",
                     e->addr.address,
                     status != 200 ? sbx_engine_message (v, status) : "no API version");
       json_decref (v);
-      sbx_engine_free (e);
+      engine_free (e);
       return r;
     }
   if (have < api_number (MIN_API))
     {
-      r = sbx_fail (err, SBX_E_ENGINE,
+      r = sbx_error_set (err, SBX_E_ENGINE,
                     "the Docker engine at %s speaks API %s, older than the %s sbx needs; "
                     "upgrade Docker to 19.03 or later",
                     e->addr.address, server, MIN_API);
       json_decref (v);
-      sbx_engine_free (e);
+      engine_free (e);
       return r;
     }
   snprintf (e->api, sizeof e->api, "%s",
             have < api_number (SBX_ENGINE_MAX_API) ? server : SBX_ENGINE_MAX_API);
   json_decref (v);
   *out = e;
+  return 0;
+}
+
+/* The process's contexts, one per engine environment; never freed: a
+ * sandbox handle may hold one to the end. */
+static pthread_mutex_t contexts_lock = PTHREAD_MUTEX_INITIALIZER;
+static sbx_engine_t *contexts;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+/* A fork may come while another thread holds a lock: the child, alone,
+   starts with them free. */
+static void
+child_after_fork (void)
+{
+  pthread_mutex_init (&contexts_lock, NULL);
+  for (sbx_engine_t *e = contexts; e; e = e->next)
+    pthread_mutex_init (&e->lock, NULL);
+}
+
+static void
+register_atfork (void)
+{
+  pthread_atfork (NULL, NULL, child_after_fork);
+}
+
+static sbx_engine_t *
+find_context (const char *key)
+{
+  for (sbx_engine_t *e = contexts; e; e = e->next)
+    if (strcmp (e->key, key) == 0)
+      return e;
+  return NULL;
+}
+
+int
+sbx_engine_get (sbx_engine_t **out, sbx_error_t **err)
+{
+  *out = NULL;
+  int loaded = sbx_dl_curl (err);
+  if (loaded < 0)
+    return loaded;
+  pthread_once (&curl_once, curl_init_once);
+  pthread_once (&atfork_once, register_atfork);
+  if (curl_init_result != CURLE_OK)
+    return sbx_error_set (err, SBX_E_ENGINE, "libcurl failed to initialise: %s",
+                          sbx_curl.easy_strerror (curl_init_result));
+  /* What picks and reaches the engine; a change (a test pointing
+     DOCKER_HOST elsewhere) makes another context. */
+  const char *vars[] = { "DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH",
+                         "SBX_ENGINE_TIMEOUT" };
+  cleanup_free char *key = sbx_strdup_printf ("%s\n%s\n%s\n%s", getenv (vars[0]) ?: "",
+                                              getenv (vars[1]) ?: "", getenv (vars[2]) ?: "",
+                                              getenv (vars[3]) ?: "");
+  if (key == NULL)
+    return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
+  pthread_mutex_lock (&contexts_lock);
+  sbx_engine_t *e = find_context (key);
+  pthread_mutex_unlock (&contexts_lock);
+  if (e)
+    {
+      *out = e;
+      return 0;
+    }
+  /* Opened outside the lock (it asks the engine); a racing thread's twin
+     is dropped. */
+  int r = engine_open (key, &e, err);
+  if (r < 0)
+    return r;
+  pthread_mutex_lock (&contexts_lock);
+  sbx_engine_t *won = find_context (key);
+  if (won == NULL)
+    {
+      e->next = contexts;
+      contexts = e;
+    }
+  pthread_mutex_unlock (&contexts_lock);
+  if (won)
+    engine_free (e);
+  *out = won ? won : e;
   return 0;
 }
 
@@ -691,19 +828,99 @@ container_path (const char *id, const char *suffix, char **path, sbx_error_t **e
 {
   *path = NULL;
   if (id == NULL || *id == '\0')
-    return sbx_fail (err, SBX_E_INVALID, "no sandbox name or id was given");
+    return sbx_error_set (err, SBX_E_INVALID, "no sandbox name or id was given");
   cleanup_free char *seg = escape_keep (id, NULL);
   if (seg)
     *path = sbx_strdup_printf ("/containers/%s%s", seg, suffix);
   if (*path == NULL)
-    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+    return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
   return 0;
 }
 
+/* What the engine's answer to an operation means: one table per operation
+ * (the first rule that matches wins; a 0 status matches any), instead of a
+ * ladder of ifs in each. */
+#define ENGINE_ABSENT 1000 /* the operation's object is not there: return 1 */
+typedef struct engine_rule
+{
+  long status;         /* 0: any status */
+  const char *needle;  /* the engine's message must hold it (any case), or NULL */
+  int code;            /* SBX_OK, ENGINE_ABSENT, or the sbx_errc to fail with */
+  bool of_object;      /* MESSAGE names the object, not what was done to it */
+  const char *message; /* "%s" (what was done, or the object), then "%s" the engine's words */
+} engine_rule_t;
+
+/* 0, 1 (ENGINE_ABSENT), or the failure the answer means. WHAT says what was
+ * asked ("remove image x"), OBJECT what it was asked of ("x"). */
+static int
+engine_outcome (const engine_rule_t *rules, long status, json_t *resp, const char *what,
+                const char *object, sbx_error_t **err)
+{
+  const char *msg = sbx_engine_message (resp, status);
+  const engine_rule_t *r = rules;
+  for (; r->status; r++)
+    if (r->status == status && (r->needle == NULL || strcasestr (msg, r->needle)))
+      break;
+  if (r->code == SBX_OK)
+    return 0;
+  if (r->code == ENGINE_ABSENT)
+    return 1;
+  return sbx_error_set (err, r->code, r->message, r->of_object ? object : what, msg);
+}
+
+#define ENGINE_REFUSED { 0, NULL, SBX_E_ENGINE, false, "the Docker engine could not %s: %s" }
+
+static const engine_rule_t create_rules[] = {
+  { 201, NULL, SBX_OK, false, NULL },
+  { 404, "no such image", SBX_E_IMAGE_MISSING, true,
+    "image %s is not present; pull it, pick another image, or build sbx's base image with "
+    "`sbx image bootstrap` (%s)" },
+  { 409, NULL, SBX_E_EXISTS, false,
+    "could not %s: a container of that name exists; pick another name or remove it (%s)" },
+  ENGINE_REFUSED,
+};
+
+/* POST /containers/ID/start or stop: 304 says it already was so. */
+static const engine_rule_t action_rules[] = {
+  { 204, NULL, SBX_OK, false, NULL },
+  { 304, NULL, SBX_OK, false, NULL },
+  { 404, "no such container", SBX_E_GONE, true,
+    "sandbox %s does not exist (it was removed or never created)" },
+  ENGINE_REFUSED,
+};
+
+/* Gone already, or the engine is removing it (auto-remove after a stop):
+ * either way the caller's wish is met. */
+static const engine_rule_t remove_rules[] = {
+  { 204, NULL, SBX_OK, false, NULL },
+  { 404, NULL, SBX_OK, false, NULL },
+  { 409, "in progress", SBX_OK, false, NULL },
+  ENGINE_REFUSED,
+};
+
+static const engine_rule_t get_rules[] = {
+  { 200, NULL, SBX_OK, false, NULL },
+  { 404, NULL, ENGINE_ABSENT, false, NULL },
+  ENGINE_REFUSED,
+};
+
+static const engine_rule_t list_rules[] = {
+  { 200, NULL, SBX_OK, false, NULL },
+  ENGINE_REFUSED,
+};
+
+static const engine_rule_t image_remove_rules[] = {
+  { 200, NULL, SBX_OK, false, NULL },
+  { 404, NULL, SBX_OK, false, NULL },
+  { 409, NULL, SBX_E_EXISTS, true, "image %s is in use and was kept: %s" },
+  ENGINE_REFUSED,
+};
+
+/* A sandbox asked for by id that the engine does not know. */
 static int
 fail_gone (const char *id, sbx_error_t **err)
 {
-  return sbx_fail (err, SBX_E_GONE, "sandbox %s does not exist (it was removed or never created)",
+  return sbx_error_set (err, SBX_E_GONE, "sandbox %s does not exist (it was removed or never created)",
                    id);
 }
 
@@ -713,7 +930,7 @@ sbx_engine_container_create (sbx_engine_t *e, const char *name, json_t *config, 
 {
   *id = NULL;
   if (!json_is_object (config))
-    return sbx_fail (err, SBX_E_INVALID, "internal error: container config is not an object");
+    return sbx_error_set (err, SBX_E_INVALID, "internal error: container config is not an object");
   cleanup_free char *path = NULL;
   if (name)
     {
@@ -723,39 +940,25 @@ sbx_engine_container_create (sbx_engine_t *e, const char *name, json_t *config, 
   else
     path = strdup ("/containers/create");
   if (path == NULL)
-    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+    return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
 
   long status = 0;
   json_t *resp = NULL;
   int r = sbx_engine_request (e, "POST", path, config, &status, &resp, err);
   if (r < 0)
     return r;
-  const char *what = name ? name : "the sandbox";
-  const char *msg = sbx_engine_message (resp, status);
-  if (status == 201)
-    {
-      const char *cid = json_string_value (json_object_get (resp, "Id"));
-      if (cid == NULL || *cid == '\0')
-        r = sbx_fail (err, SBX_E_ENGINE,
-                      "the Docker engine created %s but did not say its id; check `docker ps -a`",
-                      what);
-      else if ((*id = strdup (cid)) == NULL)
-        r = sbx_fail (err, SBX_E_NOMEM, "out of memory");
-    }
-  else if (status == 404 && strcasestr (msg, "no such image"))
-    {
-      const char *image = json_string_value (json_object_get (config, "Image"));
-      r = sbx_fail (err, SBX_E_IMAGE_MISSING,
-                    "image %s is not present; pull it, pick another image, or build sbx's base "
-                    "image with `sbx image bootstrap` (%s)",
-                    image ? image : "(none)", msg);
-    }
-  else if (status == 409)
-    r = sbx_fail (err, SBX_E_EXISTS,
-                  "a container named %s already exists; pick another name or remove it (%s)",
-                  what, msg);
-  else
-    r = sbx_fail (err, SBX_E_ENGINE, "the Docker engine could not create %s: %s", what, msg);
+  const char *image = json_string_value (json_object_get (config, "Image"));
+  cleanup_free char *what = name ? sbx_strdup_printf ("create sandbox %s", name)
+                                 : strdup ("create a sandbox");
+  r = what ? engine_outcome (create_rules, status, resp, what, image ? image : "(none)", err)
+           : sbx_error_set (err, SBX_E_NOMEM, "out of memory");
+  const char *cid = json_string_value (json_object_get (resp, "Id"));
+  if (r == 0 && (cid == NULL || *cid == '\0'))
+    r = sbx_error_set (err, SBX_E_ENGINE,
+                       "the Docker engine did not say the id of the container it made (%s); "
+                       "check `docker ps -a`", what);
+  else if (r == 0 && (*id = strdup (cid)) == NULL)
+    r = sbx_error_set (err, SBX_E_NOMEM, "out of memory");
   json_decref (resp);
   return r;
 }
@@ -767,7 +970,7 @@ container_action (sbx_engine_t *e, const char *id, const char *action, const cha
 {
   cleanup_free char *suffix = sbx_strdup_printf ("/%s%s", action, query);
   if (suffix == NULL)
-    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+    return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
   cleanup_free char *path = NULL;
   int r = container_path (id, suffix, &path, err);
   if (r < 0)
@@ -777,13 +980,9 @@ container_action (sbx_engine_t *e, const char *id, const char *action, const cha
   r = call_json (e, "POST", path, false, NULL, timeout_s, &status, &resp, err);
   if (r < 0)
     return r;
-  if (status == 204 || status == 304)
-    r = 0;
-  else if (status == 404 && strcasestr (sbx_engine_message (resp, status), "no such container"))
-    r = fail_gone (id, err);
-  else
-    r = sbx_fail (err, SBX_E_ENGINE, "the Docker engine could not %s sandbox %s: %s", action, id,
-                  sbx_engine_message (resp, status));
+  cleanup_free char *what = sbx_strdup_printf ("%s sandbox %s", action, id);
+  r = what ? engine_outcome (action_rules, status, resp, what, id, err)
+           : sbx_error_set (err, SBX_E_NOMEM, "out of memory");
   json_decref (resp);
   return r;
 }
@@ -819,15 +1018,12 @@ get_object (sbx_engine_t *e, const char *path, const char *what, json_t **obj, s
   int r = sbx_engine_request (e, "GET", path, NULL, &status, &resp, err);
   if (r < 0)
     return r;
-  if (status == 200 && json_is_object (resp))
-    {
-      *obj = resp;
-      return 0;
-    }
-  r = status == 404 ? 1
-                    : sbx_fail (err, SBX_E_ENGINE, "the Docker engine could not %s: %s", what,
-                                status == 200 ? "its reply was not a JSON object"
-                                              : sbx_engine_message (resp, status));
+  r = engine_outcome (get_rules, status, resp, what, what, err);
+  if (r == 0 && !json_is_object (resp))
+    r = sbx_error_set (err, SBX_E_ENGINE, "the Docker engine could not %s: its reply was not a "
+                       "JSON object", what);
+  if (r == 0)
+    *obj = steal_pointer (&resp);
   json_decref (resp);
   return r;
 }
@@ -842,7 +1038,7 @@ sbx_engine_container_inspect (sbx_engine_t *e, const char *id, json_t **info, sb
   if (r < 0)
     return r;
   if (what == NULL)
-    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+    return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
   r = get_object (e, path, what, info, err);
   return r == 1 ? fail_gone (id, err) : r;
 }
@@ -859,13 +1055,9 @@ sbx_engine_container_remove (sbx_engine_t *e, const char *id, sbx_error_t **err)
   r = sbx_engine_request (e, "DELETE", path, NULL, &status, &resp, err);
   if (r < 0)
     return r;
-  const char *msg = sbx_engine_message (resp, status);
-  /* Gone already, or the engine is removing it (auto-remove after a stop):
-   * either way the caller's wish is met. */
-  if (status == 204 || status == 404 || (status == 409 && strcasestr (msg, "in progress")))
-    r = 0;
-  else
-    r = sbx_fail (err, SBX_E_ENGINE, "the Docker engine could not remove sandbox %s: %s", id, msg);
+  cleanup_free char *what = sbx_strdup_printf ("remove sandbox %s", id);
+  r = what ? engine_outcome (remove_rules, status, resp, what, id, err)
+           : sbx_error_set (err, SBX_E_NOMEM, "out of memory");
   json_decref (resp);
   return r;
 }
@@ -879,26 +1071,27 @@ list_by_label (sbx_engine_t *e, const char *prefix, const char *kind, const char
 {
   *list = NULL;
   if (label == NULL || *label == '\0')
-    return sbx_fail (err, SBX_E_INVALID, "internal error: no label to list %s by", kind);
+    return sbx_error_set (err, SBX_E_INVALID, "internal error: no label to list %s by", kind);
   json_t *filters = json_pack ("{s:[s]}", "label", label);
   cleanup_free char *text = filters ? json_dumps (filters, JSON_COMPACT) : NULL;
   json_decref (filters);
   cleanup_free char *esc = text ? escape_keep (text, NULL) : NULL;
   cleanup_free char *path = esc ? sbx_strdup_printf ("%sfilters=%s", prefix, esc) : NULL;
   if (path == NULL)
-    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+    return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
   long status = 0;
   json_t *resp = NULL;
   int r = sbx_engine_request (e, "GET", path, NULL, &status, &resp, err);
   if (r < 0)
     return r;
-  if (status == 200 && json_is_array (resp))
-    {
-      *list = resp;
-      return 0;
-    }
-  r = sbx_fail (err, SBX_E_ENGINE, "the Docker engine could not list %s: %s", what,
-                status == 200 ? "its reply was not a JSON array" : sbx_engine_message (resp, status));
+  cleanup_free char *doing = sbx_strdup_printf ("list %s", what);
+  r = doing ? engine_outcome (list_rules, status, resp, doing, what, err)
+            : sbx_error_set (err, SBX_E_NOMEM, "out of memory");
+  if (r == 0 && !json_is_array (resp))
+    r = sbx_error_set (err, SBX_E_ENGINE, "the Docker engine could not %s: its reply was not a "
+                       "JSON array", doing);
+  if (r == 0)
+    *list = steal_pointer (&resp);
   json_decref (resp);
   return r;
 }
@@ -918,20 +1111,20 @@ static int
 check_image_ref (const char *image, sbx_error_t **err)
 {
   if (image == NULL || *image == '\0')
-    return sbx_fail (err, SBX_E_INVALID, "no image name was given");
+    return sbx_error_set (err, SBX_E_INVALID, "no image name was given");
   size_t n = strlen (image);
   if (n > 512)
-    return sbx_fail (err, SBX_E_INVALID, "image name %.40s... is too long", image);
+    return sbx_error_set (err, SBX_E_INVALID, "image name %.40s... is too long", image);
   for (const char *p = image; *p; p++)
     if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')
           || strchr ("._-/:@", *p)))
-      return sbx_fail (err, SBX_E_INVALID,
+      return sbx_error_set (err, SBX_E_INVALID,
                        "invalid image name '%s': only letters, digits and . _ - / : @ may "
                        "appear, as in python:3.12-slim",
                        image);
   if (image[0] == '/' || image[0] == ':' || image[0] == '@' || image[n - 1] == ':'
       || image[n - 1] == '/' || image[n - 1] == '@')
-    return sbx_fail (err, SBX_E_INVALID, "invalid image name '%s'; expected NAME[:TAG], as in "
+    return sbx_error_set (err, SBX_E_INVALID, "invalid image name '%s'; expected NAME[:TAG], as in "
                      "python:3.12-slim", image);
   return 0;
 }
@@ -946,7 +1139,7 @@ image_path (const char *image, const char *suffix, char **path, sbx_error_t **er
     return r;
   cleanup_free char *seg = escape_keep (image, "/:@");
   *path = seg ? sbx_strdup_printf ("/images/%s%s", seg, suffix) : NULL;
-  return *path ? 0 : sbx_fail (err, SBX_E_NOMEM, "out of memory");
+  return *path ? 0 : sbx_error_set (err, SBX_E_NOMEM, "out of memory");
 }
 
 int
@@ -959,7 +1152,7 @@ sbx_engine_image_inspect (sbx_engine_t *e, const char *image, json_t **info, sbx
   if (r < 0)
     return r;
   if (what == NULL)
-    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+    return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
   r = get_object (e, path, what, info, err);
   return r == 1 ? 0 : r; /* a missing image is not an error: *INFO stays NULL */
 }
@@ -992,13 +1185,9 @@ sbx_engine_image_remove (sbx_engine_t *e, const char *image, sbx_error_t **err)
   r = sbx_engine_request (e, "DELETE", path, NULL, &status, &resp, err);
   if (r < 0)
     return r;
-  const char *msg = sbx_engine_message (resp, status);
-  if (status == 200 || status == 404)
-    r = 0;
-  else if (status == 409)
-    r = sbx_fail (err, SBX_E_EXISTS, "image %s is in use and was kept: %s", image, msg);
-  else
-    r = sbx_fail (err, SBX_E_ENGINE, "the Docker engine could not remove image %s: %s", image, msg);
+  cleanup_free char *what = sbx_strdup_printf ("remove image %s", image);
+  r = what ? engine_outcome (image_remove_rules, status, resp, what, image, err)
+           : sbx_error_set (err, SBX_E_NOMEM, "out of memory");
   json_decref (resp);
   return r;
 }
@@ -1145,7 +1334,7 @@ sbx_engine_image_pull (sbx_engine_t *e, const char *image, sbx_progress_cb progr
                                               "/images/create?fromImage=%s&tag=%s", ename, etag)
                                           : NULL;
   if (path == NULL)
-    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+    return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
 
   struct progress_state ps = { .progress = progress, .userdata = userdata };
   long status = 0;
@@ -1155,7 +1344,7 @@ sbx_engine_image_pull (sbx_engine_t *e, const char *image, sbx_progress_cb progr
       const char *why = ps.error ? ps.error
                         : ps.message ? ps.message
                                      : sbx_engine_message (NULL, status);
-      r = sbx_fail (err, SBX_E_IMAGE_MISSING, "image %s is not present and could not be pulled: %s",
+      r = sbx_error_set (err, SBX_E_IMAGE_MISSING, "image %s is not present and could not be pulled: %s",
                     image, why);
     }
   progress_state_clear (&ps);
@@ -1167,10 +1356,10 @@ sbx_engine_image_import (sbx_engine_t *e, FILE *tar, const char *repo, const cha
                          const char *const *changes, sbx_error_t **err)
 {
   if (tar == NULL || repo == NULL || tag == NULL)
-    return sbx_fail (err, SBX_E_INVALID, "internal error: image import needs a tar, repo and tag");
+    return sbx_error_set (err, SBX_E_INVALID, "internal error: image import needs a tar, repo and tag");
   cleanup_free char *full = sbx_strdup_printf ("%s:%s", repo, tag);
   if (full == NULL)
-    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+    return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
   int r = check_image_ref (full, err);
   if (r < 0)
     return r;
@@ -1188,7 +1377,7 @@ sbx_engine_image_import (sbx_engine_t *e, FILE *tar, const char *repo, const cha
       path = p;
     }
   if (path == NULL)
-    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+    return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
 
   /* A known length spares the engine chunked decoding; pipes go chunked. */
   curl_off_t size = -1;
@@ -1205,7 +1394,7 @@ sbx_engine_image_import (sbx_engine_t *e, FILE *tar, const char *repo, const cha
   long status = 0;
   r = images_create (e, path, &up, size, &ps, &status, err);
   if (r == 0 && (status != 200 || ps.error))
-    r = sbx_fail (err, SBX_E_ENGINE, "the Docker engine could not import the image as %s: %s",
+    r = sbx_error_set (err, SBX_E_ENGINE, "the Docker engine could not import the image as %s: %s",
                   full,
                   ps.error     ? ps.error
                   : ps.message ? ps.message
@@ -1230,11 +1419,11 @@ build_context (const sbx_build_file_t *files, size_t n, char **tar, size_t *len,
   FILE *mem = open_memstream (tar, len);
   struct archive *a = mem ? sbx_archive.write_new () : NULL;
   struct archive_entry *entry = a ? sbx_archive.entry_new () : NULL;
-  int r = entry ? 0 : sbx_fail (err, SBX_E_NOMEM, "out of memory");
+  int r = entry ? 0 : sbx_error_set (err, SBX_E_NOMEM, "out of memory");
   if (r == 0
       && (sbx_archive.write_set_format_ustar (a) != ARCHIVE_OK
           || sbx_archive.write_open_FILE (a, mem) != ARCHIVE_OK))
-    r = sbx_fail (err, SBX_E_IO, "cannot make the build context: %s", sbx_archive.error_string (a));
+    r = sbx_error_set (err, SBX_E_IO, "cannot make the build context: %s", sbx_archive.error_string (a));
   for (size_t i = 0; r == 0 && i < n; i++)
     {
       sbx_archive.entry_clear (entry);
@@ -1245,17 +1434,17 @@ build_context (const sbx_build_file_t *files, size_t n, char **tar, size_t *len,
       sbx_archive.entry_set_mtime (entry, 0, 0);
       if (sbx_archive.write_header (a, entry) != ARCHIVE_OK
           || sbx_archive.write_data (a, files[i].data, files[i].len) != (la_ssize_t) files[i].len)
-        r = sbx_fail (err, SBX_E_IO, "cannot add %s to the build context: %s", files[i].name,
+        r = sbx_error_set (err, SBX_E_IO, "cannot add %s to the build context: %s", files[i].name,
                       sbx_archive.error_string (a));
     }
   if (r == 0 && sbx_archive.write_close (a) != ARCHIVE_OK)
-    r = sbx_fail (err, SBX_E_IO, "cannot finish the build context: %s", sbx_archive.error_string (a));
+    r = sbx_error_set (err, SBX_E_IO, "cannot finish the build context: %s", sbx_archive.error_string (a));
   if (entry)
     sbx_archive.entry_free (entry);
   if (a)
     sbx_archive.write_free (a);
   if (mem && fclose (mem) != 0 && r == 0)
-    r = sbx_fail (err, SBX_E_NOMEM, "out of memory");
+    r = sbx_error_set (err, SBX_E_NOMEM, "out of memory");
   if (r < 0)
     {
       free (*tar);
@@ -1324,14 +1513,14 @@ sbx_engine_image_build (sbx_engine_t *e, const sbx_engine_build_t *b, char **ima
     return r;
   cleanup_free char *path = build_path (b);
   if (path == NULL)
-    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+    return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
   cleanup_free char *tar = NULL;
   size_t len = 0;
   if ((r = build_context (b->files, b->nfiles, &tar, &len, err)) < 0)
     return r;
   FILE *body = fmemopen (tar, len, "r");
   if (body == NULL)
-    return sbx_fail_errno (err, SBX_E_NOMEM, errno, "cannot read the build context");
+    return sbx_error_set_errno (err, SBX_E_NOMEM, errno, "cannot read the build context");
 
   struct upload up = { .file = body };
   struct build_state bs = { .b = b };
@@ -1339,9 +1528,9 @@ sbx_engine_image_build (sbx_engine_t *e, const sbx_engine_build_t *b, char **ima
   r = post_stream (e, path, &up, (curl_off_t) len, on_build_object, &bs, &status, err);
   fclose (body);
   if (r == 0 && status == 200 && bs.error)
-    r = sbx_fail (err, SBX_E_BUILD, "%s", bs.error);
+    r = sbx_error_set (err, SBX_E_BUILD, "%s", bs.error);
   else if (r == 0 && (status != 200 || bs.id == NULL))
-    r = sbx_fail (err, SBX_E_ENGINE, "the Docker engine could not build %s: %s", b->tag,
+    r = sbx_error_set (err, SBX_E_ENGINE, "the Docker engine could not build %s: %s", b->tag,
                   bs.error     ? bs.error
                   : bs.message ? bs.message
                   : status == 200 ? "it ended without saying which image it built"

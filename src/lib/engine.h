@@ -9,14 +9,15 @@
 
 typedef struct sbx_engine sbx_engine_t;
 
-/* Connects according to DOCKER_HOST (unix:///path, or tcp://host:port with
- * DOCKER_TLS_VERIFY / DOCKER_CERT_PATH honoured); default
- * unix:///var/run/docker.sock. Negotiates the API version with GET /version
- * (the lower of the server's and SBX_ENGINE_MAX_API). Fails with SBX_E_ENGINE
- * and a sentence naming the address when no engine answers. */
+/* The process's context for the engine DOCKER_HOST names (unix:///path, or
+ * tcp://host:port with DOCKER_TLS_VERIFY / DOCKER_CERT_PATH honoured;
+ * default unix:///var/run/docker.sock): made on first use, when its API
+ * version is negotiated (the lower of the server's and SBX_ENGINE_MAX_API),
+ * then shared by every caller and thread, and never freed. Fails with
+ * SBX_E_ENGINE and a sentence naming the address when no engine answers
+ * (and tries again on the next call). */
 #define SBX_ENGINE_MAX_API "1.43"
-int sbx_engine_open (sbx_engine_t **out, sbx_error_t **err);
-void sbx_engine_free (sbx_engine_t *e);
+int sbx_engine_get (sbx_engine_t **out, sbx_error_t **err);
 /* "unix:///var/run/docker.sock", for messages. */
 const char *sbx_engine_address (const sbx_engine_t *e);
 /* "1.41" */

@@ -97,8 +97,8 @@ fail_v (sbx_error_t **err, int code, const char *suffix, const char *fmt, va_lis
   return -code;
 }
 
-int
-sbx_fail (sbx_error_t **err, int code, const char *fmt, ...)
+SBX_EXPORT int
+sbx_error_set (sbx_error_t **err, int code, const char *fmt, ...)
 {
   va_list ap;
   va_start (ap, fmt);
@@ -107,12 +107,43 @@ sbx_fail (sbx_error_t **err, int code, const char *fmt, ...)
   return r;
 }
 
-int
-sbx_fail_errno (sbx_error_t **err, int code, int errno_value, const char *fmt, ...)
+SBX_EXPORT int
+sbx_error_set_errno (sbx_error_t **err, int code, int errno_value, const char *fmt, ...)
 {
   va_list ap;
   va_start (ap, fmt);
   int r = fail_v (err, code, strerror (errno_value), fmt, ap);
   va_end (ap);
   return r;
+}
+
+SBX_EXPORT int
+sbx_error_wrap (sbx_error_t **err, int r, const char *fmt, ...)
+{
+  if (err == NULL || *err == NULL)
+    return r;
+  sbx_error_t *e = *err;
+  va_list ap;
+  va_start (ap, fmt);
+  cleanup_free char *context = sbx_strdup_vprintf (fmt, ap);
+  va_end (ap);
+  /* Out of memory, the message stays as it was: the code still tells. */
+  char *msg = context && e->message ? sbx_strdup_printf ("%s: %s", context, e->message) : NULL;
+  if (msg)
+    {
+      free (e->message);
+      e->message = msg;
+    }
+  return r;
+}
+
+SBX_EXPORT int
+sbx_error_propagate (sbx_error_t **dst, sbx_error_t *src)
+{
+  int code = src ? src->code : SBX_E_NOMEM;
+  if (dst && *dst == NULL)
+    *dst = src;
+  else
+    sbx_error_free (src);
+  return -code;
 }

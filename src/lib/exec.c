@@ -13,15 +13,6 @@
 #define CANCEL_GRACE 10.0
 #define STDIN_PENDING_MAX (256u * 1024)
 
-SBX_EXPORT int
-sbx_timeout_check (double seconds, sbx_error_t **err)
-{
-  if (!(seconds >= 0 && seconds <= SBX_MAX_TIMEOUT))
-    return sbx_fail (err, SBX_E_INVALID, "a timeout of %g s is out of range: give 0 for none, or "
-                     "up to %.0f s (30 days)", seconds, SBX_MAX_TIMEOUT);
-  return 0;
-}
-
 /* Whole milliseconds, a fraction of one rounding up: a timeout above zero
  * never reads as "none". SECONDS is checked already. */
 static int64_t
@@ -55,9 +46,9 @@ sbx_exec_frame (sbx_sandbox_t *sb, uint8_t type, const char *command, const sbx_
                 sbx_error_t **err)
 {
   if (command == NULL)
-    return sbx_fail (err, SBX_E_INVALID, "no command given");
+    return sbx_error_set (err, SBX_E_INVALID, "no command given");
   if (strlen (command) > SBX_PROTO_MAX_BODY / 2)
-    return sbx_fail (err, SBX_E_TOO_LARGE, "command too long (at most %u bytes)",
+    return sbx_error_set (err, SBX_E_TOO_LARGE, "command too long (at most %u bytes)",
                      SBX_PROTO_MAX_BODY / 2);
   for (const char *const *e = o ? o->env : NULL; e && *e; e++)
     {
@@ -80,7 +71,7 @@ sbx_exec_frame (sbx_sandbox_t *sb, uint8_t type, const char *command, const sbx_
   if (nenv > SBX_PROTO_MAX_FIELDS - 8)
     {
       sbx_agent_drop_request (sb);
-      return sbx_fail (err, SBX_E_INVALID, "too many environment variables (at most %d per call)",
+      return sbx_error_set (err, SBX_E_INVALID, "too many environment variables (at most %d per call)",
                        SBX_PROTO_MAX_FIELDS - 8);
     }
   return 0;
@@ -127,7 +118,7 @@ queue_stdin (sbx_sandbox_t *sb, exec_state_t *st, bool fd_readable, sbx_error_t 
         n = read (o->stdin_fd, chunk, sizeof chunk);
       while (n < 0 && errno == EINTR);
       if (n < 0)
-        return sbx_fail_errno (err, SBX_E_IO, errno, "cannot read the command's input");
+        return sbx_error_set_errno (err, SBX_E_IO, errno, "cannot read the command's input");
     }
   else
     {
@@ -281,7 +272,7 @@ run_exec (sbx_sandbox_t *sb, exec_state_t *st, double timeout, sbx_error_t **err
           if (left <= 0)
             {
               sbx_agent_disconnect (sb);
-              return sbx_fail (err, SBX_E_TIMEOUT, "the agent of sandbox %s did not finish the "
+              return sbx_error_set (err, SBX_E_TIMEOUT, "the agent of sandbox %s did not finish the "
                                "command %.0f s after its timeout; the connection was dropped",
                                sb->id, HOST_GRACE + CANCEL_GRACE);
             }
@@ -290,7 +281,7 @@ run_exec (sbx_sandbox_t *sb, exec_state_t *st, double timeout, sbx_error_t **err
         }
       int pr = poll (p, 2, wait > 0 ? (int) (wait * 1000) + 1 : 0);
       if (pr < 0 && errno != EINTR)
-        return sbx_fail_errno (err, SBX_E_IO, errno, "poll");
+        return sbx_error_set_errno (err, SBX_E_IO, errno, "poll");
       if (pr == 0 && sbx_now () >= heard + SBX_AGENT_IDLE)
         return sbx_agent_timeout (sb, false, err);
       if (pr <= 0)
@@ -333,7 +324,7 @@ sbx_exec (sbx_sandbox_t *sb, const char *command, const sbx_exec_opts_t *opts,
       if (sbx_frame_end (&sb->out) < 0)
         {
           sbx_agent_drop_request (sb);
-          r = sbx_fail (err, SBX_E_TOO_LARGE, "command and environment too large for one request");
+          r = sbx_error_set (err, SBX_E_TOO_LARGE, "command and environment too large for one request");
         }
     }
   if (r == 0)
@@ -351,7 +342,7 @@ sbx_exec (sbx_sandbox_t *sb, const char *command, const sbx_exec_opts_t *opts,
                  || (o->separate_streams
                      && (take_buffer (&st.out, &result->stdout_data, &result->stdout_len) < 0
                          || take_buffer (&st.errs, &result->stderr_data, &result->stderr_len) < 0))))
-    r = sbx_fail (err, SBX_E_NOMEM, "out of memory");
+    r = sbx_error_set (err, SBX_E_NOMEM, "out of memory");
   sbx_buf_free (&st.all);
   sbx_buf_free (&st.out);
   sbx_buf_free (&st.errs);

@@ -53,7 +53,7 @@ send_frame (sbx_sandbox_t *sb, sbx_error_t **err)
   if (sbx_frame_end (&sb->out) < 0)
     {
       sbx_agent_drop_request (sb);
-      return sbx_fail (err, SBX_E_TOO_LARGE, "request too large for the agent protocol (1 MiB)");
+      return sbx_error_set (err, SBX_E_TOO_LARGE, "request too large for the agent protocol (1 MiB)");
     }
   return sbx_agent_flush (sb, err);
 }
@@ -148,7 +148,7 @@ parse_resolved (sbx_sandbox_t *sb, const sbx_msg_t *msg, sbx_path_info_t *info, 
   if (path == NULL)
     {
       sbx_agent_disconnect (sb);
-      return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+      return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
     }
   *info = (sbx_path_info_t) { .path = path, .exists = exists, .is_dir = kind == SBX_KIND_DIR,
                               .is_file = exists && kind == SBX_KIND_FILE, .size = (uint64_t) size,
@@ -182,7 +182,7 @@ sbx_resolve_many (sbx_sandbox_t *sb, const char *const *paths, size_t n, sbx_pat
           if (sbx_frame_end (&sb->out) < 0)
             {
               sbx_agent_drop_request (sb);
-              r = sbx_fail (err, SBX_E_NOMEM, "out of memory");
+              r = sbx_error_set (err, SBX_E_NOMEM, "out of memory");
             }
         }
       if (r == 0)
@@ -348,7 +348,7 @@ collect_entries (sbx_sandbox_t *sb, const char *base, bounds_t *b, sbx_file_list
           free (name);
           free (path);
           sbx_agent_disconnect (sb);
-          return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+          return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
         }
     }
 }
@@ -411,7 +411,7 @@ sbx_glob (sbx_sandbox_t *sb, const char *pattern, const char *path, const sbx_li
   bounds_t b = list_bounds (opts);
   memset (out, 0, sizeof *out);
   if (pattern == NULL || !*pattern)
-    return sbx_fail (err, SBX_E_PATTERN, "empty glob pattern");
+    return sbx_error_set (err, SBX_E_PATTERN, "empty glob pattern");
   /* An absolute pattern searches from the root, whatever PATH says. */
   if (pattern[0] == '/')
     path = "/";
@@ -448,7 +448,7 @@ number_lines (const sbx_buf_t *raw, size_t offset, int64_t count, bool more, siz
   if ((int64_t) lines != count || lines > limit)
     {
       sbx_buf_free (&out);
-      return sbx_fail (err, SBX_E_PROTOCOL, "the agent's line count does not match its data");
+      return sbx_error_set (err, SBX_E_PROTOCOL, "the agent's line count does not match its data");
     }
   if (more)
     {
@@ -461,7 +461,7 @@ number_lines (const sbx_buf_t *raw, size_t offset, int64_t count, bool more, siz
   if (out.failed)
     {
       sbx_buf_free (&out);
-      return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+      return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
     }
   *text = (char *) out.data;
   return 0;
@@ -497,7 +497,7 @@ collect_data (sbx_sandbox_t *sb, sbx_buf_t *buf, sbx_data_cb cb, void *ud, uint6
           /* Draining could take forever (a file that keeps growing): drop
            * the connection instead. */
           sbx_agent_disconnect (sb);
-          return sbx_fail (err, SBX_E_INVALID, "reading was stopped by the caller");
+          return sbx_error_set (err, SBX_E_INVALID, "reading was stopped by the caller");
         }
     }
 }
@@ -510,7 +510,7 @@ sbx_read (sbx_sandbox_t *sb, const char *path, size_t offset, size_t limit, char
   if (limit == 0)
     limit = SBX_DEFAULT_READ_LIMIT;
   if (offset > INT64_MAX / 2 || limit > INT64_MAX / 2)
-    return sbx_fail (err, SBX_E_INVALID, "offset or limit out of range");
+    return sbx_error_set (err, SBX_E_INVALID, "offset or limit out of range");
   double deadline;
   int r = begin (sb, SBX_M_READ, path, FILE_TIMEOUT, &abs, &deadline, err);
   if (r == 0)
@@ -527,7 +527,7 @@ sbx_read (sbx_sandbox_t *sb, const char *path, size_t offset, size_t limit, char
     r = collect_data (sb, &raw, NULL, NULL, MAX_READ_RESULT, &end, deadline, err);
   if (r == 0 && ((r = sbx_agent_int (sb, &end, SBX_T_COUNT, 0, (int64_t) limit, &count, err)) == 0)
       && (r = sbx_agent_int (sb, &end, SBX_T_MORE, 0, 1, &more, err)) == 0)
-    r = raw.failed ? sbx_fail (err, SBX_E_NOMEM, "out of memory")
+    r = raw.failed ? sbx_error_set (err, SBX_E_NOMEM, "out of memory")
                    : number_lines (&raw, offset, count, more, limit, text, err);
   sbx_buf_free (&raw);
   return r;
@@ -562,7 +562,7 @@ sbx_read_bytes (sbx_sandbox_t *sb, const char *path, void **data, size_t *len, s
     {
       sbx_buf_append (&buf, "", 1);
       if (buf.failed)
-        r = sbx_fail (err, SBX_E_NOMEM, "out of memory");
+        r = sbx_error_set (err, SBX_E_NOMEM, "out of memory");
     }
   if (r < 0)
     {
@@ -615,7 +615,7 @@ write_from (sbx_sandbox_t *sb, const char *path, chunk_source next, void *ctx, s
     {
       /* Tell the agent to drop the half-written temp file. */
       sbx_agent_disconnect (sb);
-      return sbx_fail_errno (err, SBX_E_IO, (int) -n, "cannot read the content for %s; nothing "
+      return sbx_error_set_errno (err, SBX_E_IO, (int) -n, "cannot read the content for %s; nothing "
                              "was written", abs);
     }
   sbx_frame_begin (&sb->out, SBX_M_WRITE_END);
@@ -666,7 +666,7 @@ SBX_EXPORT int
 sbx_write (sbx_sandbox_t *sb, const char *path, const void *data, size_t len, sbx_error_t **err)
 {
   if (data == NULL && len)
-    return sbx_fail (err, SBX_E_INVALID, "no content given");
+    return sbx_error_set (err, SBX_E_INVALID, "no content given");
   mem_source_t m = { data, len, 0 };
   return write_from (sb, path, mem_next, &m, err);
 }
@@ -683,7 +683,7 @@ sbx_edit (sbx_sandbox_t *sb, const char *path, const char *old_text, const char 
 {
   cleanup_free char *abs = NULL;
   if (old_text == NULL || !*old_text || new_text == NULL)
-    return sbx_fail (err, SBX_E_INVALID, "edit needs a non-empty old text and a new text");
+    return sbx_error_set (err, SBX_E_INVALID, "edit needs a non-empty old text and a new text");
   double deadline;
   int r = begin (sb, SBX_M_EDIT, path, FILE_TIMEOUT, &abs, &deadline, err);
   if (r < 0)
@@ -707,11 +707,11 @@ sbx_edit (sbx_sandbox_t *sb, const char *path, const char *old_text, const char 
   int64_t code = 0;
   sbx_msg_int (&msg, SBX_T_CODE, &code);
   if (msg.type == SBX_M_ERR && code == SBX_E_EDIT_NO_MATCH)
-    return sbx_fail (err, SBX_E_EDIT_NO_MATCH, "the old text was not found in %s; read the file "
+    return sbx_error_set (err, SBX_E_EDIT_NO_MATCH, "the old text was not found in %s; read the file "
                      "and copy the text exactly, including whitespace", abs);
   if (msg.type == SBX_M_ERR && code == SBX_E_EDIT_AMBIGUOUS
       && sbx_msg_int (&msg, SBX_T_COUNT, &count) == 0 && count > 1)
-    return sbx_fail (err, SBX_E_EDIT_AMBIGUOUS, "the old text occurs %lld times in %s; add "
+    return sbx_error_set (err, SBX_E_EDIT_AMBIGUOUS, "the old text occurs %lld times in %s; add "
                      "surrounding lines to make it unique, or replace all occurrences",
                      (long long) count, abs);
   return sbx_agent_fail (sb, &msg, err);
@@ -771,7 +771,7 @@ collect_matches (sbx_sandbox_t *sb, bounds_t *b, sbx_grep_result_t *out, size_t 
           if (n == NULL)
             {
               sbx_agent_disconnect (sb);
-              return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+              return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
             }
           out->items = n;
           *cap = ncap;
@@ -785,7 +785,7 @@ collect_matches (sbx_sandbox_t *sb, bounds_t *b, sbx_grep_result_t *out, size_t 
           free (m->path);
           free (m->line);
           sbx_agent_disconnect (sb);
-          return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+          return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
         }
       for (size_t i = 0; i < ln; i++)
         m->line[i] = l[i] ? (char) l[i] : ' ';
@@ -845,7 +845,7 @@ grep_files (sbx_sandbox_t *sb, const char *pattern, const sbx_grep_opts_t *o, bo
           sbx_buf_append (&batch, abs, strlen (abs) + 1);
           if (batch.failed)
             {
-              r = sbx_fail (err, SBX_E_NOMEM, "out of memory");
+              r = sbx_error_set (err, SBX_E_NOMEM, "out of memory");
               break;
             }
         }
@@ -878,7 +878,7 @@ sbx_grep (sbx_sandbox_t *sb, const char *pattern, const sbx_grep_opts_t *opts,
   size_t cap = 0;
   memset (out, 0, sizeof *out);
   if (pattern == NULL || !*pattern)
-    return sbx_fail (err, SBX_E_PATTERN, "empty search pattern");
+    return sbx_error_set (err, SBX_E_PATTERN, "empty search pattern");
   int r = sbx_sandbox_ensure (sb, err);
   double deadline;
   if (r == 0 && o->files)

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -29,10 +30,10 @@ int
 sbx_hostdir_path (const char *name, char **dir, sbx_error_t **err)
 {
   if (!sbx_valid_name (name))
-    return sbx_fail (err, SBX_E_INVALID, "invalid sandbox name '%s'", name ? name : "");
+    return sbx_error_set (err, SBX_E_INVALID, "invalid sandbox name '%s'", name ? name : "");
   cleanup_free char *sub = sbx_strdup_printf ("sandboxes/%s", name);
   if (sub == NULL)
-    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+    return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
   return sbx_state_dir (sub, false, 0700, dir, err);
 }
 
@@ -68,7 +69,7 @@ run_dir_mounted (const char *run, sbx_error_t **err)
   struct stat here, parent;
   cleanup_free char *up = sbx_strdup_printf ("%s/..", run);
   if (up == NULL || stat (run, &here) < 0 || stat (up, &parent) < 0)
-    return sbx_fail_errno (err, SBX_E_IO, errno, "cannot inspect %s", run);
+    return sbx_error_set_errno (err, SBX_E_IO, errno, "cannot inspect %s", run);
   return here.st_dev != parent.st_dev;
 }
 
@@ -84,7 +85,7 @@ limit_run_dir (const char *run, sbx_error_t **err)
      that the agent can make its socket. */
   unsigned long flags = r ? MS_REMOUNT | RUN_TMPFS_FLAGS : RUN_TMPFS_FLAGS;
   if (mount ("sbx-run", run, "tmpfs", flags, RUN_TMPFS_OPTIONS) < 0)
-    return sbx_fail_errno (err, SBX_E_IO, errno, "cannot mount a small tmpfs on %s", run);
+    return sbx_error_set_errno (err, SBX_E_IO, errno, "cannot mount a small tmpfs on %s", run);
   return 0;
 }
 
@@ -113,13 +114,41 @@ sbx_hostdir_remove (const char *dir)
   remove_tree (dir);
 }
 
-static const char *
-agent_source (void)
+/* The agent binary: $SBX_AGENT; else the one beside the running program
+ * (an uninstalled build: build/sbx-agent next to build/sbx, or one folder
+ * up from build/tests/ and build/examples/); else the installed one.
+ * *PATH is malloc'd. */
+static int
+agent_source (char **path, sbx_error_t **err)
 {
   const char *env = getenv ("SBX_AGENT");
   if (env && *env)
-    return env;
-  return SBX_AGENT_PATH;
+    return (*path = strdup (env)) ? 0 : sbx_error_set (err, SBX_E_NOMEM, "out of memory");
+  char exe[PATH_MAX];
+  ssize_t n = readlink ("/proc/self/exe", exe, sizeof exe - 1);
+  if (n > 0)
+    {
+      exe[n] = '\0';
+      char *slash = strrchr (exe, '/');
+      if (slash)
+        *slash = '\0';
+      static const char *const beside[] = { "%s/sbx-agent", "%s/../sbx-agent" };
+      for (size_t i = 0; slash && i < 2; i++)
+        {
+          cleanup_free char *p = sbx_strdup_printf (beside[i], exe);
+          if (p && access (p, X_OK) == 0)
+            {
+              *path = steal_pointer (&p);
+              return 0;
+            }
+        }
+    }
+  if (access (SBX_AGENT_PATH, X_OK) == 0)
+    return (*path = strdup (SBX_AGENT_PATH)) ? 0 : sbx_error_set (err, SBX_E_NOMEM, "out of memory");
+  return sbx_error_set (err, SBX_E_AGENT,
+                        "cannot find the sbx agent: not installed as %s, not beside %s; install "
+                        "sbx (`make install`), build it (`make`), or set SBX_AGENT to its path",
+                        SBX_AGENT_PATH, n > 0 ? exe : "this program");
 }
 
 /* Copies IN to DST through a temp file renamed over it, so a container
@@ -129,10 +158,10 @@ copy_atomic (int in, const char *dst, sbx_error_t **err)
 {
   cleanup_free char *tmp = sbx_strdup_printf ("%s.XXXXXX", dst);
   if (tmp == NULL)
-    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+    return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
   cleanup_close int out = mkostemp (tmp, O_CLOEXEC);
   if (out < 0)
-    return sbx_fail_errno (err, SBX_E_IO, errno, "cannot write %s", tmp);
+    return sbx_error_set_errno (err, SBX_E_IO, errno, "cannot write %s", tmp);
   char buf[65536];
   ssize_t n;
   while ((n = read (in, buf, sizeof buf)) > 0)
@@ -143,7 +172,7 @@ copy_atomic (int in, const char *dst, sbx_error_t **err)
           {
             int e = errno;
             unlink (tmp);
-            return sbx_fail_errno (err, SBX_E_IO, e, "cannot write %s", tmp);
+            return sbx_error_set_errno (err, SBX_E_IO, e, "cannot write %s", tmp);
           }
         off += w > 0 ? w : 0;
       }
@@ -151,7 +180,7 @@ copy_atomic (int in, const char *dst, sbx_error_t **err)
     {
       int e = errno;
       unlink (tmp);
-      return sbx_fail_errno (err, SBX_E_IO, e, "cannot install the agent as %s", dst);
+      return sbx_error_set_errno (err, SBX_E_IO, e, "cannot install the agent as %s", dst);
     }
   return 0;
 }
@@ -162,22 +191,24 @@ copy_atomic (int in, const char *dst, sbx_error_t **err)
 static int
 install_agent (const char *dir, sbx_error_t **err)
 {
-  const char *src = agent_source ();
+  cleanup_free char *src = NULL;
+  int r = agent_source (&src, err);
+  if (r < 0)
+    return r;
   struct stat st;
   cleanup_close int in = open (src, O_RDONLY | O_CLOEXEC);
   if (in < 0 || fstat (in, &st) < 0)
-    return sbx_fail_errno (err, SBX_E_AGENT, errno, "cannot open the sbx agent binary %s (build "
-                           "it with `make`, or set SBX_AGENT to its path)", src);
+    return sbx_error_set_errno (err, SBX_E_AGENT, errno, "cannot open the sbx agent binary %s "
+                                "(build it with `make`, or set SBX_AGENT to its path)", src);
   cleanup_free char *agents = NULL;
-  int r = sbx_state_dir ("agents", true, 0755, &agents, err);
-  if (r < 0)
+  if ((r = sbx_state_dir ("agents", true, 0755, &agents, err)) < 0)
     return r;
   cleanup_free char *shared
       = sbx_strdup_printf ("%s/sbx-agent-%lld-%lld.%09ld", agents, (long long) st.st_size,
                            (long long) st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
   cleanup_free char *dst = sbx_strdup_printf ("%s/agent", dir);
   if (!shared || !dst)
-    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+    return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
   if (access (shared, X_OK) < 0 && (r = copy_atomic (in, shared, err)) < 0)
     return r;
   unlink (dst);
@@ -185,24 +216,22 @@ install_agent (const char *dir, sbx_error_t **err)
     return 0;
   /* Another file system (SBX_STATE_DIR moved): a copy of its own. */
   if (lseek (in, 0, SEEK_SET) < 0)
-    return sbx_fail_errno (err, SBX_E_IO, errno, "cannot read %s", src);
+    return sbx_error_set_errno (err, SBX_E_IO, errno, "cannot read %s", src);
   return copy_atomic (in, dst, err);
 }
 
 int
 sbx_hostdir_prepare (const char *dir, sbx_error_t **err)
 {
-  int r = sbx_mkdir_p (dir, 0700);
-  if (r < 0)
-    return sbx_fail_errno (err, SBX_E_IO, -r, "cannot create the sandbox folder %s", dir);
+  if (sbx_mkdir_p (dir, 0700) < 0)
+    return sbx_error_set_errno (err, SBX_E_IO, errno, "cannot create the sandbox folder %s", dir);
   cleanup_free char *run = sbx_strdup_printf ("%s/run", dir);
   if (run == NULL)
-    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+    return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
   if (mkdir (run, 0755) < 0 && errno != EEXIST)
-    return sbx_fail_errno (err, SBX_E_IO, errno, "cannot create %s", run);
-  if ((r = limit_run_dir (run, err)) < 0)
-    return r;
-  return install_agent (dir, err);
+    return sbx_error_set_errno (err, SBX_E_IO, errno, "cannot create %s", run);
+  int r = limit_run_dir (run, err);
+  return r < 0 ? r : install_agent (dir, err);
 }
 
 /* ------------------------------------------------------------ the record */
@@ -229,14 +258,14 @@ sbx_record_write (const char *dir, const sbx_record_t *rec, sbx_error_t **err)
   if (doc == NULL || tmp == NULL || dst == NULL)
     {
       json_decref (doc);
-      return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+      return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
     }
   int r = json_dump_file (doc, tmp, JSON_COMPACT);
   json_decref (doc);
   if (r < 0 || rename (tmp, dst) < 0)
     {
       unlink (tmp);
-      return sbx_fail_errno (err, SBX_E_IO, errno, "cannot write %s", dst);
+      return sbx_error_set_errno (err, SBX_E_IO, errno, "cannot write %s", dst);
     }
   return 0;
 }

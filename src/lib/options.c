@@ -51,13 +51,13 @@ strv_append (char ***v, const char *s, sbx_error_t **err)
 {
   size_t n = strv_len (*v);
   if (n >= MAX_LIST_ITEMS)
-    return sbx_fail (err, SBX_E_INVALID, "too many items (at most %d)", MAX_LIST_ITEMS);
+    return sbx_error_set (err, SBX_E_INVALID, "too many items (at most %d)", MAX_LIST_ITEMS);
   char *copy = strdup (s);
   char **nv = copy ? realloc (*v, (n + 2) * sizeof *nv) : NULL;
   if (nv == NULL)
     {
       free (copy);
-      return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+      return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
     }
   nv[n] = copy;
   nv[n + 1] = NULL;
@@ -127,7 +127,7 @@ replace_str (char **slot, const char *value, sbx_error_t **err)
 {
   char *c = strdup (value);
   if (c == NULL)
-    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+    return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
   free (*slot);
   *slot = c;
   return 0;
@@ -147,7 +147,7 @@ sbx_options_set_image (sbx_options_t *o, const char *image, sbx_error_t **err)
 {
   size_t n = image ? strlen (image) : 0;
   if (n == 0 || n > 255 || has_control_chars (image) || strchr (image, ' ') || image[0] == '-')
-    return sbx_fail (err, SBX_E_INVALID, "invalid image name '%s': expected something like "
+    return sbx_error_set (err, SBX_E_INVALID, "invalid image name '%s': expected something like "
                      "python:3.12-slim", image ? image : "");
   return replace_str (&o->image, image, err);
 }
@@ -158,7 +158,7 @@ SBX_EXPORT int
 sbx_options_set_name (sbx_options_t *o, const char *name, sbx_error_t **err)
 {
   if (name == NULL || !sbx_valid_name (name))
-    return sbx_fail (err, SBX_E_INVALID,
+    return sbx_error_set (err, SBX_E_INVALID,
                      "invalid sandbox name '%s': use 1 to 63 letters, digits, '_', '.' or '-', "
                      "starting with a letter or digit", name ? name : "");
   return replace_str (&o->name, name, err);
@@ -188,7 +188,7 @@ SBX_EXPORT int
 sbx_options_set_workdir (sbx_options_t *o, const char *dir, sbx_error_t **err)
 {
   if (dir == NULL || !valid_container_path (dir) || under_agent_dir (dir))
-    return sbx_fail (err, SBX_E_INVALID,
+    return sbx_error_set (err, SBX_E_INVALID,
                      "invalid work dir '%s': it must be an absolute path in the container, "
                      "without '..', ':' or ',', and not / or under " SBX_AGENT_DIR,
                      dir ? dir : "");
@@ -200,7 +200,7 @@ sbx_options_add_volume (sbx_options_t *o, const char *spec, sbx_error_t **err)
 {
   cleanup_free char *copy = spec ? strdup (spec) : NULL;
   if (copy == NULL)
-    return sbx_fail (err, SBX_E_INVALID, "a volume needs the form HOST:CONTAINER[:ro]");
+    return sbx_error_set (err, SBX_E_INVALID, "a volume needs the form HOST:CONTAINER[:ro]");
   char *host = copy, *ctr = strchr (copy, ':'), *mode = NULL;
   if (ctr)
     {
@@ -211,7 +211,7 @@ sbx_options_add_volume (sbx_options_t *o, const char *spec, sbx_error_t **err)
   if (ctr == NULL || host[0] != '/' || has_control_chars (host) || strchr (host, ',')
       || !valid_container_path (ctr) || under_agent_dir (ctr)
       || (mode && strcmp (mode, "ro") != 0 && strcmp (mode, "rw") != 0))
-    return sbx_fail (err, SBX_E_INVALID,
+    return sbx_error_set (err, SBX_E_INVALID,
                      "invalid volume '%s': use HOST:CONTAINER or HOST:CONTAINER:ro with "
                      "absolute paths (the container path may not be / or under " SBX_AGENT_DIR ")",
                      spec);
@@ -235,11 +235,11 @@ sbx_validate_env (const char *kv, sbx_error_t **err)
 {
   const char *eq = kv ? strchr (kv, '=') : NULL;
   if (eq == NULL || !valid_env_key (kv, eq - kv))
-    return sbx_fail (err, SBX_E_INVALID,
+    return sbx_error_set (err, SBX_E_INVALID,
                      "invalid environment variable '%s': use KEY=VALUE with KEY matching "
                      "[A-Za-z_][A-Za-z0-9_]*", kv ? kv : "");
   if (strchr (eq, '\n') || strlen (kv) > 32768)
-    return sbx_fail (err, SBX_E_INVALID, "invalid environment variable '%.*s': the value may not "
+    return sbx_error_set (err, SBX_E_INVALID, "invalid environment variable '%.*s': the value may not "
                      "contain newlines or exceed 32 KiB", (int) (eq - kv), kv);
   return 0;
 }
@@ -256,7 +256,7 @@ sbx_options_set_memory (sbx_options_t *o, int64_t bytes, sbx_error_t **err)
 {
   /* The engine refuses less than 6 MiB. */
   if (bytes < (6LL << 20))
-    return sbx_fail (err, SBX_E_INVALID, "memory limit %lld bytes is too small: at least 6m",
+    return sbx_error_set (err, SBX_E_INVALID, "memory limit %lld bytes is too small: at least 6m",
                      (long long) bytes);
   o->memory = bytes;
   return 0;
@@ -268,7 +268,7 @@ sbx_options_set_disk (sbx_options_t *o, int64_t bytes, sbx_error_t **err)
   /* Room for what a shell and a few files need; a file of an exabyte means
      no limit anyway. */
   if (bytes < (16LL << 20) || bytes > (1LL << 50))
-    return sbx_fail (err, SBX_E_INVALID, "disk limit %lld bytes is out of range: use 16m to 1p",
+    return sbx_error_set (err, SBX_E_INVALID, "disk limit %lld bytes is out of range: use 16m to 1p",
                      (long long) bytes);
   o->disk = bytes;
   return 0;
@@ -278,7 +278,7 @@ SBX_EXPORT int
 sbx_options_set_cpus (sbx_options_t *o, double cpus, sbx_error_t **err)
 {
   if (!isfinite (cpus) || cpus < 0.01 || cpus > 1024)
-    return sbx_fail (err, SBX_E_INVALID, "invalid CPU limit %g: use a number such as 0.5 or 2",
+    return sbx_error_set (err, SBX_E_INVALID, "invalid CPU limit %g: use a number such as 0.5 or 2",
                      cpus);
   o->cpus = cpus;
   return 0;
@@ -289,7 +289,7 @@ sbx_options_set_pids (sbx_options_t *o, int64_t pids, sbx_error_t **err)
 {
   /* The agent and a shell need a few processes of their own. */
   if (pids < 8 || pids > 4194304)
-    return sbx_fail (err, SBX_E_INVALID, "invalid pids limit %lld: use 8 or more",
+    return sbx_error_set (err, SBX_E_INVALID, "invalid pids limit %lld: use 8 or more",
                      (long long) pids);
   o->pids = pids;
   return 0;
@@ -299,13 +299,13 @@ SBX_EXPORT int
 sbx_options_set_network (sbx_options_t *o, const char *mode, sbx_error_t **err)
 {
   if (mode == NULL || !*mode)
-    return sbx_fail (err, SBX_E_INVALID, "empty network mode: use none, bridge or a network name");
+    return sbx_error_set (err, SBX_E_INVALID, "empty network mode: use none, bridge or a network name");
   if (strcmp (mode, "host") == 0 || strncmp (mode, "container:", 10) == 0)
-    return sbx_fail (err, SBX_E_INVALID,
+    return sbx_error_set (err, SBX_E_INVALID,
                      "network mode '%s' would share a network namespace outside the sandbox; "
                      "use none, bridge or a network name", mode);
   if (!sbx_valid_name (mode))
-    return sbx_fail (err, SBX_E_INVALID, "invalid network '%s': use none, bridge or a network name",
+    return sbx_error_set (err, SBX_E_INVALID, "invalid network '%s': use none, bridge or a network name",
                      mode);
   return replace_str (&o->network, mode, err);
 }
@@ -320,6 +320,45 @@ SBX_EXPORT void
 sbx_options_set_auto_remove (sbx_options_t *o, bool auto_remove)
 {
   o->auto_remove = auto_remove;
+}
+
+/* A runtime brings its work dir and environment; --workdir and --env given
+ * after it override them. */
+SBX_EXPORT int
+sbx_options_set_runtime (sbx_options_t *opts, const sbx_runtime_t *rt, sbx_error_t **err)
+{
+  int r = rt ? sbx_runtime_validate (rt, err)
+             : sbx_error_set (err, SBX_E_INVALID, "no runtime was given");
+  if (r < 0)
+    return r;
+  sbx_runtime_t *copy = sbx_runtime_dup (rt);
+  if (copy == NULL)
+    return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
+  r = sbx_options_set_workdir (opts, rt->workdir, err);
+  for (size_t i = 0; r == 0 && i < rt->nenv; i++)
+    {
+      cleanup_free char *kv = sbx_strdup_printf ("%s=%s", rt->env_keys[i], rt->env_values[i]);
+      r = kv ? sbx_options_add_env (opts, kv, err) : sbx_error_set (err, SBX_E_NOMEM, "out of memory");
+    }
+  if (r < 0)
+    {
+      sbx_runtime_free (copy);
+      return r;
+    }
+  free (opts->image);
+  opts->image = NULL;
+  sbx_runtime_free (opts->runtime);
+  opts->runtime = copy;
+  return 0;
+}
+
+SBX_EXPORT int
+sbx_timeout_check (double seconds, sbx_error_t **err)
+{
+  if (!(seconds >= 0 && seconds <= SBX_MAX_TIMEOUT))
+    return sbx_error_set (err, SBX_E_INVALID, "a timeout of %g s is out of range: give 0 for none, or "
+                     "up to %.0f s (30 days)", seconds, SBX_MAX_TIMEOUT);
+  return 0;
 }
 
 SBX_EXPORT int
@@ -349,6 +388,6 @@ sbx_parse_size (const char *text, int64_t *bytes, sbx_error_t **err)
   *bytes = (int64_t) (v * mult);
   return 0;
 bad:
-  return sbx_fail (err, SBX_E_INVALID, "invalid size '%s': use a number with an optional unit, "
+  return sbx_error_set (err, SBX_E_INVALID, "invalid size '%s': use a number with an optional unit, "
                    "such as 512m or 2g", text ? text : "");
 }

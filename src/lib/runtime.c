@@ -1,7 +1,7 @@
-/* Runtimes, the pure part: definitions (the seed's RuntimeConfig and its
- * built-ins), validation, JSON, the generated Dockerfile and the tag. No
- * engine, no files: everything here is fed with strings (see
- * tests/unit/test_runtime.c). Builds live in runtime_build.c.
+/* Runtimes, the definitions: the seed's RuntimeConfig and its built-ins,
+ * their setters and validation. Pure, as are runtime_json.c (the JSON form)
+ * and runtime_dockerfile.c (the generated Dockerfile and the tag); builds
+ * live in runtime_build.c.
  *
  * What reaches the Dockerfile, and how it is kept inert:
  *  - image names and the work dir: validated against a whitelist with no
@@ -14,14 +14,13 @@
  *    apt's chain gets the packages as "$@", never spliced into its text;
  *  - nothing may contain a newline or another control character (a tab in a
  *    command or a value is fine), and every string must be UTF-8. */
+#include "proto.h"
 #include "runtime.h"
-#include "sandbox.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #define DEFAULT_WORKDIR "/workspace"
 #define MAX_NAME 64
@@ -31,38 +30,10 @@
 #define MAX_PACKAGES 256
 #define MAX_COMMAND 4096
 #define MAX_COMMANDS 64
-#define MAX_ENV 128
 #define MAX_ENV_VALUE 32768
 #define MAX_WORKDIR 255
-#define MAX_FILE ((size_t) 1 << 20)
 
-enum package_manager { PM_PIP, PM_NPM, PM_APT, PM_CARGO };
-static const char *const pm_names[] = { "pip", "npm", "apt", "cargo" };
-
-/* The part of a definition a flavour may change. */
-struct runtime_def
-{
-  char *description;
-  char *image;       /* used as is */
-  char *base_image;  /* built on */
-  char **packages;
-  size_t npackages;
-  enum package_manager pm;
-  char **setup;
-  size_t nsetup;
-};
-
-struct sbx_runtime
-{
-  char *name;
-  struct runtime_def def[2];  /* [0]: the seed's, [1]: the offline flavour */
-  bool has_offline;
-  char **env_keys, **env_values;  /* in the order they were first set */
-  size_t nenv;
-  char *workdir;
-  bool cache;
-  sbx_runtime_flavour pinned;
-};
+const char *const sbx_runtime_pm_names[] = { "pip", "npm", "apt", "cargo" };
 
 /* ------------------------------------------------------------ built-ins */
 
@@ -143,13 +114,13 @@ static int
 strv_push (char ***v, size_t *n, size_t max, const char *s, const char *field, sbx_error_t **err)
 {
   if (*n >= max)
-    return sbx_fail (err, SBX_E_INVALID, "too many %s (at most %zu)", field, max);
+    return sbx_error_set (err, SBX_E_INVALID, "too many %s (at most %zu)", field, max);
   char *copy = strdup (s);
   char **nv = copy ? realloc (*v, (*n + 1) * sizeof *nv) : NULL;
   if (nv == NULL)
     {
       free (copy);
-      return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+      return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
     }
   nv[(*n)++] = copy;
   *v = nv;
@@ -178,7 +149,7 @@ replace_str (char **slot, const char *value, sbx_error_t **err)
 {
   char *copy = value ? strdup (value) : NULL;
   if (value && copy == NULL)
-    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+    return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
   free (*slot);
   *slot = copy;
   return 0;
@@ -312,47 +283,47 @@ def_copy (struct runtime_def *dst, const struct runtime_def *src)
  * prefix in messages ("" or "offline."), so that each error names the field
  * as the JSON file spells it. */
 
-static int
-def_set_description (struct runtime_def *d, const char *where, const char *text,
+int
+sbx_runtime_def_set_description (struct runtime_def *d, const char *where, const char *text,
                      sbx_error_t **err)
 {
   if (text == NULL || strlen (text) > MAX_DESCRIPTION || !clean_text (text, false))
-    return sbx_fail (err, SBX_E_INVALID, "invalid %sdescription: it must be UTF-8 text of at most "
+    return sbx_error_set (err, SBX_E_INVALID, "invalid %sdescription: it must be UTF-8 text of at most "
                      "%d bytes without newlines or other control characters", where,
                      MAX_DESCRIPTION);
   return replace_str (&d->description, text, err);
 }
 
-static int
-def_set_image (struct runtime_def *d, const char *where, const char *field, char **slot,
+int
+sbx_runtime_def_set_image (struct runtime_def *d, const char *where, const char *field, char **slot,
                const char *image, sbx_error_t **err)
 {
   (void) d;
   if (image != NULL && !valid_image (image))
-    return sbx_fail (err, SBX_E_INVALID, "invalid %s%s '%s': expected an image name such as "
+    return sbx_error_set (err, SBX_E_INVALID, "invalid %s%s '%s': expected an image name such as "
                      "python:3.12-slim (letters, digits and . _ - / : @, starting with a letter "
                      "or digit, at most %d bytes)", where, field, image, MAX_IMAGE);
   return replace_str (slot, image, err);
 }
 
-static int
-def_set_pm (struct runtime_def *d, const char *where, const char *name, sbx_error_t **err)
+int
+sbx_runtime_def_set_pm (struct runtime_def *d, const char *where, const char *name, sbx_error_t **err)
 {
-  for (size_t i = 0; name && i < sizeof pm_names / sizeof pm_names[0]; i++)
-    if (strcmp (name, pm_names[i]) == 0)
+  for (size_t i = 0; name && i < sizeof sbx_runtime_pm_names / sizeof sbx_runtime_pm_names[0]; i++)
+    if (strcmp (name, sbx_runtime_pm_names[i]) == 0)
       {
         d->pm = (enum package_manager) i;
         return 0;
       }
-  return sbx_fail (err, SBX_E_INVALID, "invalid %spackage_manager '%s': use pip, npm, apt or cargo",
+  return sbx_error_set (err, SBX_E_INVALID, "invalid %spackage_manager '%s': use pip, npm, apt or cargo",
                    where, name ? name : "");
 }
 
-static int
-def_add_package (struct runtime_def *d, const char *where, const char *pkg, sbx_error_t **err)
+int
+sbx_runtime_def_add_package (struct runtime_def *d, const char *where, const char *pkg, sbx_error_t **err)
 {
   if (pkg == NULL || !valid_package (pkg))
-    return sbx_fail (err, SBX_E_INVALID, "invalid %spackages entry '%s': a package name must match "
+    return sbx_error_set (err, SBX_E_INVALID, "invalid %spackages entry '%s': a package name must match "
                      "^[A-Za-z0-9@][A-Za-z0-9._@/+=<>~!\\[\\]-]*$ (at most %d bytes)", where,
                      pkg ? pkg : "", MAX_PACKAGE);
   char field[32];
@@ -360,11 +331,11 @@ def_add_package (struct runtime_def *d, const char *where, const char *pkg, sbx_
   return strv_push (&d->packages, &d->npackages, MAX_PACKAGES, pkg, field, err);
 }
 
-static int
-def_add_setup (struct runtime_def *d, const char *where, const char *cmd, sbx_error_t **err)
+int
+sbx_runtime_def_add_setup (struct runtime_def *d, const char *where, const char *cmd, sbx_error_t **err)
 {
   if (cmd == NULL || *cmd == '\0' || strlen (cmd) > MAX_COMMAND || !clean_text (cmd, true))
-    return sbx_fail (err, SBX_E_INVALID, "invalid %ssetup_commands entry %zu ('%.60s%s'): a setup "
+    return sbx_error_set (err, SBX_E_INVALID, "invalid %ssetup_commands entry %zu ('%.60s%s'): a setup "
                      "command is one non-empty line of UTF-8 of at most %d bytes, without newlines "
                      "or other control characters (tabs are fine)", where, d->nsetup + 1,
                      cmd ? cmd : "", cmd && strlen (cmd) > 60 ? "..." : "", MAX_COMMAND);
@@ -398,7 +369,7 @@ sbx_runtime_flavour_parse (const char *name, sbx_runtime_flavour *flavour, sbx_e
         *flavour = all[i];
         return 0;
       }
-  return sbx_fail (err, SBX_E_INVALID, "invalid flavour '%s': use auto, seed or offline",
+  return sbx_error_set (err, SBX_E_INVALID, "invalid flavour '%s': use auto, seed or offline",
                    name ? name : "");
 }
 
@@ -407,7 +378,7 @@ sbx_runtime_new (const char *name, sbx_runtime_t **out, sbx_error_t **err)
 {
   *out = NULL;
   if (name == NULL || !valid_name (name))
-    return sbx_fail (err, SBX_E_INVALID, "invalid runtime name '%s': use 1 to %d lowercase letters "
+    return sbx_error_set (err, SBX_E_INVALID, "invalid runtime name '%s': use 1 to %d lowercase letters "
                      "and digits, with single '.', '_' or '-' between them (the name becomes "
                      "part of the image name " SBX_RUNTIME_REPO "/NAME)", name ? name : "",
                      MAX_NAME);
@@ -416,7 +387,7 @@ sbx_runtime_new (const char *name, sbx_runtime_t **out, sbx_error_t **err)
       || (rt->workdir = strdup (DEFAULT_WORKDIR)) == NULL)
     {
       sbx_runtime_free (rt);
-      return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+      return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
     }
   rt->cache = true;
   rt->def[0].pm = rt->def[1].pm = PM_PIP;
@@ -489,13 +460,13 @@ drop_offline (sbx_runtime_t *rt)
 SBX_EXPORT int
 sbx_runtime_set_description (sbx_runtime_t *rt, const char *text, sbx_error_t **err)
 {
-  return def_set_description (&rt->def[0], "", text, err);
+  return sbx_runtime_def_set_description (&rt->def[0], "", text, err);
 }
 
 SBX_EXPORT int
 sbx_runtime_set_image (sbx_runtime_t *rt, const char *image, sbx_error_t **err)
 {
-  int r = def_set_image (&rt->def[0], "", "image", &rt->def[0].image, image, err);
+  int r = sbx_runtime_def_set_image (&rt->def[0], "", "image", &rt->def[0].image, image, err);
   if (r == 0)
     drop_offline (rt);
   return r;
@@ -504,7 +475,7 @@ sbx_runtime_set_image (sbx_runtime_t *rt, const char *image, sbx_error_t **err)
 SBX_EXPORT int
 sbx_runtime_set_base_image (sbx_runtime_t *rt, const char *image, sbx_error_t **err)
 {
-  int r = def_set_image (&rt->def[0], "", "base_image", &rt->def[0].base_image, image, err);
+  int r = sbx_runtime_def_set_image (&rt->def[0], "", "base_image", &rt->def[0].base_image, image, err);
   if (r == 0)
     drop_offline (rt);
   return r;
@@ -513,7 +484,7 @@ sbx_runtime_set_base_image (sbx_runtime_t *rt, const char *image, sbx_error_t **
 SBX_EXPORT int
 sbx_runtime_set_package_manager (sbx_runtime_t *rt, const char *manager, sbx_error_t **err)
 {
-  int r = def_set_pm (&rt->def[0], "", manager, err);
+  int r = sbx_runtime_def_set_pm (&rt->def[0], "", manager, err);
   if (r == 0)
     drop_offline (rt);
   return r;
@@ -522,7 +493,7 @@ sbx_runtime_set_package_manager (sbx_runtime_t *rt, const char *manager, sbx_err
 SBX_EXPORT int
 sbx_runtime_add_package (sbx_runtime_t *rt, const char *package, sbx_error_t **err)
 {
-  int r = def_add_package (&rt->def[0], "", package, err);
+  int r = sbx_runtime_def_add_package (&rt->def[0], "", package, err);
   if (r == 0)
     drop_offline (rt);
   return r;
@@ -531,7 +502,7 @@ sbx_runtime_add_package (sbx_runtime_t *rt, const char *package, sbx_error_t **e
 SBX_EXPORT int
 sbx_runtime_add_setup_command (sbx_runtime_t *rt, const char *command, sbx_error_t **err)
 {
-  int r = def_add_setup (&rt->def[0], "", command, err);
+  int r = sbx_runtime_def_add_setup (&rt->def[0], "", command, err);
   if (r == 0)
     drop_offline (rt);
   return r;
@@ -541,20 +512,20 @@ SBX_EXPORT int
 sbx_runtime_set_env (sbx_runtime_t *rt, const char *key, const char *value, sbx_error_t **err)
 {
   if (key == NULL || !valid_env_key (key))
-    return sbx_fail (err, SBX_E_INVALID, "invalid env_vars key '%s': keys must match "
+    return sbx_error_set (err, SBX_E_INVALID, "invalid env_vars key '%s': keys must match "
                      "^[A-Za-z_][A-Za-z0-9_]*$ (at most 255 bytes)", key ? key : "");
   if (value == NULL || strlen (value) > MAX_ENV_VALUE || !clean_text (value, true))
-    return sbx_fail (err, SBX_E_INVALID, "invalid env_vars value for %s: it must be UTF-8 text of "
+    return sbx_error_set (err, SBX_E_INVALID, "invalid env_vars value for %s: it must be UTF-8 text of "
                      "at most %d bytes without newlines or other control characters (tabs are "
                      "fine)", key, MAX_ENV_VALUE);
   for (size_t i = 0; i < rt->nenv; i++)
     if (strcmp (rt->env_keys[i], key) == 0)
       return replace_str (&rt->env_values[i], value, err);
   size_t n = rt->nenv;
-  int r = strv_push (&rt->env_keys, &n, MAX_ENV, key, "env_vars", err);
+  int r = strv_push (&rt->env_keys, &n, SBX_RUNTIME_MAX_ENV, key, "env_vars", err);
   if (r < 0)
     return r;
-  r = strv_push (&rt->env_values, &rt->nenv, MAX_ENV, value, "env_vars", err);
+  r = strv_push (&rt->env_values, &rt->nenv, SBX_RUNTIME_MAX_ENV, value, "env_vars", err);
   if (r < 0)
     free (rt->env_keys[n - 1]); /* the lists stay the same length */
   return r;
@@ -564,7 +535,7 @@ SBX_EXPORT int
 sbx_runtime_set_workdir (sbx_runtime_t *rt, const char *dir, sbx_error_t **err)
 {
   if (dir == NULL || !valid_workdir (dir))
-    return sbx_fail (err, SBX_E_INVALID, "invalid work_dir '%s': it must be an absolute path of "
+    return sbx_error_set (err, SBX_E_INVALID, "invalid work_dir '%s': it must be an absolute path of "
                      "letters, digits and . _ - + @ / (no spaces or shell characters), without "
                      "'..', and not / or under " SBX_AGENT_DIR, dir ? dir : "");
   return replace_str (&rt->workdir, dir, err);
@@ -580,9 +551,9 @@ SBX_EXPORT int
 sbx_runtime_set_flavour (sbx_runtime_t *rt, sbx_runtime_flavour flavour, sbx_error_t **err)
 {
   if (flavour != SBX_FLAVOUR_AUTO && flavour != SBX_FLAVOUR_SEED && flavour != SBX_FLAVOUR_OFFLINE)
-    return sbx_fail (err, SBX_E_INVALID, "invalid flavour %d", (int) flavour);
+    return sbx_error_set (err, SBX_E_INVALID, "invalid flavour %d", (int) flavour);
   if (flavour == SBX_FLAVOUR_OFFLINE && !rt->has_offline)
-    return sbx_fail (err, SBX_E_INVALID, "runtime %s has no offline flavour (only the built-ins "
+    return sbx_error_set (err, SBX_E_INVALID, "runtime %s has no offline flavour (only the built-ins "
                      "and definitions with an \"offline\" object have one)", rt->name);
   rt->pinned = flavour;
   return 0;
@@ -629,11 +600,11 @@ def_validate (const sbx_runtime_t *rt, const struct runtime_def *d, const char *
               sbx_error_t **err)
 {
   if (d->image && d->base_image)
-    return sbx_fail (err, SBX_E_INVALID, "runtime %s sets both %simage and %sbase_image: an image "
+    return sbx_error_set (err, SBX_E_INVALID, "runtime %s sets both %simage and %sbase_image: an image "
                      "is used as is and a base image is built on, so give one or the other",
                      rt->name, where, where);
   if (d->base_image == NULL && (d->npackages || d->nsetup))
-    return sbx_fail (err, SBX_E_INVALID, "runtime %s has %s%s but no %sbase_image to install "
+    return sbx_error_set (err, SBX_E_INVALID, "runtime %s has %s%s but no %sbase_image to install "
                      "them on%s", rt->name, where, d->npackages ? "packages" : "setup_commands",
                      where, d->image ? " (an image is used as is, never built on)" : "");
   return 0;
@@ -646,7 +617,7 @@ sbx_runtime_validate (const sbx_runtime_t *rt, sbx_error_t **err)
   if (r == 0 && rt->has_offline)
     r = def_validate (rt, &rt->def[1], "offline.", err);
   if (r == 0 && rt->has_offline && rt->def[1].image == NULL && rt->def[1].base_image == NULL)
-    r = sbx_fail (err, SBX_E_INVALID, "the offline flavour of runtime %s needs an image or a "
+    r = sbx_error_set (err, SBX_E_INVALID, "the offline flavour of runtime %s needs an image or a "
                   "base_image", rt->name);
   return r;
 }
@@ -660,7 +631,7 @@ sbx_runtime_builtin (const char *name, sbx_runtime_t **out, sbx_error_t **err)
     if (strcmp (builtins[i].name, name) == 0)
       b = &builtins[i];
   if (b == NULL)
-    return sbx_fail (err, SBX_E_NOT_FOUND, "no built-in runtime is named '%s'; the built-ins are "
+    return sbx_error_set (err, SBX_E_NOT_FOUND, "no built-in runtime is named '%s'; the built-ins are "
                      "python-minimal, python-datascience, python-web, node-minimal and node-react "
                      "(`sbx runtime ls`)", name ? name : "");
   sbx_runtime_t *rt = NULL;
@@ -674,17 +645,17 @@ sbx_runtime_builtin (const char *name, sbx_runtime_t **out, sbx_error_t **err)
       const struct builtin_def *bd = f ? &b->offline : &b->seed;
       struct runtime_def *d = &rt->def[f];
       const char *where = f ? "offline." : "";
-      r = def_set_description (d, where, bd->description, err);
+      r = sbx_runtime_def_set_description (d, where, bd->description, err);
       if (r == 0 && bd->image)
-        r = def_set_image (d, where, "image", &d->image, bd->image, err);
+        r = sbx_runtime_def_set_image (d, where, "image", &d->image, bd->image, err);
       if (r == 0 && bd->base_image)
-        r = def_set_image (d, where, "base_image", &d->base_image, bd->base_image, err);
+        r = sbx_runtime_def_set_image (d, where, "base_image", &d->base_image, bd->base_image, err);
       if (r == 0)
-        r = def_set_pm (d, where, bd->pm, err);
+        r = sbx_runtime_def_set_pm (d, where, bd->pm, err);
       for (const char *const *p = bd->packages; r == 0 && p && *p; p++)
-        r = def_add_package (d, where, *p, err);
+        r = sbx_runtime_def_add_package (d, where, *p, err);
       for (const char *const *p = bd->setup; r == 0 && p && *p; p++)
-        r = def_add_setup (d, where, *p, err);
+        r = sbx_runtime_def_add_setup (d, where, *p, err);
     }
   if (r < 0)
     {
@@ -701,585 +672,3 @@ sbx_runtime_builtin_names (void)
   return builtin_names;
 }
 
-/* ----------------------------------------------------------------- JSON */
-
-static const char *const top_fields[] = { "name", "description", "image", "base_image", "packages",
-                                          "package_manager", "setup_commands", "env_vars",
-                                          "work_dir", "cache_image", "offline", NULL };
-/* What a flavour may change; the rest belongs to the runtime. */
-static const char *const offline_fields[] = { "description", "image", "base_image", "packages",
-                                              "package_manager", "setup_commands", NULL };
-
-static bool
-in_list (const char *const *list, const char *s)
-{
-  for (; *list; list++)
-    if (strcmp (*list, s) == 0)
-      return true;
-  return false;
-}
-
-static int
-json_type_error (const char *where, const char *field, const char *what, sbx_error_t **err)
-{
-  return sbx_fail (err, SBX_E_INVALID, "invalid runtime definition: field '%s%s' must be %s",
-                   where, field, what);
-}
-
-/* A string field (or null, when NULLABLE) as *VALUE (NULL when absent). */
-static int
-json_get_string (json_t *obj, const char *where, const char *field, bool nullable,
-                 const char **value, sbx_error_t **err)
-{
-  json_t *v = json_object_get (obj, field);
-  *value = NULL;
-  if (v == NULL || (nullable && json_is_null (v)))
-    return 0;
-  if (!json_is_string (v))
-    return json_type_error (where, field, nullable ? "a string or null" : "a string", err);
-  *value = json_string_value (v);
-  return 0;
-}
-
-/* Each string of an array field through ADD. */
-static int
-json_each_string (json_t *obj, const char *where, const char *field, struct runtime_def *d,
-                  int (*add) (struct runtime_def *, const char *, const char *, sbx_error_t **),
-                  sbx_error_t **err)
-{
-  json_t *v = json_object_get (obj, field);
-  if (v == NULL)
-    return 0;
-  if (!json_is_array (v))
-    return json_type_error (where, field, "an array of strings", err);
-  size_t i;
-  json_t *item;
-  json_array_foreach (v, i, item)
-    {
-      if (!json_is_string (item))
-        return json_type_error (where, field, "an array of strings", err);
-      int r = add (d, where, json_string_value (item), err);
-      if (r < 0)
-        return r;
-    }
-  return 0;
-}
-
-static int
-def_from_json (struct runtime_def *d, json_t *obj, const char *where, sbx_error_t **err)
-{
-  const char *s;
-  int r = json_get_string (obj, where, "description", false, &s, err);
-  if (r == 0 && s)
-    r = def_set_description (d, where, s, err);
-  if (r == 0 && (r = json_get_string (obj, where, "image", true, &s, err)) == 0 && s)
-    r = def_set_image (d, where, "image", &d->image, s, err);
-  if (r == 0 && (r = json_get_string (obj, where, "base_image", true, &s, err)) == 0 && s)
-    r = def_set_image (d, where, "base_image", &d->base_image, s, err);
-  if (r == 0 && (r = json_get_string (obj, where, "package_manager", false, &s, err)) == 0 && s)
-    r = def_set_pm (d, where, s, err);
-  if (r == 0)
-    r = json_each_string (obj, where, "packages", d, def_add_package, err);
-  if (r == 0)
-    r = json_each_string (obj, where, "setup_commands", d, def_add_setup, err);
-  return r;
-}
-
-static int
-check_fields (json_t *obj, const char *const *known, const char *where, sbx_error_t **err)
-{
-  const char *key;
-  json_t *v;
-  json_object_foreach (obj, key, v)
-    if (!in_list (known, key))
-      return sbx_fail (err, SBX_E_INVALID, "invalid runtime definition: unknown field '%s%s' "
-                       "(the fields are %s)", where, key,
-                       *where ? "description, image, base_image, packages, package_manager, "
-                                "setup_commands"
-                              : "name, description, image, base_image, packages, "
-                                "package_manager, setup_commands, env_vars, work_dir, "
-                                "cache_image, offline");
-  return 0;
-}
-
-static int
-runtime_from_object (json_t *obj, sbx_runtime_t **out, sbx_error_t **err)
-{
-  if (!json_is_object (obj))
-    return sbx_fail (err, SBX_E_INVALID, "invalid runtime definition: it must be a JSON object "
-                     "such as {\"name\": \"ml-env\", \"base_image\": \"python:3.12-slim\", "
-                     "\"packages\": [\"pandas\"]}");
-  int r = check_fields (obj, top_fields, "", err);
-  if (r < 0)
-    return r;
-  json_t *name = json_object_get (obj, "name");
-  if (name == NULL)
-    return sbx_fail (err, SBX_E_INVALID, "invalid runtime definition: the field 'name' is "
-                     "missing");
-  if (!json_is_string (name))
-    return json_type_error ("", "name", "a string", err);
-
-  sbx_runtime_t *rt = NULL;
-  r = sbx_runtime_new (json_string_value (name), &rt, err);
-  if (r == 0)
-    r = def_from_json (&rt->def[0], obj, "", err);
-
-  json_t *env = json_object_get (obj, "env_vars");
-  if (r == 0 && env && !json_is_object (env))
-    r = json_type_error ("", "env_vars", "an object of strings", err);
-  const char *key;
-  json_t *v;
-  if (r == 0 && env)
-    json_object_foreach (env, key, v)
-      {
-        if (!json_is_string (v))
-          r = sbx_fail (err, SBX_E_INVALID, "invalid runtime definition: env_vars.%s must be a "
-                        "string", key);
-        if (r == 0)
-          r = sbx_runtime_set_env (rt, key, json_string_value (v), err);
-        if (r < 0)
-          break;
-      }
-
-  const char *workdir = NULL;
-  if (r == 0 && (r = json_get_string (obj, "", "work_dir", false, &workdir, err)) == 0 && workdir)
-    r = sbx_runtime_set_workdir (rt, workdir, err);
-
-  json_t *cache = json_object_get (obj, "cache_image");
-  if (r == 0 && cache && !json_is_boolean (cache))
-    r = json_type_error ("", "cache_image", "true or false", err);
-  if (r == 0 && cache)
-    rt->cache = json_is_true (cache);
-
-  json_t *offline = json_object_get (obj, "offline");
-  if (r == 0 && offline && !json_is_null (offline))
-    {
-      if (!json_is_object (offline))
-        r = json_type_error ("", "offline", "an object", err);
-      if (r == 0)
-        r = check_fields (offline, offline_fields, "offline.", err);
-      if (r == 0)
-        r = def_from_json (&rt->def[1], offline, "offline.", err);
-      rt->has_offline = true;
-    }
-  if (r == 0)
-    r = sbx_runtime_validate (rt, err);
-  if (r < 0)
-    {
-      sbx_runtime_free (rt);
-      return r;
-    }
-  *out = rt;
-  return 0;
-}
-
-SBX_EXPORT int
-sbx_runtime_from_json (const char *text, sbx_runtime_t **out, sbx_error_t **err)
-{
-  *out = NULL;
-  if (text == NULL)
-    return sbx_fail (err, SBX_E_INVALID, "no runtime definition was given");
-  json_error_t jerr;
-  /* Duplicate keys would let one definition mean two things. */
-  json_t *obj = json_loads (text, JSON_REJECT_DUPLICATES, &jerr);
-  if (obj == NULL)
-    return sbx_fail (err, SBX_E_INVALID, "invalid runtime definition: not valid JSON at line %d, "
-                     "column %d: %s", jerr.line, jerr.column, jerr.text);
-  int r = runtime_from_object (obj, out, err);
-  json_decref (obj);
-  return r;
-}
-
-SBX_EXPORT int
-sbx_runtime_load_file (const char *path, sbx_runtime_t **out, sbx_error_t **err)
-{
-  *out = NULL;
-  if (path == NULL || *path == '\0')
-    return sbx_fail (err, SBX_E_INVALID, "no runtime file was given");
-  FILE *f = fopen (path, "re");
-  if (f == NULL)
-    return sbx_fail_errno (err, errno == ENOENT ? SBX_E_NOT_FOUND : SBX_E_IO, errno,
-                           "cannot open the runtime file %s", path);
-  cleanup_free char *buf = malloc (MAX_FILE + 1);
-  size_t n = buf ? fread (buf, 1, MAX_FILE + 1, f) : 0;
-  bool failed = buf && ferror (f);
-  fclose (f);
-  if (buf == NULL)
-    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
-  if (failed)
-    return sbx_fail (err, SBX_E_IO, "cannot read the runtime file %s", path);
-  if (n > MAX_FILE)
-    return sbx_fail (err, SBX_E_TOO_LARGE, "the runtime file %s is larger than 1 MiB", path);
-  buf[n] = '\0';
-  if (memchr (buf, '\0', n))
-    return sbx_fail (err, SBX_E_INVALID, "the runtime file %s holds a NUL byte: it is not JSON",
-                     path);
-  sbx_error_t *perr = NULL;
-  int r = sbx_runtime_from_json (buf, out, &perr);
-  if (r < 0)
-    {
-      /* Say which file, keeping the parser's sentence. */
-      sbx_fail (err, sbx_error_code (perr), "%s: %s", path, sbx_error_message (perr));
-      sbx_error_free (perr);
-    }
-  return r;
-}
-
-static json_t *
-strv_json (char *const *v, size_t n)
-{
-  json_t *a = json_array ();
-  for (size_t i = 0; a && i < n; i++)
-    if (json_array_append_new (a, json_string (v[i])) < 0)
-      {
-        json_decref (a);
-        return NULL;
-      }
-  return a;
-}
-
-static json_t *
-def_json (const struct runtime_def *d, json_t *into)
-{
-  if (into == NULL
-      || json_object_set_new (into, "description", json_string (d->description ? d->description
-                                                                                : ""))
-      || json_object_set_new (into, "image", d->image ? json_string (d->image) : json_null ())
-      || json_object_set_new (into, "base_image",
-                              d->base_image ? json_string (d->base_image) : json_null ())
-      || json_object_set_new (into, "packages", strv_json (d->packages, d->npackages))
-      || json_object_set_new (into, "package_manager", json_string (pm_names[d->pm]))
-      || json_object_set_new (into, "setup_commands", strv_json (d->setup, d->nsetup)))
-    {
-      json_decref (into);
-      return NULL;
-    }
-  return into;
-}
-
-SBX_EXPORT int
-sbx_runtime_to_json (const sbx_runtime_t *rt, char **text, sbx_error_t **err)
-{
-  *text = NULL;
-  json_t *env = json_object ();
-  for (size_t i = 0; env && i < rt->nenv; i++)
-    if (json_object_set_new (env, rt->env_keys[i], json_string (rt->env_values[i])) < 0)
-      {
-        json_decref (env);
-        env = NULL;
-      }
-  json_t *obj = json_pack ("{s:s}", "name", rt->name);
-  obj = def_json (&rt->def[0], obj);
-  if (obj == NULL || env == NULL || json_object_set_new (obj, "env_vars", env) < 0
-      || json_object_set_new (obj, "work_dir", json_string (rt->workdir)) < 0
-      || json_object_set_new (obj, "cache_image", json_boolean (rt->cache)) < 0
-      || (rt->has_offline
-          && json_object_set_new (obj, "offline", def_json (&rt->def[1], json_object ())) < 0))
-    {
-      json_decref (obj);
-      return sbx_fail (err, SBX_E_NOMEM, "out of memory");
-    }
-  *text = json_dumps (obj, JSON_INDENT (2) | JSON_PRESERVE_ORDER);
-  json_decref (obj);
-  return *text ? 0 : sbx_fail (err, SBX_E_NOMEM, "out of memory");
-}
-
-/* ------------------------------------------------------------ options */
-
-SBX_EXPORT int
-sbx_options_set_runtime (sbx_options_t *opts, const sbx_runtime_t *rt, sbx_error_t **err)
-{
-  int r = rt ? sbx_runtime_validate (rt, err)
-             : sbx_fail (err, SBX_E_INVALID, "no runtime was given");
-  if (r < 0)
-    return r;
-  sbx_runtime_t *copy = sbx_runtime_dup (rt);
-  if (copy == NULL)
-    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
-  r = sbx_options_set_workdir (opts, rt->workdir, err);
-  for (size_t i = 0; r == 0 && i < rt->nenv; i++)
-    {
-      cleanup_free char *kv = sbx_strdup_printf ("%s=%s", rt->env_keys[i], rt->env_values[i]);
-      r = kv ? sbx_options_add_env (opts, kv, err) : sbx_fail (err, SBX_E_NOMEM, "out of memory");
-    }
-  if (r < 0)
-    {
-      sbx_runtime_free (copy);
-      return r;
-    }
-  free (opts->image);
-  opts->image = NULL;
-  sbx_runtime_free (opts->runtime);
-  opts->runtime = copy;
-  return 0;
-}
-
-/* ---------------------------------------------------------- Dockerfile */
-
-/* A JSON array of strings as one line (ASCII, so nothing depends on how the
- * Dockerfile's reader decodes bytes). */
-static int
-print_exec (FILE *f, const char *const *head, char *const *tail, size_t ntail)
-{
-  json_t *a = json_array ();
-  for (const char *const *p = head; a && *p; p++)
-    if (json_array_append_new (a, json_string (*p)) < 0)
-      json_decref (a), a = NULL;
-  for (size_t i = 0; a && i < ntail; i++)
-    if (json_array_append_new (a, json_string (tail[i])) < 0)
-      json_decref (a), a = NULL;
-  char *text = a ? json_dumps (a, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
-  json_decref (a);
-  if (text == NULL)
-    return -1;
-  /* json_dumps' compact arrays have no spaces: add them for people. */
-  fputs ("RUN ", f);
-  bool in_string = false, escaped = false;
-  for (const char *p = text; *p; p++)
-    {
-      fputc (*p, f);
-      if (escaped)
-        escaped = false;
-      else if (*p == '\\')
-        escaped = true;
-      else if (*p == '"')
-        in_string = !in_string;
-      else if (*p == ',' && !in_string)
-        fputc (' ', f);
-    }
-  fputc ('\n', f);
-  free (text);
-  return 0;
-}
-
-/* ENV KEY="VALUE": inside the Dockerfile's double quotes only '\', '"' and
- * '$' mean something, so escaping those three keeps the value literal. */
-static void
-print_env (FILE *f, const char *key, const char *value)
-{
-  fprintf (f, "ENV %s=\"", key);
-  for (const char *p = value; *p; p++)
-    {
-      if (*p == '\\' || *p == '"' || *p == '$')
-        fputc ('\\', f);
-      fputc (*p, f);
-    }
-  fputs ("\"\n", f);
-}
-
-static int
-cmp_index_by_key (const void *a, const void *b, void *keys)
-{
-  char **k = keys;
-  return strcmp (k[*(const size_t *) a], k[*(const size_t *) b]);
-}
-
-static int
-render_dockerfile (const sbx_runtime_t *rt, sbx_runtime_flavour flavour,
-                   const struct runtime_def *d, bool site_ca, char **out)
-{
-  char *text = NULL;
-  size_t len = 0;
-  FILE *f = open_memstream (&text, &len);
-  if (f == NULL)
-    return -1;
-  int r = 0;
-  /* A first comment line of the form "# key=value" would be a parser
-   * directive; this one has no '=' (and the name cannot hold one). */
-  fprintf (f, "# sbx runtime %s, %s flavour: generated from its definition\n", rt->name,
-           sbx_runtime_flavour_name (flavour));
-  fprintf (f, "FROM %s\n", d->base_image);
-  if (site_ca)
-    {
-      /* Build steps fetch packages; behind a TLS-inspecting proxy they need
-       * the CA certificates the host trusts (see runtime_build.c). Node's
-       * own builds read NODE_EXTRA_CA_CERTS, the rest the system's store. */
-      fputs ("COPY [\"" SBX_SITE_CA_FILE "\", \"/usr/local/share/ca-certificates/" SBX_SITE_CA_FILE
-             "\"]\n", f);
-      r |= print_exec (f, (const char *const[]) {
-                         "sh", "-c",
-                         "if command -v update-ca-certificates >/dev/null 2>&1; then "
-                         "update-ca-certificates; fi", NULL }, NULL, 0);
-      print_env (f, "NODE_EXTRA_CA_CERTS", "/usr/local/share/ca-certificates/" SBX_SITE_CA_FILE);
-    }
-  /* Sorted, so that the same variables in another order are the same
-   * image. Set before the steps: package managers read their settings from
-   * the environment (PIP_INDEX_URL, NPM_CONFIG_REGISTRY, ...). */
-  size_t order[MAX_ENV];
-  for (size_t i = 0; i < rt->nenv; i++)
-    order[i] = i;
-  qsort_r (order, rt->nenv, sizeof order[0], cmp_index_by_key, rt->env_keys);
-  for (size_t i = 0; i < rt->nenv; i++)
-    print_env (f, rt->env_keys[order[i]], rt->env_values[order[i]]);
-  /* Before the steps: setup commands run there, and npm installs there. */
-  fprintf (f, "WORKDIR %s\n", rt->workdir);
-  for (size_t i = 0; i < d->nsetup; i++)
-    r |= print_exec (f, (const char *const[]) { "sh", "-c", NULL }, &d->setup[i], 1);
-  if (d->npackages > 0)
-    switch (d->pm)
-      {
-      case PM_PIP:
-        r |= print_exec (f, (const char *const[]) { "pip", "install", "--no-cache-dir", NULL },
-                         d->packages, d->npackages);
-        break;
-      case PM_NPM:
-        /* Into the work dir (a package.json appears there): require() and
-         * import resolve from it, and npx finds the tools. */
-        r |= print_exec (f, (const char *const[]) { "npm", "install", "--no-audit", "--no-fund",
-                                                    "--no-update-notifier", NULL },
-                         d->packages, d->npackages);
-        break;
-      case PM_APT:
-        /* The packages arrive as "$@": the shell never parses them. */
-        r |= print_exec (f, (const char *const[]) {
-                           "sh", "-c",
-                           "apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "
-                           "--no-install-recommends \"$@\" && rm -rf /var/lib/apt/lists/*",
-                           "sh", NULL }, d->packages, d->npackages);
-        break;
-      case PM_CARGO:
-        r |= print_exec (f, (const char *const[]) { "cargo", "install", NULL }, d->packages,
-                         d->npackages);
-        break;
-      }
-  if (fclose (f) != 0 || r != 0)
-    {
-      free (text);
-      return -1;
-    }
-  *out = text;
-  return 0;
-}
-
-void
-sbx_runtime_plan_clear (struct sbx_runtime_plan *p)
-{
-  free (p->image);
-  free (p->base);
-  free (p->dockerfile);
-  memset (p, 0, sizeof *p);
-}
-
-int
-sbx_runtime_plan (const sbx_runtime_t *rt, sbx_runtime_flavour flavour, const char *site_ca,
-                  size_t site_ca_len, struct sbx_runtime_plan *plan, sbx_error_t **err)
-{
-  memset (plan, 0, sizeof *plan);
-  if (flavour != SBX_FLAVOUR_SEED && flavour != SBX_FLAVOUR_OFFLINE)
-    return sbx_fail (err, SBX_E_INVALID, "internal error: a plan is for the seed or the offline "
-                     "flavour");
-  if (flavour == SBX_FLAVOUR_OFFLINE && !rt->has_offline)
-    return sbx_fail (err, SBX_E_INVALID, "runtime %s has no offline flavour", rt->name);
-  int r = sbx_runtime_validate (rt, err);
-  if (r < 0)
-    return r;
-  plan->flavour = flavour;
-  const struct runtime_def *d = &rt->def[flavour == SBX_FLAVOUR_OFFLINE];
-  if (d->base_image == NULL)
-    {
-      if (d->image && (plan->image = strdup (d->image)) == NULL)
-        return sbx_fail (err, SBX_E_NOMEM, "out of memory");
-      return 0;
-    }
-  if ((plan->base = strdup (d->base_image)) == NULL
-      || render_dockerfile (rt, flavour, d, site_ca != NULL, &plan->dockerfile) < 0)
-    {
-      sbx_runtime_plan_clear (plan);
-      return sbx_fail (err, SBX_E_NOMEM, "out of memory");
-    }
-
-  /* The tag is a hash of what makes the image: the format, the flavour,
-   * the Dockerfile (which spells out every field that matters, in a
-   * canonical order) and the build context's other file. The description
-   * and the cache flag change nothing in the image, so they are left out. */
-  char *blob = NULL;
-  size_t blob_len = 0;
-  FILE *f = open_memstream (&blob, &blob_len);
-  if (f)
-    {
-      fprintf (f, "sbx-runtime-format %d\n%s\n", SBX_RUNTIME_FORMAT,
-               sbx_runtime_flavour_name (flavour));
-      fwrite (plan->dockerfile, 1, strlen (plan->dockerfile) + 1, f);
-      if (site_ca)
-        fwrite (site_ca, 1, site_ca_len, f);
-    }
-  if (f == NULL || fclose (f) != 0)
-    {
-      free (blob);
-      sbx_runtime_plan_clear (plan);
-      return sbx_fail (err, SBX_E_NOMEM, "out of memory");
-    }
-  sbx_sha256_hex (blob, blob_len, plan->hash);
-  free (blob);
-  plan->image = sbx_strdup_printf (SBX_RUNTIME_REPO "/%s:%.12s", rt->name, plan->hash);
-  if (plan->image == NULL)
-    {
-      sbx_runtime_plan_clear (plan);
-      return sbx_fail (err, SBX_E_NOMEM, "out of memory");
-    }
-  return 0;
-}
-
-/* ------------------------------------------------------------- SHA-256 */
-
-/* FIPS 180-4. Small and dependency-free: the tag only needs a stable,
- * collision-resistant name for a definition. */
-static const uint32_t sha_k[64] = {
-  0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
-  0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
-  0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
-  0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
-  0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
-  0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
-  0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-  0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
-};
-
-#define ROR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
-
-static void
-sha_block (uint32_t h[8], const unsigned char *p)
-{
-  uint32_t w[64];
-  for (int i = 0; i < 16; i++)
-    w[i] = (uint32_t) p[4 * i] << 24 | (uint32_t) p[4 * i + 1] << 16 | (uint32_t) p[4 * i + 2] << 8
-           | p[4 * i + 3];
-  for (int i = 16; i < 64; i++)
-    {
-      uint32_t s0 = ROR (w[i - 15], 7) ^ ROR (w[i - 15], 18) ^ (w[i - 15] >> 3);
-      uint32_t s1 = ROR (w[i - 2], 17) ^ ROR (w[i - 2], 19) ^ (w[i - 2] >> 10);
-      w[i] = w[i - 16] + s0 + w[i - 7] + s1;
-    }
-  uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], hh = h[7];
-  for (int i = 0; i < 64; i++)
-    {
-      uint32_t t1 = hh + (ROR (e, 6) ^ ROR (e, 11) ^ ROR (e, 25)) + ((e & f) ^ (~e & g)) + sha_k[i]
-                    + w[i];
-      uint32_t t2 = (ROR (a, 2) ^ ROR (a, 13) ^ ROR (a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
-      hh = g, g = f, f = e, e = d + t1, d = c, c = b, b = a, a = t1 + t2;
-    }
-  h[0] += a, h[1] += b, h[2] += c, h[3] += d, h[4] += e, h[5] += f, h[6] += g, h[7] += hh;
-}
-
-void
-sbx_sha256_hex (const void *data, size_t n, char hex[65])
-{
-  uint32_t h[8] = { 0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-                    0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19 };
-  const unsigned char *p = data;
-  size_t left = n;
-  for (; left >= 64; p += 64, left -= 64)
-    sha_block (h, p);
-  unsigned char last[128] = { 0 };
-  memcpy (last, p, left);
-  last[left] = 0x80;
-  size_t total = left + 9 <= 64 ? 64 : 128;
-  uint64_t bits = (uint64_t) n * 8;
-  for (int i = 0; i < 8; i++)
-    last[total - 1 - i] = (unsigned char) (bits >> (8 * i));
-  sha_block (h, last);
-  if (total == 128)
-    sha_block (h, last + 64);
-  for (int i = 0; i < 8; i++)
-    snprintf (hex + 8 * i, 9, "%08x", h[i]);
-}

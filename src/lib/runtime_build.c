@@ -312,7 +312,7 @@ lock_image (struct build_run *b, const char *image, sbx_lock_t *l, sbx_error_t *
 {
   cleanup_free char *name = strdup (image);
   if (name == NULL)
-    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+    return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
   for (char *p = name; *p; p++)
     if (*p == '/' || *p == ':')
       *p = '_';
@@ -394,7 +394,7 @@ build_locked (sbx_engine_t *e, struct build_run *b, const char *site_ca, size_t 
                               sbx_runtime_flavour_name (plan->flavour), SBX_LABEL_VERSION,
                               SBX_VERSION);
   if (labels == NULL)
-    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+    return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
   sbx_engine_build_t req = {
     .tag = plan->image,
     .labels = labels,
@@ -429,14 +429,14 @@ build_locked (sbx_engine_t *e, struct build_run *b, const char *site_ca, size_t 
         sbx_engine_image_remove (e, b->last_id, NULL);
       cleanup_free char *why = describe_failure (sbx_error_message (berr));
       cleanup_free char *tail = tail_text (b);
-      r = sbx_fail (err, SBX_E_BUILD, "building runtime %s%s as %s failed at step %d/%d (%s): "
+      r = sbx_error_set (err, SBX_E_BUILD, "building runtime %s%s as %s failed at step %d/%d (%s): "
                     "%s%s%s", sbx_runtime_name (rt), flavour_words (rt, plan), plan->image,
                     b->step, b->steps, b->step ? b->step_text : "before the first step",
                     why ? why : sbx_error_message (berr), tail && *tail ? "; its last output:" : "",
                     tail ? tail : "");
     }
-  else if (err && !*err)
-    *err = steal_pointer (&berr);
+  else
+    sbx_error_propagate (err, steal_pointer (&berr));
   sbx_error_free (berr);
   return r;
 }
@@ -469,7 +469,7 @@ image_id (sbx_engine_t *e, const char *image, char **id, sbx_error_t **err)
   int r = sbx_engine_image_inspect (e, image, &info, err);
   const char *have = json_string_value (json_object_get (info, "Id"));
   if (r == 0 && have && (*id = strdup (have)) == NULL)
-    r = sbx_fail (err, SBX_E_NOMEM, "out of memory");
+    r = sbx_error_set (err, SBX_E_NOMEM, "out of memory");
   json_decref (info);
   return r;
 }
@@ -485,7 +485,7 @@ finish (const char *image_name, char *id, sbx_runtime_flavour flavour, char *rea
       free (copy);
       free (id);
       free (reason);
-      return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+      return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
     }
   if (info)
     {
@@ -500,7 +500,7 @@ finish (const char *image_name, char *id, sbx_runtime_flavour flavour, char *rea
         {
           sbx_runtime_image_clear (info);
           free (copy);
-          return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+          return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
         }
     }
   else
@@ -551,7 +551,7 @@ obtain (sbx_engine_t *e, struct build_run *b, const char *image, bool *ok, bool 
       /* sbx's own image is on no registry. */
       *why = strdup (SBX_BASE_IMAGE " does not exist; build it with `sbx image bootstrap` "
                      "(needs root and debootstrap)");
-      return *why ? 0 : sbx_fail (err, SBX_E_NOMEM, "out of memory");
+      return *why ? 0 : sbx_error_set (err, SBX_E_NOMEM, "out of memory");
     }
   note (b, "pulling %s", image);
   sbx_error_t *perr = NULL;
@@ -562,7 +562,7 @@ obtain (sbx_engine_t *e, struct build_run *b, const char *image, bool *ok, bool 
     }
   *why = sbx_strdup_printf ("%s", sbx_error_message (perr));
   sbx_error_free (perr);
-  return *why ? 0 : sbx_fail (err, SBX_E_NOMEM, "out of memory");
+  return *why ? 0 : sbx_error_set (err, SBX_E_NOMEM, "out of memory");
 }
 
 /* An image that exists is re-used, whichever flavour it is: the choice was
@@ -645,7 +645,7 @@ sbx_runtime_resolve (sbx_engine_t *e, const sbx_runtime_t *rt, sbx_build_progres
         }
       if (!have)
         {
-          r = sbx_fail (err, SBX_E_IMAGE_MISSING, "runtime %s%s needs %s: %s%s%s", name,
+          r = sbx_error_set (err, SBX_E_IMAGE_MISSING, "runtime %s%s needs %s: %s%s%s", name,
                         flavour_words (rt, plan), need, why, why_not ? "; before that, " : "",
                         why_not ? why_not : "");
           break;
@@ -684,10 +684,7 @@ sbx_runtime_resolve (sbx_engine_t *e, const sbx_runtime_t *rt, sbx_build_progres
         }
       if (r < 0)
         {
-          if (err && !*err)
-            *err = berr;
-          else
-            sbx_error_free (berr);
+          sbx_error_propagate (err, berr);
           break;
         }
       double seconds = built ? sbx_now () - b.start : 0;
@@ -725,12 +722,11 @@ sbx_runtime_ensure_image (const sbx_runtime_t *rt, sbx_build_progress_cb progres
   if (info)
     memset (info, 0, sizeof *info);
   if (rt == NULL)
-    return sbx_fail (err, SBX_E_INVALID, "no runtime was given");
+    return sbx_error_set (err, SBX_E_INVALID, "no runtime was given");
   sbx_engine_t *e = NULL;
-  int r = sbx_engine_open (&e, err);
+  int r = sbx_engine_get (&e, err);
   if (r == 0)
     r = sbx_runtime_resolve (e, rt, progress, userdata, image, info, err);
-  sbx_engine_free (e);
   return r;
 }
 
@@ -740,9 +736,9 @@ one_plan (const sbx_runtime_t *rt, sbx_runtime_flavour flavour, struct sbx_runti
 {
   memset (plan, 0, sizeof *plan);
   if (flavour != SBX_FLAVOUR_SEED && flavour != SBX_FLAVOUR_OFFLINE)
-    return sbx_fail (err, SBX_E_INVALID, "name a flavour: seed or offline");
+    return sbx_error_set (err, SBX_E_INVALID, "name a flavour: seed or offline");
   if (!sbx_runtime_has_flavour (rt, flavour))
-    return sbx_fail (err, SBX_E_INVALID, "runtime %s has no offline flavour",
+    return sbx_error_set (err, SBX_E_INVALID, "runtime %s has no offline flavour",
                      sbx_runtime_name (rt));
   size_t len = 0;
   cleanup_free char *site_ca = read_site_ca (&len);
@@ -773,9 +769,8 @@ sbx_runtime_image_status (const sbx_runtime_t *rt, sbx_runtime_flavour flavour, 
   sbx_engine_t *e = NULL;
   if (r == 0 && plan.image)
     {
-      if ((r = sbx_engine_open (&e, err)) == 0)
+      if ((r = sbx_engine_get (&e, err)) == 0)
         r = sbx_engine_image_exists (e, plan.image, present, err);
-      sbx_engine_free (e);
     }
   if (r == 0)
     *image = steal_pointer (&plan.image);
@@ -811,7 +806,7 @@ current_builtin_images (sbx_error_t **err)
       sbx_runtime_free (rt);
     }
   if (keep == NULL)
-    sbx_fail (err, SBX_E_NOMEM, "out of memory");
+    sbx_error_set (err, SBX_E_NOMEM, "out of memory");
   return keep;
 }
 
@@ -847,8 +842,8 @@ sbx_runtime_prune (const char *name, bool all, sbx_progress_cb removed, void *us
   cleanup_free char *label = name ? sbx_strdup_printf (SBX_LABEL_RUNTIME "=%s", name)
                                   : strdup (SBX_LABEL_RUNTIME);
   if (label == NULL)
-    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
-  int r = sbx_engine_open (&e, err);
+    return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
+  int r = sbx_engine_get (&e, err);
   if (r == 0)
     r = sbx_engine_image_list (e, label, &list, err);
   if (r == 0 && !all && (keep = current_builtin_images (err)) == NULL)
@@ -915,14 +910,12 @@ sbx_runtime_prune (const char *name, bool all, sbx_progress_cb removed, void *us
             {
               /* In use: kept, as documented; anything else is a failure. */
               r = rr;
-              if (err && !*err)
-                *err = steal_pointer (&rerr);
+              sbx_error_propagate (err, steal_pointer (&rerr));
             }
           sbx_error_free (rerr);
         }
     }
   json_decref (keep);
   json_decref (list);
-  sbx_engine_free (e);
   return r;
 }

@@ -57,7 +57,6 @@ sbx_sandbox_free (sbx_sandbox_t *sb)
     return;
   sbx_agent_disconnect (sb);
   sbx_buf_free (&sb->out);
-  sbx_engine_free (sb->engine);
   sbx_options_clear (&sb->opts);
   free (sb->id);
   free (sb->image);
@@ -77,7 +76,7 @@ sbx_sandbox_new (const sbx_options_t *opts, sbx_sandbox_t **out, sbx_error_t **e
     {
       free (sb);
       sbx_options_free (defaults);
-      return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+      return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
     }
   sbx_options_free (defaults);
   sb->memory = sb->opts.memory;
@@ -86,7 +85,7 @@ sbx_sandbox_new (const sbx_options_t *opts, sbx_sandbox_t **out, sbx_error_t **e
   if (sb->workdir == NULL)
     {
       sbx_sandbox_free (sb);
-      return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+      return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
     }
   *out = sb;
   return 0;
@@ -95,7 +94,7 @@ sbx_sandbox_new (const sbx_options_t *opts, sbx_sandbox_t **out, sbx_error_t **e
 static int
 engine (sbx_sandbox_t *sb, sbx_error_t **err)
 {
-  return sb->engine ? 0 : sbx_engine_open (&sb->engine, err);
+  return sb->engine ? 0 : sbx_engine_get (&sb->engine, err);
 }
 
 /* Replaces *SLOT with a copy of V; false when out of memory. */
@@ -115,7 +114,7 @@ static int
 take_record (sbx_sandbox_t *sb, const sbx_record_t *rec, sbx_error_t **err)
 {
   if (!set_str (&sb->workdir, rec->workdir) || !set_str (&sb->image, rec->image))
-    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+    return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
   sb->auto_remove = rec->auto_remove;
   sb->memory = rec->memory;
   sb->agent_pid = rec->pid;
@@ -137,17 +136,17 @@ adopt_container (sbx_sandbox_t *sb, json_t *info, sbx_record_t *rec_out, sbx_err
   sbx_record_t rec;
   if (!sbx_valid_name (name) || sbx_hostdir_path (name, &dir, NULL) < 0
       || sbx_record_read (dir, &rec) < 0)
-    return sbx_fail (err, SBX_E_EXISTS, "container %s exists but is not a sandbox of sbx's (no "
+    return sbx_error_set (err, SBX_E_EXISTS, "container %s exists but is not a sandbox of sbx's (no "
                      "record of it on this host); choose another name", shown);
   if (id == NULL || strcmp (rec.id, id) != 0)
     {
       sbx_record_clear (&rec);
-      return sbx_fail (err, SBX_E_EXISTS, "container %s exists but is not the sandbox sbx made "
+      return sbx_error_set (err, SBX_E_EXISTS, "container %s exists but is not the sandbox sbx made "
                        "under that name (another container id); choose another name", shown);
     }
   int r = take_record (sb, &rec, err);
   if (r == 0 && (!set_str (&sb->id, name) || !set_str (&sb->state_dir, dir)))
-    r = sbx_fail (err, SBX_E_NOMEM, "out of memory");
+    r = sbx_error_set (err, SBX_E_NOMEM, "out of memory");
   if (r == 0)
     sb->agent_pid
         = (pid_t) json_integer_value (json_object_get (json_object_get (info, "State"), "Pid"));
@@ -273,7 +272,7 @@ create_with_disk_limit (sbx_sandbox_t *sb, char **cid, sbx_error_t **err)
     {
       json_t *config = container_config (sb, quota);
       if (config == NULL)
-        return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+        return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
       sbx_error_t *cerr = NULL;
       int r = sbx_engine_container_create (sb->engine, sb->id, config, cid, &cerr);
       json_decref (config);
@@ -299,12 +298,7 @@ create_with_disk_limit (sbx_sandbox_t *sb, char **cid, sbx_error_t **err)
                              tmp));
         }
       if (r < 0)
-        {
-          if (err && !*err)
-            *err = cerr;
-          else
-            sbx_error_free (cerr);
-        }
+        sbx_error_propagate (err, cerr);
       return r;
     }
 }
@@ -324,7 +318,7 @@ resolve_image (sbx_sandbox_t *sb, sbx_error_t **err)
   if (sb->image)
     return 0;
   if (sb->opts.image)
-    return (sb->image = strdup (sb->opts.image)) ? 0 : sbx_fail (err, SBX_E_NOMEM, "out of memory");
+    return (sb->image = strdup (sb->opts.image)) ? 0 : sbx_error_set (err, SBX_E_NOMEM, "out of memory");
   if (sb->opts.runtime)
     return sbx_runtime_resolve (sb->engine, sb->opts.runtime, NULL, NULL, &sb->image, NULL, err);
   const char *reason;
@@ -410,29 +404,29 @@ wait_for_agent (sbx_sandbox_t *sb, double timeout, sbx_error_t **err)
   struct timespec pause = { 0, 500000 };
   for (;;)
     {
-      int r = sbx_agent_try_connect (sb, err);
-      if (r == 0 || (r != -EAGAIN && r != -EPERM))
+      sbx_agent_reach_t reach;
+      int r = sbx_agent_try_connect (sb, &reach, err);
+      if (r < 0 || reach == SBX_AGENT_CONNECTED)
         return r;
       bool running = true;
-      if (r == -EPERM || sbx_now () > next_check)
+      if (reach == SBX_AGENT_IMPOSTOR || sbx_now () > next_check)
         {
           /* The container may have restarted (new pid) or died. */
           if ((r = refresh_from_engine (sb, &running, NULL, err)) < 0)
             return r;
           next_check = sbx_now () + 0.25;
           if (!running)
-            return sbx_fail (err, SBX_E_AGENT, "sandbox %s exited before its agent answered; see "
+            return sbx_error_set (err, SBX_E_AGENT, "sandbox %s exited before its agent answered; see "
                              "`docker logs %s`", sb->id, sb->id);
-          r = sbx_agent_try_connect (sb, err);
-          if (r == 0 || (r != -EAGAIN && r != -EPERM))
+          if ((r = sbx_agent_try_connect (sb, &reach, err)) < 0 || reach == SBX_AGENT_CONNECTED)
             return r;
-          if (r == -EPERM)
-            return sbx_fail (err, SBX_E_AGENT, "something else answers on the agent socket of "
+          if (reach == SBX_AGENT_IMPOSTOR)
+            return sbx_error_set (err, SBX_E_AGENT, "something else answers on the agent socket of "
                              "sandbox %s, not its agent: a process in the sandbox replaced it. "
                              "sbx refuses to talk to it; remove the sandbox", sb->id);
         }
       if (sbx_now () > deadline)
-        return sbx_fail (err, SBX_E_AGENT, "the agent of sandbox %s did not answer within %.0f s; "
+        return sbx_error_set (err, SBX_E_AGENT, "the agent of sandbox %s did not answer within %.0f s; "
                          "see `docker logs %s`",
                          sb->id, timeout, sb->id);
       nanosleep (&pause, NULL);
@@ -484,9 +478,9 @@ check_volumes (const sbx_options_t *o, sbx_error_t **err)
       cleanup_free char *host = strndup (*v, strcspn (*v, ":"));
       struct stat st;
       if (host == NULL)
-        return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+        return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
       if (stat (host, &st) < 0)
-        return sbx_fail_errno (err, errno == ENOENT ? SBX_E_NOT_FOUND : SBX_E_IO, errno,
+        return sbx_error_set_errno (err, errno == ENOENT ? SBX_E_NOT_FOUND : SBX_E_IO, errno,
                                "volume %s: its host path %s cannot be used (sbx creates nothing "
                                "on the host; make it first)", *v, host);
     }
@@ -507,7 +501,7 @@ create_and_start (sbx_sandbox_t *sb, const char *name, sbx_error_t **err)
   free (sb->state_dir);
   sb->state_dir = NULL;
   if (!set_str (&sb->id, name))
-    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+    return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
   if ((r = sbx_hostdir_path (name, &sb->state_dir, err)) < 0
       || (r = sbx_hostdir_prepare (sb->state_dir, err)) < 0)
     {
@@ -526,7 +520,7 @@ create_and_start (sbx_sandbox_t *sb, const char *name, sbx_error_t **err)
       if (sbx_engine_image_pull (sb->engine, sb->image, NULL, NULL, &perr) == 0)
         r = create_with_disk_limit (sb, &cid, &cerr);
       else
-        r = sbx_fail (&cerr, SBX_E_IMAGE_MISSING, "image %s is not present and could not be "
+        r = sbx_error_set (&cerr, SBX_E_IMAGE_MISSING, "image %s is not present and could not be "
                       "pulled (%s); pick an image that exists, or build sbx's own base image "
                       "with `sbx image bootstrap`", sb->image, sbx_error_message (perr));
       sbx_error_free (perr);
@@ -534,10 +528,7 @@ create_and_start (sbx_sandbox_t *sb, const char *name, sbx_error_t **err)
   if (r < 0)
     {
       undo_create (sb, false);
-      if (err && !*err)
-        *err = cerr;
-      else
-        sbx_error_free (cerr);
+      sbx_error_propagate (err, cerr);
       return r;
     }
   /* Its own copies: starting refreshes the handle's. */
@@ -546,7 +537,7 @@ create_and_start (sbx_sandbox_t *sb, const char *name, sbx_error_t **err)
                        .memory = sb->memory,
                        .options = options_request (&sb->opts, sb->workdir) };
   r = rec.options && rec.workdir && rec.image ? sbx_record_write (sb->state_dir, &rec, err)
-                                              : sbx_fail (err, SBX_E_NOMEM, "out of memory");
+                                              : sbx_error_set (err, SBX_E_NOMEM, "out of memory");
   if (r == 0)
     r = start_container (sb, &rec, err);
   sbx_record_clear (&rec);
@@ -570,7 +561,7 @@ ensure_named (sbx_sandbox_t *sb, sbx_error_t **err)
   if (!set_str (&sb->id, name))
     {
       sbx_lock_release (&lock);
-      return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+      return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
     }
   bool running = false;
   sbx_record_t rec = { 0 };
@@ -585,10 +576,7 @@ ensure_named (sbx_sandbox_t *sb, sbx_error_t **err)
     }
   if (r < 0)
     {
-      if (err && !*err)
-        *err = ierr;
-      else
-        sbx_error_free (ierr);
+      sbx_error_propagate (err, ierr);
       sbx_lock_release (&lock);
       return r;
     }
@@ -608,11 +596,11 @@ ensure_named (sbx_sandbox_t *sb, sbx_error_t **err)
           sb->workdir = strdup (sb->opts.workdir ? sb->opts.workdir : DEFAULT_WORKDIR);
           sb->auto_remove = sb->opts.auto_remove >= 0 ? sb->opts.auto_remove : false;
           r = sb->workdir ? create_and_start (sb, name, err)
-                          : sbx_fail (err, SBX_E_NOMEM, "out of memory");
+                          : sbx_error_set (err, SBX_E_NOMEM, "out of memory");
         }
     }
   else if (diff)
-    r = sbx_fail (err, SBX_E_EXISTS, "sandbox %s exists with other options: %s; use it as it "
+    r = sbx_error_set (err, SBX_E_EXISTS, "sandbox %s exists with other options: %s; use it as it "
                   "is (the same options), replace it (--replace, sbx_options_set_replace), or "
                   "remove it first (`sbx rm %s`)", name, diff, name);
   else if (running)
@@ -639,7 +627,7 @@ sbx_sandbox_ensure (sbx_sandbox_t *sb, sbx_error_t **err)
     {
       cleanup_free char *name = random_name ();
       return name ? create_and_start (sb, name, err)
-                  : sbx_fail (err, SBX_E_IO, "cannot make a random sandbox name");
+                  : sbx_error_set (err, SBX_E_IO, "cannot make a random sandbox name");
     }
   /* A sandbox this handle knows: running, or stopped since. */
   bool running = false;
@@ -657,12 +645,12 @@ sbx_sandbox_open (const char *id, sbx_sandbox_t **out, sbx_error_t **err)
   /* A name, or the engine's id (hex) of the container. */
   size_t n = id ? strlen (id) : 0;
   if (id == NULL || (!sbx_valid_name (id) && !(n <= 64 && strspn (id, "0123456789abcdef") == n)))
-    return sbx_fail (err, SBX_E_INVALID, "invalid sandbox id '%s'", id ? id : "");
+    return sbx_error_set (err, SBX_E_INVALID, "invalid sandbox id '%s'", id ? id : "");
   sbx_sandbox_t *sb = sandbox_alloc ();
   if (sb == NULL || (sb->id = strdup (id)) == NULL)
     {
       sbx_sandbox_free (sb);
-      return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+      return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
     }
   /* Fast path: the host record says how to reach and check the agent, so
    * a running sandbox costs no engine round trip. */
@@ -671,7 +659,9 @@ sbx_sandbox_open (const char *id, sbx_sandbox_t **out, sbx_error_t **err)
     {
       int r = rec.pid > 0 ? take_record (sb, &rec, NULL) : -1;
       sbx_record_clear (&rec);
-      if (r == 0 && sbx_agent_try_connect (sb, NULL) == 0)
+      sbx_agent_reach_t reach = SBX_AGENT_NOT_YET;
+      if (r == 0 && sbx_agent_try_connect (sb, &reach, NULL) == 0
+          && reach == SBX_AGENT_CONNECTED)
         {
           *out = sb;
           return 0;
@@ -684,9 +674,9 @@ sbx_sandbox_open (const char *id, sbx_sandbox_t **out, sbx_error_t **err)
     {
       /* Say it in the words of someone asking for a sandbox by id. */
       if (r == -SBX_E_GONE)
-        sbx_fail (err, SBX_E_GONE, "sandbox %s does not exist (see `sbx ps`)", id);
-      else if (err && *err == NULL)
-        *err = steal_pointer (&ierr);
+        sbx_error_set (err, SBX_E_GONE, "sandbox %s does not exist (see `sbx ps`)", id);
+      else
+        sbx_error_propagate (err, steal_pointer (&ierr));
       sbx_error_free (ierr);
       sbx_sandbox_free (sb);
       return r;
@@ -746,7 +736,7 @@ sbx_sandbox_set_file_timeout (sbx_sandbox_t *sb, double seconds, sbx_error_t **e
 {
   int r = sbx_timeout_check (seconds, err);
   if (r == 0 && seconds == 0)
-    r = sbx_fail (err, SBX_E_INVALID, "file operations need a time limit above 0 s");
+    r = sbx_error_set (err, SBX_E_INVALID, "file operations need a time limit above 0 s");
   if (r == 0)
     sb->file_timeout = seconds;
   return r;
@@ -817,12 +807,12 @@ sbx_sandbox_path (const sbx_sandbox_t *sb, const char *path, sbx_error_t **err)
 {
   if (path && strlen (path) > 4096)
     {
-      sbx_fail (err, SBX_E_INVALID, "path too long (at most 4096 bytes)");
+      sbx_error_set (err, SBX_E_INVALID, "path too long (at most 4096 bytes)");
       return NULL;
     }
   char *out = sbx_path_resolve (sb->workdir, path);
   if (out == NULL)
-    sbx_fail (err, SBX_E_NOMEM, "out of memory");
+    sbx_error_set (err, SBX_E_NOMEM, "out of memory");
   return out;
 }
 
@@ -831,10 +821,9 @@ sbx_sandbox_list (sbx_sandbox_info_t **items, size_t *count, sbx_error_t **err)
 {
   sbx_engine_t *e = NULL;
   json_t *list = NULL;
-  int r = sbx_engine_open (&e, err);
+  int r = sbx_engine_get (&e, err);
   if (r == 0)
     r = sbx_engine_container_list (e, SBX_LABEL_MANAGED, &list, err);
-  sbx_engine_free (e);
   if (r < 0)
     return r;
   size_t n = json_array_size (list);
@@ -842,7 +831,7 @@ sbx_sandbox_list (sbx_sandbox_info_t **items, size_t *count, sbx_error_t **err)
   if (v == NULL)
     {
       json_decref (list);
-      return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+      return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
     }
   size_t k = 0;
   for (size_t i = 0; i < n; i++)
@@ -878,7 +867,7 @@ sbx_sandbox_list (sbx_sandbox_info_t **items, size_t *count, sbx_error_t **err)
         {
           sbx_sandbox_info_list_free (v, k + 1);
           json_decref (list);
-          return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+          return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
         }
       k++;
     }

@@ -97,10 +97,17 @@ int sbx_sandbox_ensure (sbx_sandbox_t *sb, sbx_error_t **err);
  * resolve against the workdir; NULL or "" means the workdir). */
 char *sbx_sandbox_path (const sbx_sandbox_t *sb, const char *path, sbx_error_t **err);
 
+/* What one attempt to connect to the agent found. */
+typedef enum sbx_agent_reach {
+  SBX_AGENT_CONNECTED,  /* the container's PID 1 answered */
+  SBX_AGENT_NOT_YET,    /* nothing listens yet */
+  SBX_AGENT_IMPOSTOR,   /* something else answered: it is not talked to */
+} sbx_agent_reach_t;
+
 /* One attempt to connect to the agent and check that it is the container's
- * PID 1: 0 connected; -EAGAIN nothing listens yet; -EPERM something else
- * answered; other negative values are failures reported in ERR. */
-int sbx_agent_try_connect (sbx_sandbox_t *sb, sbx_error_t **err);
+ * PID 1: 0 and *REACH, or a negative sbx_errc when the attempt itself
+ * failed. */
+int sbx_agent_try_connect (sbx_sandbox_t *sb, sbx_agent_reach_t *reach, sbx_error_t **err);
 /* Writes and clears sb->out. */
 int sbx_agent_flush (sbx_sandbox_t *sb, sbx_error_t **err);
 /* Drops the request being framed in sb->out (not a pending HELLO). */

@@ -27,7 +27,7 @@ sbx_state_root (char **root, sbx_error_t **err)
   if (env && *env)
     {
       if (env[0] != '/')
-        return sbx_fail (err, SBX_E_INVALID, "SBX_STATE_DIR=%s is not an absolute path", env);
+        return sbx_error_set (err, SBX_E_INVALID, "SBX_STATE_DIR=%s is not an absolute path", env);
       *root = strdup (env);
     }
   else if (geteuid () == 0)
@@ -37,28 +37,9 @@ sbx_state_root (char **root, sbx_error_t **err)
   else if ((home = absolute_env ("HOME")) != NULL)
     *root = sbx_strdup_printf ("%s/.local/state/sbx", home);
   else
-    return sbx_fail (err, SBX_E_INVALID, "cannot tell where sbx keeps its state: set "
+    return sbx_error_set (err, SBX_E_INVALID, "cannot tell where sbx keeps its state: set "
                      "SBX_STATE_DIR (or HOME) to an absolute path");
-  return *root ? 0 : sbx_fail (err, SBX_E_NOMEM, "out of memory");
-}
-
-int
-sbx_mkdir_p (const char *path, mode_t mode)
-{
-  cleanup_free char *copy = strdup (path);
-  if (copy == NULL)
-    return -ENOMEM;
-  for (char *p = copy + 1; *p; p++)
-    if (*p == '/')
-      {
-        *p = '\0';
-        if (mkdir (copy, 0755) < 0 && errno != EEXIST)
-          return -errno;
-        *p = '/';
-      }
-  if (mkdir (copy, mode) < 0 && errno != EEXIST)
-    return -errno;
-  return 0;
+  return *root ? 0 : sbx_error_set (err, SBX_E_NOMEM, "out of memory");
 }
 
 int
@@ -70,9 +51,9 @@ sbx_state_dir (const char *sub, bool create, mode_t mode, char **path, sbx_error
     return r;
   cleanup_free char *p = sbx_strdup_printf ("%s/%s", root, sub);
   if (p == NULL)
-    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
-  if (create && (r = sbx_mkdir_p (p, mode)) < 0)
-    return sbx_fail_errno (err, SBX_E_IO, -r, "cannot create %s; set SBX_STATE_DIR to a "
+    return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
+  if (create && sbx_mkdir_p (p, mode) < 0)
+    return sbx_error_set_errno (err, SBX_E_IO, errno, "cannot create %s; set SBX_STATE_DIR to a "
                            "writable folder", p);
   *path = steal_pointer (&p);
   return 0;
@@ -114,14 +95,14 @@ sbx_lock_take (const char *dir, const char *name, double wait, void (*waiting) (
     return r;
   cleanup_free char *path = sbx_strdup_printf ("%s/%s.lock", folder, name);
   if (path == NULL)
-    return sbx_fail (err, SBX_E_NOMEM, "out of memory");
+    return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
   double give_up = sbx_now () + wait;
   bool waited = false;
   for (;;)
     {
       int fd = open (path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
       if (fd < 0)
-        return sbx_fail_errno (err, SBX_E_IO, errno, "cannot open the lock %s", path);
+        return sbx_error_set_errno (err, SBX_E_IO, errno, "cannot open the lock %s", path);
       while (flock (fd, LOCK_EX | LOCK_NB) < 0)
         {
           int e = errno;
@@ -129,9 +110,9 @@ sbx_lock_take (const char *dir, const char *name, double wait, void (*waiting) (
             {
               close (fd);
               if (e == EWOULDBLOCK)
-                return sbx_fail (err, SBX_E_TIMEOUT, "another sbx process held %s for more than "
+                return sbx_error_set (err, SBX_E_TIMEOUT, "another sbx process held %s for more than "
                                  "%.0f s", path, wait);
-              return sbx_fail_errno (err, SBX_E_IO, e, "cannot lock %s", path);
+              return sbx_error_set_errno (err, SBX_E_IO, e, "cannot lock %s", path);
             }
           if (!waited && waiting)
             waiting (ud);

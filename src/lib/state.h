@@ -13,8 +13,6 @@
 int sbx_state_root (char **root, sbx_error_t **err);
 /* ROOT/SUB (SUB may hold '/'), made with mode MODE when CREATE. */
 int sbx_state_dir (const char *sub, bool create, mode_t mode, char **path, sbx_error_t **err);
-/* mkdir -p; 0 or -errno. */
-int sbx_mkdir_p (const char *path, mode_t mode);
 
 /* A sandbox (container) name: [A-Za-z0-9][A-Za-z0-9_.-]{0,62}. Names become
  * host paths, so this is checked wherever one comes from. */

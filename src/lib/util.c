@@ -94,11 +94,3 @@ sbx_utf8_sanitize_copy (const char *s, size_t n)
 {
   return sanitize (s, n, true);
 }
-
-double
-sbx_now (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec / 1e9;
-}

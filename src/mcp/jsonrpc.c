@@ -256,21 +256,12 @@ mcp_reply_error (json_t *id, int code, const char *fmt, ...)
 char *
 mcp_encode (json_t *msg, size_t *len)
 {
-  /* Compact (one message per line), UTF-8 as MCP expects: every string in
-   * MSG is valid UTF-8 by construction. */
+  /* Compact: no raw newline can appear in it (strings are escaped), so a
+   * message is one line of the stdio transport. UTF-8 as MCP expects: every
+   * string in MSG is valid UTF-8 by construction. */
   char *s = msg ? json_dumps (msg, JSON_COMPACT) : NULL;
   json_decref (msg);
-  if (s == NULL)
-    return NULL;
-  size_t n = strlen (s);
-  char *line = realloc (s, n + 2);
-  if (line == NULL)
-    {
-      free (s);
-      return NULL;
-    }
-  line[n] = '\n';
-  line[n + 1] = '\0';
-  *len = n + 1;
-  return line;
+  if (s)
+    *len = strlen (s);
+  return s;
 }

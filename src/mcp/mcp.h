@@ -1,21 +1,32 @@
-/* sbx mcp: the agent's tools over the Model Context Protocol, on stdio.
+/* libsbx-mcp's modules (the library's face is include/sbx_mcp.h):
  *
- *   jsonrpc.c      newline-delimited JSON-RPC 2.0: framing, parsing and
- *                  validation, replies (pure, no I/O)
- *   permissions.c  presets, rules files, path normalisation, decisions (pure)
- *   protocol.c     the MCP session: initialize and version negotiation,
- *                  ping, tools/list, tools/call routing (pure)
- *   tools.c        the tools: schemas, descriptions, annotations, calls
- *   server.c       stdio, the tool worker, signals, the sandbox's life
+ *   jsonrpc.c      JSON-RPC 2.0 as MCP restricts it: messages parsed and
+ *                  validated, replies, newline framing (pure)
+ *   permissions.c  presets, rules files, decisions (pure, but for the one
+ *                  function that reads a rules file)
+ *   session.c      a client's session: its permissions, where its sandbox
+ *                  comes from, what the model last read of each file
+ *   paths.c        paths a tool works on: resolved in the sandbox, checked
+ *                  as given and as resolved
+ *   ops.c          the tools as typed operations: arguments in, permission
+ *                  checks, library calls, structured results out
+ *   render.c       the text the model reads, from each result
+ *   catalog.c      the tools' table: names, texts, schemas (parsed once,
+ *                  shared), annotations, the list, argument checks, and the
+ *                  glue from a call's JSON to an operation and its text
+ *   protocol.c     a connection's state machine: initialize, versions,
+ *                  ping, tools/list, tools/call
+ *   stdio.c        the stdio server: a reader, a worker, signals, the
+ *                  sandbox made on first use
  */
-#ifndef SBX_MCP_H
-#define SBX_MCP_H
+#ifndef SBX_MCP_INTERNAL_H
+#define SBX_MCP_INTERNAL_H
 
 #include "helpers.h"
 #include "sbx.h"
+#include "sbx_mcp.h"
 
 #include <jansson.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -87,8 +98,8 @@ void mcp_msg_clear (struct mcp_msg *msg);
 json_t *mcp_reply_result (json_t *id, json_t *result);
 json_t *mcp_reply_error (json_t *id, int code, const char *fmt, ...)
     __attribute__ ((format (printf, 3, 4)));
-/* MSG as one compact line ending in '\n' (steals MSG); NULL when out of
- * memory. */
+/* MSG as compact JSON text, without a newline (steals MSG); NULL when out
+ * of memory. */
 char *mcp_encode (json_t *msg, size_t *len);
 
 /* --------------------------------------------------------- permissions.c */
@@ -131,9 +142,9 @@ struct mcp_op_perms
   size_t nrules;
 };
 
-struct mcp_perms
+struct sbx_mcp_perms
 {
-  char *origin; /* "the default preset", "the rules file x.json" */
+  char *origin; /* "the default permissions", "the rules file x.json" */
   struct mcp_op_perms ops[MCP_OP_COUNT];
 };
 
@@ -141,112 +152,53 @@ struct mcp_perms
 extern const char *const mcp_secret_patterns[];
 
 const char *mcp_op_name (enum mcp_op op);
-/* Names of the presets, NULL-terminated. */
-extern const char *const mcp_preset_names[];
-/* 0 and *OUT, or -1 and *ERROR (malloc'd) for an unknown name. */
-int mcp_perms_preset (const char *name, struct mcp_perms **out, char **error);
-/* A rules file's text (see the README); ORIGIN names it in messages. */
-int mcp_perms_parse (const char *text, size_t len, const char *origin, struct mcp_perms **out,
-                     char **error);
-void mcp_perms_free (struct mcp_perms *p);
+/* A preset by name (see sbx_mcp_perms_presets). */
+int mcp_perms_preset (const char *name, sbx_mcp_perms_t **out, sbx_error_t **err);
 
 /* The action for OP on PATH (absolute, normalised), or with PATH NULL the
  * action of an operation without paths (execute). *RULE receives the rule
- * that decided, or NULL when the operation's fallback did. */
-enum mcp_action mcp_perms_check (const struct mcp_perms *p, enum mcp_op op, const char *path,
+ * that decided, or NULL when the operation's fallback did. A path too long
+ * to decide on is denied by a rule that denies (fails closed). */
+enum mcp_action mcp_perms_check (const sbx_mcp_perms_t *p, enum mcp_op op, const char *path,
                                  const char *workdir, const struct mcp_rule **rule);
 /* Whether OP is denied whatever the path: its tools are not listed. */
-bool mcp_perms_denies_all (const struct mcp_perms *p, enum mcp_op op);
+bool mcp_perms_denies_all (const sbx_mcp_perms_t *p, enum mcp_op op);
 /* Whether some path may be denied: results must be filtered. */
-bool mcp_perms_may_deny (const struct mcp_perms *p, enum mcp_op op);
+bool mcp_perms_may_deny (const sbx_mcp_perms_t *p, enum mcp_op op);
 /* Whether OP asks anywhere: its tools are annotated destructive. */
-bool mcp_perms_may_ask (const struct mcp_perms *p, enum mcp_op op);
-/* The sentence saying that OP on PATH was denied, and by what (malloc'd). */
-char *mcp_perms_denial (const struct mcp_perms *p, enum mcp_op op, const char *path,
-                        const struct mcp_rule *rule);
+bool mcp_perms_may_ask (const sbx_mcp_perms_t *p, enum mcp_op op);
+/* The failure saying that OP on PATH (NULL: OP as a whole) was denied, and
+ * by which RULE (NULL: by the fallback): always -SBX_E_PERMISSION (or
+ * -SBX_E_NOMEM, a failure too), so that a denial can never read as
+ * allowed. */
+int mcp_perms_deny (const sbx_mcp_perms_t *p, enum mcp_op op, const char *path,
+                    const struct mcp_rule *rule, sbx_error_t **err);
 
-/* ------------------------------------------------------------ tools.c */
+/* ------------------------------------------------------------ session.c */
 
-struct mcp_ctx;
-
-struct mcp_tool
-{
-  const char *name;
-  const char *title;
-  const char *description; /* written for a model */
-  const char *schema;      /* the input's JSON Schema, as JSON text */
-  enum mcp_op op;          /* the operation the permissions govern it by */
-  bool read_only, destructive, idempotent;
-  bool runs_commands; /* in an open world when the sandbox has a network */
-  json_t *(*call) (struct mcp_ctx *ctx, json_t *args);
-};
-
-extern const struct mcp_tool mcp_tools[];
-
-/* Parses the schemas once; -1 if one is broken (a bug). */
-int mcp_tools_init (void);
-void mcp_tools_cleanup (void);
-const struct mcp_tool *mcp_tool_find (const char *name);
-bool mcp_tool_listed (const struct mcp_tool *t, const struct mcp_perms *p);
-/* The result of tools/list for protocol VERSION; NETWORK says whether the
- * sandbox reaches a network (execute's openWorldHint). */
-json_t *mcp_tools_list (const struct mcp_perms *p, const char *version, bool network);
-/* NULL when ARGS fit T's schema, else a message for the model (malloc'd). */
-char *mcp_tool_check_args (const struct mcp_tool *t, json_t *args);
-
-/* Results: a CallToolResult with one text content, made valid UTF-8
- * whatever it holds (N bytes, NULs included). NULL when out of memory. */
-json_t *mcp_tool_result (bool is_error, const char *text);
-json_t *mcp_result_text (bool is_error, const char *text, size_t n);
-/* A failed call's result: a sentence the model can act on. */
-json_t *mcp_errorf (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
-json_t *mcp_okf (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
-/* "Error: " and the library's message; frees ERR. */
-json_t *mcp_failure (sbx_error_t *err);
-
-/* A result's text built with stdio. */
-struct mcp_out
-{
-  FILE *f;
-  char *s;
-  size_t n;
-};
-bool mcp_out_open (struct mcp_out *o);
-/* Closes O and makes its text a result. */
-json_t *mcp_out_result (struct mcp_out *o, bool is_error);
-
-/* What a tool call runs with. */
 struct mcp_seen;
-struct mcp_box;
 
-struct mcp_ctx
+struct sbx_mcp_session
 {
-  const struct mcp_perms *perms;
-  struct mcp_box *box;
+  const sbx_mcp_perms_t *perms;
+  bool network;
+  char *workdir; /* for the instructions; may be NULL */
+  sbx_mcp_sandbox_fn sandbox;
+  void *userdata;
   struct mcp_seen *seen; /* what the model last read, per file (edit_file) */
 };
 
-/* Runs T with ARGS (already checked): a CallToolResult, failures included.
- * NULL only when out of memory. */
-json_t *mcp_tool_call (struct mcp_ctx *ctx, const struct mcp_tool *t, json_t *args);
+/* The session's sandbox, made if need be (CREATE) or only if it exists
+ * (then *SB may be NULL); a failure is the source's. */
+int mcp_session_sandbox (sbx_mcp_session_t *s, bool create, sbx_sandbox_t **sb,
+                         sbx_error_t **err);
+/* What the model saw of the file at PATH (resolved): its fingerprint, or
+ * NULL when it never read it. */
+const char *mcp_seen_get (sbx_mcp_session_t *s, const char *path);
+/* Records that the model saw PATH as FP ("" forgets it). */
+void mcp_seen_put (sbx_mcp_session_t *s, const char *path, const char *fp);
 
-/* -------------------------------------------------------------- calls.c */
-
-/* The tools' calls (mcp_tools[].call). */
-json_t *mcp_run_ls (struct mcp_ctx *ctx, json_t *args);
-json_t *mcp_run_read_file (struct mcp_ctx *ctx, json_t *args);
-json_t *mcp_run_write_file (struct mcp_ctx *ctx, json_t *args);
-json_t *mcp_run_edit_file (struct mcp_ctx *ctx, json_t *args);
-json_t *mcp_run_glob (struct mcp_ctx *ctx, json_t *args);
-json_t *mcp_run_grep (struct mcp_ctx *ctx, json_t *args);
-json_t *mcp_run_execute (struct mcp_ctx *ctx, json_t *args);
-json_t *mcp_run_run_in_background (struct mcp_ctx *ctx, json_t *args);
-json_t *mcp_run_read_output (struct mcp_ctx *ctx, json_t *args);
-json_t *mcp_run_kill_shell (struct mcp_ctx *ctx, json_t *args);
-json_t *mcp_run_kill_all (struct mcp_ctx *ctx, json_t *args);
-json_t *mcp_run_list_shells (struct mcp_ctx *ctx, json_t *args);
-
-/* -------------------------------------------------------------- paths.c */
+/* ------------------------------------------------------------- paths.c */
 
 /* A path a tool works on. */
 struct mcp_target
@@ -259,24 +211,229 @@ struct mcp_target
 
 /* Resolves the path GIVEN for OP and checks it, as given and as resolved.
  * ALWAYS_PROBE looks in the sandbox even when no rule could deny (for the
- * fingerprint). NULL, or the error to return (then *T needs no clearing). */
-json_t *mcp_target (struct mcp_ctx *ctx, sbx_sandbox_t *sb, enum mcp_op op, const char *given,
-                    bool always_probe, struct mcp_target *t);
+ * fingerprint). On failure (a denial: SBX_E_PERMISSION) *T needs no
+ * clearing. */
+int mcp_target (sbx_mcp_session_t *s, sbx_sandbox_t *sb, enum mcp_op op, const char *given,
+                bool always_probe, struct mcp_target *t, sbx_error_t **err);
 void mcp_target_clear (struct mcp_target *t);
 /* Whether OP may touch PATH (absolute), by the path alone. */
-bool mcp_allowed (struct mcp_ctx *ctx, enum mcp_op op, const char *path, const char *workdir);
-/* PATHS with symlinks resolved in the sandbox, in one exec: NULL and *REALS
- * (N malloc'd strings in a malloc'd array), or the error to return. */
-json_t *mcp_resolve_many (sbx_sandbox_t *sb, const char *const *paths, size_t n, char ***reals);
+bool mcp_allowed (sbx_mcp_session_t *s, enum mcp_op op, const char *path, const char *workdir);
+/* PATHS with symlinks resolved in the sandbox: *REALS (N malloc'd strings
+ * in a malloc'd, NULL-terminated array). */
+int mcp_resolve_many (sbx_sandbox_t *sb, const char *const *paths, size_t n, char ***reals,
+                      sbx_error_t **err);
+/* After a write or an edit: records what the file at REAL now is. */
+void mcp_remember (sbx_mcp_session_t *s, sbx_sandbox_t *sb, const char *real);
 
-/* What the model saw of the file at PATH (resolved): its fingerprint, or
- * NULL when it never read it. */
-const char *mcp_seen_get (struct mcp_ctx *ctx, const char *path);
-/* Records that the model saw PATH as FP ("" forgets it). */
-void mcp_seen_put (struct mcp_ctx *ctx, const char *path, const char *fp);
-/* After a write or an edit: records what the file now is. */
-void mcp_remember (struct mcp_ctx *ctx, sbx_sandbox_t *sb, const char *real);
-void mcp_seen_free (struct mcp_seen *seen);
+/* --------------------------------------------------------------- ops.c */
+
+/* Each tool as a typed operation: its arguments (borrowed from the caller),
+ * its result (owned, freed with the clear function), and an sbx_error_t
+ * with a sentence for the model on failure. */
+
+/* ls */
+struct mcp_ls_args
+{
+  const char *path;
+};
+struct mcp_ls_result
+{
+  char *path;           /* the directory, as the model named it, made absolute */
+  sbx_file_list_t list; /* the entries shown (the permissions' left out) */
+  size_t hidden;        /* entries the permissions left out */
+  size_t more;          /* entries past what was asked for */
+};
+int mcp_op_ls (sbx_mcp_session_t *s, const struct mcp_ls_args *a, struct mcp_ls_result *r,
+               sbx_error_t **err);
+void mcp_ls_result_clear (struct mcp_ls_result *r);
+
+/* read_file */
+struct mcp_read_args
+{
+  const char *path;
+  long long offset, limit; /* lines; limit 0: the library's default */
+};
+struct mcp_read_result
+{
+  char *path;
+  char *text; /* numbered lines, "" past the end */
+  long long offset;
+};
+int mcp_op_read (sbx_mcp_session_t *s, const struct mcp_read_args *a, struct mcp_read_result *r,
+                 sbx_error_t **err);
+void mcp_read_result_clear (struct mcp_read_result *r);
+
+/* write_file */
+struct mcp_write_args
+{
+  const char *path;
+  const char *content;
+  size_t len; /* bytes of CONTENT (NULs allowed) */
+};
+struct mcp_write_result
+{
+  char *path;
+  size_t lines;
+};
+int mcp_op_write (sbx_mcp_session_t *s, const struct mcp_write_args *a,
+                  struct mcp_write_result *r, sbx_error_t **err);
+void mcp_write_result_clear (struct mcp_write_result *r);
+
+/* edit_file */
+struct mcp_edit_args
+{
+  const char *path, *old_string, *new_string;
+  bool replace_all;
+};
+struct mcp_edit_result
+{
+  char *path;
+  size_t replaced;
+};
+int mcp_op_edit (sbx_mcp_session_t *s, const struct mcp_edit_args *a, struct mcp_edit_result *r,
+                 sbx_error_t **err);
+void mcp_edit_result_clear (struct mcp_edit_result *r);
+
+/* glob */
+struct mcp_glob_args
+{
+  const char *pattern, *path;
+};
+struct mcp_glob_result
+{
+  const char *pattern;  /* borrowed from the arguments */
+  char *path;
+  sbx_file_list_t list; /* the matches allowed, sorted */
+  size_t hidden;        /* matches the permissions left out */
+  size_t beyond;        /* matches past those returned (counted, not checked) */
+};
+int mcp_op_glob (sbx_mcp_session_t *s, const struct mcp_glob_args *a, struct mcp_glob_result *r,
+                 sbx_error_t **err);
+void mcp_glob_result_clear (struct mcp_glob_result *r);
+
+/* grep */
+enum mcp_grep_mode
+{
+  MCP_GREP_FILES,
+  MCP_GREP_CONTENT,
+  MCP_GREP_COUNT,
+};
+struct mcp_grep_args
+{
+  const char *pattern, *path, *glob; /* GLOB may be NULL */
+  enum mcp_grep_mode mode;
+};
+struct mcp_grep_result
+{
+  const char *pattern;
+  enum mcp_grep_mode mode;
+  char *path;
+  sbx_grep_result_t matches;
+  size_t files;  /* files with a match */
+  size_t hidden; /* files the permissions kept out (never searched) */
+};
+int mcp_op_grep (sbx_mcp_session_t *s, const struct mcp_grep_args *a, struct mcp_grep_result *r,
+                 sbx_error_t **err);
+void mcp_grep_result_clear (struct mcp_grep_result *r);
+
+/* execute */
+struct mcp_exec_args
+{
+  const char *command;
+  long long timeout; /* seconds */
+};
+struct mcp_exec_result
+{
+  long long timeout;
+  sbx_exec_result_t exec;
+};
+int mcp_op_exec (sbx_mcp_session_t *s, const struct mcp_exec_args *a, struct mcp_exec_result *r,
+                 sbx_error_t **err);
+void mcp_exec_result_clear (struct mcp_exec_result *r);
+
+/* run_in_background, read_output, kill_shell, kill_all, list_shells */
+struct mcp_bg_args
+{
+  const char *command;  /* run_in_background */
+  const char *shell_id; /* the others */
+};
+struct mcp_bg_result
+{
+  char *id;
+  const char *command; /* run_in_background: borrowed */
+  char *output;        /* read_output */
+  size_t len;
+  sbx_bg_info_t info;  /* read_output */
+  sbx_bg_info_t *list; /* list_shells */
+  size_t count;        /* list_shells: entries; kill_all: processes killed */
+};
+int mcp_op_bg_start (sbx_mcp_session_t *s, const struct mcp_bg_args *a, struct mcp_bg_result *r,
+                     sbx_error_t **err);
+int mcp_op_bg_read (sbx_mcp_session_t *s, const struct mcp_bg_args *a, struct mcp_bg_result *r,
+                    sbx_error_t **err);
+int mcp_op_bg_kill (sbx_mcp_session_t *s, const struct mcp_bg_args *a, struct mcp_bg_result *r,
+                    sbx_error_t **err);
+int mcp_op_kill_all (sbx_mcp_session_t *s, const struct mcp_bg_args *a, struct mcp_bg_result *r,
+                     sbx_error_t **err);
+int mcp_op_bg_list (sbx_mcp_session_t *s, const struct mcp_bg_args *a, struct mcp_bg_result *r,
+                    sbx_error_t **err);
+void mcp_bg_result_clear (struct mcp_bg_result *r);
+
+/* ------------------------------------------------------------ render.c */
+
+/* The text the model reads, written to F. */
+void mcp_render_ls (FILE *f, const struct mcp_ls_result *r);
+void mcp_render_read (FILE *f, const struct mcp_read_result *r);
+void mcp_render_write (FILE *f, const struct mcp_write_result *r);
+void mcp_render_edit (FILE *f, const struct mcp_edit_result *r);
+void mcp_render_glob (FILE *f, const struct mcp_glob_result *r);
+void mcp_render_grep (FILE *f, const struct mcp_grep_result *r);
+void mcp_render_exec (FILE *f, const struct mcp_exec_result *r);
+void mcp_render_bg_start (FILE *f, const struct mcp_bg_result *r);
+void mcp_render_bg_read (FILE *f, const struct mcp_bg_result *r);
+void mcp_render_bg_kill (FILE *f, const struct mcp_bg_result *r);
+void mcp_render_kill_all (FILE *f, const struct mcp_bg_result *r);
+void mcp_render_bg_list (FILE *f, const struct mcp_bg_result *r);
+
+/* A CallToolResult with one text content, made valid UTF-8 whatever it
+ * holds (N bytes, NULs included); NULL when out of memory. */
+json_t *mcp_result_text (bool is_error, const char *text, size_t n);
+/* The result of a failed call: "Error: " and ERR's sentence. */
+json_t *mcp_result_error (const sbx_error_t *err);
+
+/* ----------------------------------------------------------- catalog.c */
+
+struct mcp_tool
+{
+  const char *name;
+  const char *title;
+  const char *description; /* written for a model */
+  const char *schema;      /* the input's JSON Schema, as JSON text */
+  enum mcp_op op;          /* the operation the permissions govern it by */
+  bool read_only, destructive, idempotent;
+  bool runs_commands; /* in an open world when the sandbox has a network */
+  /* Reads ARGS (checked against the schema), runs the operation, writes
+   * its text to OUT. */
+  int (*call) (sbx_mcp_session_t *s, json_t *args, FILE *out, sbx_error_t **err);
+};
+
+const struct mcp_tool *mcp_tool_find (const char *name);
+bool mcp_tool_listed (const struct mcp_tool *t, const sbx_mcp_perms_t *p);
+/* What tools/list says, by protocol feature. */
+struct mcp_list_features
+{
+  bool titles;      /* Tool.title (2025-06-18) */
+  bool annotations; /* Tool.annotations (2025-03-26) */
+};
+/* The result of tools/list; NULL when out of memory. */
+json_t *mcp_tools_list (const sbx_mcp_perms_t *p, struct mcp_list_features features,
+                        bool network);
+/* 0 when ARGS fit T's schema (null values dropped: "not given"), else a
+ * message for the model in *WHY (malloc'd). -1 when out of memory. */
+int mcp_tool_check_args (const struct mcp_tool *t, json_t *args, char **why);
+/* Runs T with ARGS (checked): a CallToolResult, failures included; NULL
+ * only when out of memory. */
+json_t *mcp_tool_call (sbx_mcp_session_t *s, const struct mcp_tool *t, json_t *args);
 
 /* ---------------------------------------------------------- protocol.c */
 
@@ -288,56 +445,5 @@ extern const char *const mcp_versions[]; /* newest first, NULL-terminated */
 const char *mcp_negotiate_version (const char *requested);
 /* Whether the negotiated VERSION is MIN or later (features by version). */
 bool mcp_version_at_least (const char *version, const char *min);
-
-struct mcp_session
-{
-  const struct mcp_perms *perms;
-  bool network;
-  bool initialized;         /* initialize was answered */
-  const char *version;      /* negotiated; static storage */
-  char client[128];         /* "name version", for the log */
-  const char *instructions; /* for initialize's result; may be NULL */
-};
-
-/* A tools/call to run, with references the caller drops. */
-struct mcp_call
-{
-  json_t *id;
-  const struct mcp_tool *tool;
-  json_t *args;
-};
-
-enum mcp_disposition
-{
-  MCP_REPLY, /* send *REPLY (when not NULL) */
-  MCP_RUN,   /* run *CALL, then reply with its result */
-};
-
-/* Handles one message line: everything but running a tool. */
-enum mcp_disposition mcp_session_handle (struct mcp_session *s, const char *line, size_t len,
-                                         json_t **reply, struct mcp_call *call);
-void mcp_call_clear (struct mcp_call *call);
-
-/* ------------------------------------------------------------ server.c */
-
-/* The sandbox, made on the first tool call that needs it. -1 with *ERR
- * NULL when the server is stopping. */
-int mcp_box_get (struct mcp_box *box, sbx_sandbox_t **sb, sbx_error_t **err);
-/* The sandbox if it was made, else NULL (never makes it). */
-sbx_sandbox_t *mcp_box_peek (struct mcp_box *box);
-
-struct mcp_server_opts
-{
-  sbx_options_t *sandbox; /* how to make the sandbox; owned by the caller */
-  const struct mcp_perms *perms;
-  const char *workdir; /* --workdir for the instructions, or NULL */
-  bool named;          /* keep the sandbox at the end (--name) */
-  bool network;        /* the sandbox has a network */
-};
-
-/* Serves MCP on stdin/stdout until the client closes stdin or a signal
- * (TERM, INT, HUP) comes; removes (or, when named, stops) the sandbox.
- * Logs on stderr. Returns the exit code. */
-int mcp_serve (const struct mcp_server_opts *opts);
 
 #endif

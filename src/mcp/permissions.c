@@ -1,5 +1,6 @@
 /* Permissions that the server enforces: presets, rules files, path
- * normalisation and decisions. Pure: no I/O (cmd_mcp.c reads the file).
+ * normalisation and decisions. Pure, but for sbx_mcp_perms_load, which
+ * reads a rules file.
  *
  * Each operation of the seed (read, write, edit, execute, glob, grep, ls) has
  * rules (path glob, action), tried in order, first match wins, and a fallback
@@ -14,10 +15,14 @@
 
 #include "glob.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* A rules file is small; a bigger one is a mistake. */
+#define MAX_RULES_FILE (1u << 20)
 
 const char *const mcp_secret_patterns[] = {
   "**/.env",         "**/.env.*",    "**/*.pem",    "**/*.key",      "**/*.crt",
@@ -25,7 +30,7 @@ const char *const mcp_secret_patterns[] = {
   "**/.ssh/**",      "**/.gnupg/**", NULL,
 };
 
-const char *const mcp_preset_names[] = { "default", "permissive", "readonly", "strict", NULL };
+static const char *const preset_names[] = { "default", "permissive", "readonly", "strict", NULL };
 
 static const char *const op_names[MCP_OP_COUNT] = {
   [MCP_OP_READ] = "read",       [MCP_OP_WRITE] = "write", [MCP_OP_EDIT] = "edit",
@@ -55,7 +60,7 @@ has_paths (enum mcp_op op)
 /* ------------------------------------------------------------ building */
 
 void
-mcp_perms_free (struct mcp_perms *p)
+sbx_mcp_perms_free (sbx_mcp_perms_t *p)
 {
   if (p == NULL)
     return;
@@ -73,10 +78,10 @@ mcp_perms_free (struct mcp_perms *p)
   free (p);
 }
 
-static struct mcp_perms *
+static sbx_mcp_perms_t *
 perms_new (const char *origin, enum mcp_action fallback)
 {
-  struct mcp_perms *p = calloc (1, sizeof *p);
+  struct sbx_mcp_perms *p = calloc (1, sizeof *p);
   if (p == NULL || (p->origin = strdup (origin)) == NULL)
     {
       free (p);
@@ -88,17 +93,16 @@ perms_new (const char *origin, enum mcp_action fallback)
 }
 
 static int
-add_rule (struct mcp_perms *p, enum mcp_op op, const char *pattern, enum mcp_action action,
-          const char *description, bool icase, char **error)
+add_rule (sbx_mcp_perms_t *p, enum mcp_op op, const char *pattern, enum mcp_action action,
+          const char *description, bool icase, sbx_error_t **err)
 {
   struct mcp_op_perms *o = &p->ops[op];
   const char *why = NULL;
   sbx_glob_t *g = NULL;
   if (sbx_glob_compile (pattern, &g, &why) < 0)
     {
-      *error = sbx_strdup_printf ("invalid pattern '%s' in the %s rules of %s: %s", pattern,
+      return sbx_error_set (err, SBX_E_INVALID, "invalid pattern '%s' in the %s rules of %s: %s", pattern,
                                   op_names[op], p->origin, why);
-      return -1;
     }
   struct mcp_rule *rules = realloc (o->rules, (o->nrules + 1) * sizeof *rules);
   char *pat = strdup (pattern);
@@ -110,8 +114,7 @@ add_rule (struct mcp_perms *p, enum mcp_op op, const char *pattern, enum mcp_act
       sbx_glob_free (g);
       free (pat);
       free (desc);
-      *error = sbx_strdup_printf ("out of memory");
-      return -1;
+      return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
     }
   o->rules[o->nrules++] = (struct mcp_rule){
     .pattern = pat,
@@ -127,17 +130,17 @@ add_rule (struct mcp_perms *p, enum mcp_op op, const char *pattern, enum mcp_act
 /* The seed's secret patterns, denied, for every operation with paths, and
  * whatever the case of the name (.ENV, Credentials.json). */
 static int
-deny_secrets (struct mcp_perms *p, char **error)
+deny_secrets (sbx_mcp_perms_t *p, sbx_error_t **err)
 {
+  int r = 0;
   for (int op = 0; op < MCP_OP_COUNT; op++)
-    for (size_t i = 0; has_paths (op) && mcp_secret_patterns[i]; i++)
-      if (add_rule (p, op, mcp_secret_patterns[i], MCP_DENY, "a secret file", true, error) < 0)
-        return -1;
-  return 0;
+    for (size_t i = 0; r == 0 && has_paths (op) && mcp_secret_patterns[i]; i++)
+      r = add_rule (p, op, mcp_secret_patterns[i], MCP_DENY, "a secret file", true, err);
+  return r;
 }
 
 static void
-set_fallbacks (struct mcp_perms *p, enum mcp_action reads, enum mcp_action changes)
+set_fallbacks (sbx_mcp_perms_t *p, enum mcp_action reads, enum mcp_action changes)
 {
   p->ops[MCP_OP_READ].fallback = p->ops[MCP_OP_GLOB].fallback = reads;
   p->ops[MCP_OP_GREP].fallback = p->ops[MCP_OP_LS].fallback = reads;
@@ -154,53 +157,51 @@ set_fallbacks (struct mcp_perms *p, enum mcp_action reads, enum mcp_action chang
  *   strict      reads inside the work dir only, secrets denied, each one
  *               "ask" (the seed's strict asks for everything); nothing else */
 int
-mcp_perms_preset (const char *name, struct mcp_perms **out, char **error)
+mcp_perms_preset (const char *name, sbx_mcp_perms_t **out, sbx_error_t **err)
 {
   static const enum mcp_op reads[] = { MCP_OP_READ, MCP_OP_GLOB, MCP_OP_GREP, MCP_OP_LS };
   int which = -1;
-  for (int i = 0; mcp_preset_names[i]; i++)
-    if (strcmp (name, mcp_preset_names[i]) == 0)
+  for (int i = 0; preset_names[i]; i++)
+    if (strcmp (name, preset_names[i]) == 0)
       which = i;
   if (which < 0)
     {
-      *error = sbx_strdup_printf (
+      return sbx_error_set (err, SBX_E_INVALID,
           "unknown permissions '%s': name a preset (default, permissive, readonly, "
           "strict) or a rules file (a path to a JSON file)",
           name);
-      return -1;
     }
   char origin[64];
   snprintf (origin, sizeof origin, "the %s permissions", name);
-  struct mcp_perms *p = perms_new (origin, MCP_ALLOW);
+  sbx_mcp_perms_t *p = perms_new (origin, MCP_ALLOW);
   if (p == NULL)
     {
-      *error = sbx_strdup_printf ("out of memory");
-      return -1;
+      return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
     }
   int r = 0;
   switch (which)
     {
     case 0: /* default */
       set_fallbacks (p, MCP_ALLOW, MCP_ASK);
-      r = deny_secrets (p, error);
+      r = deny_secrets (p, err);
       break;
     case 1: /* permissive */
       break;
     case 2: /* readonly */
       set_fallbacks (p, MCP_ALLOW, MCP_DENY);
-      r = deny_secrets (p, error);
+      r = deny_secrets (p, err);
       break;
     case 3: /* strict */
       set_fallbacks (p, MCP_DENY, MCP_DENY);
-      r = deny_secrets (p, error);
+      r = deny_secrets (p, err);
       for (size_t i = 0; r == 0 && i < sizeof reads / sizeof reads[0]; i++)
-        r = add_rule (p, reads[i], "./**", MCP_ASK, "inside the work dir", false, error);
+        r = add_rule (p, reads[i], "./**", MCP_ASK, "inside the work dir", false, err);
       break;
     }
   if (r < 0)
     {
-      mcp_perms_free (p);
-      return -1;
+      sbx_mcp_perms_free (p);
+      return r;
     }
   *out = p;
   return 0;
@@ -222,57 +223,50 @@ parse_action (json_t *v, enum mcp_action *a)
 }
 
 static int
-parse_op (struct mcp_perms *p, enum mcp_op op, json_t *v, char **error)
+parse_op (sbx_mcp_perms_t *p, enum mcp_op op, json_t *v, sbx_error_t **err)
 {
   const char *name = op_names[op];
   if (json_is_string (v))
     {
       if (parse_action (v, &p->ops[op].fallback) == 0)
         return 0;
-      *error
-          = sbx_strdup_printf ("\"%s\" in %s must be \"allow\", \"deny\" or \"ask\", or an object "
+      return sbx_error_set (err, SBX_E_INVALID, "\"%s\" in %s must be \"allow\", \"deny\" or \"ask\", or an object "
                                "{\"default\": ..., \"rules\": [...]}",
                                name, p->origin);
-      return -1;
     }
   if (!json_is_object (v))
     {
-      *error = sbx_strdup_printf (
+      return sbx_error_set (err, SBX_E_INVALID,
           "\"%s\" in %s must be an action or an object {\"default\": ..., \"rules\": "
           "[...]}",
           name, p->origin);
-      return -1;
     }
   const char *key;
   json_t *val;
   json_object_foreach (v, key, val) if (strcmp (key, "default") != 0 && strcmp (key, "rules") != 0)
   {
-    *error = sbx_strdup_printf (
+    return sbx_error_set (err, SBX_E_INVALID,
         "unknown key \"%s\" in \"%s\" of %s; expected \"default\" and \"rules\"", key, name,
         p->origin);
-    return -1;
   }
   json_t *def = json_object_get (v, "default"), *rules = json_object_get (v, "rules");
   if (def && parse_action (def, &p->ops[op].fallback) < 0)
     {
-      *error = sbx_strdup_printf ("\"%s\".\"default\" in %s must be \"allow\", \"deny\" or \"ask\"",
+      return sbx_error_set (err, SBX_E_INVALID, "\"%s\".\"default\" in %s must be \"allow\", \"deny\" or \"ask\"",
                                   name, p->origin);
-      return -1;
     }
   if (rules && !json_is_array (rules))
     {
-      *error = sbx_strdup_printf ("\"%s\".\"rules\" in %s must be an array", name, p->origin);
-      return -1;
+      return sbx_error_set (err, SBX_E_INVALID, "\"%s\".\"rules\" in %s must be an array", name, p->origin);
     }
   if (json_array_size (rules) > 0 && !has_paths (op))
     {
       /* A command can reach any path, so rules on commands would be
        * advice, not enforcement: only allow or deny it as a whole. */
-      *error = sbx_strdup_printf (
+      return sbx_error_set (err, SBX_E_INVALID,
           "\"%s\" in %s takes no rules, only a default (\"allow\", \"deny\" or "
           "\"ask\"): a command's text can't be checked for the paths it reaches",
           name, p->origin);
-      return -1;
     }
   size_t i;
   json_t *rule;
@@ -286,31 +280,32 @@ parse_op (struct mcp_perms *p, enum mcp_op op, json_t *v, char **error)
         || parse_action (json_object_get (rule, "action"), &a) < 0
         || (desc && !json_is_string (desc)) || json_object_size (rule) != known)
       {
-        *error = sbx_strdup_printf (
+        return sbx_error_set (err, SBX_E_INVALID,
             "rule %zu of \"%s\" in %s must be {\"pattern\": \"GLOB\", \"action\": "
             "\"allow\"|\"deny\"|\"ask\"} with an optional \"description\"",
             i + 1, name, p->origin);
-        return -1;
       }
-    if (add_rule (p, op, pattern, a, json_string_value (desc), false, error) < 0)
-      return -1;
+    int r = add_rule (p, op, pattern, a, json_string_value (desc), false, err);
+    if (r < 0)
+      return r;
   }
   return 0;
 }
 
 int
-mcp_perms_parse (const char *text, size_t len, const char *origin, struct mcp_perms **out,
-                 char **error)
+sbx_mcp_perms_parse (const char *text, size_t len, const char *origin, sbx_mcp_perms_t **out,
+                 sbx_error_t **err)
 {
   json_error_t jerr;
   json_t *doc = json_loadb (text, len, 0, &jerr);
   if (doc == NULL || !json_is_object (doc))
     {
-      *error = doc ? sbx_strdup_printf ("%s must hold a JSON object", origin)
-                   : sbx_strdup_printf ("%s is not valid JSON: %s (line %d, column %d)", origin,
-                                        jerr.text, jerr.line, jerr.column);
+      int r = doc ? sbx_error_set (err, SBX_E_INVALID, "%s must hold a JSON object", origin)
+                  : sbx_error_set (err, SBX_E_INVALID,
+                                   "%s is not valid JSON: %s (line %d, column %d)", origin,
+                                   jerr.text, jerr.line, jerr.column);
       json_decref (doc);
-      return -1;
+      return r;
     }
   /* Operations the file doesn't name get "default", and that is "deny":
    * a rules file says what is allowed. */
@@ -318,27 +313,25 @@ mcp_perms_parse (const char *text, size_t len, const char *origin, struct mcp_pe
   json_t *def = json_object_get (doc, "default");
   if (def && parse_action (def, &fallback) < 0)
     {
-      *error
-          = sbx_strdup_printf ("\"default\" in %s must be \"allow\", \"deny\" or \"ask\"", origin);
       json_decref (doc);
-      return -1;
+      return sbx_error_set (err, SBX_E_INVALID,
+                            "\"default\" in %s must be \"allow\", \"deny\" or \"ask\"", origin);
     }
-  struct mcp_perms *p = perms_new (origin, fallback);
+  sbx_mcp_perms_t *p = perms_new (origin, fallback);
   if (p == NULL)
     {
-      *error = sbx_strdup_printf ("out of memory");
       json_decref (doc);
-      return -1;
+      return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
     }
   int r = 0;
   json_t *secrets = json_object_get (doc, "deny_secrets");
   if (secrets && !json_is_boolean (secrets))
     {
-      *error = sbx_strdup_printf ("\"deny_secrets\" in %s must be true or false", origin);
-      r = -1;
+      r = sbx_error_set (err, SBX_E_INVALID, "\"deny_secrets\" in %s must be true or false",
+                         origin);
     }
   else if (json_is_true (secrets))
-    r = deny_secrets (p, error); /* first, so that no rule of the file overrides them */
+    r = deny_secrets (p, err); /* first, so that no rule of the file overrides them */
 
   const char *key;
   json_t *val;
@@ -354,23 +347,64 @@ mcp_perms_parse (const char *text, size_t len, const char *origin, struct mcp_pe
         op = i;
     if (op < 0)
       {
-        *error = sbx_strdup_printf (
-            "unknown key \"%s\" in %s; expected \"default\", \"deny_secrets\" or an "
-            "operation: read, write, edit, execute, glob, grep, ls",
-            key, origin);
-        r = -1;
+      r = sbx_error_set (err, SBX_E_INVALID,
+                         "unknown key \"%s\" in %s; expected \"default\", \"deny_secrets\" or an "
+                         "operation: read, write, edit, execute, glob, grep, ls",
+                         key, origin);
       }
     else
-      r = parse_op (p, op, val, error);
+      r = parse_op (p, op, val, err);
   }
   json_decref (doc);
   if (r < 0)
     {
-      mcp_perms_free (p);
-      return -1;
+      sbx_mcp_perms_free (p);
+      return r;
     }
   *out = p;
   return 0;
+}
+
+const char *const *
+sbx_mcp_perms_presets (void)
+{
+  return preset_names;
+}
+
+const char *
+sbx_mcp_perms_origin (const sbx_mcp_perms_t *p)
+{
+  return p->origin;
+}
+
+int
+sbx_mcp_perms_load (const char *arg, sbx_mcp_perms_t **out, sbx_error_t **err)
+{
+  *out = NULL;
+  for (size_t i = 0; preset_names[i]; i++)
+    if (strcmp (arg, preset_names[i]) == 0)
+      return mcp_perms_preset (arg, out, err);
+  FILE *f = fopen (arg, "re");
+  if (f == NULL && errno == ENOENT)
+    return sbx_error_set (err, SBX_E_INVALID,
+                          "permissions %s: not a preset (default, permissive, readonly, strict) "
+                          "and no such rules file",
+                          arg);
+  if (f == NULL)
+    return sbx_error_set_errno (err, SBX_E_IO, errno,
+                                "permissions %s: cannot open the rules file", arg);
+  cleanup_free char *text = malloc (MAX_RULES_FILE + 1);
+  size_t len = text ? fread (text, 1, MAX_RULES_FILE + 1, f) : 0;
+  bool failed = text == NULL || ferror (f);
+  fclose (f);
+  if (failed || len > MAX_RULES_FILE)
+    return sbx_error_set (err, failed ? SBX_E_IO : SBX_E_TOO_LARGE, "permissions %s: %s", arg,
+                          len > MAX_RULES_FILE ? "the rules file is larger than 1 MiB"
+                                               : "cannot read the rules file");
+  cleanup_free char *origin = sbx_strdup_printf ("the rules file %s", arg);
+  if (origin == NULL)
+    return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
+  return sbx_mcp_perms_parse (text, len, origin, out, err);
 }
 
 /* ------------------------------------------------------------ decisions */
@@ -401,7 +435,7 @@ rule_matches (const struct mcp_rule *r, const char *path, const char *workdir)
 }
 
 enum mcp_action
-mcp_perms_check (const struct mcp_perms *p, enum mcp_op op, const char *path, const char *workdir,
+mcp_perms_check (const sbx_mcp_perms_t *p, enum mcp_op op, const char *path, const char *workdir,
                  const struct mcp_rule **rule)
 {
   const struct mcp_op_perms *o = &p->ops[op];
@@ -427,40 +461,41 @@ any_rule (const struct mcp_op_perms *o, enum mcp_action a)
 }
 
 bool
-mcp_perms_denies_all (const struct mcp_perms *p, enum mcp_op op)
+mcp_perms_denies_all (const sbx_mcp_perms_t *p, enum mcp_op op)
 {
   const struct mcp_op_perms *o = &p->ops[op];
   return o->fallback == MCP_DENY && !any_rule (o, MCP_ALLOW) && !any_rule (o, MCP_ASK);
 }
 
 bool
-mcp_perms_may_deny (const struct mcp_perms *p, enum mcp_op op)
+mcp_perms_may_deny (const sbx_mcp_perms_t *p, enum mcp_op op)
 {
   return p->ops[op].fallback == MCP_DENY || any_rule (&p->ops[op], MCP_DENY);
 }
 
 bool
-mcp_perms_may_ask (const struct mcp_perms *p, enum mcp_op op)
+mcp_perms_may_ask (const sbx_mcp_perms_t *p, enum mcp_op op)
 {
   return p->ops[op].fallback == MCP_ASK || any_rule (&p->ops[op], MCP_ASK);
 }
 
-char *
-mcp_perms_denial (const struct mcp_perms *p, enum mcp_op op, const char *path,
-                  const struct mcp_rule *rule)
+int
+mcp_perms_deny (const sbx_mcp_perms_t *p, enum mcp_op op, const char *path,
+                const struct mcp_rule *rule, sbx_error_t **err)
 {
   const char *name = mcp_op_name (op);
   if (path == NULL)
-    return sbx_strdup_printf ("Permission denied: %s is denied by %s.", name, p->origin);
+    return sbx_error_set (err, SBX_E_PERMISSION, "Permission denied: %s is denied by %s.", name,
+                          p->origin);
   if (rule == NULL)
-    return sbx_strdup_printf (
-        "Permission denied: %s of %s is denied by %s (no rule allows it). Use a path that "
-        "is allowed.",
-        name, path, p->origin);
-  return sbx_strdup_printf (
-      "Permission denied: %s of %s is denied by the rule \"%s\"%s%s%s of %s. The "
-      "permissions are enforced by the server; use another path.",
-      name, path, rule->pattern, rule->description ? " (" : "",
-      rule->description ? rule->description : "", rule->description ? ")" : "", p->origin);
+    return sbx_error_set (err, SBX_E_PERMISSION,
+                          "Permission denied: %s of %s is denied by %s (no rule allows it). Use a "
+                          "path that is allowed.",
+                          name, path, p->origin);
+  return sbx_error_set (err, SBX_E_PERMISSION,
+                        "Permission denied: %s of %s is denied by the rule \"%s\"%s%s%s of %s. "
+                        "The permissions are enforced by the server; use another path.",
+                        name, path, rule->pattern, rule->description ? " (" : "",
+                        rule->description ? rule->description : "",
+                        rule->description ? ")" : "", p->origin);
 }
-

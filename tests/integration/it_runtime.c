@@ -345,11 +345,10 @@ untagged_since (long long since)
   sbx_engine_t *e = NULL;
   json_t *list = NULL;
   long status = 0;
-  if (sbx_engine_open (&e, NULL) < 0
+  if (sbx_engine_get (&e, NULL) < 0
       || sbx_engine_request (e, "GET", "/images/json?all=1", NULL, &status, &list, NULL) < 0
       || !json_is_array (list))
     {
-      sbx_engine_free (e);
       json_decref (list);
       return -1;
     }
@@ -365,7 +364,6 @@ untagged_since (long long since)
         n++;
     }
   json_decref (list);
-  sbx_engine_free (e);
   return n;
 }
 

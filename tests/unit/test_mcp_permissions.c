@@ -5,28 +5,29 @@
 
 #define WD "/workspace"
 
-static struct mcp_perms *
+static sbx_mcp_perms_t *
 preset (const char *name)
 {
-  struct mcp_perms *p = NULL;
-  char *error = NULL;
-  if (mcp_perms_preset (name, &p, &error) < 0)
-    diag ("preset %s: %s", name, error);
-  free (error);
+  sbx_mcp_perms_t *p = NULL;
+  sbx_error_t *err = NULL;
+  if (mcp_perms_preset (name, &p, &err) < 0)
+    diag ("preset %s: %s", name, sbx_error_message (err));
+  sbx_error_free (err);
   return p;
 }
 
-static struct mcp_perms *
-rules (const char *text, char **error)
+/* The rules file TEXT; on failure, NULL and its error in *ERR. */
+static sbx_mcp_perms_t *
+rules (const char *text, sbx_error_t **err)
 {
-  struct mcp_perms *p = NULL;
-  *error = NULL;
-  mcp_perms_parse (text, strlen (text), "the rules file t.json", &p, error);
+  sbx_mcp_perms_t *p = NULL;
+  *err = NULL;
+  sbx_mcp_perms_parse (text, strlen (text), "the rules file t.json", &p, err);
   return p;
 }
 
 static void
-decides (const struct mcp_perms *p, enum mcp_op op, const char *path, enum mcp_action want,
+decides (const sbx_mcp_perms_t *p, enum mcp_op op, const char *path, enum mcp_action want,
          const char *what)
 {
   enum mcp_action got = mcp_perms_check (p, op, path, WD, NULL);
@@ -59,7 +60,7 @@ test_normalize (void)
 static void
 test_presets (void)
 {
-  struct mcp_perms *p = preset ("default");
+  sbx_mcp_perms_t *p = preset ("default");
   decides (p, MCP_OP_READ, "/workspace/app.py", MCP_ALLOW, "default");
   decides (p, MCP_OP_READ, "/workspace/.env", MCP_DENY, "default");
   decides (p, MCP_OP_READ, "/.env", MCP_DENY, "default (top level)");
@@ -76,13 +77,13 @@ test_presets (void)
   ok (mcp_perms_may_ask (p, MCP_OP_WRITE) && !mcp_perms_may_ask (p, MCP_OP_READ),
       "default marks writes, not reads, as ones to ask about");
   ok (mcp_perms_may_deny (p, MCP_OP_GREP), "default filters grep results");
-  mcp_perms_free (p);
+  sbx_mcp_perms_free (p);
 
   p = preset ("permissive");
   decides (p, MCP_OP_READ, "/workspace/.env", MCP_ALLOW, "permissive");
   decides (p, MCP_OP_EXECUTE, NULL, MCP_ALLOW, "permissive");
   ok (!mcp_perms_may_deny (p, MCP_OP_GREP), "permissive filters nothing");
-  mcp_perms_free (p);
+  sbx_mcp_perms_free (p);
 
   p = preset ("readonly");
   decides (p, MCP_OP_READ, "/etc/os-release", MCP_ALLOW, "readonly");
@@ -91,7 +92,7 @@ test_presets (void)
           && mcp_perms_denies_all (p, MCP_OP_EXECUTE),
       "readonly denies write, edit and execute whatever the path");
   ok (!mcp_perms_denies_all (p, MCP_OP_READ), "readonly reads");
-  mcp_perms_free (p);
+  sbx_mcp_perms_free (p);
 
   p = preset ("strict");
   decides (p, MCP_OP_READ, "/workspace/src/a.c", MCP_ASK, "strict");
@@ -101,20 +102,22 @@ test_presets (void)
   decides (p, MCP_OP_READ, "/workspace/.env", MCP_DENY, "strict");
   ok (mcp_perms_denies_all (p, MCP_OP_WRITE) && mcp_perms_denies_all (p, MCP_OP_EXECUTE),
       "strict denies writes and commands");
-  mcp_perms_free (p);
+  sbx_mcp_perms_free (p);
 
-  struct mcp_perms *none = NULL;
-  char *error = NULL;
-  ok (mcp_perms_preset ("lenient", &none, &error) < 0 && error && strstr (error, "readonly"),
-      "an unknown preset names the known ones");
-  free (error);
+  sbx_mcp_perms_t *none = NULL;
+  sbx_error_t *err = NULL;
+  check_fails (sbx_mcp_perms_load ("lenient", &none, &err), &err, SBX_E_INVALID,
+               "not a preset (default, permissive, readonly, strict)",
+               "an unknown preset (and no such file) names the known ones");
+  check_fails (sbx_mcp_perms_load ("/etc", &none, &err), &err, SBX_E_IO, "permissions /etc",
+               "a rules file that cannot be read is an error naming it");
 }
 
 static void
 test_rules_files (void)
 {
-  char *error;
-  struct mcp_perms *p = rules (
+  sbx_error_t *error;
+  sbx_mcp_perms_t *p = rules (
       "{\"default\": \"deny\", \"deny_secrets\": true,"
       " \"read\": {\"default\": \"allow\", \"rules\": ["
       "   {\"pattern\": \"/etc/**\", \"action\": \"deny\", \"description\": \"system files\"},"
@@ -126,8 +129,8 @@ test_rules_files (void)
   ok (p != NULL, "a rules file parses");
   if (p == NULL)
     {
-      diag ("%s", error);
-      free (error);
+      diag ("%s", sbx_error_message (error));
+      sbx_error_free (error);
       return;
     }
   decides (p, MCP_OP_READ, "/etc/hostname", MCP_DENY, "first match wins");
@@ -145,16 +148,23 @@ test_rules_files (void)
 
   const struct mcp_rule *rule = NULL;
   mcp_perms_check (p, MCP_OP_READ, "/etc/shadow", WD, &rule);
-  char *m = mcp_perms_denial (p, MCP_OP_READ, "/etc/shadow", rule);
-  ok (m && strstr (m, "\"/etc/**\"") && strstr (m, "system files") && strstr (m, "t.json"),
-      "a denial names the rule, its description and the file");
+  sbx_error_t *d = NULL;
+  int r = mcp_perms_deny (p, MCP_OP_READ, "/etc/shadow", rule, &d);
+  const char *m = sbx_error_message (d);
+  ok (r == -SBX_E_PERMISSION && strstr (m, "\"/etc/**\"") && strstr (m, "system files")
+          && strstr (m, "t.json"),
+      "a denial is a failure naming the rule, its description and the file");
   diag ("%s", m);
-  free (m);
+  sbx_error_free (d);
+  d = NULL;
   mcp_perms_check (p, MCP_OP_WRITE, "/workspace/setup.py", WD, &rule);
-  m = mcp_perms_denial (p, MCP_OP_WRITE, "/workspace/setup.py", rule);
-  ok (m && rule == NULL && strstr (m, "no rule allows it"), "a denial by default says so");
-  free (m);
-  mcp_perms_free (p);
+  r = mcp_perms_deny (p, MCP_OP_WRITE, "/workspace/setup.py", rule, &d);
+  ok (r == -SBX_E_PERMISSION && rule == NULL && strstr (sbx_error_message (d), "no rule allows it"),
+      "a denial by default says so");
+  sbx_error_free (d);
+  ok (mcp_perms_deny (p, MCP_OP_READ, "/x", NULL, NULL) < 0,
+      "a denial is a failure even when nobody takes its error");
+  sbx_mcp_perms_free (p);
 
   static const struct
   {
@@ -178,10 +188,13 @@ test_rules_files (void)
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
     {
       p = rules (bad[i].text, &error);
-      if (!ok (p == NULL && error && strstr (error, bad[i].needle), "refused: %s", bad[i].text))
-        diag ("error: %s", error ? error : "(none)");
-      mcp_perms_free (p);
-      free (error);
+      const char *why = sbx_error_message (error);
+      if (!ok (p == NULL && error && sbx_error_code (error) == SBX_E_INVALID
+                   && strstr (why, bad[i].needle),
+               "refused: %s", bad[i].text))
+        diag ("error: %s", why);
+      sbx_mcp_perms_free (p);
+      sbx_error_free (error);
     }
 }
 

@@ -1,36 +1,71 @@
-/* Unit tests for the MCP session (src/mcp/protocol.c) and the tool list and
- * argument checks (src/mcp/tools.c): everything short of running a tool. */
+/* Unit tests for a connection's protocol (src/mcp/protocol.c), the tool
+ * list and argument checks (src/mcp/catalog.c) and a session's calls
+ * (src/mcp/session.c): everything short of a real sandbox, which a source
+ * that refuses stands in for. */
 #include "mcp.h"
 #include "tap.h"
 
-static struct mcp_perms *perms;
+static sbx_mcp_perms_t *perms;
+static sbx_mcp_session_t *session_now;
+static sbx_mcp_conn_t *conn_now;
 
-static struct mcp_session
+/* The sandbox source of these tests: there is none. */
+static int
+no_sandbox (void *userdata, bool create, sbx_sandbox_t **sb, sbx_error_t **err)
+{
+  (void) userdata;
+  *sb = NULL;
+  return create ? sbx_error_set (err, SBX_E_AGENT, "no sandbox in unit tests") : 0;
+}
+
+static void
+end_session (void)
+{
+  sbx_mcp_conn_free (conn_now);
+  sbx_mcp_session_free (session_now);
+  sbx_mcp_perms_free (perms);
+  conn_now = NULL;
+  session_now = NULL;
+  perms = NULL;
+}
+
+/* A fresh connection to a session with the permissions PRESET. */
+static sbx_mcp_conn_t *
 session (const char *preset)
 {
-  char *error = NULL;
-  mcp_perms_free (perms);
-  perms = NULL;
-  if (mcp_perms_preset (preset, &perms, &error) < 0)
-    diag ("%s", error);
-  free (error);
-  return (struct mcp_session){ .perms = perms, .instructions = "use the tools" };
+  sbx_error_t *err = NULL;
+  end_session ();
+  sbx_mcp_session_opts_t o = { .sandbox = no_sandbox, .workdir = "/workspace" };
+  if (sbx_mcp_perms_load (preset, &perms, &err) < 0
+      || (o.perms = perms, sbx_mcp_session_new (&o, &session_now, &err)) < 0
+      || sbx_mcp_conn_new (session_now, &conn_now, &err) < 0)
+    diag ("%s", sbx_error_message (err));
+  sbx_error_free (err);
+  return conn_now;
 }
 
 /* Sends LINE; returns the reply (NULL if none) and the call to run. */
 static json_t *
-send_line (struct mcp_session *s, const char *line, struct mcp_call *call)
+send_line (sbx_mcp_conn_t *c, const char *line, sbx_mcp_call_t **call)
 {
-  json_t *reply = NULL;
-  struct mcp_call c;
-  enum mcp_disposition d = mcp_session_handle (s, line, strlen (line), &reply, &c);
+  char *reply = NULL;
+  sbx_mcp_call_t *k = NULL;
+  sbx_error_t *err = NULL;
+  if (sbx_mcp_conn_handle (c, line, strlen (line), &reply, &k, &err) < 0)
+    diag ("handle: %s", sbx_error_message (err));
+  sbx_error_free (err);
   if (call)
-    *call = c;
-  else
-    mcp_call_clear (&c);
-  if (d == MCP_RUN && call == NULL)
-    diag ("unexpected call to run");
-  return reply;
+    *call = k;
+  else if (k)
+    {
+      diag ("unexpected call to run");
+      sbx_mcp_call_free (k);
+    }
+  json_t *doc = reply ? json_loads (reply, 0, NULL) : NULL;
+  if (reply && (doc == NULL || strchr (reply, '\n')))
+    diag ("the reply is not one line of JSON: %s", reply);
+  free (reply);
+  return doc;
 }
 
 static int
@@ -40,7 +75,7 @@ error_code (json_t *reply)
 }
 
 static void
-expect_error (struct mcp_session *s, const char *line, int code, const char *what)
+expect_error (sbx_mcp_conn_t *s, const char *line, int code, const char *what)
 {
   json_t *reply = send_line (s, line, NULL);
   if (!ok (error_code (reply) == code, "%s: error %d", what, code))
@@ -53,7 +88,7 @@ expect_error (struct mcp_session *s, const char *line, int code, const char *wha
 }
 
 static json_t *
-initialize (struct mcp_session *s, const char *version)
+initialize (sbx_mcp_conn_t *s, const char *version)
 {
   char line[256];
   snprintf (line, sizeof line,
@@ -67,16 +102,16 @@ initialize (struct mcp_session *s, const char *version)
 static void
 test_lifecycle (void)
 {
-  struct mcp_session s = session ("default");
-  expect_error (&s, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}", MCP_NOT_INITIALIZED,
+  sbx_mcp_conn_t *s = session ("default");
+  expect_error (s, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}", MCP_NOT_INITIALIZED,
                 "tools/list before initialize");
-  json_t *reply = send_line (&s, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"ping\"}", NULL);
+  json_t *reply = send_line (s, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"ping\"}", NULL);
   ok (json_is_object (json_object_get (reply, "result")), "ping works before initialize");
   json_decref (reply);
-  expect_error (&s, "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"initialize\",\"params\":{}}",
+  expect_error (s, "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"initialize\",\"params\":{}}",
                 MCP_INVALID_PARAMS, "initialize without a protocol version");
 
-  reply = initialize (&s, "2025-11-25");
+  reply = initialize (s, "2025-11-25");
   json_t *result = json_object_get (reply, "result");
   is_str (json_string_value (json_object_get (result, "protocolVersion")), "2025-11-25",
           "2025-11-25 is spoken");
@@ -84,23 +119,25 @@ test_lifecycle (void)
       "the tools capability is announced");
   is_str (json_string_value (json_object_get (json_object_get (result, "serverInfo"), "name")),
           "sbx", "serverInfo names sbx");
-  is_str (json_string_value (json_object_get (result, "instructions")), "use the tools",
-          "instructions are passed on");
-  is_str (s.client, "t 1", "the client is recorded for the log");
+  const char *instr = json_string_value (json_object_get (result, "instructions"));
+  ok (instr && strstr (instr, "work dir (/workspace)") && strstr (instr, "the default permissions"),
+      "the instructions name the work dir and the permissions");
+  is_str (sbx_mcp_conn_client (s), "t 1", "the client is recorded for the log");
+  is_str (sbx_mcp_conn_version (s), "2025-11-25", "and the version agreed on");
   json_decref (reply);
-  expect_error (&s,
+  expect_error (s,
                 "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"initialize\",\"params\":{"
                 "\"protocolVersion\":\"2025-11-25\"}}",
                 MCP_INVALID_REQUEST, "a second initialize");
-  ok (send_line (&s, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}", NULL)
+  ok (send_line (s, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}", NULL)
           == NULL,
       "notifications get no reply");
-  ok (send_line (&s, "{\"jsonrpc\":\"2.0\",\"id\":9,\"result\":{}}", NULL) == NULL,
+  ok (send_line (s, "{\"jsonrpc\":\"2.0\",\"id\":9,\"result\":{}}", NULL) == NULL,
       "responses get no reply");
-  expect_error (&s, "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"resources/list\"}",
+  expect_error (s, "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"resources/list\"}",
                 MCP_METHOD_NOT_FOUND, "an unknown method");
-  expect_error (&s, "{\"jsonrpc\":\"2.0\",\"id\":6,\"method\":", MCP_PARSE_ERROR, "bad JSON");
-  reply = send_line (&s, "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"ping\"}", NULL);
+  expect_error (s, "{\"jsonrpc\":\"2.0\",\"id\":6,\"method\":", MCP_PARSE_ERROR, "bad JSON");
+  reply = send_line (s, "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"ping\"}", NULL);
   ok (json_integer_value (json_object_get (reply, "id")) == 7
           && json_is_object (json_object_get (reply, "result")),
       "the session goes on after errors");
@@ -116,8 +153,8 @@ test_versions (void)
   };
   for (size_t i = 0; i < sizeof asked / sizeof asked[0]; i++)
     {
-      struct mcp_session s = session ("default");
-      json_t *reply = initialize (&s, asked[i][0]);
+      sbx_mcp_conn_t *s = session ("default");
+      json_t *reply = initialize (s, asked[i][0]);
       is_str (json_string_value (
                   json_object_get (json_object_get (reply, "result"), "protocolVersion")),
               asked[i][1], "asked for %s, answered with %s", asked[i][0], asked[i][1]);
@@ -140,9 +177,9 @@ listed (json_t *reply, const char *name)
 static json_t *
 tools_list (const char *preset, const char *version)
 {
-  struct mcp_session s = session (preset);
-  json_decref (initialize (&s, version));
-  return send_line (&s, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}", NULL);
+  sbx_mcp_conn_t *s = session (preset);
+  json_decref (initialize (s, version));
+  return send_line (s, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}", NULL);
 }
 
 static void
@@ -216,88 +253,133 @@ result_text (json_t *reply)
 }
 
 static void
-call_refused (struct mcp_session *s, const char *tool, const char *args, const char *needle)
+call_refused (sbx_mcp_conn_t *s, const char *tool, const char *args, const char *needle)
 {
   char line[512];
-  struct mcp_call call;
+  sbx_mcp_call_t *call = NULL;
   snprintf (line, sizeof line,
             "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"tools/call\",\"params\":{\"name\":\"%s\","
             "\"arguments\":%s}}",
             tool, args);
   json_t *reply = send_line (s, line, &call);
   const char *text = result_text (reply);
-  if (!ok (call.tool == NULL
+  if (!ok (call == NULL
                && json_is_true (json_object_get (json_object_get (reply, "result"), "isError"))
                && text && strstr (text, needle),
            "%s %s is refused as a tool error", tool, args))
     diag ("text: %s", text ? text : "(none)");
-  mcp_call_clear (&call);
+  sbx_mcp_call_free (call);
   json_decref (reply);
+}
+
+/* Runs CALL and returns its reply. */
+static json_t *
+run_call (sbx_mcp_call_t *call)
+{
+  char *reply = NULL;
+  bool failed = false;
+  sbx_error_t *err = NULL;
+  if (sbx_mcp_call_run (call, &reply, &failed, &err) < 0)
+    diag ("run: %s", sbx_error_message (err));
+  sbx_error_free (err);
+  json_t *doc = reply ? json_loads (reply, 0, NULL) : NULL;
+  free (reply);
+  return doc;
 }
 
 static void
 test_tools_call (void)
 {
-  struct mcp_session s = session ("readonly");
-  json_decref (initialize (&s, "2025-11-25"));
-  struct mcp_call call;
-  json_t *reply = send_line (&s,
+  sbx_mcp_conn_t *s = session ("readonly");
+  json_decref (initialize (s, "2025-11-25"));
+  sbx_mcp_call_t *call = NULL;
+  json_t *reply = send_line (s,
                              "{\"jsonrpc\":\"2.0\",\"id\":\"c1\",\"method\":\"tools/call\","
                              "\"params\":{\"name\":\"read_file\",\"arguments\":{\"path\":"
                              "\"a.txt\",\"offset\":2.0,\"limit\":null}}}",
                              &call);
-  ok (reply == NULL && call.tool && strcmp (call.tool->name, "read_file") == 0
-          && strcmp (json_string_value (call.id), "c1") == 0
-          && json_object_get (call.args, "limit") == NULL,
-      "a valid call is handed over to run (nulls dropped)");
-  mcp_call_clear (&call);
+  ok (reply == NULL && call && strcmp (sbx_mcp_call_tool (call), "read_file") == 0,
+      "a valid call is handed over to run (nulls dropped, integral reals taken)");
+  json_t *ran = call ? run_call (call) : NULL;
+  ok (strcmp (json_string_value (json_object_get (ran, "id")) ?: "", "c1") == 0
+          && json_is_true (json_object_get (json_object_get (ran, "result"), "isError"))
+          && strcmp (result_text (ran) ?: "", "Error: no sandbox in unit tests") == 0,
+      "run, its reply carries the id and the source's failure for the model");
+  json_decref (ran);
+  sbx_mcp_call_free (call);
 
-  expect_error (&s,
+  expect_error (s,
                 "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{"
                 "\"name\":\"nope\",\"arguments\":{}}}",
                 MCP_INVALID_PARAMS, "an unknown tool");
-  expect_error (&s,
+  expect_error (s,
                 "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{"
                 "\"name\":\"write_file\",\"arguments\":{\"path\":\"a\",\"content\":\"\"}}}",
                 MCP_INVALID_PARAMS, "a tool the permissions hide");
-  expect_error (&s, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{}}",
+  expect_error (s, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{}}",
                 MCP_INVALID_PARAMS, "tools/call without a name");
-  expect_error (&s,
+  expect_error (s,
                 "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{"
                 "\"name\":\"ls\",\"arguments\":[]}}",
                 MCP_INVALID_PARAMS, "arguments that are not an object");
 
-  call_refused (&s, "read_file", "{}", "\"path\" is missing");
-  call_refused (&s, "read_file", "{\"path\":3}", "\"path\" must be a string");
-  call_refused (&s, "read_file", "{\"path\":\"a\",\"offset\":-1}", "at least 0");
-  call_refused (&s, "read_file", "{\"path\":\"a\",\"limit\":1.5}", "an integer");
-  call_refused (&s, "read_file", "{\"file_path\":\"a\"}",
+  call_refused (s, "read_file", "{}", "\"path\" is missing");
+  call_refused (s, "read_file", "{\"path\":3}", "\"path\" must be a string");
+  call_refused (s, "read_file", "{\"path\":\"a\",\"offset\":-1}", "at least 0");
+  call_refused (s, "read_file", "{\"path\":\"a\",\"limit\":1.5}", "an integer");
+  call_refused (s, "read_file", "{\"file_path\":\"a\"}",
                 "unknown argument \"file_path\"; read_file takes path, offset, limit");
-  call_refused (&s, "read_file", "{\"path\":\"a\\u0000b\"}", "NUL");
-  call_refused (&s, "grep", "{\"pattern\":\"x\",\"output_mode\":\"lines\"}",
+  call_refused (s, "read_file", "{\"path\":\"a\\u0000b\"}", "NUL");
+  call_refused (s, "grep", "{\"pattern\":\"x\",\"output_mode\":\"lines\"}",
                 "one of \"files_with_matches\", \"content\", \"count\"");
-  call_refused (&s, "list_shells", "{\"x\":1}", "takes no arguments");
+  call_refused (s, "list_shells", "{\"x\":1}", "takes no arguments");
 
   s = session ("default");
-  json_decref (initialize (&s, "2025-11-25"));
-  call_refused (&s, "execute", "{\"command\":\"x\",\"timeout\":99999}", "at most 3600");
-  call_refused (&s, "edit_file",
+  json_decref (initialize (s, "2025-11-25"));
+  call_refused (s, "execute", "{\"command\":\"x\",\"timeout\":99999}", "at most 3600");
+  call_refused (s, "edit_file",
                 "{\"path\":\"a\",\"old_string\":\"x\",\"new_string\":\"y\","
                 "\"replace_all\":\"yes\"}",
                 "true or false");
-  reply = send_line (&s,
+  reply = send_line (s,
                      "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{"
                      "\"name\":\"write_file\",\"arguments\":{\"path\":\"a\",\"content\":"
                      "\"x\\u0000y\"}}}",
                      &call);
-  ok (reply == NULL && call.tool, "write_file's content may hold NULs");
-  mcp_call_clear (&call);
+  ok (reply == NULL && call, "write_file's content may hold NULs");
+  sbx_mcp_call_free (call);
+}
+
+/* The session's own entry, as a server that is not MCP would use it. */
+static void
+test_session_call (void)
+{
+  session ("default");
+  char *result = NULL;
+  sbx_error_t *err = NULL;
+  ok (sbx_mcp_session_call (session_now, "list_shells", NULL, &result, &err) == 0 && result
+          && strstr (result, "No background processes.") && strstr (result, "\"isError\":false"),
+      "list_shells without a sandbox makes none and lists nothing");
+  free (result);
+  ok (sbx_mcp_session_call (session_now, "ls", "{\"path\":\"/\"}", &result, &err) == 0
+          && result && strstr (result, "Error: no sandbox in unit tests")
+          && strstr (result, "\"isError\":true"),
+      "ls reports the source's failure as a result for the model");
+  free (result);
+  ok (sbx_mcp_session_call (session_now, "ls", "{\"dir\":1}", &result, &err) == 0 && result
+          && strstr (result, "unknown argument \\\"dir\\\""),
+      "arguments are checked against the schema");
+  free (result);
+  check_fails (sbx_mcp_session_call (session_now, "nope", NULL, &result, &err), &err,
+               SBX_E_INVALID, "unknown tool nope", "an unknown tool is an error");
+  check_fails (sbx_mcp_session_call (session_now, "ls", "[1]", &result, &err), &err,
+               SBX_E_INVALID, "must be a JSON object", "arguments that are not an object");
 }
 
 static void
 test_results (void)
 {
-  json_t *r = mcp_tool_result (true, "bad \xff byte");
+  json_t *r = mcp_result_text (true, "bad \xff byte", strlen ("bad \xff byte"));
   is_str (json_string_value (
               json_object_get (json_array_get (json_object_get (r, "content"), 0), "text")),
           "bad \xef\xbf\xbd byte", "tool results are valid UTF-8");
@@ -308,14 +390,12 @@ test_results (void)
 int
 main (void)
 {
-  if (mcp_tools_init () < 0)
-    return 1;
   test_lifecycle ();
   test_versions ();
   test_tools_list ();
   test_tools_call ();
+  test_session_call ();
   test_results ();
-  mcp_perms_free (perms);
-  mcp_tools_cleanup ();
+  end_session ();
   return done_testing ();
 }

@@ -4,6 +4,7 @@
 
 #include "../../src/lib/runtime.h"
 #include "../../src/lib/sandbox.h"
+#include "../../src/lib/sha256.h"
 
 #include <stdio.h>
 #include <unistd.h>

@@ -1,95 +1,110 @@
-/* The tools' definitions: names, titles, descriptions written for a model,
- * JSON Schemas and annotations; the tool list for each protocol version; the
- * check of a call's arguments against the schema; the results' form (one
- * text content, valid UTF-8 whatever the sandbox held). The calls
- * themselves are in calls.c. */
+/* The tools' table: names, titles, descriptions written for a model, JSON
+ * Schemas (parsed once per process and shared read-only by every session
+ * and thread), annotations; the tool list for each protocol's features;
+ * the check of a call's arguments against the schema; and the glue from a
+ * call's JSON to a typed operation (ops.c) and its text (render.c). */
 #include "mcp.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* --------------------------------------------------------------- results */
+/* ------------------------------------------------------------- glue */
 
-json_t *
-mcp_result_text (bool is_error, const char *text, size_t n)
+/* Arguments were checked against the schema: present when required, of
+ * their type, within their bounds. */
+static const char *
+arg_str (json_t *args, const char *key, const char *dflt)
 {
-  char *clean = sbx_utf8_sanitize_copy (text, n);
-  json_t *r = clean ? json_pack ("{s:[{s:s, s:s}], s:b}", "content", "type", "text", "text", clean,
-                                 "isError", is_error)
-                    : NULL;
-  free (clean);
-  return r;
+  const char *s = json_string_value (json_object_get (args, key));
+  return s ? s : dflt;
 }
 
-json_t *
-mcp_tool_result (bool is_error, const char *text)
+static long long
+arg_int (json_t *args, const char *key, long long dflt)
 {
-  return mcp_result_text (is_error, text, strlen (text));
+  json_t *v = json_object_get (args, key);
+  if (json_is_integer (v))
+    return json_integer_value (v);
+  if (json_is_real (v))
+    return (long long) json_real_value (v); /* integral: checked before */
+  return dflt;
 }
 
-static json_t *
-vresult (bool is_error, const char *fmt, va_list ap)
+static bool
+arg_bool (json_t *args, const char *key, bool dflt)
 {
-  char *s = NULL;
-  if (vasprintf (&s, fmt, ap) < 0)
-    return NULL;
-  json_t *r = mcp_tool_result (is_error, s);
-  free (s);
-  return r;
+  json_t *v = json_object_get (args, key);
+  return json_is_boolean (v) ? json_is_true (v) : dflt;
 }
 
-json_t *
-mcp_errorf (const char *fmt, ...)
-{
-  va_list ap;
-  va_start (ap, fmt);
-  json_t *r = vresult (true, fmt, ap);
-  va_end (ap);
-  return r;
-}
+/* Each tool's call: its typed arguments (the initialiser after CLEAR,
+ * read from ARGS), its operation, its text. */
+#define GLUE(NAME, ARGS_T, RESULT_T, OP, RENDER, CLEAR, ...)                                    \
+  static int NAME (sbx_mcp_session_t *s, json_t *args, FILE *out, sbx_error_t **err)            \
+  {                                                                                             \
+    (void) args;                                                                                \
+    ARGS_T a = { __VA_ARGS__ };                                                                 \
+    RESULT_T r;                                                                                 \
+    int rc = OP (s, &a, &r, err);                                                               \
+    if (rc == 0)                                                                                \
+      RENDER (out, &r);                                                                         \
+    CLEAR (&r);                                                                                 \
+    return rc;                                                                                  \
+  }
 
-json_t *
-mcp_okf (const char *fmt, ...)
-{
-  va_list ap;
-  va_start (ap, fmt);
-  json_t *r = vresult (false, fmt, ap);
-  va_end (ap);
-  return r;
-}
+#define DEFAULT_TIMEOUT 120
 
-json_t *
-mcp_failure (sbx_error_t *err)
-{
-  json_t *r = mcp_errorf ("Error: %s", err ? sbx_error_message (err) : "out of memory");
-  sbx_error_free (err);
-  return r;
-}
+GLUE (call_ls, struct mcp_ls_args, struct mcp_ls_result, mcp_op_ls, mcp_render_ls,
+      mcp_ls_result_clear, arg_str (args, "path", "."))
+GLUE (call_read, struct mcp_read_args, struct mcp_read_result, mcp_op_read, mcp_render_read,
+      mcp_read_result_clear, arg_str (args, "path", ""), arg_int (args, "offset", 0),
+      arg_int (args, "limit", 0))
+GLUE (call_write, struct mcp_write_args, struct mcp_write_result, mcp_op_write, mcp_render_write,
+      mcp_write_result_clear, arg_str (args, "path", ""), arg_str (args, "content", ""),
+      json_string_length (json_object_get (args, "content")))
+GLUE (call_edit, struct mcp_edit_args, struct mcp_edit_result, mcp_op_edit, mcp_render_edit,
+      mcp_edit_result_clear, arg_str (args, "path", ""), arg_str (args, "old_string", ""),
+      arg_str (args, "new_string", ""), arg_bool (args, "replace_all", false))
+GLUE (call_glob, struct mcp_glob_args, struct mcp_glob_result, mcp_op_glob, mcp_render_glob,
+      mcp_glob_result_clear, arg_str (args, "pattern", ""), arg_str (args, "path", "."))
+GLUE (call_exec, struct mcp_exec_args, struct mcp_exec_result, mcp_op_exec, mcp_render_exec,
+      mcp_exec_result_clear, arg_str (args, "command", ""),
+      arg_int (args, "timeout", DEFAULT_TIMEOUT))
+GLUE (call_bg_start, struct mcp_bg_args, struct mcp_bg_result, mcp_op_bg_start,
+      mcp_render_bg_start, mcp_bg_result_clear, .command = arg_str (args, "command", ""))
+GLUE (call_bg_read, struct mcp_bg_args, struct mcp_bg_result, mcp_op_bg_read, mcp_render_bg_read,
+      mcp_bg_result_clear, .shell_id = arg_str (args, "shell_id", ""))
+GLUE (call_bg_kill, struct mcp_bg_args, struct mcp_bg_result, mcp_op_bg_kill, mcp_render_bg_kill,
+      mcp_bg_result_clear, .shell_id = arg_str (args, "shell_id", ""))
+GLUE (call_kill_all, struct mcp_bg_args, struct mcp_bg_result, mcp_op_kill_all,
+      mcp_render_kill_all, mcp_bg_result_clear, 0)
+GLUE (call_bg_list, struct mcp_bg_args, struct mcp_bg_result, mcp_op_bg_list, mcp_render_bg_list,
+      mcp_bg_result_clear, 0)
 
-bool
-mcp_out_open (struct mcp_out *o)
+static int
+call_grep (sbx_mcp_session_t *s, json_t *args, FILE *out, sbx_error_t **err)
 {
-  o->s = NULL;
-  o->n = 0;
-  o->f = open_memstream (&o->s, &o->n);
-  return o->f != NULL;
+  const char *mode = arg_str (args, "output_mode", "files_with_matches");
+  struct mcp_grep_args a = {
+    arg_str (args, "pattern", ""), arg_str (args, "path", "."), arg_str (args, "glob_pattern", NULL),
+    strcmp (mode, "content") == 0 ? MCP_GREP_CONTENT
+    : strcmp (mode, "count") == 0 ? MCP_GREP_COUNT
+                                  : MCP_GREP_FILES,
+  };
+  struct mcp_grep_result r;
+  int rc = mcp_op_grep (s, &a, &r, err);
+  if (rc == 0)
+    mcp_render_grep (out, &r);
+  mcp_grep_result_clear (&r);
+  return rc;
 }
-
-json_t *
-mcp_out_result (struct mcp_out *o, bool is_error)
-{
-  json_t *r = fclose (o->f) == 0 ? mcp_result_text (is_error, o->s, o->n) : NULL;
-  free (o->s);
-  return r;
-}
-
-/* ------------------------------------------------------------ the table */
 
 #define PATH_DOC "absolute, or relative to the sandbox's work dir"
 
-const struct mcp_tool mcp_tools[] = {
+static const struct mcp_tool tools[] = {
   {
       .name = "ls",
       .title = "List a directory",
@@ -103,7 +118,7 @@ const struct mcp_tool mcp_tools[] = {
       .op = MCP_OP_LS,
       .read_only = true,
       .idempotent = true,
-      .call = mcp_run_ls,
+      .call = call_ls,
   },
   {
       .name = "read_file",
@@ -124,7 +139,7 @@ const struct mcp_tool mcp_tools[] = {
       .op = MCP_OP_READ,
       .read_only = true,
       .idempotent = true,
-      .call = mcp_run_read_file,
+      .call = call_read,
   },
   {
       .name = "write_file",
@@ -139,7 +154,7 @@ const struct mcp_tool mcp_tools[] = {
       .op = MCP_OP_WRITE,
       .destructive = true,
       .idempotent = true,
-      .call = mcp_run_write_file,
+      .call = call_write,
   },
   {
       .name = "edit_file",
@@ -159,7 +174,7 @@ const struct mcp_tool mcp_tools[] = {
         "\"required\":[\"path\",\"old_string\",\"new_string\"],\"additionalProperties\":false}",
       .op = MCP_OP_EDIT,
       .destructive = true,
-      .call = mcp_run_edit_file,
+      .call = call_edit,
   },
   {
       .name = "glob",
@@ -178,7 +193,7 @@ const struct mcp_tool mcp_tools[] = {
       .op = MCP_OP_GLOB,
       .read_only = true,
       .idempotent = true,
-      .call = mcp_run_glob,
+      .call = call_glob,
   },
   {
       .name = "grep",
@@ -203,7 +218,7 @@ const struct mcp_tool mcp_tools[] = {
       .op = MCP_OP_GREP,
       .read_only = true,
       .idempotent = true,
-      .call = mcp_run_grep,
+      .call = call_grep,
   },
   {
       .name = "execute",
@@ -222,7 +237,7 @@ const struct mcp_tool mcp_tools[] = {
       .op = MCP_OP_EXECUTE,
       .destructive = true,
       .runs_commands = true,
-      .call = mcp_run_execute,
+      .call = call_exec,
   },
   {
       .name = "run_in_background",
@@ -237,7 +252,7 @@ const struct mcp_tool mcp_tools[] = {
       .op = MCP_OP_EXECUTE,
       .destructive = true,
       .runs_commands = true,
-      .call = mcp_run_run_in_background,
+      .call = call_bg_start,
   },
   {
       .name = "read_output",
@@ -251,7 +266,7 @@ const struct mcp_tool mcp_tools[] = {
                 "\"required\":[\"shell_id\"],\"additionalProperties\":false}",
       .op = MCP_OP_READ,
       .read_only = true,
-      .call = mcp_run_read_output,
+      .call = call_bg_read,
   },
   {
       .name = "kill_shell",
@@ -266,7 +281,7 @@ const struct mcp_tool mcp_tools[] = {
       .op = MCP_OP_EXECUTE,
       .destructive = true,
       .idempotent = true,
-      .call = mcp_run_kill_shell,
+      .call = call_bg_kill,
   },
   {
       .name = "kill_all",
@@ -279,7 +294,7 @@ const struct mcp_tool mcp_tools[] = {
       .op = MCP_OP_EXECUTE,
       .destructive = true,
       .idempotent = true,
-      .call = mcp_run_kill_all,
+      .call = call_kill_all,
   },
   {
       .name = "list_shells",
@@ -291,73 +306,65 @@ const struct mcp_tool mcp_tools[] = {
       .op = MCP_OP_READ,
       .read_only = true,
       .idempotent = true,
-      .call = mcp_run_list_shells,
+      .call = call_bg_list,
   },
   { .name = NULL },
 };
 
-#define NTOOLS (sizeof mcp_tools / sizeof mcp_tools[0] - 1)
+#define NTOOLS (sizeof tools / sizeof tools[0] - 1)
 
-/* Parsed once by the thread that reads messages; the tool worker never
- * touches them. */
+/* Parsed once, on first use, and never changed: shared by every thread. */
 static json_t *schemas[NTOOLS];
+static pthread_once_t schemas_once = PTHREAD_ONCE_INIT;
+static bool schemas_ok;
 
-int
-mcp_tools_init (void)
+static void
+parse_schemas (void)
 {
   for (size_t i = 0; i < NTOOLS; i++)
-    {
-      json_error_t jerr;
-      if (schemas[i] == NULL && (schemas[i] = json_loads (mcp_tools[i].schema, 0, &jerr)) == NULL)
-        {
-          fprintf (stderr, "sbx mcp: the schema of %s is broken: %s\n", mcp_tools[i].name,
-                   jerr.text);
-          return -1;
-        }
-    }
-  return 0;
+    if ((schemas[i] = json_loads (tools[i].schema, 0, NULL)) == NULL)
+      return; /* a broken schema is a bug; the tests catch it */
+  schemas_ok = true;
 }
 
-void
-mcp_tools_cleanup (void)
+static json_t *
+schema_of (const struct mcp_tool *t)
 {
-  for (size_t i = 0; i < NTOOLS; i++)
-    {
-      json_decref (schemas[i]);
-      schemas[i] = NULL;
-    }
+  pthread_once (&schemas_once, parse_schemas);
+  return schemas_ok ? schemas[t - tools] : NULL;
 }
 
 const struct mcp_tool *
 mcp_tool_find (const char *name)
 {
-  for (const struct mcp_tool *t = mcp_tools; t->name; t++)
+  for (const struct mcp_tool *t = tools; t->name; t++)
     if (strcmp (t->name, name) == 0)
       return t;
   return NULL;
 }
 
 bool
-mcp_tool_listed (const struct mcp_tool *t, const struct mcp_perms *p)
+mcp_tool_listed (const struct mcp_tool *t, const sbx_mcp_perms_t *p)
 {
   return !mcp_perms_denies_all (p, t->op);
 }
 
 json_t *
-mcp_tools_list (const struct mcp_perms *p, const char *version, bool network)
+mcp_tools_list (const sbx_mcp_perms_t *p, struct mcp_list_features features, bool network)
 {
-  json_t *tools = json_array ();
-  for (size_t i = 0; tools && i < NTOOLS; i++)
+  json_t *list = json_array ();
+  for (size_t i = 0; list && i < NTOOLS; i++)
     {
-      const struct mcp_tool *t = &mcp_tools[i];
+      const struct mcp_tool *t = &tools[i];
+      json_t *schema = schema_of (t);
       if (!mcp_tool_listed (t, p))
         continue;
-      json_t *o = json_pack ("{s:s, s:s, s:o}", "name", t->name, "description", t->description,
-                             "inputSchema", json_deep_copy (schemas[i]));
-      /* Tool.title came with 2025-06-18, annotations with 2025-03-26. */
-      if (o && mcp_version_at_least (version, "2025-06-18"))
+      json_t *o = schema ? json_pack ("{s:s, s:s, s:O}", "name", t->name, "description",
+                                      t->description, "inputSchema", schema)
+                         : NULL;
+      if (o && features.titles)
         json_object_set_new (o, "title", json_string (t->title));
-      if (o && mcp_version_at_least (version, "2025-03-26"))
+      if (o && features.annotations)
         {
           /* "ask" allows, but marks the tool as one to ask about. */
           bool ask = mcp_perms_may_ask (p, t->op);
@@ -367,13 +374,13 @@ mcp_tools_list (const struct mcp_perms *p, const char *version, bool network)
                                           t->destructive || ask, "idempotentHint", t->idempotent,
                                           "openWorldHint", t->runs_commands && network));
         }
-      if (o == NULL || json_array_append_new (tools, o) < 0)
+      if (o == NULL || json_array_append_new (list, o) < 0)
         {
-          json_decref (tools);
+          json_decref (list);
           return NULL;
         }
     }
-  return tools ? json_pack ("{s:o}", "tools", tools) : NULL;
+  return list ? json_pack ("{s:o}", "tools", list) : NULL;
 }
 
 /* ------------------------------------------------------------ validation */
@@ -382,21 +389,23 @@ mcp_tools_list (const struct mcp_perms *p, const char *version, bool network)
 static char *
 names (json_t *props)
 {
-  struct mcp_out o;
-  if (!mcp_out_open (&o))
+  char *text = NULL;
+  size_t n = 0;
+  FILE *f = open_memstream (&text, &n);
+  if (f == NULL)
     return NULL;
   const char *key;
   json_t *v;
   size_t i = 0;
-  json_object_foreach (props, key, v) fprintf (o.f, "%s%s", i++ ? ", " : "", key);
+  json_object_foreach (props, key, v) fprintf (f, "%s%s", i++ ? ", " : "", key);
   if (i == 0)
-    fputs ("no arguments", o.f);
-  if (fclose (o.f) != 0)
+    fputs ("no arguments", f);
+  if (fclose (f) != 0)
     {
-      free (o.s);
+      free (text);
       return NULL;
     }
-  return o.s;
+  return text;
 }
 
 /* NULL when V fits the property schema P, else why not. */
@@ -456,10 +465,13 @@ check_value (const char *tool, const char *key, json_t *p, json_t *v)
   return NULL;
 }
 
-char *
-mcp_tool_check_args (const struct mcp_tool *t, json_t *args)
+int
+mcp_tool_check_args (const struct mcp_tool *t, json_t *args, char **why)
 {
-  json_t *schema = schemas[t - mcp_tools];
+  *why = NULL;
+  json_t *schema = schema_of (t);
+  if (schema == NULL)
+    return -1;
   json_t *props = json_object_get (schema, "properties");
   const char *key;
   json_t *v, *tmp;
@@ -470,37 +482,70 @@ mcp_tool_check_args (const struct mcp_tool *t, json_t *args)
     json_t *p = json_object_get (props, key);
     if (p == NULL)
       {
-        char *list = names (props);
-        char *m
-            = sbx_strdup_printf ("Invalid arguments for %s: unknown argument \"%s\"; %s takes %s",
-                                 t->name, key, t->name, list ? list : "other arguments");
-        free (list);
-        return m;
+        cleanup_free char *list = names (props);
+        *why = sbx_strdup_printf ("Invalid arguments for %s: unknown argument \"%s\"; %s takes %s",
+                                  t->name, key, t->name, list ? list : "other arguments");
+        return *why ? 0 : -1;
       }
-    char *why = check_value (t->name, key, p, v);
-    if (why)
-      return why;
+    if ((*why = check_value (t->name, key, p, v)) != NULL)
+      return 0;
   }
   size_t i;
   json_t *r;
   json_array_foreach (json_object_get (schema, "required"), i, r)
     if (json_object_get (args, json_string_value (r)) == NULL)
-      return sbx_strdup_printf ("Invalid arguments for %s: the argument \"%s\" is missing",
-                                t->name, json_string_value (r));
-  return NULL;
+      {
+        *why = sbx_strdup_printf ("Invalid arguments for %s: the argument \"%s\" is missing",
+                                  t->name, json_string_value (r));
+        return *why ? 0 : -1;
+      }
+  return 0;
 }
 
 json_t *
-mcp_tool_call (struct mcp_ctx *ctx, const struct mcp_tool *t, json_t *args)
+mcp_tool_call (sbx_mcp_session_t *s, const struct mcp_tool *t, json_t *args)
 {
+  sbx_error_t *err = NULL;
+  char *text = NULL;
+  size_t n = 0;
+  FILE *out = open_memstream (&text, &n);
+  int r = out ? 0 : sbx_error_set (&err, SBX_E_NOMEM, "out of memory");
   /* Unlisted tools are refused before they get here; this is the second
-   * lock on the same door. */
-  if (mcp_perms_denies_all (ctx->perms, t->op))
+     lock on the same door. */
+  if (r == 0 && mcp_perms_denies_all (s->perms, t->op))
+    r = mcp_perms_deny (s->perms, t->op, NULL, NULL, &err);
+  if (r == 0)
+    r = t->call (s, args, out, &err);
+  if (out && fclose (out) != 0 && r == 0)
+    r = sbx_error_set (&err, SBX_E_NOMEM, "out of memory");
+  json_t *result = r < 0 ? mcp_result_error (err) : mcp_result_text (false, text, n);
+  sbx_error_free (err);
+  free (text);
+  return result;
+}
+
+int
+sbx_mcp_session_call (sbx_mcp_session_t *s, const char *tool, const char *args, char **result,
+                      sbx_error_t **err)
+{
+  *result = NULL;
+  const struct mcp_tool *t = tool ? mcp_tool_find (tool) : NULL;
+  if (t == NULL)
+    return sbx_error_set (err, SBX_E_INVALID, "unknown tool %s", tool ? tool : "(none)");
+  json_error_t jerr;
+  json_t *a = args ? json_loads (args, JSON_REJECT_DUPLICATES, &jerr) : json_object ();
+  if (a == NULL || !json_is_object (a))
     {
-      char *m = mcp_perms_denial (ctx->perms, t->op, NULL, NULL);
-      json_t *r = m ? mcp_tool_result (true, m) : NULL;
-      free (m);
-      return r;
+      json_decref (a);
+      return sbx_error_set (err, SBX_E_INVALID, "the arguments of %s must be a JSON object",
+                            t->name);
     }
-  return t->call (ctx, args);
+  cleanup_free char *why = NULL;
+  json_t *res = NULL;
+  if (mcp_tool_check_args (t, a, &why) == 0)
+    res = why ? mcp_result_text (true, why, strlen (why)) : mcp_tool_call (s, t, a);
+  json_decref (a);
+  *result = res ? json_dumps (res, JSON_COMPACT) : NULL;
+  json_decref (res);
+  return *result ? 0 : sbx_error_set (err, SBX_E_NOMEM, "out of memory");
 }
