@@ -12,7 +12,8 @@ WARN := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonlite
 HARDEN := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fstack-clash-protection
 CFLAGS ?= -O2 -g
 # Each object's header dependencies, written as it compiles (.d files).
-ALL_CFLAGS := $(WARN) $(HARDEN) $(CFLAGS) -D_GNU_SOURCE -Iinclude -Isrc/common -MMD -MP
+ALL_CFLAGS := $(WARN) $(HARDEN) $(CFLAGS) -D_GNU_SOURCE -Iinclude -Isrc/common -MMD -MP \
+              -ffile-prefix-map=$(CURDIR)=.
 # libcurl and libarchive are loaded on first use (src/lib/dl.c): only their
 # headers are needed to build.
 LIB_PKGS := libcurl jansson libarchive

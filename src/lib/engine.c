@@ -916,6 +916,37 @@ static const engine_rule_t image_remove_rules[] = {
   ENGINE_REFUSED,
 };
 
+/* One request and what its answer means by RULES: 0 with *RESP (may be
+ * NULL: not wanted), 1 (ENGINE_ABSENT), or the failure. WHAT says what
+ * was asked ("remove image x", made with printf's FMT), OBJECT what it
+ * was asked of; TIMEOUT_S 0 is the engine's default. */
+static int
+engine_ask (sbx_engine_t *e, const char *method, const char *path, json_t *body, long timeout_s,
+            const engine_rule_t *rules, const char *object, json_t **resp, sbx_error_t **err,
+            const char *fmt, ...) __attribute__ ((format (printf, 10, 11)));
+
+static int
+engine_ask (sbx_engine_t *e, const char *method, const char *path, json_t *body, long timeout_s,
+            const engine_rule_t *rules, const char *object, json_t **resp, sbx_error_t **err,
+            const char *fmt, ...)
+{
+  long status = 0;
+  json_t *reply = NULL;
+  int r = call_json (e, method, path, false, body, timeout_s, &status, &reply, err);
+  if (r < 0)
+    return r;
+  va_list ap;
+  va_start (ap, fmt);
+  cleanup_free char *what = sbx_strdup_vprintf (fmt, ap);
+  va_end (ap);
+  r = what ? engine_outcome (rules, status, reply, what, object, err)
+           : sbx_error_set (err, SBX_E_NOMEM, "out of memory");
+  if (r == 0 && resp)
+    *resp = steal_pointer (&reply);
+  json_decref (reply);
+  return r;
+}
+
 /* A sandbox asked for by id that the engine does not know. */
 static int
 fail_gone (const char *id, sbx_error_t **err)
@@ -942,21 +973,15 @@ sbx_engine_container_create (sbx_engine_t *e, const char *name, json_t *config, 
   if (path == NULL)
     return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
 
-  long status = 0;
   json_t *resp = NULL;
-  int r = sbx_engine_request (e, "POST", path, config, &status, &resp, err);
-  if (r < 0)
-    return r;
   const char *image = json_string_value (json_object_get (config, "Image"));
-  cleanup_free char *what = name ? sbx_strdup_printf ("create sandbox %s", name)
-                                 : strdup ("create a sandbox");
-  r = what ? engine_outcome (create_rules, status, resp, what, image ? image : "(none)", err)
-           : sbx_error_set (err, SBX_E_NOMEM, "out of memory");
+  int r = engine_ask (e, "POST", path, config, 0, create_rules, image ? image : "(none)", &resp,
+                      err, "create sandbox %s", name ? name : "(unnamed)");
   const char *cid = json_string_value (json_object_get (resp, "Id"));
   if (r == 0 && (cid == NULL || *cid == '\0'))
     r = sbx_error_set (err, SBX_E_ENGINE,
-                       "the Docker engine did not say the id of the container it made (%s); "
-                       "check `docker ps -a`", what);
+                       "the Docker engine did not say the id of the container it made (sandbox "
+                       "%s); check `docker ps -a`", name ? name : "(unnamed)");
   else if (r == 0 && (*id = strdup (cid)) == NULL)
     r = sbx_error_set (err, SBX_E_NOMEM, "out of memory");
   json_decref (resp);
@@ -975,16 +1000,8 @@ container_action (sbx_engine_t *e, const char *id, const char *action, const cha
   int r = container_path (id, suffix, &path, err);
   if (r < 0)
     return r;
-  long status = 0;
-  json_t *resp = NULL;
-  r = call_json (e, "POST", path, false, NULL, timeout_s, &status, &resp, err);
-  if (r < 0)
-    return r;
-  cleanup_free char *what = sbx_strdup_printf ("%s sandbox %s", action, id);
-  r = what ? engine_outcome (action_rules, status, resp, what, id, err)
-           : sbx_error_set (err, SBX_E_NOMEM, "out of memory");
-  json_decref (resp);
-  return r;
+  return engine_ask (e, "POST", path, NULL, timeout_s, action_rules, id, NULL, err,
+                     "%s sandbox %s", action, id);
 }
 
 int
@@ -1012,13 +1029,9 @@ sbx_engine_container_stop (sbx_engine_t *e, const char *id, int timeout_seconds,
 static int
 get_object (sbx_engine_t *e, const char *path, const char *what, json_t **obj, sbx_error_t **err)
 {
-  long status = 0;
   json_t *resp = NULL;
   *obj = NULL;
-  int r = sbx_engine_request (e, "GET", path, NULL, &status, &resp, err);
-  if (r < 0)
-    return r;
-  r = engine_outcome (get_rules, status, resp, what, what, err);
+  int r = engine_ask (e, "GET", path, NULL, 0, get_rules, what, &resp, err, "%s", what);
   if (r == 0 && !json_is_object (resp))
     r = sbx_error_set (err, SBX_E_ENGINE, "the Docker engine could not %s: its reply was not a "
                        "JSON object", what);
@@ -1050,16 +1063,8 @@ sbx_engine_container_remove (sbx_engine_t *e, const char *id, sbx_error_t **err)
   int r = container_path (id, "?force=1&v=1", &path, err);
   if (r < 0)
     return r;
-  long status = 0;
-  json_t *resp = NULL;
-  r = sbx_engine_request (e, "DELETE", path, NULL, &status, &resp, err);
-  if (r < 0)
-    return r;
-  cleanup_free char *what = sbx_strdup_printf ("remove sandbox %s", id);
-  r = what ? engine_outcome (remove_rules, status, resp, what, id, err)
-           : sbx_error_set (err, SBX_E_NOMEM, "out of memory");
-  json_decref (resp);
-  return r;
+  return engine_ask (e, "DELETE", path, NULL, 0, remove_rules, id, NULL, err,
+                     "remove sandbox %s", id);
 }
 
 /* Lists containers or images carrying LABEL: both are a GET of
@@ -1079,17 +1084,11 @@ list_by_label (sbx_engine_t *e, const char *prefix, const char *kind, const char
   cleanup_free char *path = esc ? sbx_strdup_printf ("%sfilters=%s", prefix, esc) : NULL;
   if (path == NULL)
     return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
-  long status = 0;
   json_t *resp = NULL;
-  int r = sbx_engine_request (e, "GET", path, NULL, &status, &resp, err);
-  if (r < 0)
-    return r;
-  cleanup_free char *doing = sbx_strdup_printf ("list %s", what);
-  r = doing ? engine_outcome (list_rules, status, resp, doing, what, err)
-            : sbx_error_set (err, SBX_E_NOMEM, "out of memory");
+  int r = engine_ask (e, "GET", path, NULL, 0, list_rules, what, &resp, err, "list %s", what);
   if (r == 0 && !json_is_array (resp))
-    r = sbx_error_set (err, SBX_E_ENGINE, "the Docker engine could not %s: its reply was not a "
-                       "JSON array", doing);
+    r = sbx_error_set (err, SBX_E_ENGINE, "the Docker engine could not list %s: its reply was "
+                       "not a JSON array", what);
   if (r == 0)
     *list = steal_pointer (&resp);
   json_decref (resp);
@@ -1180,16 +1179,8 @@ sbx_engine_image_remove (sbx_engine_t *e, const char *image, sbx_error_t **err)
   int r = image_path (image, "", &path, err);
   if (r < 0)
     return r;
-  long status = 0;
-  json_t *resp = NULL;
-  r = sbx_engine_request (e, "DELETE", path, NULL, &status, &resp, err);
-  if (r < 0)
-    return r;
-  cleanup_free char *what = sbx_strdup_printf ("remove image %s", image);
-  r = what ? engine_outcome (image_remove_rules, status, resp, what, image, err)
-           : sbx_error_set (err, SBX_E_NOMEM, "out of memory");
-  json_decref (resp);
-  return r;
+  return engine_ask (e, "DELETE", path, NULL, 0, image_remove_rules, image, NULL, err,
+                     "remove image %s", image);
 }
 
 /* What a streamed reply (pull, import) said. */

@@ -11,6 +11,7 @@
 #include "sandbox.h"
 #include "state.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -114,41 +115,55 @@ sbx_hostdir_remove (const char *dir)
   remove_tree (dir);
 }
 
-/* The agent binary: $SBX_AGENT; else the one beside the running program
- * (an uninstalled build: build/sbx-agent next to build/sbx, or one folder
- * up from build/tests/ and build/examples/); else the installed one.
- * *PATH is malloc'd. */
+/* An executable sbx-agent in DIR or its parent: *PATH, malloc'd. */
+static bool
+agent_near (const char *dir, char **path)
+{
+  static const char *const near[] = { "%s/sbx-agent", "%s/../sbx-agent" };
+  for (size_t i = 0; i < sizeof near / sizeof near[0]; i++)
+    {
+      cleanup_free char *p = sbx_strdup_printf (near[i], dir);
+      if (p && access (p, X_OK) == 0)
+        {
+          *path = steal_pointer (&p);
+          return true;
+        }
+    }
+  return false;
+}
+
+/* The agent binary: $SBX_AGENT; else the one beside this library's code
+ * or the running program (an uninstalled build: build/sbx-agent next to
+ * build/libsbx.so and build/sbx, or one folder up from build/tests/); else
+ * the installed one. *PATH is malloc'd. */
 static int
 agent_source (char **path, sbx_error_t **err)
 {
   const char *env = getenv ("SBX_AGENT");
   if (env && *env)
     return (*path = strdup (env)) ? 0 : sbx_error_set (err, SBX_E_NOMEM, "out of memory");
-  char exe[PATH_MAX];
-  ssize_t n = readlink ("/proc/self/exe", exe, sizeof exe - 1);
-  if (n > 0)
+  char where[2][PATH_MAX] = { "", "" };
+  Dl_info info;
+  if (dladdr ((void *) agent_source, &info) && info.dli_fname && strchr (info.dli_fname, '/')
+      && realpath (info.dli_fname, where[0]) == NULL)
+    where[0][0] = '\0';
+  ssize_t n = readlink ("/proc/self/exe", where[1], sizeof where[1] - 1);
+  where[1][n > 0 ? n : 0] = '\0';
+  for (size_t i = 0; i < 2; i++)
     {
-      exe[n] = '\0';
-      char *slash = strrchr (exe, '/');
+      char *slash = strrchr (where[i], '/');
       if (slash)
         *slash = '\0';
-      static const char *const beside[] = { "%s/sbx-agent", "%s/../sbx-agent" };
-      for (size_t i = 0; slash && i < 2; i++)
-        {
-          cleanup_free char *p = sbx_strdup_printf (beside[i], exe);
-          if (p && access (p, X_OK) == 0)
-            {
-              *path = steal_pointer (&p);
-              return 0;
-            }
-        }
+      if (slash && agent_near (where[i], path))
+        return 0;
     }
   if (access (SBX_AGENT_PATH, X_OK) == 0)
     return (*path = strdup (SBX_AGENT_PATH)) ? 0 : sbx_error_set (err, SBX_E_NOMEM, "out of memory");
   return sbx_error_set (err, SBX_E_AGENT,
-                        "cannot find the sbx agent: not installed as %s, not beside %s; install "
-                        "sbx (`make install`), build it (`make`), or set SBX_AGENT to its path",
-                        SBX_AGENT_PATH, n > 0 ? exe : "this program");
+                        "cannot find the sbx agent: not installed as %s, nor beside this program "
+                        "or libsbx; install sbx (`make install`), build it (`make`), or set "
+                        "SBX_AGENT to its path",
+                        SBX_AGENT_PATH);
 }
 
 /* Copies IN to DST through a temp file renamed over it, so a container
