@@ -138,13 +138,12 @@ send_msg (struct server *s, json_t *msg)
 {
   size_t len = 0;
   char *line = msg ? mcp_encode (msg, &len) : NULL;
-  if (line == NULL)
-    {
-      note ("out of memory: a reply was lost");
-      return !s->out_broken;
-    }
+  /* The other thread may be marking stdout broken: the flag is read under
+   * the lock, also when there is nothing to write. */
   pthread_mutex_lock (&s->out_lock);
-  if (!s->out_broken && sbx_write_all (STDOUT_FILENO, line, len) < 0)
+  if (line == NULL)
+    note ("out of memory: a reply was lost");
+  else if (!s->out_broken && sbx_write_all (STDOUT_FILENO, line, len) < 0)
     {
       note ("cannot write to stdout: %s; stopping", strerror (errno));
       s->out_broken = true;
