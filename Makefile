@@ -30,6 +30,12 @@ ifeq ($(SAN),1)
   ALL_CFLAGS += -fsanitize=address,undefined,float-cast-overflow -fno-omit-frame-pointer -fno-sanitize-recover=all -O1
   LDHARDEN += -fsanitize=address,undefined,float-cast-overflow
 endif
+# The MCP server's two threads under ThreadSanitizer (`make tsan`).
+ifeq ($(SAN),thread)
+  BUILD := build-tsan
+  ALL_CFLAGS += -fsanitize=thread -fno-omit-frame-pointer -O1
+  LDHARDEN += -fsanitize=thread
+endif
 
 ABS_BUILD := $(abspath $(BUILD))
 # Where `make install` puts the agent, which the library then finds (an
@@ -54,7 +60,7 @@ UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 ITEST_SRC := $(wildcard tests/integration/*.c)
 ITEST_BIN := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(ITEST_SRC))
 
-.PHONY: all clean demo check tests asan bench setup example install FORCE
+.PHONY: all clean demo check tests asan tsan bench setup example install FORCE
 all: $(BUILD)/libsbx.so $(BUILD)/libsbx.a $(BUILD)/libsbx-mcp.a $(BUILD)/sbx $(BUILD)/sbx.pc build/sbx-agent
 
 $(BUILD)/obj/%.o: src/%.c
@@ -137,6 +143,9 @@ tests: all $(UNIT_BIN) $(ITEST_BIN)
 asan:
 	$(MAKE) SAN=1 tests
 
+tsan:
+	$(MAKE) SAN=thread build-tsan/sbx build/sbx-agent
+
 setup:
 	scripts/setup.sh
 
@@ -154,6 +163,7 @@ example: all
 check: setup
 	$(MAKE) tests
 	$(MAKE) asan
+	$(MAKE) tsan
 	$(MAKE) example
 	scripts/run-tests.sh
 
@@ -180,4 +190,4 @@ install: all
 	  '$(PREFIX)' > $(DESTDIR)$(PREFIX)/lib/pkgconfig/sbx.pc
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-tsan

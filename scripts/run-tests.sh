@@ -1,14 +1,28 @@
 #!/bin/bash
 # Runs every test with prove: unit and integration tests of the normal build,
 # the same under ASan+UBSan, the CLI tests, the MCP server's tests (node,
-# with the official SDK client) and the README's examples, run as written.
-# Needs `make tests asan` first.
+# with the official SDK client) and the README's examples, run as written;
+# then the CLI and MCP tests again against build-asan/sbx, and the MCP tests
+# against build-tsan/sbx (the server's reader and worker threads under
+# TSan). Needs `make tests asan tsan` first.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-tests=(build/tests/test_* build/tests/it_* tests/cli/*.t tests/mcp/*.t tests/readme/*.t)
-for t in build-asan/tests/test_* build-asan/tests/it_*; do
-  [ -x "$t" ] && tests+=("$t")
+for f in build/sbx build-asan/sbx build-asan/tests/it_exec build-tsan/sbx; do
+  [ -x "$f" ] || { echo "run-tests: $f is missing; run make tests asan tsan first" >&2; exit 1; }
 done
-exec prove --exec '' --timer -v "${tests[@]}" 2>&1
+tests=(build/tests/test_* build/tests/it_* tests/cli/*.t tests/mcp/*.t tests/readme/*.t
+       build-asan/tests/test_* build-asan/tests/it_*)
+# build-SAN/tests/T is a link to tests/sanitized.sh, which runs tests/T with
+# build-SAN/sbx and fails it on any sanitizer report.
+san=()
+# (install.t builds and tests an installed copy: nothing of build-asan.)
+for t in tests/cli/*.t tests/mcp/mcp.t; do
+  [ "$t" = tests/cli/install.t ] || san+=("build-asan/$t")
+done
+san+=(build-tsan/tests/mcp/mcp.t)
+for link in "${san[@]}"; do
+  mkdir -p "$(dirname "$link")" && ln -sfn "$PWD/tests/sanitized.sh" "$link" || exit 1
+done
+exec prove --exec '' --timer -v "${tests[@]}" "${san[@]}" 2>&1

@@ -130,15 +130,14 @@ struct server
 static bool
 send_msg (struct server *s, char *msg)
 {
-  if (msg == NULL)
-    {
-      note ("out of memory: a reply was lost");
-      return !s->out_broken;
-    }
+  /* The other thread may be marking stdout broken: the flag is read under
+   * the lock, also when there is nothing to write. */
   pthread_mutex_lock (&s->out_lock);
-  if (!s->out_broken
-      && (sbx_write_all (STDOUT_FILENO, msg, strlen (msg)) < 0
-          || sbx_write_all (STDOUT_FILENO, "\n", 1) < 0))
+  if (msg == NULL)
+    note ("out of memory: a reply was lost");
+  else if (!s->out_broken
+           && (sbx_write_all (STDOUT_FILENO, msg, strlen (msg)) < 0
+               || sbx_write_all (STDOUT_FILENO, "\n", 1) < 0))
     {
       note ("cannot write to stdout: %s; stopping", strerror (errno));
       s->out_broken = true;

@@ -47,7 +47,8 @@ if [ "$driver" = "overlay2 extfs" ]; then
   "$sbx" rm "$id" >/dev/null 2>&1
   run "$sbx" create --image "$image" -q
   cleanup_ids+=("$(out)")
-  ok "$(has err "instead of a 10 GiB disk limit"; echo $?)" "the default disk limit is 10 GiB"
+  is "$(err)" "sbx: the engine's storage driver has no quota for a container's disk (overlay2 needs xfs with pquota): instead of a 10 GiB disk limit, each file is capped at 10 GiB and /tmp at 1 GiB" \
+    "the default disk limit is 10 GiB"
   "$sbx" rm "$(out)" >/dev/null 2>&1
 else
   ok 1 "the main engine is overlay2 on ext4 as on the test machines (it is '$driver')"
@@ -63,7 +64,7 @@ is "$(head -1 "$tmp/err"):$(rc)" "sbx create: --disk: invalid size '2x': use a n
 run "$sbx" create --image "$image" --name sbx-disk-drift --disk 20m -q
 cleanup_ids+=(sbx-disk-drift)
 run "$sbx" create --image "$image" --name sbx-disk-drift -q
-ok "$(has err "exists with other options: disk 20 MiB (asked: 10 GiB)"; echo $?)" \
+is "$(rc):$(err)" "125:sbx: sandbox sbx-disk-drift exists with other options: disk 20 MiB (asked: 10 GiB); use it as it is (the same options), replace it (--replace, sbx_options_set_replace), or remove it first (\`sbx rm sbx-disk-drift\`)" \
   "re-use with another disk limit names the difference"
 "$sbx" rm sbx-disk-drift >/dev/null 2>&1
 

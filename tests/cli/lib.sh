@@ -2,7 +2,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 
-sbx=build/sbx
+# SBX_CLI runs the tests against another build (build-asan/sbx).
+sbx=${SBX_CLI:-build/sbx}
 n=0
 failed=0
 tmp=$(mktemp -d /tmp/sbx-cli-test.XXXXXX)

@@ -1,31 +1,9 @@
 #!/usr/bin/env bash
 # `sbx runtime ...` and --runtime / --runtime-file on create and run, through
-# build/sbx. Built-in images are cached by tag, so this is quick once
+# the CLI. Built-in images are cached by tag, so this is quick once
 # build/tests/it_runtime has run; on a cold machine it builds what it uses.
-set -uo pipefail
-cd "$(dirname "$0")/../.."
-
-sbx=build/sbx
-n=0
-failed=0
-tmp=$(mktemp -d /tmp/sbx-cli-runtime.XXXXXX)
+. "$(dirname "$0")/lib.sh"
 token="$(date +%s)$$"
-trap 'rm -rf "$tmp"' EXIT
-
-ok() { # ok CONDITION-STATUS DESCRIPTION
-  n=$((n + 1))
-  if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=$((failed + 1)); fi
-}
-diag() { sed 's/^/# /' <<<"$*"; }
-# Runs the rest, keeping stdout, stderr and the exit code.
-run() { "$@" >"$tmp/out" 2>"$tmp/err"; echo $? >"$tmp/rc"; }
-rc() { cat "$tmp/rc"; }
-has() { grep -qF -- "$2" "$tmp/$1"; }
-
-if [ ! -x "$sbx" ]; then
-  echo "Bail out! $sbx is missing; run make first"
-  exit 1
-fi
 
 # --- ls and show -----------------------------------------------------------
 run $sbx runtime ls
@@ -132,6 +110,7 @@ ok $? "a failing install: build_failed with the step and apt's last lines, only 
 # --- create with a built-in ------------------------------------------------------
 run $sbx create --runtime node-minimal
 id=$(cat "$tmp/out")
+cleanup_ids+=("$id")
 ok "$(rc)" "create --runtime node-minimal"
 run $sbx exec "$id" -- 'node -e "console.log(6*7)"; pwd'
 [ "$(rc)" = 0 ] && [ "$(cat "$tmp/out")" = "$(printf '42\n/app')" ]
@@ -145,5 +124,4 @@ ok $? "runtime prune NAME --all removes that runtime's images"
 run $sbx runtime prune cli-broken --all
 ok "$(rc)" "runtime prune of a runtime without images"
 
-echo "1..$n"
-[ "$failed" = 0 ]
+done_testing

@@ -89,6 +89,48 @@ now_s (void)
   return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* Runs COMMAND until it prints WANT, for at most SECONDS: the way to wait
+ * for a state inside the sandbox. Whether it came (what did come is told). */
+static inline bool
+run_until (sbx_sandbox_t *sb, const char *command, const char *want, double seconds)
+{
+  const char *out = NULL;
+  for (double end = now_s () + seconds;; usleep (50000))
+    if ((out = run (sb, command, NULL)) && strcmp (out, want) == 0)
+      return true;
+    else if (now_s () > end)
+      break;
+  diag ("'%s' printed '%s', not '%s'", command, out ? out : "(nothing)", want);
+  return false;
+}
+
+/* Reads background process ID's output into ACC (CAP bytes, appended to)
+ * until it holds WANT, for at most 10 s. Whether it came. */
+static inline bool
+bg_output_until (sbx_sandbox_t *sb, const char *id, const char *want, char *acc, size_t cap)
+{
+  for (double end = now_s () + 10;; usleep (50000))
+    {
+      char *out = NULL;
+      size_t len = 0;
+      sbx_error_t *err = NULL;
+      if (sbx_bg_read (sb, id, &out, &len, NULL, &err) < 0)
+        {
+          diag ("bg read %s: %s", id, sbx_error_message (err));
+          sbx_error_free (err);
+          return false;
+        }
+      snprintf (acc + strlen (acc), cap - strlen (acc), "%s", out);
+      free (out);
+      if (strstr (acc, want))
+        return true;
+      if (now_s () > end)
+        break;
+    }
+  diag ("background process %s printed '%s', not '%s'", id, acc, want);
+  return false;
+}
+
 static inline long
 max_rss_kib (void)
 {
@@ -127,9 +169,9 @@ engine (const char *method, const char *path, const char *body, char *out, size_
   size_t n = p && out ? fread (out, 1, cap - 1, p) : 0;
   if (out)
     out[n] = '\0';
-  else
-    while (p && fgetc (p) != EOF)
-      ;
+  /* What does not fit is read all the same: curl, cut off, would fail. */
+  while (p && fgetc (p) != EOF)
+    ;
   int r = p && pclose (p) == 0 ? 0 : -1;
   if (body)
     unlink (file);

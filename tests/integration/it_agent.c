@@ -81,11 +81,18 @@ test_pid1_alone (sbx_sandbox_t *sb)
 static const char *spoof_script
     = "import ctypes, struct\n"
       "libc = ctypes.CDLL(None, use_errno=True)\n"
+      "sent = []\n"
       "for sig in (15, 2, 1):\n"
       "    info = struct.pack('iiiiii', sig, 0, -1, 0, 0, 0) + bytes(104)\n"
       "    buf = ctypes.create_string_buffer(info, 128)\n"
-      "    libc.syscall(129, 1, sig, buf)\n"
-      "print('sent')\n";
+      "    sent.append(libc.syscall(129, 1, sig, buf))\n"
+      "print('sent', *sent)\n";
+
+/* Prints "read" once no TERM or INT waits for the agent: it has read them
+ * from its signalfd (they stay pending until then). */
+static const char *term_int_read
+    = "for m in $(awk '/^(SigPnd|ShdPnd)/ {print $2}' /proc/1/status); do "
+      "[ $((0x$m & 0x4002)) = 0 ] || echo pending; done; echo read";
 
 static void
 test_signals (sbx_sandbox_t *sb)
@@ -104,10 +111,11 @@ test_signals (sbx_sandbox_t *sb)
   is_str (run (sb, "echo after-all-signals", NULL), "after-all-signals\n",
           "every signal number sent to PID 1: the agent still answers");
   sbx_error_t *err = NULL;
-  sbx_write (sb, "/tmp/spoof.py", spoof_script, strlen (spoof_script), &err);
-  sbx_error_free (err), err = NULL;
-  is_str (run (sb, "python3 /tmp/spoof.py", NULL), "sent\n", "signals queued with a forged sender");
-  usleep (300000);
+  check_ok (sbx_write (sb, "/tmp/spoof.py", spoof_script, strlen (spoof_script), &err), &err,
+            "a script that forges signals");
+  is_str (run (sb, "python3 /tmp/spoof.py", NULL), "sent 0 0 0\n",
+          "TERM, INT and HUP queued with a forged sender");
+  ok (run_until (sb, term_int_read, "read\n", 10), "the agent has read them");
   is_str (run (sb, "echo not-fooled", NULL), "not-fooled\n",
           "a signal that claims to come from outside does not stop the agent");
   is_str (run (sb, "python3 -c \"import ctypes; l = ctypes.CDLL(None, use_errno=True); "
@@ -133,11 +141,13 @@ test_signals (sbx_sandbox_t *sb)
 
   /* Everything inside killed and stopped in a loop, while the host works. */
   char *looper = NULL;
-  if (!check_ok (sbx_bg_start (sb, "while :; do kill -KILL -1; kill -STOP -1; done 2>/dev/null",
+  if (!check_ok (sbx_bg_start (sb, "echo looping; while :; do kill -KILL -1; kill -STOP -1; done "
+                                   "2>/dev/null",
                                NULL, &looper, &err),
                  &err, "a loop that kills and stops every process it can"))
     return;
-  usleep (300000);
+  char said[256] = "";
+  ok (bg_output_until (sb, looper, "looping\n", said, sizeof said), "the loop runs");
   bool all_returned = true;
   double t0 = now_s ();
   for (int i = 0; i < 20; i++)
@@ -182,6 +192,25 @@ drain_cb (const void *data, size_t len, void *ud)
   return *total >= (1u << 20);
 }
 
+/* Runs `true` until exec fails with limit_reached (or 10 s pass); its
+ * message in MSG. Until the limit is reached, commands may still start. */
+static bool
+limit_reached (sbx_sandbox_t *sb, char *msg, size_t cap)
+{
+  for (double end = now_s () + 10; now_s () < end; usleep (50000))
+    {
+      sbx_exec_result_t res;
+      sbx_error_t *err = NULL;
+      int r = sbx_exec (sb, "true", NULL, &res, &err);
+      sbx_exec_result_free (&res);
+      snprintf (msg, cap, "%s", sbx_error_message (err));
+      sbx_error_free (err);
+      if (r == -SBX_E_LIMIT)
+        return true;
+    }
+  return false;
+}
+
 static void
 test_fork_bomb (void)
 {
@@ -200,37 +229,18 @@ test_fork_bomb (void)
   char *bomb = NULL;
   check_ok (sbx_bg_start (sb, "python3 /tmp/bomb.py", NULL, &bomb, &err), &err,
             "a fork bomb in the background");
-  /* Until the limit is reached, commands may still start. */
-  int code = 0;
-  const char *msg = "";
-  sbx_exec_result_t res;
-  double t0 = now_s (), full_at = 0;
-  for (int i = 0; i < 200 && full_at == 0; i++)
-    {
-      int r = sbx_exec (sb, "true", NULL, &res, &err);
-      sbx_exec_result_free (&res);
-      if (r == -SBX_E_LIMIT)
-        {
-          full_at = now_s ();
-          code = sbx_error_code (err);
-          static char kept[512];
-          snprintf (kept, sizeof kept, "%s", sbx_error_message (err));
-          msg = kept;
-        }
-      sbx_error_free (err), err = NULL;
-      usleep (50000);
-    }
-  if (!ok (full_at > 0, "the bomb fills the pids limit"))
+  char msg[512];
+  if (!ok (limit_reached (sb, msg, sizeof msg), "the bomb fills the pids limit"))
     {
       remove_sandbox (sb);
       free (bomb);
       return;
     }
-  is_int (code, SBX_E_LIMIT, "exec fails with limit_reached");
   ok (strstr (msg, "limit of 64 processes") && strstr (msg, "pids limit")
           && strstr (msg, "sbx kill"),
-      "naming the limit and the way out (%s)", msg);
-  t0 = now_s ();
+      "exec fails with limit_reached, naming the limit and the way out (%s)", msg);
+  sbx_exec_result_t res;
+  double t0 = now_s ();
   int r = sbx_exec (sb, "true", NULL, &res, &err);
   sbx_exec_result_free (&res);
   ok (r == -SBX_E_LIMIT && now_s () - t0 < 2, "and fails at once");
@@ -293,7 +303,7 @@ test_fork_bomb (void)
   /* The CLI's way out, on a second bomb. */
   free (bomb);
   check_ok (sbx_bg_start (sb, "python3 /tmp/bomb.py", NULL, &bomb, &err), &err, "a second bomb");
-  sleep (2);
+  ok (limit_reached (sb, msg, sizeof msg), "fills the limit again");
   char cmd[256];
   snprintf (cmd, sizeof cmd, "build/sbx kill %s", sbx_sandbox_id (sb));
   FILE *p = popen (cmd, "r");
@@ -347,11 +357,12 @@ test_adversarial_files (sbx_sandbox_t *sb)
        &code);
   is_int (code, 0, "adversarial content made");
   char *lease_id = NULL;
-  sbx_write (sb, "/tmp/lease.py", lease_script, strlen (lease_script), &err);
-  sbx_error_free (err), err = NULL;
+  check_ok (sbx_write (sb, "/tmp/lease.py", lease_script, strlen (lease_script), &err), &err,
+            "a script that takes a lease");
   check_ok (sbx_bg_start (sb, "python3 /tmp/lease.py", NULL, &lease_id, &err), &err,
             "a write lease held on a file");
-  usleep (500000);
+  char said[256] = "";
+  ok (bg_output_until (sb, lease_id, "leased\n", said, sizeof said), "the lease is taken");
 
   double t0 = now_s ();
   sbx_grep_result_t g;
@@ -436,7 +447,8 @@ test_adversarial_files (sbx_sandbox_t *sb)
   char *grower = NULL;
   check_ok (sbx_bg_start (sb, "yes grow > /workspace/adv/grow", NULL, &grower, &err), &err,
             "a file that keeps growing");
-  usleep (300000);
+  ok (run_until (sb, "[ $(wc -c < /workspace/adv/grow) -gt 1048576 ] && echo grown", "grown\n", 10),
+      "it has grown past 1 MiB");
   t0 = now_s ();
   go.path = "/workspace/adv/grow";
   if (check_ok (sbx_grep (sb, "zzz", &go, &g, &err), &err, "grep of the growing file"))
@@ -516,7 +528,10 @@ test_kill_all_mid_exec (sbx_sandbox_t *sb)
   struct bg_exec b = { .sb = other };
   pthread_t t;
   pthread_create (&t, NULL, long_exec, &b);
-  usleep (500000);
+  ok (run_until (sb, "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; done "
+                     "| grep -c '^sleep 10[0]'",
+                 "1\n", 10),
+      "the command runs");
   size_t killed = 0;
   check_ok (sbx_sandbox_kill_all (sb, &killed, &err), &err, "kill_all while a command runs");
   pthread_join (t, NULL);
@@ -527,11 +542,23 @@ test_kill_all_mid_exec (sbx_sandbox_t *sb)
 
 /* ------------------------------------------------------ the socket */
 
+/* The agent may put its socket back between the unlink and the bind: the
+ * impostor tries again until its bind wins. */
 static const char *impersonate_script
     = "import os, socket, time\n"
-      "os.unlink('/.sbx/run/agent.sock')\n"
       "s = socket.socket(socket.AF_UNIX)\n"
-      "s.bind('/.sbx/run/agent.sock')\n"
+      "for _ in range(1000):\n"
+      "    try:\n"
+      "        os.unlink('/.sbx/run/agent.sock')\n"
+      "    except FileNotFoundError:\n"
+      "        pass\n"
+      "    try:\n"
+      "        s.bind('/.sbx/run/agent.sock')\n"
+      "        break\n"
+      "    except OSError:\n"
+      "        pass\n"
+      "else:\n"
+      "    raise SystemExit('the agent kept its place')\n"
       "os.chmod('/.sbx/run/agent.sock', 0o666)\n"
       "s.listen(5)\n"
       "print('listening', flush=True)\n"
@@ -565,12 +592,13 @@ test_socket (sbx_sandbox_t *sealed)
           "the socket removed from inside");
   ok (fresh_handle_works (sb, 5), "a fresh socket is in place: a new connection works");
   sbx_error_t *err = NULL;
-  sbx_write (sb, "/tmp/fake.py", impersonate_script, strlen (impersonate_script), &err);
-  sbx_error_free (err), err = NULL;
+  check_ok (sbx_write (sb, "/tmp/fake.py", impersonate_script, strlen (impersonate_script), &err),
+            &err, "an impostor's script");
   char *id = NULL;
   check_ok (sbx_bg_start (sb, "python3 /tmp/fake.py", NULL, &id, &err), &err,
             "a listener of its own in the socket's place");
-  usleep (800000);
+  char said[256] = "";
+  ok (bg_output_until (sb, id, "listening\n", said, sizeof said), "it listens");
   ok (fresh_handle_works (sb, 5), "replaced again by the agent: a new connection works");
   sbx_bg_kill (sb, id, NULL);
   free (id);
@@ -642,8 +670,8 @@ test_quiet (sbx_sandbox_t *sb)
                       "\"max-size\":\"1m\"}}"),
         "its engine log is capped (json-file, 2 files of 1 MB)");
   sbx_error_t *err = NULL;
-  sbx_write (sb, "/tmp/loop.py", connect_loop, strlen (connect_loop), &err);
-  sbx_error_free (err);
+  check_ok (sbx_write (sb, "/tmp/loop.py", connect_loop, strlen (connect_loop), &err), &err,
+            "a connect loop's script");
   const char *n = run (sb, "python3 /tmp/loop.py", NULL);
   long conns = n ? atol (n) : 0;
   ok (conns > 1000, "a connect loop from inside (%ld connections)", conns);

@@ -5,9 +5,7 @@ static void
 write_file (sbx_sandbox_t *sb, const char *path, const char *content)
 {
   sbx_error_t *err = NULL;
-  if (sbx_write (sb, path, content, strlen (content), &err) < 0)
-    diag ("write %s: %s", path, sbx_error_message (err));
-  sbx_error_free (err);
+  check_ok (sbx_write (sb, path, content, strlen (content), &err), &err, path);
 }
 
 static void
@@ -85,39 +83,43 @@ static void
 test_atomic_write (sbx_sandbox_t *sb)
 {
   /* A reader polling the file while we rewrite it 1 MiB at a time must only
-   * ever see a whole old or whole new version. */
+   * ever see a whole old or whole new version. It says which version it
+   * sees when that changes, so that it is seen at work before the writes
+   * and after them. */
   size_t n = 1 << 20;
   char *a = malloc (n), *b = malloc (n);
   memset (a, 'a', n);
   memset (b, 'b', n);
   sbx_error_t *err = NULL;
-  sbx_write (sb, "atomic.txt", a, n, &err);
-  sbx_error_free (err);
+  check_ok (sbx_write (sb, "atomic.txt", a, n, &err), &err, "a 1 MiB file");
   char *id = NULL;
-  err = NULL;
-  sbx_bg_start (sb, "while true; do s=$(wc -c < atomic.txt); m=$(tr -d a < atomic.txt | tr -d b | wc -c);"
-                    " [ \"$s\" = 1048576 ] && [ \"$m\" = 0 ] || echo BAD $s; done",
-                NULL, &id, &err);
-  sbx_error_free (err);
+  if (!check_ok (sbx_bg_start (sb, "last=; while true; do s=$(wc -c < atomic.txt); "
+                                   "m=$(tr -d a < atomic.txt | tr -d b | wc -c); "
+                                   "[ \"$s\" = 1048576 ] && [ \"$m\" = 0 ] || echo BAD $s; "
+                                   "c=$(head -c 1 atomic.txt); "
+                                   "[ \"$c\" = \"$last\" ] || { echo \"$c\"; last=$c; }; done",
+                               NULL, &id, &err),
+                 &err, "a reader in a loop"))
+    {
+      free (a);
+      free (b);
+      return;
+    }
+  static char seen[65536];
+  seen[0] = '\0';
+  bg_output_until (sb, id, "a\n", seen, sizeof seen);
+  is_str (seen, "a\n", "the reader sees the first version");
+  bool all_written = true;
   for (int i = 0; i < 20; i++)
     {
-      err = NULL;
-      sbx_write (sb, "atomic.txt", i % 2 ? a : b, n, &err);
-      sbx_error_free (err);
+      all_written &= sbx_write (sb, "atomic.txt", i % 2 ? b : a, n, &err) == 0;
+      sbx_error_free (err), err = NULL;
     }
-  char *out = NULL;
-  size_t len;
-  err = NULL;
-  if (id && sbx_bg_read (sb, id, &out, &len, NULL, &err) == 0)
-    is_str (out, "", "a reader never sees a partial file");
-  else
-    ok (0, "reader process: %s", sbx_error_message (err));
-  sbx_error_free (err);
-  free (out);
-  err = NULL;
-  if (id)
-    sbx_bg_kill (sb, id, &err);
-  sbx_error_free (err);
+  ok (all_written, "20 rewrites, the last with the second version");
+  ok (bg_output_until (sb, id, "b\n", seen, sizeof seen), "the reader sees the last version");
+  if (!ok (strstr (seen, "BAD") == NULL, "a reader never sees a partial file"))
+    diag ("the reader saw: %s", seen);
+  check_ok (sbx_bg_kill (sb, id, &err), &err, "the reader stopped");
   free (id);
   is_str (run (sb, "ls -a /workspace | grep -c sbx-", NULL), "0\n", "no temporary files left");
   free (a);
@@ -130,8 +132,7 @@ test_edit (sbx_sandbox_t *sb)
   /* CRLF, invalid UTF-8 and no final newline must survive an edit untouched. */
   const char orig[] = "x = 1\r\n\xff\xfe raw\r\nx = 1\r\ny = 2";
   sbx_error_t *err = NULL;
-  sbx_write (sb, "edit.txt", orig, sizeof orig - 1, &err);
-  sbx_error_free (err);
+  check_ok (sbx_write (sb, "edit.txt", orig, sizeof orig - 1, &err), &err, "a file to edit");
   size_t count = 0;
   err = NULL;
   check_fails (sbx_edit (sb, "edit.txt", "x = 1", "x = 3", false, &count, &err), &err,

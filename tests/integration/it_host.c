@@ -84,7 +84,8 @@ test_foreign_labels (void)
   ok (engine ("POST", "/containers/create?name=sbx-foreign-test", body, out, sizeof out) == 0
           && strstr (out, "\"Id\""),
       "a container with sbx's labels, made without sbx");
-  engine ("POST", "/containers/sbx-foreign-test/start", NULL, NULL, 0);
+  ok (engine ("POST", "/containers/sbx-foreign-test/start", NULL, out, sizeof out) == 0 && !out[0],
+      "and started (%s)", out);
 
   sbx_sandbox_info_t *items = NULL;
   size_t n = 0;
@@ -253,8 +254,11 @@ test_option_drift (void)
   out[n] = '\0';
   if (p)
     pclose (p);
-  ok (strstr (out, "network bridge (asked: none)") && strstr (out, "exit 125"),
-      "the CLI says so too (%s)", out);
+  is_str (out,
+          "sbx: sandbox sbx-drift-test2 exists with other options: network bridge (asked: none); "
+          "use it as it is (the same options), replace it (--replace, sbx_options_set_replace), or "
+          "remove it first (`sbx rm sbx-drift-test2`)\nexit 125\n",
+          "the CLI says so too");
 }
 
 /* ------------------------------------------------------ failures */

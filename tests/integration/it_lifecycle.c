@@ -162,11 +162,13 @@ test_errors (void)
 
   /* A sandbox removed behind our back. */
   sb = start_sandbox (test_options ());
-  if (sb)
+  if (ok (sb != NULL, "a sandbox to remove behind a handle's back"))
     {
       sbx_sandbox_t *other = NULL;
-      sbx_sandbox_open (sbx_sandbox_id (sb), &other, NULL);
+      err = NULL;
+      check_ok (sbx_sandbox_open (sbx_sandbox_id (sb), &other, &err), &err, "a second handle");
       remove_sandbox (other);
+      ok (!listed (sbx_sandbox_id (sb)), "removed through it");
       err = NULL;
       sbx_exec_result_t res;
       check_fails (sbx_exec (sb, "true", NULL, &res, &err), &err, SBX_E_GONE, NULL,

@@ -4,14 +4,14 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { call, connect } from './helpers.mjs';
+import { call, connect, disconnect } from './helpers.mjs';
 
 let server;
 before(async () => {
   server = await connect(['--image', 'sbx-test/busybox:1']);
 });
 after(async () => {
-  await server?.client.close();
+  if (server) await disconnect(server);
 });
 
 test("the image has no GNU coreutils: busybox's realpath knows no -m", async () => {

@@ -1,5 +1,6 @@
 // Shared by the tests of `sbx mcp`: a real server (build/sbx) driven by the
 // official MCP TypeScript SDK client over its stdio transport, real sandboxes.
+import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,11 +10,26 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-// SBX_MCP_BIN runs the tests against another build (build-asan/sbx).
-export const SBX = process.env.SBX_MCP_BIN || resolve(here, '../../build/sbx');
+// SBX_CLI runs the tests against another build (build-asan/sbx, build-tsan/sbx);
+// a relative path is from the top of the tree.
+export const SBX = resolve(here, '../..', process.env.SBX_CLI || 'build/sbx');
 
 // The image the C integration tests use too: $SBX_TEST_IMAGE, else sbx's own.
 export const IMAGE = process.env.SBX_TEST_IMAGE || 'sbx/base:bookworm';
+
+// A promise of how CHILD ends, its output read to the end: { code, signal }.
+function exitOf(child) {
+  return new Promise((res) => child.once('close', (code, signal) => res({ code, signal })));
+}
+
+// A server must end by itself with status 0 and no sanitizer report: under
+// ASan or TSan a report (a leak at exit included) is an abort or an exit
+// status of its own.
+export function assertCleanExit({ code, signal }, stderr, want = 0) {
+  assert.equal(signal, null, `the server was killed by ${signal}; its log:\n${stderr}`);
+  assert.equal(code, want, `the server exited with ${code}; its log:\n${stderr}`);
+  assert.doesNotMatch(stderr, /Sanitizer|runtime error:/);
+}
 
 // Starts `sbx mcp ARGS` and connects the SDK client to it. The server's
 // stderr (its log) is kept: it names the sandbox.
@@ -32,7 +48,16 @@ export async function connect(args = []) {
   });
   const client = new Client({ name: 'sbx-tests', version: '1.0.0' });
   await client.connect(transport);
-  return { client, transport, log };
+  // The SDK keeps the process to itself; its exit status is checked.
+  const exited = exitOf(transport._process);
+  return { client, transport, log, exited };
+}
+
+// Closes the client (the end of the server's stdin) and checks that the
+// server ended well.
+export async function disconnect(server) {
+  await server.client.close();
+  assertCleanExit(await server.exited, server.log.text);
 }
 
 // The text a tool result carries.
@@ -81,11 +106,16 @@ export function rawServer(args = []) {
   child.stderr.on('data', (c) => {
     stderr += c;
   });
-  const exited = new Promise((res) => child.on('exit', (code, signal) => res({ code, signal })));
+  const exited = exitOf(child);
   return {
     child,
     exited,
     stderr: () => stderr,
+    // Ends stdin and checks that the server ended well.
+    async finish() {
+      child.stdin.end();
+      assertCleanExit(await exited, stderr);
+    },
     send(text) {
       child.stdin.write(text.endsWith('\n') ? text : text + '\n');
     },
@@ -107,6 +137,15 @@ export function rawServer(args = []) {
       return this.next();
     },
   };
+}
+
+// Polls PRED until it holds, for at most MS.
+export async function waitFor(pred, ms = 30000) {
+  const end = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error('timed out waiting');
+    await new Promise((res) => setTimeout(res, 50));
+  }
 }
 
 export const INIT_PARAMS = {

@@ -9,8 +9,10 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   echo "Bail out! node and npm are needed (scripts/setup.sh installs them)"
   exit 1
 fi
-if [ ! -x ../../build/sbx ]; then
-  echo "Bail out! build/sbx is missing; run make first"
+# SBX_CLI (helpers.mjs) runs them against another build of sbx.
+sbx=${SBX_CLI:-build/sbx}
+if [ ! -x "$(cd ../.. && realpath -m "$sbx")" ]; then
+  echo "Bail out! $sbx is missing; run make first"
   exit 1
 fi
 # Installed from the lock file when missing or older than it; npm's chatter

@@ -9,14 +9,14 @@ import { join } from 'node:path';
 
 import { ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
 
-import { IMAGE, SBX, call, connect } from './helpers.mjs';
+import { IMAGE, SBX, assertCleanExit, call, connect, disconnect } from './helpers.mjs';
 
 async function withServer(args, fn) {
   const server = await connect(args);
   try {
     await fn(server.client);
   } finally {
-    await server.client.close();
+    await disconnect(server);
   }
 }
 
@@ -88,6 +88,7 @@ test('a rules file: first match wins, the denying rule is named', async () => {
       assert.equal(elsewhere.isError, true);
       assert.match(elsewhere.text, /write of \/workspace\/b\.txt is denied by the rules file .*no rule allows it/);
       const secret = await call(client, 'write_file', { path: 'out/.env', content: 'x' });
+      assert.equal(secret.isError, true);
       assert.match(secret.text, /"\*\*\/\.env"/);
       const priv = await call(client, 'read_file', { path: 'private/notes.md' });
       assert.match(priv.text, /denied by the rule "private\/\*\*" \(private notes\)/);
@@ -101,7 +102,7 @@ test('a rules file: first match wins, the denying rule is named', async () => {
 
 test('a bad --permissions stops the server before it serves', () => {
   const r = spawnSync(SBX, ['mcp', '--image', IMAGE, '--permissions', 'lenient'], { input: '', encoding: 'utf8' });
-  assert.equal(r.status, 125);
+  assertCleanExit({ code: r.status, signal: r.signal }, r.stderr, 125);
   assert.equal(r.stdout, '');
   assert.match(r.stderr, /not a preset \(default, permissive, readonly, strict\) and no such rules file/);
 });

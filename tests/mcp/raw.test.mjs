@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { INIT_PARAMS, rawServer } from './helpers.mjs';
+import { INIT_PARAMS, rawServer, waitFor } from './helpers.mjs';
 
 test('malformed and unknown requests get the right error codes, and the server keeps serving', async () => {
   const s = rawServer();
@@ -66,9 +66,7 @@ test('malformed and unknown requests get the right error codes, and the server k
     assert.equal(r.id, 'last', 'still serving after all that (blank lines are skipped)');
     assert.deepEqual(r.result, {});
   } finally {
-    s.child.stdin.end();
-    const { code } = await s.exited;
-    assert.equal(code, 0);
+    await s.finish();
   }
 });
 
@@ -89,11 +87,36 @@ for (const [asked, answered] of [
       assert.equal('annotations' in ls, answered >= '2025-03-26', 'annotations from 2025-03-26');
       assert.equal('title' in ls, answered >= '2025-06-18', 'titles from 2025-06-18');
     } finally {
-      s.child.stdin.end();
-      await s.exited;
+      await s.finish();
     }
   });
 }
+
+// The reader thread answers while the tool worker runs a call (and, under
+// TSan, the two threads are seen sharing stdout and the queue).
+test('ping and tools/list are answered while a command runs', async () => {
+  const s = rawServer();
+  try {
+    await s.request(1, 'initialize', INIT_PARAMS);
+    s.send('{"jsonrpc":"2.0","method":"notifications/initialized"}');
+    s.send(JSON.stringify({
+      jsonrpc: '2.0', id: 2, method: 'tools/call',
+      params: { name: 'execute', arguments: { command: 'echo begun; sleep 3; echo done' } },
+    }));
+    await waitFor(() => /sandbox \S+ is ready/.test(s.stderr()));
+    for (let i = 0; i < 10; i++) {
+      assert.deepEqual(await s.request(`ping-${i}`, 'ping'), { jsonrpc: '2.0', id: `ping-${i}`, result: {} });
+      const list = await s.request(`list-${i}`, 'tools/list');
+      assert.equal(list.id, `list-${i}`);
+      assert.equal(list.result.tools.length, 12);
+    }
+    const reply = await s.next(30000);
+    assert.equal(reply.id, 2, 'the call is answered after them');
+    assert.equal(reply.result.content[0].text, 'begun\ndone\n');
+  } finally {
+    await s.finish();
+  }
+});
 
 test('stdout carries nothing but protocol messages', async () => {
   const s = rawServer();
@@ -101,8 +124,7 @@ test('stdout carries nothing but protocol messages', async () => {
   s.send(JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'execute', arguments: { command: 'echo to-stdout; echo to-stderr >&2' } } }));
   const init = await s.next();
   const reply = await s.next(60000);
-  s.child.stdin.end();
-  await s.exited;
+  await s.finish();
   assert.equal(init.id, 1);
   assert.equal(reply.id, 2);
   assert.equal(reply.result.content[0].text, 'to-stdout\nto-stderr\n');

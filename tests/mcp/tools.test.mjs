@@ -3,7 +3,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { call, connect, sandboxId, sandboxes } from './helpers.mjs';
+import { call, connect, disconnect, sandboxId, sandboxes } from './helpers.mjs';
 
 const FIBONACCI = `def fibonacci(n):
     if n <= 1:
@@ -23,7 +23,7 @@ describe('sbx mcp tools', () => {
   });
 
   after(async () => {
-    await server?.client.close();
+    if (server) await disconnect(server);
   });
 
   test('the client negotiates the latest protocol and lists every tool', async () => {
@@ -73,9 +73,8 @@ describe('sbx mcp tools', () => {
   test('ls shows directories and sizes', async () => {
     await call(server.client, 'execute', { command: 'mkdir -p pkg && printf abc > pkg/x.txt' });
     const r = await call(server.client, 'ls', {});
-    assert.match(r.text, /^Contents of \/workspace:\n/);
-    assert.match(r.text, /\n {2}pkg\/\n/);
-    assert.match(r.text, /\n {2}app\.py \(\d+ bytes\)\n/);
+    assert.equal(r.text,
+      `Contents of /workspace:\n  pkg/\n  app.py (${Buffer.byteLength(FIBONACCI)} bytes)\n`);
     const sub = await call(server.client, 'ls', { path: 'pkg' });
     assert.equal(sub.text, 'Contents of /workspace/pkg:\n  x.txt (3 bytes)\n');
   });
@@ -88,7 +87,7 @@ describe('sbx mcp tools', () => {
     assert.equal(r.text,
       '     3\tline 3\n     4\tline 4\n     5\tline 5\n... more lines follow; read on with offset=5\n');
     const all = await call(server.client, 'read_file', { path: 'ten.txt' });
-    assert.equal(all.text.split('\n').filter(Boolean).length, 10);
+    assert.equal(all.text, lines.split('\n').slice(0, 10).map((l, i) => `${String(i + 1).padStart(6)}\t${l}\n`).join(''));
     const missing = await call(server.client, 'read_file', { path: 'nope.txt' });
     assert.equal(missing.isError, true);
     assert.match(missing.text, /nope\.txt/);
@@ -147,6 +146,7 @@ describe('sbx mcp tools', () => {
     assert.match(none.text, /^No matches for absent_word/);
     const bad = await call(c, 'grep', { pattern: '(unclosed' });
     assert.equal(bad.isError, true);
+    assert.equal(bad.text, 'Error: invalid regular expression at offset 9: missing closing parenthesis');
   });
 
   test('grep cuts long lines at 100 characters and shows at most 50', async () => {
@@ -230,25 +230,28 @@ describe('sbx mcp tools', () => {
   test('a fork bomb fills the process limit; execute says so; kill_all is the way out', async () => {
     const bombed = await connect(['--pids', '64']);
     const c = bombed.client;
-    const bomb = 'import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n';
-    assert.equal((await call(c, 'write_file', { path: '/tmp/bomb.py', content: bomb })).isError, false);
-    assert.equal((await call(c, 'run_in_background', { command: 'python3 /tmp/bomb.py' })).isError, false);
-    let full = null;
-    for (let i = 0; i < 100 && !full; i++) {
-      const r = await call(c, 'execute', { command: 'true' });
-      if (r.isError && /limit of \d+ processes/.test(r.text)) full = r;
-      else await new Promise((res) => setTimeout(res, 100));
+    try {
+      const bomb = 'import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n';
+      assert.equal((await call(c, 'write_file', { path: '/tmp/bomb.py', content: bomb })).isError, false);
+      assert.equal((await call(c, 'run_in_background', { command: 'python3 /tmp/bomb.py' })).isError, false);
+      let full = null;
+      for (let i = 0; i < 100 && !full; i++) {
+        const r = await call(c, 'execute', { command: 'true' });
+        if (r.isError && /limit of \d+ processes/.test(r.text)) full = r;
+        else await new Promise((res) => setTimeout(res, 100));
+      }
+      assert.ok(full, 'execute fails at the limit');
+      assert.match(full.text, /pids limit\); end them all with `sbx kill ID` \(sbx_sandbox_kill_all, the MCP tool kill_all\)/);
+      const listed = await call(c, 'ls', { path: '/tmp' });
+      assert.match(listed.text, /bomb\.py/, 'file tools still work at the limit');
+      const killed = await call(c, 'kill_all');
+      assert.equal(killed.isError, false, killed.text);
+      assert.match(killed.text, /^Killed \d+ processes; the sandbox and its files are kept\.$/);
+      const after = await call(c, 'execute', { command: 'echo back' });
+      assert.equal(after.text, 'back\n');
+    } finally {
+      await disconnect(bombed);
     }
-    assert.ok(full, 'execute fails at the limit');
-    assert.match(full.text, /pids limit\); end them all with `sbx kill ID` \(sbx_sandbox_kill_all, the MCP tool kill_all\)/);
-    const listed = await call(c, 'ls', { path: '/tmp' });
-    assert.match(listed.text, /bomb\.py/, 'file tools still work at the limit');
-    const killed = await call(c, 'kill_all');
-    assert.equal(killed.isError, false, killed.text);
-    assert.match(killed.text, /^Killed \d+ processes; the sandbox and its files are kept\.$/);
-    const after = await call(c, 'execute', { command: 'echo back' });
-    assert.equal(after.text, 'back\n');
-    await bombed.client.close();
   });
 
   test("the seed's secret paths are denied, also through .. and symlinks", async () => {
@@ -273,9 +276,10 @@ describe('sbx mcp tools', () => {
     assert.match(grep.text, /^\/workspace\/zz\.txt:1:TOKEN_OK$/m);
     assert.match(grep.text, /\(\d+ file\(s\) the permissions keep out were not searched\)/);
     const glob = await call(c, 'glob', { pattern: 'keys/*' });
-    assert.ok(!glob.text.includes('id.pem'));
+    assert.equal(glob.text, 'No files found matching keys/* in /workspace\n(1 file(s) left out by the permissions)\n');
     const ls = await call(c, 'ls', { path: '/root/.ssh' });
     assert.equal(ls.isError, true);
+    assert.match(ls.text, /^Permission denied: ls of \/root\/\.ssh is denied by the rule "\*\*\/\.ssh\/\*\*"/);
   });
 
   test('grep reveals nothing of a denied file: the output is the same whether it matches or not', async () => {
@@ -301,13 +305,16 @@ describe('sbx mcp tools', () => {
       assert.match(r.text, /a secret file/);
     }
     const ls = await call(c, 'ls');
+    assert.equal(ls.isError, false, ls.text);
+    assert.match(ls.text, /^Contents of \/workspace:\n(.|\n)*\(\d+ entries left out by the permissions\)\n$/);
     assert.ok(!/\.ENV|Credentials|My\.PEM/.test(ls.text), ls.text);
   });
 
   test('the sandbox is gone once the client closes', async () => {
     assert.ok(id && sandboxes().includes(id));
-    await server.client.close();
+    const closing = server;
     server = null;
+    await disconnect(closing);
     assert.ok(!sandboxes().includes(id), `sandbox ${id} was removed`);
   });
 });
