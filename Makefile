@@ -78,7 +78,10 @@ $(PREFIX_STAMP): FORCE
 	@[ "$$(cat $@ 2>/dev/null)" = '$(PREFIX)' ] || echo '$(PREFIX)' > $@
 FORCE:
 
--include $(wildcard $(BUILD)/obj/*/*.d $(BUILD)/tests/*.d)
+# A test program's dependencies go beside the objects', not among the
+# programs that the test runner runs.
+TEST_DEPS = -MF $(BUILD)/obj/tests/$(notdir $@).d
+-include $(wildcard $(BUILD)/obj/*/*.d)
 
 # Only sbx_* symbols are exported (SBX_EXPORT); internals stay hidden.
 $(BUILD)/libsbx.so: $(LIB_OBJ)
@@ -126,25 +129,30 @@ $(BUILD)/sbx.pc: Makefile
 	  '$(ABS_BUILD)' '$(ABS_BUILD)' '$(abspath include)' > $@
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libsbx.a tests/tap.h
-	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(LIB_CFLAGS) -Itests -o $@ $< $(BUILD)/libsbx.a $(LIB_LIBS) $(LDHARDEN)
+	@mkdir -p $(dir $@) $(BUILD)/obj/tests
+	$(CC) $(ALL_CFLAGS) $(LIB_CFLAGS) -Itests $(TEST_DEPS) -o $@ $< $(BUILD)/libsbx.a $(LIB_LIBS) $(LDHARDEN)
 
 # The MCP library's unit tests link it (the more specific rule wins).
 $(BUILD)/tests/test_mcp_%: tests/unit/test_mcp_%.c $(BUILD)/libsbx-mcp.a $(BUILD)/libsbx.a tests/tap.h
-	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(LIB_CFLAGS) -Itests -Isrc/mcp -o $@ $< $(BUILD)/libsbx-mcp.a $(BUILD)/libsbx.a $(LIB_LIBS) -lpthread $(LDHARDEN)
+	@mkdir -p $(dir $@) $(BUILD)/obj/tests
+	$(CC) $(ALL_CFLAGS) $(LIB_CFLAGS) -Itests -Isrc/mcp $(TEST_DEPS) -o $@ $< $(BUILD)/libsbx-mcp.a $(BUILD)/libsbx.a $(LIB_LIBS) -lpthread $(LDHARDEN)
 
 $(BUILD)/tests/%: tests/integration/%.c $(BUILD)/libsbx.a tests/tap.h
-	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(LIB_CFLAGS) -Itests -o $@ $< $(BUILD)/libsbx.a $(LIB_LIBS) $(LDHARDEN)
+	@mkdir -p $(dir $@) $(BUILD)/obj/tests
+	$(CC) $(ALL_CFLAGS) $(LIB_CFLAGS) -Itests $(TEST_DEPS) -o $@ $< $(BUILD)/libsbx.a $(LIB_LIBS) $(LDHARDEN)
 
 tests: all $(UNIT_BIN) $(ITEST_BIN)
 
 asan:
-	$(MAKE) SAN=1 tests
+	$(MAKE) SAN=1 tests build-asan/sbx-agent
 
 tsan:
-	$(MAKE) SAN=thread build-tsan/sbx build/sbx-agent
+	$(MAKE) SAN=thread build-tsan/sbx build-tsan/sbx-agent
+
+# A sanitized build's programs find the (never sanitized) agent beside them.
+build-asan/sbx-agent build-tsan/sbx-agent: build/sbx-agent
+	@mkdir -p $(dir $@)
+	ln -sfn ../build/sbx-agent $@
 
 setup:
 	scripts/setup.sh
