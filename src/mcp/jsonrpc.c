@@ -74,8 +74,10 @@ mcp_lines_next (struct mcp_lines *l, bool eof, const char **line, size_t *len)
 {
   for (;;)
     {
-      char *s = l->buf + l->start;
       size_t held = l->len - l->start;
+      if (held == 0)
+        return 0; /* BUF is NULL until a first byte comes */
+      char *s = l->buf + l->start;
       char *nl = held > l->scanned ? memchr (s + l->scanned, '\n', held - l->scanned) : NULL;
       size_t n;
       if (nl)
