@@ -172,6 +172,7 @@ check: setup
 	$(MAKE) tests
 	$(MAKE) asan
 	$(MAKE) tsan
+	$(MAKE) fuzz-smoke
 	$(MAKE) example
 	scripts/run-tests.sh
 
@@ -199,3 +200,50 @@ install: all
 
 clean:
 	rm -rf build build-asan build-tsan
+
+# libFuzzer targets for the parsers (fuzz/fuzz_*.c), built with clang (not
+# $(CC)) with ASan and UBSan into build-fuzz/. `make fuzz` runs each for
+# FUZZ_SECONDS on a copy of its seed corpus (fuzz/run.sh); `make fuzz-smoke`,
+# part of check, for FUZZ_SMOKE_SECONDS. Crashing inputs land in
+# build-fuzz/crashes/.
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_SMOKE_SECONDS ?= 5
+FUZZ_TARGETS := $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
+FUZZ_CFLAGS := $(WARN) -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+  -fno-sanitize-recover=all -D_GNU_SOURCE -Iinclude -Isrc/common -Isrc/mcp $(LIB_CFLAGS)
+FUZZ_OBJ := $(patsubst src/%.c,build-fuzz/obj/%.o,$(LIB_SRC) $(MCP_SRC))
+# The longest input per target: a few frames, lines or rules; a runtime with
+# many packages.
+FUZZ_MAX_LEN_proto := 4096
+FUZZ_MAX_LEN_jsonrpc := 8192
+FUZZ_MAX_LEN_permissions := 4096
+FUZZ_MAX_LEN_runtime := 16384
+
+.PHONY: fuzz fuzz-build fuzz-smoke fuzz-clean
+build-fuzz/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -fsanitize=fuzzer-no-link -c $< -o $@
+-include $(wildcard build-fuzz/obj/*/*.d)
+
+# An archive, so that each target links only the objects it needs.
+build-fuzz/libsbx-fuzz.a: $(FUZZ_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+build-fuzz/fuzz_%: fuzz/fuzz_%.c build-fuzz/libsbx-fuzz.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -MF build-fuzz/obj/fuzz_$*.d -fsanitize=fuzzer -o $@ $< \
+	  build-fuzz/libsbx-fuzz.a $(LIB_LIBS) -lpthread
+
+fuzz-build: $(addprefix build-fuzz/fuzz_,$(FUZZ_TARGETS))
+
+# One run per target (make -j runs them side by side); a crash fails make.
+fuzz: $(addprefix fuzz-run-,$(FUZZ_TARGETS))
+fuzz-run-%: build-fuzz/fuzz_%
+	fuzz/run.sh $* $(FUZZ_SECONDS) $(or $(FUZZ_MAX_LEN_$*),4096)
+
+fuzz-smoke:
+	$(MAKE) fuzz FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS)
+
+fuzz-clean:
+	rm -rf build-fuzz
+clean: fuzz-clean

@@ -12,9 +12,11 @@ export DEBIAN_FRONTEND=noninteractive
 say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
+# clang and libclang-rt-14-dev (libclang_rt.fuzzer) build the fuzz targets;
+# clang-format checks the layout (.clang-format).
 PACKAGES=(build-essential pkg-config curl libcurl4-openssl-dev libjansson-dev libarchive-dev
           libpcre2-dev musl-tools docker.io debootstrap python3-docker hyperfine busybox-static
-          btrfs-progs)
+          btrfs-progs clang libclang-rt-14-dev clang-format)
 # The MCP tests run the official SDK client under node; a node from elsewhere
 # (nodesource) is used as it is, Debian's otherwise.
 command -v node >/dev/null && command -v npm >/dev/null || PACKAGES+=(nodejs npm)

@@ -167,7 +167,8 @@ sbx_reader_space (sbx_reader_t *r, size_t want)
     }
   if (want > SIZE_MAX / 2 - r->len)
     return NULL;
-  if (r->len + want > r->cap)
+  /* A first call allocates even for no bytes: NULL means out of memory. */
+  if (r->buf == NULL || r->len + want > r->cap)
     {
       size_t cap = r->cap ? r->cap : 4096;
       while (cap < r->len + want)

@@ -74,8 +74,10 @@ mcp_lines_next (struct mcp_lines *l, bool eof, const char **line, size_t *len)
 {
   for (;;)
     {
-      char *s = l->buf + l->start;
       size_t held = l->len - l->start;
+      if (held == 0)
+        return 0; /* BUF is NULL until a first byte comes */
+      char *s = l->buf + l->start;
       char *nl = held > l->scanned ? memchr (s + l->scanned, '\n', held - l->scanned) : NULL;
       size_t n;
       if (nl)
@@ -183,9 +185,11 @@ mcp_msg_parse (const char *data, size_t len, struct mcp_msg *msg)
         invalid (msg, MCP_INVALID_REQUEST, "Invalid Request: a request needs a \"method\"");
       return;
     }
-  if (!json_is_string (method))
+  /* A NUL would cut the name: "ping\u0000junk" must not be read as ping. */
+  if (!json_is_string (method) || strlen (json_string_value (method)) != json_string_length (method))
     {
-      invalid (msg, MCP_INVALID_REQUEST, "Invalid Request: \"method\" must be a string");
+      invalid (msg, MCP_INVALID_REQUEST,
+               "Invalid Request: \"method\" must be a string without NUL characters");
       return;
     }
   msg->method = json_string_value (method);

@@ -170,8 +170,13 @@ static json_t *
 tools_call (sbx_mcp_conn_t *c, const struct mcp_msg *m, sbx_mcp_call_t **call)
 {
   const sbx_mcp_perms_t *perms = c->session->perms;
-  const char *name = json_string_value (json_object_get (m->params, "name"));
+  json_t *jname = json_object_get (m->params, "name");
+  const char *name = json_string_value (jname);
   json_t *args = json_object_get (m->params, "arguments");
+  /* A NUL would cut the name: "ls\u0000x" is no tool. */
+  if (name && strlen (name) != json_string_length (jname))
+    return mcp_reply_error (m->id, MCP_INVALID_PARAMS,
+                            "Invalid params: a tool name holds no NUL characters");
   if (name == NULL || (args && !json_is_object (args) && !json_is_null (args)))
     return mcp_reply_error (m->id, MCP_INVALID_PARAMS,
                             "Invalid params: tools/call needs {\"name\": string, \"arguments\": "

@@ -53,6 +53,20 @@ test_framing (void)
   is_str (split ("", 1, 10), "", "nothing in, nothing out");
 }
 
+/* Found by fuzz_jsonrpc: asking a splitter that never held a byte for a
+ * line did arithmetic on its NULL buffer. */
+static void
+test_framing_empty (void)
+{
+  struct mcp_lines l;
+  const char *line = NULL;
+  size_t len = 0;
+  mcp_lines_init (&l, 10);
+  is_int (mcp_lines_next (&l, false, &line, &len), 0, "no line before any byte");
+  is_int (mcp_lines_next (&l, true, &line, &len), 0, "  nor at the end of an empty stream");
+  mcp_lines_free (&l);
+}
+
 /* Parses TEXT and checks the kind and, for invalid messages, the code. */
 static void
 parse_is (const char *text, enum mcp_msg_kind kind, int code, const char *what)
@@ -149,6 +163,7 @@ int
 main (void)
 {
   test_framing ();
+  test_framing_empty ();
   test_parse ();
   test_replies ();
   return done_testing ();

@@ -314,6 +314,12 @@ test_tools_call (void)
                 MCP_INVALID_PARAMS, "an unknown tool");
   expect_error (s,
                 "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{"
+                "\"name\":\"ls\\u0000x\",\"arguments\":{}}}",
+                MCP_INVALID_PARAMS, "a tool name with a NUL is no tool (fuzzing found it read as ls)");
+  expect_error (s, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"ping\\u0000junk\"}",
+                MCP_INVALID_REQUEST, "a method with a NUL is no method (not ping)");
+  expect_error (s,
+                "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{"
                 "\"name\":\"write_file\",\"arguments\":{\"path\":\"a\",\"content\":\"\"}}}",
                 MCP_INVALID_PARAMS, "a tool the permissions hide");
   expect_error (s, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{}}",

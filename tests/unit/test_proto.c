@@ -334,10 +334,29 @@ test_space_commit (void)
   sbx_buf_free (&b);
 }
 
+/* Found by fuzz_proto: a reader that never held a byte answered a feed of
+ * none, or room for none, as if out of memory. */
+static void
+test_empty_feed (void)
+{
+  sbx_reader_t r;
+  sbx_msg_t m;
+  sbx_reader_init (&r);
+  is_int (sbx_reader_feed (&r, "", 0), 0, "a new reader takes a feed of no bytes");
+  is_int (sbx_reader_next (&r, &m), 0, "  and wants more");
+  sbx_reader_free (&r);
+  sbx_reader_init (&r);
+  ok (sbx_reader_space (&r, 0) != NULL, "a new reader has room for no bytes");
+  sbx_reader_commit (&r, 0);
+  is_int (sbx_reader_next (&r, &m), 0, "  and wants more");
+  sbx_reader_free (&r);
+}
+
 int
 main (void)
 {
   test_round_trip ();
+  test_empty_feed ();
   test_space_commit ();
   test_strdup_limits ();
   test_byte_by_byte ();
