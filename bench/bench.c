@@ -53,8 +53,7 @@ now_ms (void)
   return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-static void
-progress (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
+static void progress (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
 
 static void
 progress (const char *fmt, ...)
@@ -123,8 +122,8 @@ static struct
 } errors[MAX_ERRORS];
 static size_t n_errors;
 
-static void
-record_error (const char *op, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
+static void record_error (const char *op, const char *fmt, ...)
+    __attribute__ ((format (printf, 2, 3)));
 
 static void
 record_error (const char *op, const char *fmt, ...)
@@ -168,8 +167,15 @@ static struct
   int warm_exec, warm_file, warm_cold, warm_grep;
   int hold;
 } cfg = {
-  .runs_exec = 300, .runs_cli_exec = 50, .runs_file_1k = 100, .runs_file_1m = 30,
-  .runs_cold = 10, .runs_grep = 20, .warm_exec = 20, .warm_file = 3, .warm_cold = 1,
+  .runs_exec = 300,
+  .runs_cli_exec = 50,
+  .runs_file_1k = 100,
+  .runs_file_1m = 30,
+  .runs_cold = 10,
+  .runs_grep = 20,
+  .warm_exec = 20,
+  .warm_file = 3,
+  .warm_cold = 1,
   .warm_grep = 2,
 };
 
@@ -244,8 +250,8 @@ spawn_wait (char *const argv[], const char *op)
 static int
 cli_exec_true (const char *id, const char *op)
 {
-  char *argv[] = { (char *) cfg.cli, (char *) "exec", (char *) id, (char *) "--",
-                   (char *) "true", NULL };
+  char *argv[] = { (char *) cfg.cli, (char *) "exec", (char *) id,
+                   (char *) "--",    (char *) "true", NULL };
   return spawn_wait (argv, op);
 }
 
@@ -388,22 +394,22 @@ json_samples (FILE *f, const samples_t *s)
 
 /* ---------------------------------------------------------------- main */
 
-#define TIMED(S, RUNS, WARM, EXPR)                                                                \
-  do                                                                                             \
-    {                                                                                            \
-      int fail_ = 0;                                                                             \
-      for (int w_ = 0; w_ < (WARM) && !fail_ && !stop_requested; w_++)                           \
-        fail_ = (EXPR) < 0;                                                                      \
-      (S)->v = calloc ((RUNS) > 0 ? (size_t) (RUNS) : 1, sizeof (double));                       \
-      for (int i_ = 0; i_ < (RUNS) && !fail_ && !stop_requested && (S)->v; i_++)                 \
-        {                                                                                        \
-          double t0_ = now_ms ();                                                                \
-          fail_ = (EXPR) < 0;                                                                    \
-          double t1_ = now_ms ();                                                                \
-          if (!fail_)                                                                            \
-            (S)->v[(S)->n++] = t1_ - t0_;                                                        \
-        }                                                                                        \
-    }                                                                                            \
+#define TIMED(S, RUNS, WARM, EXPR)                                                                 \
+  do                                                                                               \
+    {                                                                                              \
+      int fail_ = 0;                                                                               \
+      for (int w_ = 0; w_ < (WARM) && !fail_ && !stop_requested; w_++)                             \
+        fail_ = (EXPR) < 0;                                                                        \
+      (S)->v = calloc ((RUNS) > 0 ? (size_t) (RUNS) : 1, sizeof (double));                         \
+      for (int i_ = 0; i_ < (RUNS) && !fail_ && !stop_requested && (S)->v; i_++)                   \
+        {                                                                                          \
+          double t0_ = now_ms ();                                                                  \
+          fail_ = (EXPR) < 0;                                                                      \
+          double t1_ = now_ms ();                                                                  \
+          if (!fail_)                                                                              \
+            (S)->v[(S)->n++] = t1_ - t0_;                                                          \
+        }                                                                                          \
+    }                                                                                              \
   while (0)
 
 static void
@@ -420,12 +426,11 @@ fill (unsigned char *p, size_t n, unsigned seed)
 static void
 usage (void)
 {
-  fprintf (stderr,
-           "usage: sbx-bench [--image IMG] [--cli PATH] [--tree-cmd CMD --pattern RE "
-           "--grep-path DIR]\n"
-           "                 [--runs-{exec,cli-exec,file-1k,file-1m,cold,grep} N]\n"
-           "                 [--warmup-{exec,file,cold,grep} N] [--hold]\n"
-           "Normally run by bench/bench.py (make bench).\n");
+  fprintf (stderr, "usage: sbx-bench [--image IMG] [--cli PATH] [--tree-cmd CMD --pattern RE "
+                   "--grep-path DIR]\n"
+                   "                 [--runs-{exec,cli-exec,file-1k,file-1m,cold,grep} N]\n"
+                   "                 [--warmup-{exec,file,cold,grep} N] [--hold]\n"
+                   "Normally run by bench/bench.py (make bench).\n");
 }
 
 int
@@ -433,8 +438,23 @@ main (int argc, char **argv)
 {
   enum
   {
-    O_IMAGE = 256, O_CLI, O_TREE, O_PATTERN, O_GREP_PATH, O_R_EXEC, O_R_CLI, O_R_1K, O_R_1M,
-    O_R_COLD, O_R_GREP, O_W_EXEC, O_W_FILE, O_W_COLD, O_W_GREP, O_HOLD, O_HELP
+    O_IMAGE = 256,
+    O_CLI,
+    O_TREE,
+    O_PATTERN,
+    O_GREP_PATH,
+    O_R_EXEC,
+    O_R_CLI,
+    O_R_1K,
+    O_R_1M,
+    O_R_COLD,
+    O_R_GREP,
+    O_W_EXEC,
+    O_W_FILE,
+    O_W_COLD,
+    O_W_GREP,
+    O_HOLD,
+    O_HELP
   };
   static const struct option longopts[] = {
     { "image", required_argument, NULL, O_IMAGE },
@@ -460,24 +480,60 @@ main (int argc, char **argv)
   while ((c = getopt_long (argc, argv, "", longopts, NULL)) != -1)
     switch (c)
       {
-      case O_IMAGE: cfg.image = optarg; break;
-      case O_CLI: cfg.cli = optarg; break;
-      case O_TREE: cfg.tree_cmd = optarg; break;
-      case O_PATTERN: cfg.pattern = optarg; break;
-      case O_GREP_PATH: cfg.grep_path = optarg; break;
-      case O_R_EXEC: cfg.runs_exec = atoi (optarg); break;
-      case O_R_CLI: cfg.runs_cli_exec = atoi (optarg); break;
-      case O_R_1K: cfg.runs_file_1k = atoi (optarg); break;
-      case O_R_1M: cfg.runs_file_1m = atoi (optarg); break;
-      case O_R_COLD: cfg.runs_cold = atoi (optarg); break;
-      case O_R_GREP: cfg.runs_grep = atoi (optarg); break;
-      case O_W_EXEC: cfg.warm_exec = atoi (optarg); break;
-      case O_W_FILE: cfg.warm_file = atoi (optarg); break;
-      case O_W_COLD: cfg.warm_cold = atoi (optarg); break;
-      case O_W_GREP: cfg.warm_grep = atoi (optarg); break;
-      case O_HOLD: cfg.hold = 1; break;
-      case O_HELP: usage (); return 0;
-      default: usage (); return 2;
+      case O_IMAGE:
+        cfg.image = optarg;
+        break;
+      case O_CLI:
+        cfg.cli = optarg;
+        break;
+      case O_TREE:
+        cfg.tree_cmd = optarg;
+        break;
+      case O_PATTERN:
+        cfg.pattern = optarg;
+        break;
+      case O_GREP_PATH:
+        cfg.grep_path = optarg;
+        break;
+      case O_R_EXEC:
+        cfg.runs_exec = atoi (optarg);
+        break;
+      case O_R_CLI:
+        cfg.runs_cli_exec = atoi (optarg);
+        break;
+      case O_R_1K:
+        cfg.runs_file_1k = atoi (optarg);
+        break;
+      case O_R_1M:
+        cfg.runs_file_1m = atoi (optarg);
+        break;
+      case O_R_COLD:
+        cfg.runs_cold = atoi (optarg);
+        break;
+      case O_R_GREP:
+        cfg.runs_grep = atoi (optarg);
+        break;
+      case O_W_EXEC:
+        cfg.warm_exec = atoi (optarg);
+        break;
+      case O_W_FILE:
+        cfg.warm_file = atoi (optarg);
+        break;
+      case O_W_COLD:
+        cfg.warm_cold = atoi (optarg);
+        break;
+      case O_W_GREP:
+        cfg.warm_grep = atoi (optarg);
+        break;
+      case O_HOLD:
+        cfg.hold = 1;
+        break;
+      case O_HELP:
+        usage ();
+        return 0;
+      default:
+        usage ();
+        return 2;
       }
 
   /* No SA_RESTART: a blocking read or wait returns, and the loops stop. */
@@ -568,8 +624,8 @@ main (int argc, char **argv)
           s_floor_cli.v = calloc (runs, sizeof (double));
           s_cli.v = calloc (runs, sizeof (double));
           s_help.v = calloc (runs, sizeof (double));
-          for (int i = 0; s_floor_cli.v && s_cli.v && s_help.v && i < cfg.runs_cli_exec
-                          && !stop_requested;
+          for (int i = 0;
+               s_floor_cli.v && s_cli.v && s_help.v && i < cfg.runs_cli_exec && !stop_requested;
                i++)
             {
               double t0 = now_ms ();

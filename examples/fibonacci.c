@@ -3,14 +3,13 @@
 #include <sbx.h>
 #include <stdio.h>
 
-static const char program[] =
-  "def fibonacci(n):\n"
-  "    if n <= 1:\n"
-  "        return n\n"
-  "    return fibonacci(n-1) + fibonacci(n-2)\n"
-  "\n"
-  "for i in range(10):\n"
-  "    print(fibonacci(i), end=' ')\n";
+static const char program[] = "def fibonacci(n):\n"
+                              "    if n <= 1:\n"
+                              "        return n\n"
+                              "    return fibonacci(n-1) + fibonacci(n-2)\n"
+                              "\n"
+                              "for i in range(10):\n"
+                              "    print(fibonacci(i), end=' ')\n";
 
 int
 main (void)

@@ -19,15 +19,15 @@
 
 #define HEADER 6
 
-#define CHECK(cond)                                                                          \
-  do                                                                                         \
-    {                                                                                        \
-      if (!(cond))                                                                           \
-        {                                                                                    \
-          fprintf (stderr, "fuzz_jsonrpc: check failed: %s (line %d)\n", #cond, __LINE__);   \
-          abort ();                                                                          \
-        }                                                                                    \
-    }                                                                                        \
+#define CHECK(cond)                                                                                \
+  do                                                                                               \
+    {                                                                                              \
+      if (!(cond))                                                                                 \
+        {                                                                                          \
+          fprintf (stderr, "fuzz_jsonrpc: check failed: %s (line %d)\n", #cond, __LINE__);         \
+          abort ();                                                                                \
+        }                                                                                          \
+    }                                                                                              \
   while (0)
 
 static sbx_mcp_perms_t *presets[4];

@@ -22,16 +22,15 @@
 #define WORKDIR "/workspace"
 #define MAX_PATHS 16
 
-#define CHECK(cond)                                                                          \
-  do                                                                                         \
-    {                                                                                        \
-      if (!(cond))                                                                           \
-        {                                                                                    \
-          fprintf (stderr, "fuzz_permissions: check failed: %s (line %d)\n", #cond,          \
-                   __LINE__);                                                                \
-          abort ();                                                                          \
-        }                                                                                    \
-    }                                                                                        \
+#define CHECK(cond)                                                                                \
+  do                                                                                               \
+    {                                                                                              \
+      if (!(cond))                                                                                 \
+        {                                                                                          \
+          fprintf (stderr, "fuzz_permissions: check failed: %s (line %d)\n", #cond, __LINE__);     \
+          abort ();                                                                                \
+        }                                                                                          \
+    }                                                                                              \
   while (0)
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
@@ -83,8 +82,14 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     return 0;
 
   static const char *const fixed[] = {
-    "/", WORKDIR, WORKDIR "/src/app.py", WORKDIR "/.env", WORKDIR "/a/B/.ENV.local",
-    "/home/u/.ssh/id_rsa", "/etc/passwd", "/workspaces/x",
+    "/",
+    WORKDIR,
+    WORKDIR "/src/app.py",
+    WORKDIR "/.env",
+    WORKDIR "/a/B/.ENV.local",
+    "/home/u/.ssh/id_rsa",
+    "/etc/passwd",
+    "/workspaces/x",
   };
   char *paths[MAX_PATHS] = { 0 };
   size_t npaths = 0;

@@ -15,18 +15,18 @@
 #include <string.h>
 
 #define HEADER 5
-#define OPT_SPACE 0x01    /* pieces go through space + commit */
+#define OPT_SPACE 0x01     /* pieces go through space + commit */
 #define OPT_WANT_MORE 0x02 /* and ask for more room than they fill */
 
-#define CHECK(cond)                                                                          \
-  do                                                                                         \
-    {                                                                                        \
-      if (!(cond))                                                                           \
-        {                                                                                    \
-          fprintf (stderr, "fuzz_proto: check failed: %s (line %d)\n", #cond, __LINE__);     \
-          abort ();                                                                          \
-        }                                                                                    \
-    }                                                                                        \
+#define CHECK(cond)                                                                                \
+  do                                                                                               \
+    {                                                                                              \
+      if (!(cond))                                                                                 \
+        {                                                                                          \
+          fprintf (stderr, "fuzz_proto: check failed: %s (line %d)\n", #cond, __LINE__);           \
+          abort ();                                                                                \
+        }                                                                                          \
+    }                                                                                              \
   while (0)
 
 static void

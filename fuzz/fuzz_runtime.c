@@ -17,15 +17,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CHECK(cond)                                                                          \
-  do                                                                                         \
-    {                                                                                        \
-      if (!(cond))                                                                           \
-        {                                                                                    \
-          fprintf (stderr, "fuzz_runtime: check failed: %s (line %d)\n", #cond, __LINE__);   \
-          abort ();                                                                          \
-        }                                                                                    \
-    }                                                                                        \
+#define CHECK(cond)                                                                                \
+  do                                                                                               \
+    {                                                                                              \
+      if (!(cond))                                                                                 \
+        {                                                                                          \
+          fprintf (stderr, "fuzz_runtime: check failed: %s (line %d)\n", #cond, __LINE__);         \
+          abort ();                                                                                \
+        }                                                                                          \
+    }                                                                                              \
   while (0)
 
 static const char site_ca[] = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
@@ -72,7 +72,8 @@ check_dockerfile (const char *text)
           CHECK (json_is_array (a) && json_array_size (a) > 0);
           size_t i;
           json_t *v;
-          json_array_foreach (a, i, v) CHECK (json_is_string (v));
+          json_array_foreach (a, i, v)
+            CHECK (json_is_string (v));
           json_decref (a);
         }
       else if (starts (line, "ENV "))

@@ -67,8 +67,8 @@ int sbx_mcp_session_new (const sbx_mcp_session_opts_t *opts, sbx_mcp_session_t *
  * results with isError, not errors. Fails only when the call could not be
  * made (unknown tool, out of memory). Calls of one session must not run
  * at the same time. */
-int sbx_mcp_session_call (sbx_mcp_session_t *s, const char *tool, const char *args,
-                          char **result, sbx_error_t **err);
+int sbx_mcp_session_call (sbx_mcp_session_t *s, const char *tool, const char *args, char **result,
+                          sbx_error_t **err);
 void sbx_mcp_session_free (sbx_mcp_session_t *s);
 
 /* ----------------------------------------------------------- connections */

@@ -1,5 +1,6 @@
 #!/bin/bash
-# Runs every test with prove: unit and integration tests of the normal build,
+# Runs every test with prove: the layout check (clang-format), unit and
+# integration tests of the normal build,
 # the same under ASan+UBSan, the CLI tests, the MCP server's tests (node,
 # with the official SDK client) and the README's examples, run as written;
 # then the CLI and MCP tests again against build-asan/sbx, and the MCP tests
@@ -12,8 +13,8 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 for f in build/sbx build-asan/sbx build-asan/tests/it_exec build-tsan/sbx; do
   [ -x "$f" ] || { echo "run-tests: $f is missing; run make tests asan tsan first" >&2; exit 1; }
 done
-tests=(build/tests/test_* build/tests/it_* tests/cli/*.t tests/mcp/*.t tests/readme/*.t
-       build-asan/tests/test_* build-asan/tests/it_*)
+tests=(scripts/check-format.sh build/tests/test_* build/tests/it_* tests/cli/*.t tests/mcp/*.t
+       tests/readme/*.t build-asan/tests/test_* build-asan/tests/it_*)
 # build-SAN/tests/T is a link to tests/sanitized.sh, which runs tests/T with
 # build-SAN/sbx and fails it on any sanitizer report.
 san=()

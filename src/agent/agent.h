@@ -25,7 +25,7 @@
 
 /* ------------------------------------------------------------ util.c */
 
-#define container_of(ptr, type, member) ((type *) ((char *) (ptr) - offsetof (type, member)))
+#define container_of(ptr, type, member) ((type *) ((char *) (ptr) -offsetof (type, member)))
 
 /* A log line on the agent's stderr (the engine's log of the container). */
 __attribute__ ((format (printf, 1, 2))) void agent_log (const char *fmt, ...);
@@ -33,13 +33,14 @@ __attribute__ ((format (printf, 1, 2))) void agent_log (const char *fmt, ...);
 /* Lines about what the sandbox does (refused connections, ...) go through a
  * budget: a burst, then one line per interval, with a count of the lines
  * left out, so that nothing inside can flood the engine's log. */
-typedef struct log_budget {
+typedef struct log_budget
+{
   int64_t refill_at;
   int tokens;
   unsigned long suppressed;
 } log_budget_t;
 __attribute__ ((format (printf, 2, 3))) void agent_log_limited (log_budget_t *b, const char *fmt,
-                                                              ...);
+                                                                ...);
 
 /* The size any one file may reach (RLIMIT_FSIZE of the agent and of every
  * command), set with --max-file-size where the engine has no disk quota;
@@ -69,7 +70,8 @@ void close_fd (int *fd);
  * current turn of the loop. */
 typedef struct watch watch_t;
 typedef void (*watch_fn) (watch_t *w, uint32_t events);
-struct watch {
+struct watch
+{
   watch_fn fn;
   int fd;
   bool active;
@@ -96,7 +98,8 @@ void listener_stop (void);
 typedef struct conn conn_t;
 
 /* A request that takes longer than one turn of the loop. */
-typedef struct job_ops {
+typedef struct job_ops
+{
   /* A bounded slice of work. True when the job is over: its final reply is
      queued and it released everything (c->job_data included). */
   bool (*step) (conn_t *c);
@@ -107,26 +110,27 @@ typedef struct job_ops {
   void (*abort) (conn_t *c);
 } job_ops_t;
 
-struct conn {
+struct conn
+{
   watch_t watch;
-  uint32_t events;      /* what the loop watches for on it */
+  uint32_t events; /* what the loop watches for on it */
   conn_t *next;
   sbx_reader_t rd;
   sbx_buf_t out;
-  size_t out_off;       /* bytes of out already sent */
-  int64_t last_sent;    /* when bytes last went out (for ALIVE) */
-  int64_t close_by;     /* a closing connection is dropped by then */
+  size_t out_off;    /* bytes of out already sent */
+  int64_t last_sent; /* when bytes last went out (for ALIVE) */
+  int64_t close_by;  /* a closing connection is dropped by then */
   bool greeted;
-  bool closing;         /* ends once its output is sent */
-  bool dead;            /* freed at the end of the turn */
-  bool held;            /* held_msg waits for the job to end or for room */
-  bool input_paused;    /* the job asked the host to wait */
+  bool closing;      /* ends once its output is sent */
+  bool dead;         /* freed at the end of the turn */
+  bool held;         /* held_msg waits for the job to end or for room */
+  bool input_paused; /* the job asked the host to wait */
   sbx_msg_t held_msg;
   const job_ops_t *job;
   void *job_data;
-  bool runnable;        /* step at the next turn */
-  bool want_room;       /* step once the output has room again */
-  int64_t wake_at;      /* step then; 0 for no timer */
+  bool runnable;   /* step at the next turn */
+  bool want_room;  /* step once the output has room again */
+  int64_t wake_at; /* step then; 0 for no timer */
 };
 
 /* Takes a connected, verified socket; false when refused (too many). */
@@ -155,8 +159,7 @@ void conn_protocol_error (conn_t *c, const char *why);
 __attribute__ ((format (printf, 3, 4))) void reply_err (conn_t *c, int code, const char *fmt, ...);
 /* ERR with the sbx_errc that fits errno value ERR, and the message
  * "<formatted text>: <strerror (ERR)>". */
-__attribute__ ((format (printf, 3, 4))) void reply_errno (conn_t *c, int err, const char *fmt,
-                                                         ...);
+__attribute__ ((format (printf, 3, 4))) void reply_errno (conn_t *c, int err, const char *fmt, ...);
 /* Like reply_err, with a COUNT field. */
 void reply_err_count (conn_t *c, int code, int64_t count, const char *msg);
 /* OK, with one integer field TAG (TAG 0: none). */
@@ -181,11 +184,12 @@ int req_deadline (conn_t *c, const sbx_msg_t *m, int64_t default_ms, int64_t *de
 /* ------------------------------------------------------------ spawn.c */
 
 /* What EXEC and BG_START run: sh -c COMMAND in CWD with ENV. */
-typedef struct cmd_spec {
+typedef struct cmd_spec
+{
   char *command;
   char *cwd;
-  char **overrides;  /* the request's "K=V" strings */
-  char **env;        /* environ with the overrides applied */
+  char **overrides; /* the request's "K=V" strings */
+  char **env;       /* environ with the overrides applied */
 } cmd_spec_t;
 
 /* Parses COMMAND CWD ENV* and checks that CWD is a directory; 0, or -1
@@ -252,11 +256,12 @@ void handle_grep (conn_t *c, const sbx_msg_t *m);
 
 /* A depth-first directory walk that runs in slices. */
 typedef struct walk walk_t;
-struct walk {
-  char path[4096];   /* the entry being visited, absolute */
-  size_t rel_off;    /* where its path relative to the root starts */
-  bool hidden;       /* visit names starting with '.' */
-  bool truncated;    /* the entry budget ran out */
+struct walk
+{
+  char path[4096]; /* the entry being visited, absolute */
+  size_t rel_off;  /* where its path relative to the root starts */
+  bool hidden;     /* visit names starting with '.' */
+  bool truncated;  /* the entry budget ran out */
   unsigned long visited;
   /* Whether to descend into the directory REL; NULL means always. */
   bool (*enter) (walk_t *w, const char *rel);

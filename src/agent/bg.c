@@ -20,27 +20,28 @@
 #define TOTAL_CAP (64u << 20)
 #define READ_MAX (1u << 20)
 #define MAX_ID_LEN 20
-#define MAX_COMMAND_SHOWN 1024   /* for display: bounds what a listing costs the host */
-#define MAX_ENTRIES 1024         /* exited ones are forgotten, oldest first, past this */
-#define KILL_GRACE_MS 2000       /* from SIGTERM to SIGKILL */
-#define GONE_WAIT_MS 2000        /* after SIGKILL, for the tree to be gone */
+#define MAX_COMMAND_SHOWN 1024 /* for display: bounds what a listing costs the host */
+#define MAX_ENTRIES 1024       /* exited ones are forgotten, oldest first, past this */
+#define KILL_GRACE_MS 2000     /* from SIGTERM to SIGKILL */
+#define GONE_WAIT_MS 2000      /* after SIGKILL, for the tree to be gone */
 #define POLL_MS 20
 
-typedef struct bg {
+typedef struct bg
+{
   struct bg *next;
   char id[MAX_ID_LEN + 1];
   char *command;
   size_t command_len;
   pid_t pid;
-  watch_t pipe;        /* combined output; fd -1 at its end */
-  sbx_buf_t output;    /* unread output, from out_off */
+  watch_t pipe;     /* combined output; fd -1 at its end */
+  sbx_buf_t output; /* unread output, from out_off */
   size_t out_off;
   uint64_t dropped;
   bool exited, reaped;
   int code;
 } bg_t;
 
-static bg_t *entries;   /* by id */
+static bg_t *entries; /* by id */
 static size_t nentries;
 static unsigned long last_id;
 static size_t total_held;
@@ -296,10 +297,11 @@ handle_bg_list (conn_t *c, const sbx_msg_t *m)
 
 /* ------------------------------------------------------------ BG_KILL */
 
-typedef struct bg_kill {
+typedef struct bg_kill
+{
   char id[MAX_ID_LEN + 1];
-  bool killed;       /* SIGKILL sent */
-  int64_t give_up;   /* of the current signal */
+  bool killed;     /* SIGKILL sent */
+  int64_t give_up; /* of the current signal */
 } bg_kill_t;
 
 /* Whether the process of B and its tree are gone. Once reaped, its pid

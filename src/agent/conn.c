@@ -221,8 +221,10 @@ req_str (conn_t *c, const sbx_msg_t *m, uint8_t tag, size_t max)
 {
   char *s = sbx_msg_strdup (m, tag, max);
   if (s == NULL)
-    reply_err (c, SBX_E_INVALID, "request field %u is missing, longer than %zu bytes or holds a "
-               "NUL byte", tag, max);
+    reply_err (c, SBX_E_INVALID,
+               "request field %u is missing, longer than %zu bytes or holds a "
+               "NUL byte",
+               tag, max);
   return s;
 }
 
@@ -276,9 +278,10 @@ hello (conn_t *c, const sbx_msg_t *m)
     conn_protocol_error (c, "HELLO without a version");
   else if (version != SBX_PROTO_VERSION)
     {
-      reply_err (c, SBX_E_AGENT, "protocol version mismatch: the host speaks version %lld, this "
-                 "agent version %d; use matching sbx builds", (long long) version,
-                 SBX_PROTO_VERSION);
+      reply_err (c, SBX_E_AGENT,
+                 "protocol version mismatch: the host speaks version %lld, this "
+                 "agent version %d; use matching sbx builds",
+                 (long long) version, SBX_PROTO_VERSION);
       conn_close (c);
     }
   else
@@ -293,7 +296,8 @@ hello (conn_t *c, const sbx_msg_t *m)
 
 typedef void (*handler_fn) (conn_t *c, const sbx_msg_t *m);
 
-static const struct {
+static const struct
+{
   uint8_t type;
   handler_fn fn;
 } handlers[] = {

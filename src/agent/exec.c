@@ -13,21 +13,22 @@
 
 #define DEFAULT_MAX_OUTPUT 100000
 #define TIMEOUT_EXIT_CODE 124
-#define KILL_GRACE_MS 2000         /* from SIGTERM to SIGKILL */
-#define LINGER_MS 100              /* reading on after the command exited */
-#define TREE_POLL_MS 50            /* checking whether a killed tree is gone */
+#define KILL_GRACE_MS 2000 /* from SIGTERM to SIGKILL */
+#define LINGER_MS 100      /* reading on after the command exited */
+#define TREE_POLL_MS 50    /* checking whether a killed tree is gone */
 #define STDIN_MAX_PENDING (1u << 20)
 
-typedef struct run {
+typedef struct run
+{
   conn_t *c;
-  struct run *next;     /* in `running` */
-  pid_t pid;            /* the shell, leader of the command's session */
-  watch_t out[2];       /* stdout (or both) and stderr pipes; fd -1 once closed */
+  struct run *next; /* in `running` */
+  pid_t pid;        /* the shell, leader of the command's session */
+  watch_t out[2];   /* stdout (or both) and stderr pipes; fd -1 once closed */
   bool readable[2];
-  watch_t in;           /* the command's stdin, fd -1 when closed or unused */
+  watch_t in; /* the command's stdin, fd -1 when closed or unused */
   bool in_writable;
-  bool in_eof;          /* the host sent STDIN_EOF: close once written */
-  sbx_buf_t pending;    /* stdin not yet written, from offset in_off */
+  bool in_eof;       /* the host sent STDIN_EOF: close once written */
+  sbx_buf_t pending; /* stdin not yet written, from offset in_off */
   size_t in_off;
   int64_t max_output, forwarded;
   int64_t deadline;     /* timeout, 0 for none */
@@ -36,7 +37,7 @@ typedef struct run {
   int64_t linger_until; /* after the exit, stop reading output by then */
   int64_t oom_before;
   bool exited, timed_out, truncated, killed;
-  int code;             /* how the shell ended: status, or 128 + signal */
+  int code; /* how the shell ended: status, or 128 + signal */
 } run_t;
 
 /* Commands running for a connection, and those whose connection went away
@@ -415,8 +416,11 @@ handle_exec (conn_t *c, const sbx_msg_t *m)
       return;
     }
   /* An exit code for a child that cannot be waited for (never expected). */
-  *r = (run_t) { .c = c, .out = { { .fd = -1 }, { .fd = -1 } }, .in = { .fd = -1 }, .code = 255,
-                 .in_writable = true };
+  *r = (run_t){ .c = c,
+                .out = { { .fd = -1 }, { .fd = -1 } },
+                .in = { .fd = -1 },
+                .code = 255,
+                .in_writable = true };
   r->max_output = max_output ? max_output : DEFAULT_MAX_OUTPUT;
   sbx_buf_init (&r->pending);
   r->oom_before = oom_kill_count ();

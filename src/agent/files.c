@@ -27,8 +27,10 @@ open_regular (conn_t *c, const char *path, struct stat *st)
   if (fd < 0)
     {
       if (errno == EWOULDBLOCK)
-        reply_err (c, SBX_E_PERMISSION, "cannot open %s: a process in the sandbox holds a lease "
-                   "on it", path);
+        reply_err (c, SBX_E_PERMISSION,
+                   "cannot open %s: a process in the sandbox holds a lease "
+                   "on it",
+                   path);
       else if (errno == ENXIO)
         reply_err (c, SBX_E_INVALID, "%s is not a regular file (a socket)", path);
       else
@@ -179,8 +181,10 @@ handle_resolve (conn_t *c, const sbx_msg_t *m)
   if (resolve (path, res) < 0)
     {
       if (errno == ELOOP)
-        reply_err (c, SBX_E_INVALID, "cannot resolve %s: it goes through more than %d symbolic "
-                   "links (a loop)", path, MAX_LINKS);
+        reply_err (c, SBX_E_INVALID,
+                   "cannot resolve %s: it goes through more than %d symbolic "
+                   "links (a loop)",
+                   path, MAX_LINKS);
       else
         reply_errno (c, errno, "cannot resolve %s", path);
       return;
@@ -207,12 +211,13 @@ handle_resolve (conn_t *c, const sbx_msg_t *m)
 
 /* ------------------------------------------------------------ LS */
 
-typedef struct ls {
+typedef struct ls
+{
   DIR *d;
   int64_t max, count, deadline;
-  int64_t limit, sent;  /* bytes of names: the bound (0: none), sent so far */
-  int64_t found;        /* entries seen, sent or not */
-  bool full;            /* no more are sent; the rest is counted */
+  int64_t limit, sent; /* bytes of names: the bound (0: none), sent so far */
+  int64_t found;       /* entries seen, sent or not */
+  bool full;           /* no more are sent; the rest is counted */
 } ls_t;
 
 static void
@@ -268,7 +273,7 @@ ls_step (conn_t *c)
       else if (fstatat (dirfd (l->d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0)
         size = 0;
       else
-        continue;  /* removed since readdir */
+        continue; /* removed since readdir */
       l->found++;
       int64_t cost = (int64_t) strlen (e->d_name) + ENTRY_OVERHEAD;
       if (!l->full && (l->count == l->max || (l->limit && l->sent + cost > l->limit)))
@@ -323,25 +328,27 @@ handle_ls (conn_t *c, const sbx_msg_t *m)
       reply_errno (c, e, "cannot list %s", path);
       return;
     }
-  *l = (ls_t) { .d = d, .max = max ? max : DEFAULT_MAX_ENTRIES, .deadline = deadline,
-                .limit = limit };
+  *l = (ls_t){
+    .d = d, .max = max ? max : DEFAULT_MAX_ENTRIES, .deadline = deadline, .limit = limit
+  };
   conn_start_job (c, &ls_ops, l);
 }
 
 /* ------------------------------------------------------------ READ */
 
 /* Where READ is within the file. */
-typedef struct lines {
+typedef struct lines
+{
   int fd;
   int64_t deadline;
   char *path;
-  bool first;             /* the first block is yet to come */
-  int64_t offset, limit;  /* the request */
-  int64_t skipped;        /* lines skipped so far */
-  int64_t count;          /* lines started in the reply */
-  bool in_line;           /* the last byte sent was not a '\n' */
-  size_t total;           /* bytes sent */
-  bool more;              /* a line remains after the reply; reading stops */
+  bool first;            /* the first block is yet to come */
+  int64_t offset, limit; /* the request */
+  int64_t skipped;       /* lines skipped so far */
+  int64_t count;         /* lines started in the reply */
+  bool in_line;          /* the last byte sent was not a '\n' */
+  size_t total;          /* bytes sent */
+  bool more;             /* a line remains after the reply; reading stops */
 } lines_t;
 
 static void
@@ -401,8 +408,10 @@ read_step (conn_t *c)
         }
       if (now_ms () >= l->deadline)
         {
-          reply_err (c, SBX_E_TIMEOUT, "reading %s took longer than its time limit; read a "
-                     "smaller range, or stream the file with read_bytes", l->path);
+          reply_err (c, SBX_E_TIMEOUT,
+                     "reading %s took longer than its time limit; read a "
+                     "smaller range, or stream the file with read_bytes",
+                     l->path);
           lines_free (l);
           return true;
         }
@@ -475,7 +484,8 @@ handle_read (conn_t *c, const sbx_msg_t *m)
 
 /* ------------------------------------------------------------ READ_BYTES */
 
-typedef struct bytes {
+typedef struct bytes
+{
   int fd;
   int64_t deadline, limit, total;
   char *path;
@@ -570,6 +580,6 @@ handle_read_bytes (conn_t *c, const sbx_msg_t *m)
       reply_err (c, SBX_E_IO, "out of memory");
       return;
     }
-  *b = (bytes_t) { .fd = fd, .deadline = deadline, .limit = limit, .path = steal_pointer (&path) };
+  *b = (bytes_t){ .fd = fd, .deadline = deadline, .limit = limit, .path = steal_pointer (&path) };
   conn_start_job (c, &read_bytes_ops, b);
 }

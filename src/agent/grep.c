@@ -25,26 +25,27 @@
 #define JIT_STACK_MAX (1u << 20)
 #define GREP_DEADLINE_MS 30000
 
-typedef struct grep {
+typedef struct grep
+{
   conn_t *c;
   pcre2_code *re;
   pcre2_match_data *md;
   pcre2_match_context *mctx;
   pcre2_jit_stack *jit_stack;
   sbx_glob_t *glob;
-  bool glob_paths;  /* the glob has a '/': it names relative paths */
+  bool glob_paths; /* the glob has a '/': it names relative paths */
   int64_t max, count, deadline;
-  int64_t limit, sent;  /* bytes of paths and lines: the bound (0: none), sent */
+  int64_t limit, sent; /* bytes of paths and lines: the bound (0: none), sent */
   bool truncated;
-  bool list;        /* name the files, read nothing */
-  bool walking;     /* a directory is searched (else one file, or PATHS) */
+  bool list;    /* name the files, read nothing */
+  bool walking; /* a directory is searched (else one file, or PATHS) */
   walk_t w;
-  char *paths;      /* the files asked for, NUL-separated, from paths_pos */
+  char *paths; /* the files asked for, NUL-separated, from paths_pos */
   size_t paths_len, paths_pos;
   /* The file being searched. */
   int fd;
   char *path;
-  char *buf;        /* lines being searched; grows up to MAX_LINE_MATCHED */
+  char *buf; /* lines being searched; grows up to MAX_LINE_MATCHED */
   size_t cap, len, pos;
   int64_t line_no;
   bool first, eof, skipping;
@@ -158,7 +159,7 @@ search_some (grep_t *g, int64_t until)
       g->pos = 0;
       ssize_t n = read_full (g->fd, g->buf + g->len, g->cap - g->len);
       if (n < 0)
-        return 0;  /* unreadable: skipped like binary files */
+        return 0; /* unreadable: skipped like binary files */
       g->eof = (size_t) n < g->cap - g->len;
       g->len += (size_t) n;
       if (g->first && looks_binary (g->buf, g->len))
@@ -249,7 +250,7 @@ grep_visit (walk_t *w, int dirfd, const char *name, unsigned char type)
       return name_file (g, w->path, st.st_size);
     }
   file_start (g, fd, w->path);
-  return 1;  /* search it before walking on */
+  return 1; /* search it before walking on */
 }
 
 static void
@@ -374,8 +375,8 @@ handle_grep (conn_t *c, const sbx_msg_t *m)
   cleanup_free char *path = req_path (c, m, SBX_T_PATH);
   cleanup_free char *pattern = path ? req_str (c, m, SBX_T_PATTERN, SBX_PROTO_MAX_BODY) : NULL;
   cleanup_free char *glob = pattern && sbx_msg_field (m, SBX_T_GLOB)
-                              ? req_str (c, m, SBX_T_GLOB, SBX_PROTO_MAX_BODY)
-                              : NULL;
+                                ? req_str (c, m, SBX_T_GLOB, SBX_PROTO_MAX_BODY)
+                                : NULL;
   if (pattern == NULL || (sbx_msg_field (m, SBX_T_GLOB) && glob == NULL)
       || req_int (c, m, SBX_T_FLAGS, 0, INT32_MAX, &flags) < 0
       || req_int (c, m, SBX_T_MAX_RESULTS, 0, INT64_MAX, &max) < 0
@@ -388,8 +389,12 @@ handle_grep (conn_t *c, const sbx_msg_t *m)
       reply_err (c, SBX_E_IO, "out of memory");
       return;
     }
-  *g = (grep_t) { .c = c, .fd = -1, .max = max ? max : DEFAULT_MAX_MATCHES, .deadline = deadline,
-                  .limit = limit, .list = flags & SBX_F_LIST };
+  *g = (grep_t){ .c = c,
+                 .fd = -1,
+                 .max = max ? max : DEFAULT_MAX_MATCHES,
+                 .deadline = deadline,
+                 .limit = limit,
+                 .list = flags & SBX_F_LIST };
   struct stat st;
   const sbx_field_t *paths = sbx_msg_field (m, SBX_T_PATHS);
   if (grep_prepare (g, pattern, glob, flags) < 0)
@@ -432,8 +437,10 @@ handle_grep (conn_t *c, const sbx_msg_t *m)
       int dfd = walk_open_root (c, path);
       if (dfd < 0)
         goto fail;
-      g->w = (walk_t) { .hidden = flags & SBX_F_HIDDEN, .enter = g->glob_paths ? grep_enter : NULL,
-                        .visit = grep_visit, .data = g };
+      g->w = (walk_t){ .hidden = flags & SBX_F_HIDDEN,
+                       .enter = g->glob_paths ? grep_enter : NULL,
+                       .visit = grep_visit,
+                       .data = g };
       walk_start (&g->w, dfd, path);
       g->walking = true;
     }

@@ -24,7 +24,7 @@
 
 static watch_t listen_watch = { .fd = -1 };
 static watch_t notify_watch = { .fd = -1 };
-static struct stat bound;  /* the socket file the agent made */
+static struct stat bound; /* the socket file the agent made */
 static log_budget_t refused_log;
 
 /* Removes everything in the run folder: it belongs to the agent, and a
@@ -62,12 +62,12 @@ bind_socket (void)
       if (attempt)
         clear_run_dir ();
       r = (unlink (SOCKET_PATH) < 0 && errno != ENOENT)
-              || bind (fd, (struct sockaddr *) &addr, sizeof addr) < 0
-              /* the host user need not be root */
-              || chmod (SOCKET_PATH, 0666) < 0 || stat (SOCKET_PATH, &bound) < 0
-              || listen (fd, BACKLOG) < 0
-            ? -1
-            : 0;
+                  || bind (fd, (struct sockaddr *) &addr, sizeof addr) < 0
+                  /* the host user need not be root */
+                  || chmod (SOCKET_PATH, 0666) < 0 || stat (SOCKET_PATH, &bound) < 0
+                  || listen (fd, BACKLOG) < 0
+              ? -1
+              : 0;
     }
   if (r < 0)
     {
@@ -153,14 +153,14 @@ check_socket (void)
       return;
     }
   agent_log_limited (&refused_log, "the socket was removed or replaced from inside the "
-                     "sandbox; a fresh one is in place");
+                                   "sandbox; a fresh one is in place");
 }
 
 static void
 on_notify (watch_t *w, uint32_t events)
 {
   (void) events;
-  char buf[4096] __attribute__ ((aligned (__alignof__ (struct inotify_event))));
+  char buf[4096] __attribute__ ((aligned (__alignof__(struct inotify_event))));
   /* What changed matters less than whether the socket is still ours. */
   while (read (w->fd, buf, sizeof buf) > 0)
     ;
@@ -177,9 +177,9 @@ listener_start (void)
     return -1;
   int nfd = inotify_init1 (IN_CLOEXEC | IN_NONBLOCK);
   if (nfd < 0
-      || inotify_add_watch (nfd, SBX_AGENT_RUN_DIR, IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO
-                                                      | IN_CREATE | IN_ATTRIB)
-           < 0
+      || inotify_add_watch (nfd, SBX_AGENT_RUN_DIR,
+                            IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | IN_ATTRIB)
+             < 0
       || loop_watch (&notify_watch, nfd, EPOLLIN, on_notify) < 0)
     {
       /* Still serves; only the repair is lost. */

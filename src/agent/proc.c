@@ -22,10 +22,11 @@
 #define KILL_ALL_LIMIT_MS 5000
 #define KILL_ALL_POLL_MS 10
 
-typedef struct pinfo {
+typedef struct pinfo
+{
   pid_t pid, ppid, pgrp, sid;
-  bool live;  /* not a zombie */
-  bool in;    /* part of the tree */
+  bool live; /* not a zombie */
+  bool in;   /* part of the tree */
 } pinfo_t;
 
 /* Fields 3 to 6 of /proc/PID/stat. The command name (field 2) is in
@@ -48,7 +49,7 @@ read_stat (int procfd, const char *name, pinfo_t *p)
   if (rp == NULL || rp[1] != ' ' || rp[2] == '\0' || rp[3] != ' ')
     return false;
   char state = rp[2];
-  long f[3];  /* ppid, pgrp, session */
+  long f[3]; /* ppid, pgrp, session */
   char *q = (char *) rp + 3;
   for (int i = 0; i < 3; i++)
     {
@@ -58,9 +59,11 @@ read_stat (int procfd, const char *name, pinfo_t *p)
         return false;
       q = e;
     }
-  *p = (pinfo_t) { .pid = (pid_t) strtol (name, NULL, 10), .ppid = (pid_t) f[0],
-                   .pgrp = (pid_t) f[1], .sid = (pid_t) f[2],
-                   .live = state != 'Z' && state != 'X' };
+  *p = (pinfo_t){ .pid = (pid_t) strtol (name, NULL, 10),
+                  .ppid = (pid_t) f[0],
+                  .pgrp = (pid_t) f[1],
+                  .sid = (pid_t) f[2],
+                  .live = state != 'Z' && state != 'X' };
   return true;
 }
 
@@ -237,7 +240,8 @@ pids_limit (void)
  * bomb without losing the container. kill (-1) from PID 1 reaches all the
  * others; forks racing it fail, since a process with SIGKILL pending
  * cannot fork. The commands the agent supervises end as killed. */
-typedef struct kill_all {
+typedef struct kill_all
+{
   int64_t give_up;
   int found;
 } kill_all_t;

@@ -119,7 +119,8 @@ fail:
 
 /* What the child needs, handed over through memory it shares with the
  * agent until it execs. */
-struct child_args {
+struct child_args
+{
   const cmd_spec_t *spec;
   int in, out, err;
 };
@@ -252,13 +253,17 @@ reply_spawn_error (conn_t *c, int err, const char *what)
 {
   int64_t limit = pids_limit ();
   if (err == EAGAIN && limit > 0)
-    reply_err (c, SBX_E_LIMIT, "cannot start %s: the sandbox has reached its limit of %lld "
+    reply_err (c, SBX_E_LIMIT,
+               "cannot start %s: the sandbox has reached its limit of %lld "
                "processes (pids limit); end them all with `sbx kill ID` "
                "(sbx_sandbox_kill_all, the MCP tool kill_all), or give the sandbox more with "
-               "--pids", what, (long long) limit);
+               "--pids",
+               what, (long long) limit);
   else if (err == EAGAIN)
-    reply_err (c, SBX_E_LIMIT, "cannot start %s: the sandbox has too many processes; end them "
-               "all with `sbx kill ID` (sbx_sandbox_kill_all, the MCP tool kill_all)", what);
+    reply_err (c, SBX_E_LIMIT,
+               "cannot start %s: the sandbox has too many processes; end them "
+               "all with `sbx kill ID` (sbx_sandbox_kill_all, the MCP tool kill_all)",
+               what);
   else
     reply_errno (c, err, "cannot start %s", what);
 }

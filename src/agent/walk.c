@@ -21,9 +21,10 @@
 #define DEFAULT_MAX_RESULTS 100000
 #define GLOB_DEADLINE_MS 30000
 
-struct walk_level {
+struct walk_level
+{
   int fd;
-  size_t len;   /* of w->path for this directory, its trailing '/' included */
+  size_t len; /* of w->path for this directory, its trailing '/' included */
   ssize_t n, off;
   char buf[4096] __attribute__ ((aligned (8)));
 };
@@ -56,7 +57,7 @@ push (walk_t *w, int fd, size_t len)
       return false;
     }
   w->levels = v;
-  v[w->depth++] = (struct walk_level) { .fd = fd, .len = len };
+  v[w->depth++] = (struct walk_level){ .fd = fd, .len = len };
   return true;
 }
 
@@ -165,13 +166,14 @@ walk_step (walk_t *w, int64_t until)
 
 /* ------------------------------------------------------------ GLOB */
 
-typedef struct glob_job {
+typedef struct glob_job
+{
   conn_t *c;
   sbx_glob_t *g;
   int64_t max, count, deadline;
-  int64_t limit, sent;  /* bytes of paths: the bound (0: none), sent so far */
-  int64_t found;        /* matches, sent or not */
-  bool full;            /* no more are sent; the rest is counted */
+  int64_t limit, sent; /* bytes of paths: the bound (0: none), sent so far */
+  int64_t found;       /* matches, sent or not */
+  bool full;           /* no more are sent; the rest is counted */
   walk_t w;
 } glob_job_t;
 
@@ -271,8 +273,9 @@ handle_glob (conn_t *c, const sbx_msg_t *m)
       reply_err (c, SBX_E_IO, "out of memory");
       return;
     }
-  *gj = (glob_job_t) { .c = c, .max = max ? max : DEFAULT_MAX_RESULTS, .deadline = deadline,
-                       .limit = limit };
+  *gj = (glob_job_t){
+    .c = c, .max = max ? max : DEFAULT_MAX_RESULTS, .deadline = deadline, .limit = limit
+  };
   const char *error;
   if (sbx_glob_compile (pattern, &gj->g, &error) < 0)
     {
@@ -288,7 +291,7 @@ handle_glob (conn_t *c, const sbx_msg_t *m)
       return;
     }
   /* '*' matches dotfiles, so the walk sees everything. */
-  gj->w = (walk_t) { .hidden = true, .enter = glob_enter, .visit = glob_visit, .data = gj };
+  gj->w = (walk_t){ .hidden = true, .enter = glob_enter, .visit = glob_visit, .data = gj };
   walk_start (&gj->w, dfd, path);
   conn_start_job (c, &glob_ops, gj);
 }

@@ -17,8 +17,9 @@
 /* Bytes written per slice. */
 #define WRITE_SLICE (4u << 20)
 
-typedef struct atomic {
-  char *target;  /* the file replaced: PATH, or the file a link points to */
+typedef struct atomic
+{
+  char *target; /* the file replaced: PATH, or the file a link points to */
   char *tmp;
   int fd;
   int64_t size;
@@ -35,8 +36,10 @@ reply_write_error (conn_t *c, int err, const char *path)
                "the engine has no disk quota)",
                path, sbx_size_text (agent_max_file_size, cap));
   else if (err == EDQUOT || err == ENOSPC)
-    reply_err (c, SBX_E_LIMIT, "cannot write %s: the sandbox's disk is full (%s); remove files "
-               "or make the sandbox with a larger disk limit", path, strerror (err));
+    reply_err (c, SBX_E_LIMIT,
+               "cannot write %s: the sandbox's disk is full (%s); remove files "
+               "or make the sandbox with a larger disk limit",
+               path, strerror (err));
   else
     reply_errno (c, err, "cannot write %s", path);
 }
@@ -50,7 +53,7 @@ atomic_abort (atomic_t *a)
     agent_log ("cannot remove %s: %s", a->tmp, strerror (errno));
   free (a->tmp);
   free (a->target);
-  *a = (atomic_t) { .fd = -1 };
+  *a = (atomic_t){ .fd = -1 };
 }
 
 /* Starts replacing PATH: creates missing parent directories and the
@@ -59,7 +62,7 @@ atomic_abort (atomic_t *a)
 static int
 atomic_open (atomic_t *a, const char *path)
 {
-  *a = (atomic_t) { .fd = -1 };
+  *a = (atomic_t){ .fd = -1 };
   struct stat st;
   /* Writing through a link writes the file it points to; a dangling link
      is replaced by the file. */
@@ -143,7 +146,7 @@ atomic_commit (atomic_t *a)
     }
   free (a->tmp);
   free (a->target);
-  *a = (atomic_t) { .fd = -1 };
+  *a = (atomic_t){ .fd = -1 };
   return 0;
 }
 
@@ -152,8 +155,9 @@ atomic_commit (atomic_t *a)
 /* WRITE{PATH} WRITE_DATA{DATA}* WRITE_END: one reply, after WRITE_END. An
  * error found early is kept until then, the data being read and dropped,
  * so the stream stays in step. */
-typedef struct wjob {
-  char *path;     /* NULL when the request was refused (its ERR is queued) */
+typedef struct wjob
+{
+  char *path; /* NULL when the request was refused (its ERR is queued) */
   atomic_t a;
   int err;
   bool writing, ended;
@@ -245,7 +249,7 @@ handle_write (conn_t *c, const sbx_msg_t *m)
       conn_close (c);
       return;
     }
-  w->a = (atomic_t) { .fd = -1 };
+  w->a = (atomic_t){ .fd = -1 };
   w->path = req_path (c, m, SBX_T_PATH);
   if (w->path && atomic_open (&w->a, w->path) < 0)
     w->err = errno;
@@ -259,18 +263,19 @@ handle_write (conn_t *c, const sbx_msg_t *m)
 
 /* ------------------------------------------------------------ EDIT */
 
-typedef struct edit {
+typedef struct edit
+{
   char *path;
   int fd;
   int64_t deadline;
-  char *buf;            /* the file, read in slices */
-  size_t size, len;     /* as stat said; read so far */
+  char *buf;        /* the file, read in slices */
+  size_t size, len; /* as stat said; read so far */
   char *old, *new;
   size_t old_len, new_len;
   bool all;
   int64_t count;
-  atomic_t a;           /* open once the file is read and checked */
-  size_t done;          /* bytes of buf written out */
+  atomic_t a;  /* open once the file is read and checked */
+  size_t done; /* bytes of buf written out */
 } edit_t;
 
 static void
@@ -376,8 +381,10 @@ edit_step (conn_t *c)
   int r = 0;
   if (now_ms () >= e->deadline)
     {
-      reply_err (c, SBX_E_TIMEOUT, "editing %s took longer than its time limit; nothing was "
-                 "changed", e->path);
+      reply_err (c, SBX_E_TIMEOUT,
+                 "editing %s took longer than its time limit; nothing was "
+                 "changed",
+                 e->path);
       r = -1;
     }
   else if (e->fd >= 0)
@@ -451,7 +458,7 @@ handle_edit (conn_t *c, const sbx_msg_t *m)
   e->old_len = old->len;
   e->new_len = new->len;
   e->fd = fd;
-  e->a = (atomic_t) { .fd = -1 };
+  e->a = (atomic_t){ .fd = -1 };
   e->size = (size_t) st.st_size;
   e->all = flags & SBX_F_ALL;
   e->deadline = deadline;

@@ -49,11 +49,11 @@ enum cli_opt_type
 
 struct cli_opt
 {
-  const char *name;  /* long name; NULL ends a table */
-  int letter;        /* short option, or 0 */
+  const char *name; /* long name; NULL ends a table */
+  int letter;       /* short option, or 0 */
   enum cli_opt_type type;
   void *dest;
-  const char *arg;   /* argument name in --help */
+  const char *arg; /* argument name in --help */
   const char *help;
 };
 
@@ -70,7 +70,7 @@ struct cli_args
 {
   char *operand[CLI_MAX_OPERANDS];
   int noperands;
-  char **rest;  /* the COMMAND words, when cmd->rest */
+  char **rest; /* the COMMAND words, when cmd->rest */
   int nrest;
 };
 
@@ -78,8 +78,8 @@ struct cli_args
  * --help. Options and operands may be mixed; once the operands are complete,
  * the first other word (or `--`) starts the COMMAND for commands with REST.
  * Returns CLI_CONTINUE, or the exit code after --help or a usage error. */
-int cli_parse (const struct cli_command *cmd, const struct cli_opt *opts, int argc,
-               char **argv, struct cli_args *out);
+int cli_parse (const struct cli_command *cmd, const struct cli_opt *opts, int argc, char **argv,
+               struct cli_args *out);
 /* cli_parse, then opens the sandbox named by the first operand: the exit code
  * (a failure to open is reported), or CLI_CONTINUE with *SB set. */
 int cli_parse_and_open (const struct cli_command *cmd, const struct cli_opt *opts, int argc,
@@ -90,11 +90,11 @@ int cli_sandbox_command (const struct cli_command *cmd, int argc, char **argv,
                          int (*act) (sbx_sandbox_t *sb, sbx_error_t **err));
 /* Prints "sbx CMD: MESSAGE" and a pointer to --help; returns the exit code. */
 int cli_usage_error (const struct cli_command *cmd, const char *fmt, ...)
-  __attribute__ ((format (printf, 2, 3)));
+    __attribute__ ((format (printf, 2, 3)));
 /* Runs the subcommand named by ARGV[1] (image, bg); without one, or with
  * --help, prints the list of subcommands. */
-int cli_dispatch (const struct cli_command *parent, const struct cli_command *const *subs,
-                  int argc, char **argv);
+int cli_dispatch (const struct cli_command *parent, const struct cli_command *const *subs, int argc,
+                  char **argv);
 
 /* The words of a COMMAND joined by single spaces (one shell command line, as
  * sbx_exec takes); NULL when out of memory. */
@@ -105,28 +105,33 @@ char *cli_join_words (char **words, int n);
 struct cli_create_opts
 {
   const char *image, *name, *workdir, *network;
-  const char *runtime, *runtime_file;  /* a built-in's name, a JSON definition */
+  const char *runtime, *runtime_file; /* a built-in's name, a JSON definition */
   struct cli_strv volumes, env;
-  int64_t memory, disk, pids;  /* -1: library default */
-  double cpus;           /* -1: library default */
+  int64_t memory, disk, pids; /* -1: library default */
+  double cpus;                /* -1: library default */
   bool replace;
 };
 
 /* The options of `create`, shared with `run`. */
-#define CLI_CREATE_OPTIONS(co)                                                                 \
-  { "image", 0, CLI_STRING, &(co)->image, "IMAGE", "image (default: see `sbx image default`)" }, \
-  { "runtime", 0, CLI_STRING, &(co)->runtime, "NAME", "a built-in runtime (`sbx runtime ls`): its image, work dir, env" }, \
-  { "runtime-file", 0, CLI_STRING, &(co)->runtime_file, "FILE", "a runtime defined in JSON (see README)" }, \
-  { "name", 0, CLI_STRING, &(co)->name, "NAME", "container name (kept by `sbx stop`)" },       \
-  { "replace", 0, CLI_FLAG, &(co)->replace, NULL, "replace a named sandbox that exists with other options" }, \
-  { "workdir", 'w', CLI_STRING, &(co)->workdir, "DIR", "work dir (default: /workspace)" },            \
-  { "volume", 'v', CLI_LIST, &(co)->volumes, "HOST:CTR[:ro]", "bind-mount HOST; repeatable" }, \
-  { "env", 'e', CLI_LIST, &(co)->env, "KEY=VALUE", "environment variable; repeatable" },        \
-  { "memory", 'm', CLI_SIZE, &(co)->memory, "SIZE", "memory limit, e.g. 512m (default: 1g)" }, \
-  { "disk", 0, CLI_SIZE, &(co)->disk, "SIZE", "disk limit, e.g. 2g (default: 10g)" },         \
-  { "cpus", 0, CLI_NUMBER, &(co)->cpus, "N", "CPU limit (default: 1)" },                       \
-  { "pids", 0, CLI_COUNT, &(co)->pids, "N", "process limit (default: 512)" },                  \
-  { "network", 0, CLI_STRING, &(co)->network, "MODE", "none, bridge or a network (default: none)" }
+#define CLI_CREATE_OPTIONS(co)                                                                       \
+  { "image", 0, CLI_STRING, &(co)->image, "IMAGE", "image (default: see `sbx image default`)" },     \
+      { "runtime",      0,      CLI_STRING,                                                          \
+        &(co)->runtime, "NAME", "a built-in runtime (`sbx runtime ls`): its image, work dir, env" }, \
+      { "runtime-file",      0,      CLI_STRING,                                                     \
+        &(co)->runtime_file, "FILE", "a runtime defined in JSON (see README)" },                     \
+      { "name", 0, CLI_STRING, &(co)->name, "NAME", "container name (kept by `sbx stop`)" },         \
+      { "replace",      0,    CLI_FLAG,                                                              \
+        &(co)->replace, NULL, "replace a named sandbox that exists with other options" },            \
+      { "workdir", 'w', CLI_STRING, &(co)->workdir, "DIR", "work dir (default: /workspace)" },       \
+      { "volume", 'v', CLI_LIST, &(co)->volumes, "HOST:CTR[:ro]", "bind-mount HOST; repeatable" },   \
+      { "env", 'e', CLI_LIST, &(co)->env, "KEY=VALUE", "environment variable; repeatable" },         \
+      { "memory", 'm', CLI_SIZE, &(co)->memory, "SIZE", "memory limit, e.g. 512m (default: 1g)" },   \
+      { "disk", 0, CLI_SIZE, &(co)->disk, "SIZE", "disk limit, e.g. 2g (default: 10g)" },            \
+      { "cpus", 0, CLI_NUMBER, &(co)->cpus, "N", "CPU limit (default: 1)" },                         \
+      { "pids", 0, CLI_COUNT, &(co)->pids, "N", "process limit (default: 512)" },                    \
+  {                                                                                                  \
+    "network", 0, CLI_STRING, &(co)->network, "MODE", "none, bridge or a network (default: none)"    \
+  }
 
 void cli_create_opts_init (struct cli_create_opts *co);
 void cli_create_opts_clear (struct cli_create_opts *co);
@@ -153,20 +158,22 @@ int cli_runtime_prepare (const struct cli_create_opts *co, sbx_runtime_t **out);
 
 struct cli_exec_opts
 {
-  double timeout;      /* 0: none */
-  int64_t max_output;  /* -1: SBX_DEFAULT_MAX_OUTPUT */
+  double timeout;     /* 0: none */
+  int64_t max_output; /* -1: SBX_DEFAULT_MAX_OUTPUT */
   const char *workdir;
   struct cli_strv env;
   bool stdin, combined;
 };
 
 /* The options of `exec` that `run` shares. */
-#define CLI_EXEC_OPTIONS(eo)                                                                   \
-  { "timeout", 't', CLI_SECONDS, &(eo)->timeout, "S", "time limit in seconds (default: none)" }, \
-  { "max-output", 0, CLI_SIZE, &(eo)->max_output, "BYTES", "output kept (default: 100000)" },   \
-  { "stdin", 'i', CLI_FLAG, &(eo)->stdin, NULL, "forward standard input to the command" },     \
-  { "combined", 0, CLI_FLAG, &(eo)->combined, NULL,                                            \
-    "merge stderr into stdout, in the order printed (default: each to its own)" }
+#define CLI_EXEC_OPTIONS(eo)                                                                       \
+  { "timeout", 't', CLI_SECONDS, &(eo)->timeout, "S", "time limit in seconds (default: none)" },   \
+      { "max-output", 0, CLI_SIZE, &(eo)->max_output, "BYTES", "output kept (default: 100000)" },  \
+      { "stdin", 'i', CLI_FLAG, &(eo)->stdin, NULL, "forward standard input to the command" },     \
+  {                                                                                                \
+    "combined", 0, CLI_FLAG, &(eo)->combined, NULL,                                                \
+        "merge stderr into stdout, in the order printed (default: each to its own)"                \
+  }
 
 void cli_exec_opts_init (struct cli_exec_opts *eo);
 
@@ -185,7 +192,6 @@ int cli_error (sbx_error_t *err);
 int cli_fail (int code, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
 /* Prints "sbx: MESSAGE" on stderr: notes that never go to stdout. */
 void cli_note (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
-
 
 /* A JSON string from bytes that may be invalid UTF-8 (or hold NULs); invalid
  * sequences and NULs become U+FFFD (sbx_utf8_sanitize_copy). NULL when out of
@@ -206,7 +212,7 @@ json_t *cli_json_file_list (const sbx_file_list_t *list);
 /* ------------------------------------------------------ commands */
 
 extern const struct cli_command cli_cmd_create, cli_cmd_exec, cli_cmd_run, cli_cmd_write,
-  cli_cmd_read, cli_cmd_cat, cli_cmd_edit, cli_cmd_ls, cli_cmd_glob, cli_cmd_grep, cli_cmd_ps,
-  cli_cmd_kill, cli_cmd_stop, cli_cmd_rm, cli_cmd_image, cli_cmd_bg, cli_cmd_mcp, cli_cmd_runtime;
+    cli_cmd_read, cli_cmd_cat, cli_cmd_edit, cli_cmd_ls, cli_cmd_glob, cli_cmd_grep, cli_cmd_ps,
+    cli_cmd_kill, cli_cmd_stop, cli_cmd_rm, cli_cmd_image, cli_cmd_bg, cli_cmd_mcp, cli_cmd_runtime;
 
 #endif

@@ -167,22 +167,32 @@ cmd_ls (const struct cli_command *cmd, int argc, char **argv)
 }
 
 static const struct cli_command start = {
-  "bg start", "ID [--] COMMAND...", "Start a command in the background; print its id",
+  "bg start",
+  "ID [--] COMMAND...",
+  "Start a command in the background; print its id",
   "The words of COMMAND are joined by spaces into one `sh -c` command line. Its output is\n"
   "kept in a buffer that `sbx bg read` drains.\n",
-  1, 1, true, cmd_start,
+  1,
+  1,
+  true,
+  cmd_start,
 };
 
 static const struct cli_command read_ = {
-  "bg read", "ID BGID", "Print a background process's new output and its state",
+  "bg read",
+  "ID BGID",
+  "Print a background process's new output and its state",
   "The output since the last read goes to stdout, the state (running, or the exit code)\n"
   "to stderr.\n",
-  2, 2, false, cmd_read,
+  2,
+  2,
+  false,
+  cmd_read,
 };
 
 static const struct cli_command kill_ = {
-  "bg kill", "ID BGID", "Kill a background process's tree (TERM, then KILL)",
-  NULL, 2, 2, false, cmd_kill,
+  "bg kill", "ID BGID", "Kill a background process's tree (TERM, then KILL)", NULL, 2, 2,
+  false,     cmd_kill,
 };
 
 static const struct cli_command ls = {

@@ -91,8 +91,13 @@ cmd_cat (const struct cli_command *cmd, int argc, char **argv)
 }
 
 const struct cli_command cli_cmd_cat = {
-  "cat", "ID PATH", "Copy a file's raw bytes to standard output",
+  "cat",
+  "ID PATH",
+  "Copy a file's raw bytes to standard output",
   "Files of any size are streamed. With --json, the content is a string when the file is\n"
   "UTF-8 (\"encoding\": \"utf-8\"), else base64 (\"encoding\": \"base64\"); at most 64 MiB.\n",
-  2, 2, false, cmd_cat,
+  2,
+  2,
+  false,
+  cmd_cat,
 };

@@ -43,8 +43,13 @@ cmd_create (const struct cli_command *cmd, int argc, char **argv)
 }
 
 const struct cli_command cli_cmd_create = {
-  "create", "", "Create and start a sandbox; print its id",
+  "create",
+  "",
+  "Create and start a sandbox; print its id",
   "The id is the container's name (the docker CLI accepts it too). The sandbox stays after\n"
   "this command: `sbx stop` ends an unnamed one (and removes it), `sbx rm` removes any.\n",
-  0, 0, false, cmd_create,
+  0,
+  0,
+  false,
+  cmd_create,
 };

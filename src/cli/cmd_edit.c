@@ -40,7 +40,12 @@ cmd_edit (const struct cli_command *cmd, int argc, char **argv)
 }
 
 const struct cli_command cli_cmd_edit = {
-  "edit", "ID PATH", "Replace text in a file",
+  "edit",
+  "ID PATH",
+  "Replace text in a file",
   "Bytes outside the replaced text are left untouched.\n",
-  2, 2, false, cmd_edit,
+  2,
+  2,
+  false,
+  cmd_edit,
 };

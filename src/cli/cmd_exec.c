@@ -13,7 +13,7 @@ struct stream
 {
   size_t cap, printed;
   bool separate;
-  int write_errno;  /* set when stdout or stderr failed: the command is cancelled */
+  int write_errno; /* set when stdout or stderr failed: the command is cancelled */
 };
 
 static int
@@ -45,14 +45,14 @@ print_json (const sbx_exec_result_t *res, bool separate)
                            "exit_code", res->exit_code, "truncated", res->truncated, "timed_out",
                            res->timed_out, "oom_killed", res->oom_killed);
   if (doc && separate
-      && (json_object_set_new (doc, "stdout",
-                               cli_json_string (res->stdout_data ? res->stdout_data : "",
-                                                res->stdout_len))
-            < 0
-          || json_object_set_new (doc, "stderr",
-                                  cli_json_string (res->stderr_data ? res->stderr_data : "",
-                                                   res->stderr_len))
-               < 0))
+      && (json_object_set_new (
+              doc, "stdout",
+              cli_json_string (res->stdout_data ? res->stdout_data : "", res->stdout_len))
+              < 0
+          || json_object_set_new (
+                 doc, "stderr",
+                 cli_json_string (res->stderr_data ? res->stderr_data : "", res->stderr_len))
+                 < 0))
     {
       json_decref (doc);
       doc = NULL;
@@ -148,9 +148,14 @@ out:
 }
 
 const struct cli_command cli_cmd_exec = {
-  "exec", "ID [--] COMMAND...", "Run a shell command in a sandbox",
+  "exec",
+  "ID [--] COMMAND...",
+  "Run a shell command in a sandbox",
   "The words of COMMAND are joined by spaces into one `sh -c` command line. Its output is\n"
   "printed as it arrives, up to --max-output bytes; sbx exits with its exit code (124 when\n"
   "--timeout killed it). With --json, a document at the end holds the output instead.\n",
-  1, 1, true, cmd_exec,
+  1,
+  1,
+  true,
+  cmd_exec,
 };

@@ -42,8 +42,13 @@ cmd_glob (const struct cli_command *cmd, int argc, char **argv)
 }
 
 const struct cli_command cli_cmd_glob = {
-  "glob", "ID PATTERN", "List the files matching a glob pattern",
+  "glob",
+  "ID PATTERN",
+  "List the files matching a glob pattern",
   "`*`, `?` and `[...]` stay within a path segment, `**` crosses segments and `{a,b}`\n"
   "expands. Paths are printed sorted, one per line.\n",
-  2, 2, false, cmd_glob,
+  2,
+  2,
+  false,
+  cmd_glob,
 };

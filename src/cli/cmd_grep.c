@@ -70,7 +70,12 @@ cmd_grep (const struct cli_command *cmd, int argc, char **argv)
 }
 
 const struct cli_command cli_cmd_grep = {
-  "grep", "ID PATTERN", "Search files for a regular expression (PCRE2)",
+  "grep",
+  "ID PATTERN",
+  "Search files for a regular expression (PCRE2)",
   "Matches are printed as `path:line:text`. A --glob with a `/` matches relative paths.\n",
-  2, 2, false, cmd_grep,
+  2,
+  2,
+  false,
+  cmd_grep,
 };

@@ -59,17 +59,27 @@ cmd_default (const struct cli_command *cmd, int argc, char **argv)
 }
 
 static const struct cli_command bootstrap = {
-  "image bootstrap", "", "Build sbx's base image (" SBX_BASE_IMAGE ") with debootstrap",
+  "image bootstrap",
+  "",
+  "Build sbx's base image (" SBX_BASE_IMAGE ") with debootstrap",
   "Uses the host's apt sources; needs root and debootstrap. Progress lines go to stderr;\n"
   "the image's name is printed on stdout at the end.\n",
-  0, 0, false, cmd_bootstrap,
+  0,
+  0,
+  false,
+  cmd_bootstrap,
 };
 
 static const struct cli_command default_ = {
-  "image default", "", "Print the image sandboxes use by default, and why",
+  "image default",
+  "",
+  "Print the image sandboxes use by default, and why",
   "That is " SBX_SEED_IMAGE " when present or pullable, else " SBX_BASE_IMAGE ". The reason\n"
   "is printed on stderr.\n",
-  0, 0, false, cmd_default,
+  0,
+  0,
+  false,
+  cmd_default,
 };
 
 static int

@@ -16,8 +16,8 @@ cmd_kill (const struct cli_command *cmd, int argc, char **argv)
   if (sbx_sandbox_kill_all (sb, &killed, &err) < 0)
     status = cli_error (err);
   else if (cli_json)
-    status = cli_json_print (json_pack ("{s:o, s:I}", "id", cli_json_str (a.operand[0]), "killed",
-                                        (json_int_t) killed));
+    status = cli_json_print (
+        json_pack ("{s:o, s:I}", "id", cli_json_str (a.operand[0]), "killed", (json_int_t) killed));
   else
     {
       printf ("killed %zu process%s\n", killed, killed == 1 ? "" : "es");
@@ -28,9 +28,14 @@ cmd_kill (const struct cli_command *cmd, int argc, char **argv)
 }
 
 const struct cli_command cli_cmd_kill = {
-  "kill", "ID", "Kill every process in a sandbox",
+  "kill",
+  "ID",
+  "Kill every process in a sandbox",
   "Every process but the sandbox's agent gets SIGKILL, background processes and running\n"
   "commands included: the way out of a fork bomb, or of anything that fills the sandbox's\n"
   "process limit, that keeps the sandbox and its files.\n",
-  1, 1, false, cmd_kill,
+  1,
+  1,
+  false,
+  cmd_kill,
 };

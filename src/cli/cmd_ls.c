@@ -40,8 +40,13 @@ cmd_ls (const struct cli_command *cmd, int argc, char **argv)
 }
 
 const struct cli_command cli_cmd_ls = {
-  "ls", "ID [PATH]", "List a directory (default: the workdir)",
+  "ls",
+  "ID [PATH]",
+  "List a directory (default: the workdir)",
   "Directories come first, as `name/`; files as `name (N bytes)`. Control characters in\n"
   "names are shown escaped (\\n, \\x1b); --json keeps them as they are.\n",
-  1, 2, false, cmd_ls,
+  1,
+  2,
+  false,
+  cmd_ls,
 };

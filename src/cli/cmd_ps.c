@@ -77,7 +77,12 @@ cmd_ps (const struct cli_command *cmd, int argc, char **argv)
 }
 
 const struct cli_command cli_cmd_ps = {
-  "ps", "", "List the sandboxes sbx made",
+  "ps",
+  "",
+  "List the sandboxes sbx made",
   "Columns: the id, the image, the container's status and when it was created (UTC).\n",
-  0, 0, false, cmd_ps,
+  0,
+  0,
+  false,
+  cmd_ps,
 };

@@ -24,8 +24,8 @@ cmd_read (const struct cli_command *cmd, int argc, char **argv)
   if (sbx_read (sb, a.operand[1], (size_t) offset, (size_t) limit, &text, &err) < 0)
     status = cli_error (err);
   else if (cli_json)
-    status = cli_json_print (json_pack ("{s:o,s:o}", "path", cli_json_str (a.operand[1]),
-                                        "content", cli_json_str (text)));
+    status = cli_json_print (json_pack ("{s:o,s:o}", "path", cli_json_str (a.operand[1]), "content",
+                                        cli_json_str (text)));
   else
     {
       fputs (text, stdout);
@@ -37,8 +37,13 @@ cmd_read (const struct cli_command *cmd, int argc, char **argv)
 }
 
 const struct cli_command cli_cmd_read = {
-  "read", "ID PATH", "Print a text file's lines, numbered",
+  "read",
+  "ID PATH",
+  "Print a text file's lines, numbered",
   "Each line is printed as its number, a tab and its text, followed by a note when more\n"
   "lines remain. Binary files are refused (use `sbx cat`).\n",
-  2, 2, false, cmd_read,
+  2,
+  2,
+  false,
+  cmd_read,
 };

@@ -8,7 +8,5 @@ cmd_rm (const struct cli_command *cmd, int argc, char **argv)
 }
 
 const struct cli_command cli_cmd_rm = {
-  "rm", "ID", "Remove a sandbox (its container and host folder)",
-  NULL,
-  1, 1, false, cmd_rm,
+  "rm", "ID", "Remove a sandbox (its container and host folder)", NULL, 1, 1, false, cmd_rm,
 };

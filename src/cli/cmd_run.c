@@ -16,8 +16,8 @@
 static struct
 {
   pthread_mutex_t lock;
-  char *id;       /* the sandbox, once started */
-  bool removing;  /* someone removes it already */
+  char *id;      /* the sandbox, once started */
+  bool removing; /* someone removes it already */
   int signo;
 } guard = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
@@ -171,7 +171,7 @@ cmd_run (const struct cli_command *cmd, int argc, char **argv)
         }
     }
   else
-    pause ();  /* the signal thread removes the sandbox and exits */
+    pause (); /* the signal thread removes the sandbox and exits */
 
   pthread_mutex_lock (&guard.lock);
   if (guard.signo)
@@ -188,9 +188,14 @@ out:
 }
 
 const struct cli_command cli_cmd_run = {
-  "run", "[--] COMMAND...", "Run a command in a new sandbox, then remove it",
+  "run",
+  "[--] COMMAND...",
+  "Run a command in a new sandbox, then remove it",
   "Creates a sandbox (as `sbx create`), runs COMMAND in it (as `sbx exec`) and removes it,\n"
   "also when the command fails or sbx is interrupted (then sbx exits with 128+signal).\n"
   "sbx exits with the command's exit code.\n",
-  0, 0, true, cmd_run,
+  0,
+  0,
+  true,
+  cmd_run,
 };

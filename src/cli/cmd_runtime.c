@@ -47,16 +47,16 @@ cmd_ls (const struct cli_command *cmd, int argc, char **argv)
           /* An image used as is is "present" (pulled), a built one "built". */
           state[f] = present ? (text ? "built" : "present") : "-";
           json_object_set_new (flavours, sbx_runtime_flavour_name ((sbx_runtime_flavour) f),
-                               json_pack ("{s:o,s:b,s:b}", "image", cli_json_str (image),
-                                          "present", present, "used_as_is", text == NULL));
+                               json_pack ("{s:o,s:b,s:b}", "image", cli_json_str (image), "present",
+                                          present, "used_as_is", text == NULL));
           free (image);
           free (text);
         }
       if (doc)
-        json_array_append_new (doc, json_pack ("{s:s,s:o,s:s,s:o}", "name", *n, "description",
-                                               cli_json_str (sbx_runtime_description (rt)),
-                                               "work_dir", sbx_runtime_workdir (rt), "flavours",
-                                               flavours));
+        json_array_append_new (doc,
+                               json_pack ("{s:s,s:o,s:s,s:o}", "name", *n, "description",
+                                          cli_json_str (sbx_runtime_description (rt)), "work_dir",
+                                          sbx_runtime_workdir (rt), "flavours", flavours));
       else
         {
           printf ("%-20s %-8s %-8s %s\n", *n, state[SBX_FLAVOUR_SEED], state[SBX_FLAVOUR_OFFLINE],
@@ -77,9 +77,12 @@ struct which
   const char *flavour;
 };
 
-#define WHICH_OPTIONS(w)                                                                       \
-  { "runtime-file", 'f', CLI_STRING, &(w)->file, "FILE", "a runtime definition in JSON" },     \
-  { "flavour", 0, CLI_STRING, &(w)->flavour, "FLAVOUR", "seed or offline (default: both for show, auto for build)" }
+#define WHICH_OPTIONS(w)                                                                           \
+  { "runtime-file", 'f', CLI_STRING, &(w)->file, "FILE", "a runtime definition in JSON" },         \
+  {                                                                                                \
+    "flavour", 0, CLI_STRING, &(w)->flavour, "FLAVOUR",                                            \
+        "seed or offline (default: both for show, auto for build)"                                 \
+  }
 
 static int
 load_which (struct cli_args *a, const struct which *w, sbx_runtime_t **rt,
@@ -141,8 +144,8 @@ cmd_show (const struct cli_command *cmd, int argc, char **argv)
       else if (text)
         printf ("\n# %s flavour: %s (%s)\n%s", name, image, present ? "built" : "not built", text);
       else
-        printf ("\n# %s flavour: %s, used as is (%s)\n", name, image ? image : "sbx's default image",
-                present ? "present" : "not present");
+        printf ("\n# %s flavour: %s, used as is (%s)\n", name,
+                image ? image : "sbx's default image", present ? "present" : "not present");
       free (image);
       free (text);
     }
@@ -183,12 +186,11 @@ cmd_build (const struct cli_command *cmd, int argc, char **argv)
   sbx_runtime_image_t info = { 0 };
   status = cli_runtime_ensure (rt, quiet, &info);
   if (status == 0 && cli_json)
-    status = cli_json_print (json_pack ("{s:s,s:o,s:o,s:s,s:o,s:b,s:f}", "runtime",
-                                        sbx_runtime_name (rt), "image", cli_json_str (info.image),
-                                        "id", cli_json_str (info.id), "flavour",
-                                        sbx_runtime_flavour_name (info.flavour), "reason",
-                                        cli_json_str (info.reason), "built", info.built,
-                                        "seconds", info.seconds));
+    status = cli_json_print (
+        json_pack ("{s:s,s:o,s:o,s:s,s:o,s:b,s:f}", "runtime", sbx_runtime_name (rt), "image",
+                   cli_json_str (info.image), "id", cli_json_str (info.id), "flavour",
+                   sbx_runtime_flavour_name (info.flavour), "reason", cli_json_str (info.reason),
+                   "built", info.built, "seconds", info.seconds));
   else if (status == 0)
     {
       if (!quiet && sbx_runtime_has_flavour (rt, SBX_FLAVOUR_OFFLINE))
@@ -239,33 +241,53 @@ cmd_prune (const struct cli_command *cmd, int argc, char **argv)
 }
 
 static const struct cli_command ls = {
-  "runtime ls", "", "List the built-in runtimes and which of their flavours are built",
+  "runtime ls",
+  "",
+  "List the built-in runtimes and which of their flavours are built",
   "SEED and OFFLINE say whether each flavour's image is there: built (by sbx), present\n"
   "(an image used as is) or -.\n",
-  0, 0, false, cmd_ls,
+  0,
+  0,
+  false,
+  cmd_ls,
 };
 
 static const struct cli_command show = {
-  "runtime show", "[NAME]", "Print a runtime's definition and the Dockerfiles sbx generates",
+  "runtime show",
+  "[NAME]",
+  "Print a runtime's definition and the Dockerfiles sbx generates",
   "NAME is a built-in (see `sbx runtime ls`); --runtime-file FILE shows a definition in JSON.\n",
-  0, 1, false, cmd_show,
+  0,
+  1,
+  false,
+  cmd_show,
 };
 
 static const struct cli_command build = {
-  "runtime build", "[NAME]", "Build a runtime's image now (re-used while it is unchanged)",
+  "runtime build",
+  "[NAME]",
+  "Build a runtime's image now (re-used while it is unchanged)",
   "NAME is a built-in; --runtime-file FILE builds a definition in JSON. Without --flavour,\n"
   "a built-in uses the seed's base image when it can be had and its offline flavour (sbx's\n"
   "Debian base image with Debian's packages) otherwise, and says which and why. Progress\n"
   "goes to stderr; the image's name is printed on stdout at the end.\n",
-  0, 1, false, cmd_build,
+  0,
+  1,
+  false,
+  cmd_build,
 };
 
 static const struct cli_command prune = {
-  "runtime prune", "[NAME]", "Remove runtime images that are superseded",
+  "runtime prune",
+  "[NAME]",
+  "Remove runtime images that are superseded",
   "Keeps the current images of the built-ins and the newest image of every other runtime\n"
   "(and any image a container uses); --all removes them all. With NAME, only that\n"
   "runtime's images are considered. Prints what it removed.\n",
-  0, 1, false, cmd_prune,
+  0,
+  1,
+  false,
+  cmd_prune,
 };
 
 static int
@@ -276,6 +298,7 @@ cmd_runtime (const struct cli_command *cmd, int argc, char **argv)
 }
 
 const struct cli_command cli_cmd_runtime = {
-  "runtime", "COMMAND", "Manage runtimes: pre-configured environments built into images", NULL,
-  0, 0, false, cmd_runtime,
+  "runtime", "COMMAND",   "Manage runtimes: pre-configured environments built into images",
+  NULL,      0,           0,
+  false,     cmd_runtime,
 };

@@ -8,7 +8,12 @@ cmd_stop (const struct cli_command *cmd, int argc, char **argv)
 }
 
 const struct cli_command cli_cmd_stop = {
-  "stop", "ID", "Stop a sandbox",
+  "stop",
+  "ID",
+  "Stop a sandbox",
   "An unnamed sandbox is removed too; a named one (--name) is kept until `sbx rm`.\n",
-  1, 1, false, cmd_stop,
+  1,
+  1,
+  false,
+  cmd_stop,
 };

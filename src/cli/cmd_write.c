@@ -23,8 +23,13 @@ cmd_write (const struct cli_command *cmd, int argc, char **argv)
 }
 
 const struct cli_command cli_cmd_write = {
-  "write", "ID PATH", "Write a file from standard input",
+  "write",
+  "ID PATH",
+  "Write a file from standard input",
   "Binary-safe and atomic: readers see the old file or the new one. Parent directories are\n"
   "created; an existing file keeps its mode.\n",
-  2, 2, false, cmd_write,
+  2,
+  2,
+  false,
+  cmd_write,
 };

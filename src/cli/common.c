@@ -214,7 +214,7 @@ cli_parse (const struct cli_command *cmd, const struct cli_opt *opts, int argc, 
   if (n > MAX_OPTS)
     return cli_fail (SBX_E_INVALID, "internal error: sbx %s has more than %d options", cmd->name,
                      MAX_OPTS);
-  char *p = stpcpy (shortopts, "+:");  /* stop at operands; report missing arguments */
+  char *p = stpcpy (shortopts, "+:"); /* stop at operands; report missing arguments */
   char *error = NULL;
   int ret = CLI_CONTINUE;
 
@@ -224,7 +224,7 @@ cli_parse (const struct cli_command *cmd, const struct cli_opt *opts, int argc, 
       const struct cli_opt *o = i < n ? &opts[i] : &common_opts[i - n];
       all[i] = o;
       int has_arg = o->type == CLI_FLAG ? no_argument : required_argument;
-      longopts[i] = (struct option) { o->name, has_arg, NULL, OPT_BASE + (int) i };
+      longopts[i] = (struct option){ o->name, has_arg, NULL, OPT_BASE + (int) i };
       if (o->letter)
         {
           *p++ = (char) o->letter;
@@ -233,7 +233,7 @@ cli_parse (const struct cli_command *cmd, const struct cli_opt *opts, int argc, 
         }
     }
   *p = '\0';
-  longopts[total] = (struct option) { 0 };
+  longopts[total] = (struct option){ 0 };
 
   optind = 0;
   opterr = 0;
@@ -271,7 +271,7 @@ cli_parse (const struct cli_command *cmd, const struct cli_opt *opts, int argc, 
             word = all[optopt - OPT_BASE]->name;
           else if (optopt > 0 && optopt < OPT_BASE)
             word = shortname;
-          const char *fmt = c == ':'              ? "option '%s%s' needs an argument"
+          const char *fmt = c == ':'             ? "option '%s%s' needs an argument"
                             : optopt >= OPT_BASE ? "option '%s%s' takes no argument"
                                                  : "unknown option '%s%s'";
           if (asprintf (&msg, fmt, optopt >= OPT_BASE ? "--" : "", word) < 0)
@@ -286,7 +286,7 @@ cli_parse (const struct cli_command *cmd, const struct cli_opt *opts, int argc, 
       else
         msg = set_value (o, optarg);
       if (msg && error == NULL)
-        error = msg;  /* reported once every option is seen, --json included */
+        error = msg; /* reported once every option is seen, --json included */
       else
         free (msg);
     }
@@ -446,7 +446,7 @@ void
 cli_note (const char *fmt, ...)
 {
   va_list ap;
-  fflush (stdout);  /* keep the order of what a terminal shows */
+  fflush (stdout); /* keep the order of what a terminal shows */
   fputs ("sbx: ", stderr);
   va_start (ap, fmt);
   vfprintf (stderr, fmt, ap);
@@ -521,7 +521,7 @@ cli_json_print (json_t *doc)
 {
   if (doc == NULL)
     {
-      cli_json = false;  /* no memory for another document: say it in text */
+      cli_json = false; /* no memory for another document: say it in text */
       return cli_fail (SBX_E_NOMEM, "out of memory");
     }
   int r = json_dumpf (doc, stdout, JSON_COMPACT);

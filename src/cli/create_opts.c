@@ -97,4 +97,3 @@ cli_create_sandbox (const struct cli_create_opts *co, sbx_sandbox_t **out)
   *out = sb;
   return 0;
 }
-

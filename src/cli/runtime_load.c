@@ -17,8 +17,8 @@
 struct progress
 {
   bool tty;
-  bool live;         /* a status line is on screen */
-  double last_draw;  /* elapsed time of the last redraw */
+  bool live;        /* a status line is on screen */
+  double last_draw; /* elapsed time of the last redraw */
 };
 
 static int
@@ -116,7 +116,7 @@ cli_runtime_load (const char *name, const char *file, sbx_runtime_t **rt)
     return cli_fail (SBX_E_INVALID, "give a runtime's name or --runtime-file, not both");
   if (!name && !file)
     return cli_fail (SBX_E_INVALID, "name a runtime (see `sbx runtime ls`) or give "
-                     "--runtime-file FILE");
+                                    "--runtime-file FILE");
   int r = file ? sbx_runtime_load_file (file, rt, &err) : sbx_runtime_builtin (name, rt, &err);
   return r < 0 ? cli_error (err) : 0;
 }
@@ -140,8 +140,10 @@ cli_runtime_prepare (const struct cli_create_opts *co, sbx_runtime_t **out)
   if (co->runtime == NULL && co->runtime_file == NULL)
     return 0;
   if (co->image)
-    return cli_fail (SBX_E_INVALID, "--image and --runtime%s cannot be combined: the runtime "
-                     "decides the image", co->runtime ? "" : "-file");
+    return cli_fail (SBX_E_INVALID,
+                     "--image and --runtime%s cannot be combined: the runtime "
+                     "decides the image",
+                     co->runtime ? "" : "-file");
   if (co->runtime && co->runtime_file)
     return cli_fail (SBX_E_INVALID, "--runtime and --runtime-file cannot be combined");
   sbx_runtime_t *rt = NULL;
@@ -162,4 +164,3 @@ cli_runtime_prepare (const struct cli_create_opts *co, sbx_runtime_t **out)
   *out = rt;
   return 0;
 }
-

@@ -17,19 +17,22 @@
 #define MAX_SEGS (SBX_GLOB_MAX_LEN / 2 + 1)
 #define STATE_WORDS ((MAX_SEGS + 1 + 63) / 64)
 
-typedef struct seg {
+typedef struct seg
+{
   const char *p;
   size_t len;
   bool globstar;
 } seg_t;
 
-typedef struct alt {
-  char *text;  /* the alternative, segments pointing into it */
+typedef struct alt
+{
+  char *text; /* the alternative, segments pointing into it */
   seg_t *segs;
   size_t nsegs;
 } alt_t;
 
-struct sbx_glob {
+struct sbx_glob
+{
   size_t nalts;
   alt_t alts[];
 };
@@ -131,7 +134,7 @@ match_one (const char **pp, const char *pe, const char *s, const char *se)
       {
         size_t close = class_end (p, 0, (size_t) (pe - p));
         if (close == 0)
-          break;  /* an unclosed '[' is literal here; compile rejects it */
+          break; /* an unclosed '[' is literal here; compile rejects it */
         if (!class_matches (p, p + close, c))
           return 0;
         *pp = p + close + 1;
@@ -192,7 +195,8 @@ sbx_glob_match_segment (const char *pat, const char *name)
 
 /* ------------------------------------------------------------ compiling */
 
-typedef struct expansion {
+typedef struct expansion
+{
   char *items[SBX_GLOB_MAX_ALTERNATIVES];
   size_t n;
 } expansion_t;
@@ -326,7 +330,7 @@ split_alternative (alt_t *a, char *text, const char **error)
           i = token_end (s, i, len);
         }
       if (len > 0 && !(globstar && a->nsegs > 0 && a->segs[a->nsegs - 1].globstar))
-        a->segs[a->nsegs++] = (seg_t) { s, len, globstar };
+        a->segs[a->nsegs++] = (seg_t){ s, len, globstar };
       if (last)
         break;
       s = e + 1;
@@ -394,7 +398,8 @@ sbx_glob_compile (const char *pattern, sbx_glob_t **out, const char **error)
 
 /* ------------------------------------------------------------ matching */
 
-typedef struct states {
+typedef struct states
+{
   uint64_t w[STATE_WORDS];
 } states_t;
 

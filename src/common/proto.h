@@ -44,102 +44,105 @@
 #define SBX_AGENT_RUN_DIR SBX_AGENT_DIR "/run"
 #define SBX_AGENT_SOCKET_NAME "agent.sock"
 
-enum sbx_msg_type {
+enum sbx_msg_type
+{
   /* requests, host -> agent */
-  SBX_M_HELLO = 1,      /* VERSION                        -> OK{VERSION, PID} */
-  SBX_M_EXEC = 2,       /* COMMAND CWD ENV* TIMEOUT_MS MAX_OUTPUT FLAGS
+  SBX_M_HELLO = 1, /* VERSION                        -> OK{VERSION, PID} */
+  SBX_M_EXEC = 2,  /* COMMAND CWD ENV* TIMEOUT_MS MAX_OUTPUT FLAGS
                            -> OUTPUT* EXIT  (or ERR before anything runs)
                            with SBX_F_STDIN the host then sends STDIN* STDIN_EOF */
-  SBX_M_STDIN = 3,      /* DATA */
+  SBX_M_STDIN = 3, /* DATA */
   SBX_M_STDIN_EOF = 4,
-  SBX_M_CANCEL = 5,     /* during EXEC: kill the process tree now */
-  SBX_M_STAT = 10,      /* PATH                           -> OK{KIND SIZE MODE} or ERR */
-  SBX_M_RESOLVE = 20,   /* PATH -> OK{PATH EXISTS [KIND SIZE MODE DEV INO MTIME_NS CTIME_NS]}
+  SBX_M_CANCEL = 5,   /* during EXEC: kill the process tree now */
+  SBX_M_STAT = 10,    /* PATH                           -> OK{KIND SIZE MODE} or ERR */
+  SBX_M_RESOLVE = 20, /* PATH -> OK{PATH EXISTS [KIND SIZE MODE DEV INO MTIME_NS CTIME_NS]}
                            PATH with its symbolic links resolved as far as it
                            exists (the rest kept as given, as `realpath -m`);
                            the stat fields describe it when EXISTS */
-  SBX_M_LS = 11,        /* PATH MAX_RESULTS [LIMIT]       -> ENTRY{NAME KIND SIZE}* END{TRUNCATED COUNT}
+  SBX_M_LS = 11,   /* PATH MAX_RESULTS [LIMIT]       -> ENTRY{NAME KIND SIZE}* END{TRUNCATED COUNT}
                            LIMIT bounds the bytes of names sent; COUNT is how
                            many entries there are, sent or not */
-  SBX_M_READ = 12,      /* PATH OFFSET LIMIT              -> DATA* END{COUNT MORE}
+  SBX_M_READ = 12, /* PATH OFFSET LIMIT              -> DATA* END{COUNT MORE}
                            DATA holds the selected lines, each ending in '\n'
                            (the last one may lack it); COUNT is the number of lines;
                            MORE is 1 when lines remain after them */
-  SBX_M_READ_BYTES = 13,/* PATH LIMIT(max bytes, 0 = any) -> DATA* END{SIZE} */
-  SBX_M_WRITE = 14,     /* PATH, then WRITE_DATA* WRITE_END -> OK{SIZE} or ERR (one reply, after END) */
-  SBX_M_WRITE_DATA = 15,/* DATA */
+  SBX_M_READ_BYTES = 13, /* PATH LIMIT(max bytes, 0 = any) -> DATA* END{SIZE} */
+  SBX_M_WRITE = 14, /* PATH, then WRITE_DATA* WRITE_END -> OK{SIZE} or ERR (one reply, after END) */
+  SBX_M_WRITE_DATA = 15, /* DATA */
   SBX_M_WRITE_END = 16,
-  SBX_M_EDIT = 17,      /* PATH OLD NEW FLAGS(ALL)        -> OK{COUNT} or ERR{COUNT} */
-  SBX_M_GLOB = 18,      /* PATTERN PATH MAX_RESULTS [LIMIT]
+  SBX_M_EDIT = 17,     /* PATH OLD NEW FLAGS(ALL)        -> OK{COUNT} or ERR{COUNT} */
+  SBX_M_GLOB = 18,     /* PATTERN PATH MAX_RESULTS [LIMIT]
                            -> ENTRY{PATH KIND SIZE}* END{TRUNCATED COUNT}, as LS */
-  SBX_M_GREP = 19,      /* PATTERN PATH [GLOB] FLAGS(HIDDEN, ICASE, LIST) MAX_RESULTS [LIMIT]
+  SBX_M_GREP = 19,     /* PATTERN PATH [GLOB] FLAGS(HIDDEN, ICASE, LIST) MAX_RESULTS [LIMIT]
                            [PATHS] -> MATCH{PATH LINE_NO LINE}* END{TRUNCATED}
                            LIMIT bounds the bytes of paths and lines sent; with
                            PATHS (NUL-separated absolute paths) those files are
                            searched instead of PATH's tree; with LIST, nothing
                            is read: ENTRY{PATH}* names the files a search would
                            read */
-  SBX_M_BG_START = 30,  /* COMMAND CWD ENV*               -> OK{ID PID} */
-  SBX_M_BG_READ = 31,   /* ID                             -> DATA* BG_INFO END */
-  SBX_M_BG_KILL = 32,   /* ID                             -> OK */
-  SBX_M_BG_LIST = 33,   /*                                -> BG_INFO* END */
-  SBX_M_KILL_ALL = 34,  /* every process but the agent    -> OK{COUNT} */
+  SBX_M_BG_START = 30, /* COMMAND CWD ENV*               -> OK{ID PID} */
+  SBX_M_BG_READ = 31,  /* ID                             -> DATA* BG_INFO END */
+  SBX_M_BG_KILL = 32,  /* ID                             -> OK */
+  SBX_M_BG_LIST = 33,  /*                                -> BG_INFO* END */
+  SBX_M_KILL_ALL = 34, /* every process but the agent    -> OK{COUNT} */
 
   /* replies, agent -> host */
   SBX_M_OK = 64,
-  SBX_M_ERR = 65,       /* CODE (an sbx_errc) MESSAGE [COUNT] */
-  SBX_M_OUTPUT = 66,    /* STREAM DATA */
-  SBX_M_EXIT = 67,      /* EXIT_CODE FLAGS(TIMED_OUT TRUNCATED OOM) */
+  SBX_M_ERR = 65,    /* CODE (an sbx_errc) MESSAGE [COUNT] */
+  SBX_M_OUTPUT = 66, /* STREAM DATA */
+  SBX_M_EXIT = 67,   /* EXIT_CODE FLAGS(TIMED_OUT TRUNCATED OOM) */
   SBX_M_ENTRY = 68,
-  SBX_M_DATA = 69,      /* DATA */
+  SBX_M_DATA = 69, /* DATA */
   SBX_M_END = 70,
   SBX_M_MATCH = 71,
-  SBX_M_BG_INFO = 72,   /* ID COMMAND PID FLAGS(RUNNING) EXIT_CODE DROPPED */
-  SBX_M_ALIVE = 73,     /* a request is still in progress */
+  SBX_M_BG_INFO = 72, /* ID COMMAND PID FLAGS(RUNNING) EXIT_CODE DROPPED */
+  SBX_M_ALIVE = 73,   /* a request is still in progress */
 };
 
-enum sbx_tag {
-  SBX_T_VERSION = 1,     /* int */
-  SBX_T_COMMAND = 2,     /* bytes */
-  SBX_T_CWD = 3,         /* bytes, absolute path */
-  SBX_T_ENV = 4,         /* bytes "K=V", repeated */
-  SBX_T_TIMEOUT_MS = 5,  /* int, 0 = none */
-  SBX_T_MAX_OUTPUT = 6,  /* int, bytes forwarded before draining */
-  SBX_T_FLAGS = 7,       /* int, SBX_F_* bits */
-  SBX_T_STREAM = 8,      /* int, 1 stdout, 2 stderr */
-  SBX_T_DATA = 9,        /* bytes */
-  SBX_T_EXIT_CODE = 10,  /* int */
-  SBX_T_PATH = 11,       /* bytes, absolute path */
-  SBX_T_NAME = 12,       /* bytes */
-  SBX_T_KIND = 13,       /* int, enum sbx_kind */
-  SBX_T_SIZE = 14,       /* int */
-  SBX_T_OFFSET = 15,     /* int */
-  SBX_T_LIMIT = 16,      /* int */
-  SBX_T_OLD = 17,        /* bytes */
-  SBX_T_NEW = 18,        /* bytes */
-  SBX_T_COUNT = 19,      /* int */
-  SBX_T_PATTERN = 20,    /* bytes */
-  SBX_T_GLOB = 21,       /* bytes */
-  SBX_T_LINE_NO = 22,    /* int, 1-based */
-  SBX_T_LINE = 23,       /* bytes, no newline */
-  SBX_T_CODE = 24,       /* int, sbx_errc */
-  SBX_T_MESSAGE = 25,    /* bytes */
-  SBX_T_ID = 26,         /* bytes */
-  SBX_T_PID = 27,        /* int */
-  SBX_T_MODE = 28,       /* int, st_mode */
-  SBX_T_MORE = 29,       /* int, 0 or 1 */
-  SBX_T_TRUNCATED = 30,  /* int, 0 or 1 */
-  SBX_T_MAX_RESULTS = 31,/* int, 0 = the agent's default */
-  SBX_T_DROPPED = 32,    /* int, bytes */
-  SBX_T_EXISTS = 33,     /* int, 0 or 1 */
-  SBX_T_DEV = 34,        /* int */
-  SBX_T_INO = 35,        /* int */
-  SBX_T_MTIME_NS = 36,   /* int, nanoseconds since the epoch */
-  SBX_T_CTIME_NS = 37,   /* int */
-  SBX_T_PATHS = 38,      /* bytes, NUL-separated paths */
+enum sbx_tag
+{
+  SBX_T_VERSION = 1,      /* int */
+  SBX_T_COMMAND = 2,      /* bytes */
+  SBX_T_CWD = 3,          /* bytes, absolute path */
+  SBX_T_ENV = 4,          /* bytes "K=V", repeated */
+  SBX_T_TIMEOUT_MS = 5,   /* int, 0 = none */
+  SBX_T_MAX_OUTPUT = 6,   /* int, bytes forwarded before draining */
+  SBX_T_FLAGS = 7,        /* int, SBX_F_* bits */
+  SBX_T_STREAM = 8,       /* int, 1 stdout, 2 stderr */
+  SBX_T_DATA = 9,         /* bytes */
+  SBX_T_EXIT_CODE = 10,   /* int */
+  SBX_T_PATH = 11,        /* bytes, absolute path */
+  SBX_T_NAME = 12,        /* bytes */
+  SBX_T_KIND = 13,        /* int, enum sbx_kind */
+  SBX_T_SIZE = 14,        /* int */
+  SBX_T_OFFSET = 15,      /* int */
+  SBX_T_LIMIT = 16,       /* int */
+  SBX_T_OLD = 17,         /* bytes */
+  SBX_T_NEW = 18,         /* bytes */
+  SBX_T_COUNT = 19,       /* int */
+  SBX_T_PATTERN = 20,     /* bytes */
+  SBX_T_GLOB = 21,        /* bytes */
+  SBX_T_LINE_NO = 22,     /* int, 1-based */
+  SBX_T_LINE = 23,        /* bytes, no newline */
+  SBX_T_CODE = 24,        /* int, sbx_errc */
+  SBX_T_MESSAGE = 25,     /* bytes */
+  SBX_T_ID = 26,          /* bytes */
+  SBX_T_PID = 27,         /* int */
+  SBX_T_MODE = 28,        /* int, st_mode */
+  SBX_T_MORE = 29,        /* int, 0 or 1 */
+  SBX_T_TRUNCATED = 30,   /* int, 0 or 1 */
+  SBX_T_MAX_RESULTS = 31, /* int, 0 = the agent's default */
+  SBX_T_DROPPED = 32,     /* int, bytes */
+  SBX_T_EXISTS = 33,      /* int, 0 or 1 */
+  SBX_T_DEV = 34,         /* int */
+  SBX_T_INO = 35,         /* int */
+  SBX_T_MTIME_NS = 36,    /* int, nanoseconds since the epoch */
+  SBX_T_CTIME_NS = 37,    /* int */
+  SBX_T_PATHS = 38,       /* bytes, NUL-separated paths */
 };
 
-enum sbx_flag {
+enum sbx_flag
+{
   SBX_F_SEPARATE = 1 << 0,  /* EXEC: stdout and stderr on separate pipes */
   SBX_F_STDIN = 1 << 1,     /* EXEC: the host sends stdin */
   SBX_F_ALL = 1 << 2,       /* EDIT: replace all */
@@ -152,16 +155,23 @@ enum sbx_flag {
   SBX_F_LIST = 1 << 9,      /* GREP: name the files, read nothing */
 };
 
-enum sbx_kind { SBX_KIND_FILE = 0, SBX_KIND_DIR = 1, SBX_KIND_SYMLINK = 2, SBX_KIND_OTHER = 3 };
+enum sbx_kind
+{
+  SBX_KIND_FILE = 0,
+  SBX_KIND_DIR = 1,
+  SBX_KIND_SYMLINK = 2,
+  SBX_KIND_OTHER = 3
+};
 
 /* ------------------------------------------------------------ building */
 
-typedef struct sbx_buf {
+typedef struct sbx_buf
+{
   uint8_t *data;
   size_t len;
   size_t cap;
-  size_t frame_start;  /* offset of the open frame's length prefix */
-  bool failed;         /* allocation failed or a frame grew too large */
+  size_t frame_start; /* offset of the open frame's length prefix */
+  bool failed;        /* allocation failed or a frame grew too large */
 } sbx_buf_t;
 
 void sbx_buf_init (sbx_buf_t *b);
@@ -179,24 +189,27 @@ int sbx_frame_end (sbx_buf_t *b);
 
 /* ------------------------------------------------------------ reading */
 
-typedef struct sbx_field {
+typedef struct sbx_field
+{
   uint8_t tag;
   uint32_t len;
   const uint8_t *data;
 } sbx_field_t;
 
-typedef struct sbx_msg {
+typedef struct sbx_msg
+{
   uint8_t type;
   size_t nfields;
   sbx_field_t fields[SBX_PROTO_MAX_FIELDS];
 } sbx_msg_t;
 
-typedef struct sbx_reader {
+typedef struct sbx_reader
+{
   uint8_t *buf;
-  size_t len;     /* bytes held */
-  size_t pos;     /* start of unread bytes */
+  size_t len; /* bytes held */
+  size_t pos; /* start of unread bytes */
   size_t cap;
-  const char *error;  /* static description once the stream is invalid */
+  const char *error; /* static description once the stream is invalid */
 } sbx_reader_t;
 
 void sbx_reader_init (sbx_reader_t *r);

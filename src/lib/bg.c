@@ -6,7 +6,7 @@
 #include <string.h>
 
 #define MAX_BG_ID 20
-#define MAX_BG_COMMAND 1024  /* the agent shows at most this much; bounds a listing */
+#define MAX_BG_COMMAND 1024 /* the agent shows at most this much; bounds a listing */
 #define MAX_BG_READ (1u << 20)
 /* The agent kills a tree within about 4 s (TERM, then KILL), and every
  * process within 5 s. */
@@ -104,8 +104,10 @@ static int
 request_id (sbx_sandbox_t *sb, uint8_t type, const char *id, sbx_error_t **err)
 {
   if (!valid_id (id))
-    return sbx_error_set (err, SBX_E_NO_PROCESS, "no background process '%s' (ids are numbers; list "
-                     "them with bg ls)", id ? id : "");
+    return sbx_error_set (err, SBX_E_NO_PROCESS,
+                          "no background process '%s' (ids are numbers; list "
+                          "them with bg ls)",
+                          id ? id : "");
   int r = sbx_sandbox_ensure (sb, err);
   if (r < 0)
     return r;

@@ -45,8 +45,10 @@ int
 sbx_agent_protocol_error (sbx_sandbox_t *sb, const char *what, sbx_error_t **err)
 {
   sbx_agent_disconnect (sb);
-  return sbx_error_set (err, SBX_E_PROTOCOL, "the agent of sandbox %s sent an invalid reply (%s); "
-                   "the connection was closed", sb->id, what);
+  return sbx_error_set (err, SBX_E_PROTOCOL,
+                        "the agent of sandbox %s sent an invalid reply (%s); "
+                        "the connection was closed",
+                        sb->id, what);
 }
 
 int
@@ -60,9 +62,10 @@ sbx_agent_broken (sbx_sandbox_t *sb, const char *why, sbx_error_t **err)
     {
       int code = ierr ? sbx_error_code (ierr) : SBX_E_AGENT;
       int r = code == SBX_E_GONE
-                ? sbx_error_set (err, SBX_E_GONE, "sandbox %s was removed while in use", sb->id)
-                : sbx_error_set (err, SBX_E_AGENT, "lost the connection to the agent of sandbox %s (%s)",
-                            sb->id, why);
+                  ? sbx_error_set (err, SBX_E_GONE, "sandbox %s was removed while in use", sb->id)
+                  : sbx_error_set (err, SBX_E_AGENT,
+                                   "lost the connection to the agent of sandbox %s (%s)", sb->id,
+                                   why);
       sbx_error_free (ierr);
       return r;
     }
@@ -72,14 +75,17 @@ sbx_agent_broken (sbx_sandbox_t *sb, const char *why, sbx_error_t **err)
   json_int_t code = json_integer_value (json_object_get (state, "ExitCode"));
   json_decref (info);
   if (oom)
-    return sbx_error_set (err, SBX_E_OOM, "sandbox %s was killed because it ran out of memory (limit "
-                     "%lld MiB); give it more with --memory", sb->id,
-                     (long long) (sb->memory >> 20));
+    return sbx_error_set (err, SBX_E_OOM,
+                          "sandbox %s was killed because it ran out of memory (limit "
+                          "%lld MiB); give it more with --memory",
+                          sb->id, (long long) (sb->memory >> 20));
   if (!running)
-    return sbx_error_set (err, SBX_E_GONE, "sandbox %s stopped (exit code %lld) while in use; start it "
-                     "again or create a new one", sb->id, (long long) code);
-  return sbx_error_set (err, SBX_E_AGENT, "lost the connection to the agent of sandbox %s (%s)", sb->id,
-                   why);
+    return sbx_error_set (err, SBX_E_GONE,
+                          "sandbox %s stopped (exit code %lld) while in use; start it "
+                          "again or create a new one",
+                          sb->id, (long long) code);
+  return sbx_error_set (err, SBX_E_AGENT, "lost the connection to the agent of sandbox %s (%s)",
+                        sb->id, why);
 }
 
 int
@@ -124,7 +130,10 @@ sbx_agent_read_some (sbx_sandbox_t *sb, sbx_error_t **err)
 {
   /* Straight into the reader's buffer: no copy, and no 64 KiB on the stack
      to fault in for a short command. */
-  enum { WANT = 65536 };
+  enum
+  {
+    WANT = 65536
+  };
   uint8_t *buf = sbx_reader_space (&sb->reader, WANT);
   if (buf == NULL)
     return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
@@ -135,7 +144,8 @@ sbx_agent_read_some (sbx_sandbox_t *sb, sbx_error_t **err)
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
     return 0;
   if (n <= 0)
-    return sbx_agent_broken (sb, n == 0 ? "the agent closed the connection" : strerror (errno), err);
+    return sbx_agent_broken (sb, n == 0 ? "the agent closed the connection" : strerror (errno),
+                             err);
   sbx_reader_commit (&sb->reader, (size_t) n);
   return 0;
 }
@@ -206,10 +216,14 @@ sbx_agent_timeout (sbx_sandbox_t *sb, bool overall, sbx_error_t **err)
   /* The stream is out of step: whatever comes later belongs to this call. */
   sbx_agent_disconnect (sb);
   if (overall)
-    return sbx_error_set (err, SBX_E_TIMEOUT, "the agent of sandbox %s did not finish in time; the "
-                     "connection was dropped", sb->id);
-  return sbx_error_set (err, SBX_E_TIMEOUT, "the agent of sandbox %s stopped answering (nothing for "
-                   "%.0f s); the sandbox may be paused or overloaded", sb->id, SBX_AGENT_IDLE);
+    return sbx_error_set (err, SBX_E_TIMEOUT,
+                          "the agent of sandbox %s did not finish in time; the "
+                          "connection was dropped",
+                          sb->id);
+  return sbx_error_set (err, SBX_E_TIMEOUT,
+                        "the agent of sandbox %s stopped answering (nothing for "
+                        "%.0f s); the sandbox may be paused or overloaded",
+                        sb->id, SBX_AGENT_IDLE);
 }
 
 double

@@ -12,7 +12,8 @@
 #include <curl/curl.h>
 
 /* The functions of libcurl that the engine client calls. */
-struct sbx_curl_api {
+struct sbx_curl_api
+{
   __typeof__ (curl_global_init) *global_init;
   __typeof__ (curl_easy_init) *easy_init;
   __typeof__ (curl_easy_setopt) *easy_setopt;
@@ -26,7 +27,8 @@ struct sbx_curl_api {
 };
 
 /* The functions of libarchive that image bootstraps call. */
-struct sbx_archive_api {
+struct sbx_archive_api
+{
   __typeof__ (archive_error_string) *error_string;
   __typeof__ (archive_errno) *err_no;
   __typeof__ (archive_format) *format;

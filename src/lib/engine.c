@@ -39,19 +39,19 @@
 
 struct sbx_engine
 {
-  char *key;                         /* the environment it was made from */
+  char *key; /* the environment it was made from */
   sbx_engine_addr_t addr;
   char api[16];
   bool tls;
   char *ca, *cert, *key_file;
-  struct curl_slist *json_headers;   /* requests with a JSON body */
-  struct curl_slist *plain_headers;  /* everything else */
-  long timeout_s;                    /* for requests that set none */
-  pthread_mutex_t lock;              /* the idle handles */
+  struct curl_slist *json_headers;  /* requests with a JSON body */
+  struct curl_slist *plain_headers; /* everything else */
+  long timeout_s;                   /* for requests that set none */
+  pthread_mutex_t lock;             /* the idle handles */
   CURL *idle[IDLE_HANDLES];
   int nidle;
-  pid_t pid;                         /* the process the idle handles belong to */
-  struct sbx_engine *next;           /* the process's other contexts */
+  pid_t pid;               /* the process the idle handles belong to */
+  struct sbx_engine *next; /* the process's other contexts */
 };
 
 /* ------------------------------------------------------------ plumbing */
@@ -173,14 +173,14 @@ on_read (char *buffer, size_t size, size_t nitems, void *userdata)
 
 struct call
 {
-  char *api_header;        /* when set, receives the Api-Version header (16 bytes) */
+  char *api_header; /* when set, receives the Api-Version header (16 bytes) */
   const char *method;
-  const char *path;        /* below the version prefix, or the full path if UNVERSIONED */
+  const char *path; /* below the version prefix, or the full path if UNVERSIONED */
   bool unversioned;
-  const char *body;        /* JSON text, or NULL */
-  struct upload *upload;   /* streamed request body (a tar), or NULL */
-  curl_off_t upload_size;  /* -1: unknown, sent chunked */
-  long timeout_s;          /* 0: the engine's default */
+  const char *body;       /* JSON text, or NULL */
+  struct upload *upload;  /* streamed request body (a tar), or NULL */
+  curl_off_t upload_size; /* -1: unknown, sent chunked */
+  long timeout_s;         /* 0: the engine's default */
   struct sink *sink;
 };
 
@@ -191,10 +191,10 @@ fail_unreachable (sbx_engine_t *e, CURL *h, const char *errbuf, CURLcode rc, sbx
   sbx_curl.easy_getinfo (h, CURLINFO_OS_ERRNO, &os_errno);
   if (e->addr.kind == SBX_ADDR_UNIX && (os_errno == EACCES || os_errno == EPERM))
     return sbx_error_set (err, SBX_E_PERMISSION,
-                     "permission denied on the Docker engine's socket %s; run as root, or add "
-                     "your user to the docker group (`usermod -aG docker $USER`, then log in "
-                     "again)",
-                     e->addr.socket_path);
+                          "permission denied on the Docker engine's socket %s; run as root, or add "
+                          "your user to the docker group (`usermod -aG docker $USER`, then log in "
+                          "again)",
+                          e->addr.socket_path);
   /* For a Unix socket, curl's text names "localhost port 80", which misleads;
    * the system's reason ("No such file or directory") says what is wrong. */
   const char *reason;
@@ -202,11 +202,12 @@ fail_unreachable (sbx_engine_t *e, CURL *h, const char *errbuf, CURLcode rc, sbx
     reason = strerror ((int) os_errno);
   else
     reason = errbuf[0] ? errbuf : sbx_curl.easy_strerror (rc);
-  return sbx_error_set (err, SBX_E_ENGINE,
-                   "cannot reach the Docker engine at %s (%s); start dockerd (for example "
-                   "`dockerd &` or `systemctl start docker`) or point DOCKER_HOST at a running "
-                   "engine",
-                   e->addr.address, reason);
+  return sbx_error_set (
+      err, SBX_E_ENGINE,
+      "cannot reach the Docker engine at %s (%s); start dockerd (for example "
+      "`dockerd &` or `systemctl start docker`) or point DOCKER_HOST at a running "
+      "engine",
+      e->addr.address, reason);
 }
 
 static size_t
@@ -297,7 +298,8 @@ perform_on (sbx_engine_t *e, CURL *h, const struct call *c, long *status, sbx_er
             && sbx_curl.easy_setopt (h, CURLOPT_ERRORBUFFER, errbuf) == CURLE_OK
             && sbx_curl.easy_setopt (h, CURLOPT_NOSIGNAL, 1L) == CURLE_OK
             && sbx_curl.easy_setopt (h, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_S) == CURLE_OK
-            && sbx_curl.easy_setopt (h, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_1_1) == CURLE_OK
+            && sbx_curl.easy_setopt (h, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_1_1)
+                   == CURLE_OK
             && sbx_curl.easy_setopt (h, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK
             && sbx_curl.easy_setopt (h, CURLOPT_WRITEFUNCTION, on_write) == CURLE_OK
             && sbx_curl.easy_setopt (h, CURLOPT_WRITEDATA, c->sink) == CURLE_OK
@@ -366,9 +368,9 @@ perform_on (sbx_engine_t *e, CURL *h, const struct call *c, long *status, sbx_er
       sbx_curl.easy_reset (h);
       sbx_curl.slist_free_all (chunked);
       return sbx_error_set (err, SBX_E_ENGINE,
-                       "libcurl rejected an option for the Docker engine request %s %s; "
-                       "is libcurl older than 7.85?",
-                       c->method, c->path);
+                            "libcurl rejected an option for the Docker engine request %s %s; "
+                            "is libcurl older than 7.85?",
+                            c->method, c->path);
     }
 
   CURLcode rc = sbx_curl.easy_perform (h);
@@ -399,29 +401,30 @@ perform_on (sbx_engine_t *e, CURL *h, const struct call *c, long *status, sbx_er
           return fail_unreachable (e, h, errbuf, rc, err);
         if (c->sink->stream)
           return sbx_error_set (err, SBX_E_TIMEOUT,
-                           "the Docker engine at %s sent nothing for %ld s during %s %.*s; it "
-                           "may be overloaded or hung",
-                           e->addr.address, STREAM_STALL_S, c->method,
-                           (int) strcspn (c->path, "?"), c->path);
-        return sbx_error_set (err, SBX_E_TIMEOUT,
-                         "the Docker engine at %s did not answer %s %.*s within %ld s; it may be "
-                         "overloaded or hung (SBX_ENGINE_TIMEOUT sets this limit)",
-                         e->addr.address, c->method, (int) strcspn (c->path, "?"), c->path,
-                         limit);
+                                "the Docker engine at %s sent nothing for %ld s during %s %.*s; it "
+                                "may be overloaded or hung",
+                                e->addr.address, STREAM_STALL_S, c->method,
+                                (int) strcspn (c->path, "?"), c->path);
+        return sbx_error_set (
+            err, SBX_E_TIMEOUT,
+            "the Docker engine at %s did not answer %s %.*s within %ld s; it may be "
+            "overloaded or hung (SBX_ENGINE_TIMEOUT sets this limit)",
+            e->addr.address, c->method, (int) strcspn (c->path, "?"), c->path, limit);
       }
     case CURLE_WRITE_ERROR:
       if (c->sink->too_large)
-        return sbx_error_set (err, SBX_E_ENGINE,
-                         "engine response too large: %s of the reply to %s %.*s went past %zu MiB",
-                         c->sink->stream ? "a line" : "the body", c->method,
-                         (int) strcspn (c->path, "?"), c->path,
-                         (c->sink->stream ? MAX_STREAM_LINE : MAX_RESPONSE) >> 20);
-      return sbx_error_set (err, SBX_E_NOMEM, "out of memory while reading the Docker engine's reply");
+        return sbx_error_set (
+            err, SBX_E_ENGINE,
+            "engine response too large: %s of the reply to %s %.*s went past %zu MiB",
+            c->sink->stream ? "a line" : "the body", c->method, (int) strcspn (c->path, "?"),
+            c->path, (c->sink->stream ? MAX_STREAM_LINE : MAX_RESPONSE) >> 20);
+      return sbx_error_set (err, SBX_E_NOMEM,
+                            "out of memory while reading the Docker engine's reply");
     case CURLE_ABORTED_BY_CALLBACK:
     case CURLE_READ_ERROR:
       if (c->upload && c->upload->failed)
         return sbx_error_set_errno (err, SBX_E_IO, c->upload->error,
-                               "could not read the data being sent to the Docker engine");
+                                    "could not read the data being sent to the Docker engine");
       break;
     default:
       break;
@@ -429,18 +432,17 @@ perform_on (sbx_engine_t *e, CURL *h, const struct call *c, long *status, sbx_er
   if (*status == 0)
     return fail_unreachable (e, h, errbuf, rc, err);
   return sbx_error_set (err, SBX_E_ENGINE,
-                   "the connection to the Docker engine at %s failed during %s %s (%s); check "
-                   "that dockerd is still running",
-                   e->addr.address, c->method, c->path,
-                   errbuf[0] ? errbuf : sbx_curl.easy_strerror (rc));
+                        "the connection to the Docker engine at %s failed during %s %s (%s); check "
+                        "that dockerd is still running",
+                        e->addr.address, c->method, c->path,
+                        errbuf[0] ? errbuf : sbx_curl.easy_strerror (rc));
 }
 
 /* A request whose whole reply is read and parsed as JSON; API_HEADER (may
  * be NULL) receives the Api-Version header. */
 static int
-call_json_h (sbx_engine_t *e, const char *method, const char *path, bool unversioned,
-             json_t *body, long timeout_s, char *api_header, long *status, json_t **response,
-             sbx_error_t **err)
+call_json_h (sbx_engine_t *e, const char *method, const char *path, bool unversioned, json_t *body,
+             long timeout_s, char *api_header, long *status, json_t **response, sbx_error_t **err)
 {
   if (response)
     *response = NULL;
@@ -449,15 +451,15 @@ call_json_h (sbx_engine_t *e, const char *method, const char *path, bool unversi
   for (const char *p = path; *p; p++)
     if ((unsigned char) *p <= ' ' || *p == 0x7f)
       return sbx_error_set (err, SBX_E_INVALID,
-                       "internal error: the Docker engine request path contains a space or "
-                       "control character");
+                            "internal error: the Docker engine request path contains a space or "
+                            "control character");
   cleanup_free char *text = NULL;
   if (body)
     {
       text = json_dumps (body, JSON_COMPACT);
       if (text == NULL)
         return sbx_error_set (err, SBX_E_NOMEM, "out of memory (or invalid JSON) for %s %s", method,
-                         path);
+                              path);
     }
   struct sink sink = { .limit = MAX_RESPONSE };
   struct call c = {
@@ -498,8 +500,7 @@ api_number (const char *v)
     return -1;
   const char *m = end + 1;
   long minor = strtol (m, &end, 10);
-  if (end == m || *end != '\0' || errno || major < 0 || minor < 0 || minor >= 1000
-      || major > 1000)
+  if (end == m || *end != '\0' || errno || major < 0 || minor < 0 || minor >= 1000 || major > 1000)
     return -1;
   return major * 1000 + minor;
 }
@@ -597,9 +598,10 @@ setup_tls (sbx_engine_t *e, sbx_error_t **err)
     {
       const char *home = getenv ("HOME");
       if (home == NULL || *home == '\0')
-        return sbx_error_set (err, SBX_E_INVALID,
-                         "DOCKER_TLS_VERIFY is set but neither DOCKER_CERT_PATH nor HOME is; "
-                         "set DOCKER_CERT_PATH to the folder holding ca.pem, cert.pem and key.pem");
+        return sbx_error_set (
+            err, SBX_E_INVALID,
+            "DOCKER_TLS_VERIFY is set but neither DOCKER_CERT_PATH nor HOME is; "
+            "set DOCKER_CERT_PATH to the folder holding ca.pem, cert.pem and key.pem");
       home_dir = sbx_strdup_printf ("%s/.docker", home);
       if (home_dir == NULL)
         return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
@@ -614,9 +616,9 @@ setup_tls (sbx_engine_t *e, sbx_error_t **err)
   for (size_t i = 0; i < 3; i++)
     if (access (files[i], R_OK) < 0)
       return sbx_error_set_errno (err, SBX_E_INVALID, errno,
-                             "DOCKER_TLS_VERIFY is set but %s cannot be read; point "
-                             "DOCKER_CERT_PATH at the engine's client certificates",
-                             files[i]);
+                                  "DOCKER_TLS_VERIFY is set but %s cannot be read; point "
+                                  "DOCKER_CERT_PATH at the engine's client certificates",
+                                  files[i]);
   e->tls = true;
   return 0;
 }
@@ -651,7 +653,7 @@ engine_open (const char *key, sbx_engine_t **out, sbx_error_t **err)
     {
       engine_free (e);
       return sbx_error_set (err, SBX_E_INVALID, "DOCKER_HOST=%s is not a valid engine address: %s",
-                       host, why);
+                            host, why);
     }
   if (want_tls && e->addr.kind == SBX_ADDR_TCP && (r = setup_tls (e, err)) < 0)
     {
@@ -668,8 +670,10 @@ engine_open (const char *key, sbx_engine_t **out, sbx_error_t **err)
       if (*end || v < 1 || v > MAX_TIMEOUT_S)
         {
           engine_free (e);
-          return sbx_error_set (err, SBX_E_INVALID, "SBX_ENGINE_TIMEOUT=%s is not a number of seconds "
-                           "from 1 to %ld", limit, MAX_TIMEOUT_S);
+          return sbx_error_set (err, SBX_E_INVALID,
+                                "SBX_ENGINE_TIMEOUT=%s is not a number of seconds "
+                                "from 1 to %ld",
+                                limit, MAX_TIMEOUT_S);
         }
       e->timeout_s = v;
     }
@@ -699,16 +703,16 @@ engine_open (const char *key, sbx_engine_t **out, sbx_error_t **err)
       return r;
     }
   const char *server = api_number (api_header) >= 0
-                         ? api_header
-                         : json_string_value (json_object_get (v, "ApiVersion"));
+                           ? api_header
+                           : json_string_value (json_object_get (v, "ApiVersion"));
   long have = server ? api_number (server) : -1;
   if (status != 200 || have < 0)
     {
       r = sbx_error_set (err, SBX_E_ENGINE,
-                    "the service at %s did not answer like a Docker engine (%s); "
-                    "point DOCKER_HOST at a Docker engine",
-                    e->addr.address,
-                    status != 200 ? sbx_engine_message (v, status) : "no API version");
+                         "the service at %s did not answer like a Docker engine (%s); "
+                         "point DOCKER_HOST at a Docker engine",
+                         e->addr.address,
+                         status != 200 ? sbx_engine_message (v, status) : "no API version");
       json_decref (v);
       engine_free (e);
       return r;
@@ -716,9 +720,9 @@ engine_open (const char *key, sbx_engine_t **out, sbx_error_t **err)
   if (have < api_number (MIN_API))
     {
       r = sbx_error_set (err, SBX_E_ENGINE,
-                    "the Docker engine at %s speaks API %s, older than the %s sbx needs; "
-                    "upgrade Docker to 19.03 or later",
-                    e->addr.address, server, MIN_API);
+                         "the Docker engine at %s speaks API %s, older than the %s sbx needs; "
+                         "upgrade Docker to 19.03 or later",
+                         e->addr.address, server, MIN_API);
       json_decref (v);
       engine_free (e);
       return r;
@@ -868,7 +872,10 @@ engine_outcome (const engine_rule_t *rules, long status, json_t *resp, const cha
   return sbx_error_set (err, r->code, r->message, r->of_object ? object : what, msg);
 }
 
-#define ENGINE_REFUSED { 0, NULL, SBX_E_ENGINE, false, "the Docker engine could not %s: %s" }
+#define ENGINE_REFUSED                                                                             \
+  {                                                                                                \
+    0, NULL, SBX_E_ENGINE, false, "the Docker engine could not %s: %s"                             \
+  }
 
 static const engine_rule_t create_rules[] = {
   { 201, NULL, SBX_OK, false, NULL },
@@ -920,10 +927,10 @@ static const engine_rule_t image_remove_rules[] = {
  * NULL: not wanted), 1 (ENGINE_ABSENT), or the failure. WHAT says what
  * was asked ("remove image x", made with printf's FMT), OBJECT what it
  * was asked of; TIMEOUT_S 0 is the engine's default. */
-static int
-engine_ask (sbx_engine_t *e, const char *method, const char *path, json_t *body, long timeout_s,
-            const engine_rule_t *rules, const char *object, json_t **resp, sbx_error_t **err,
-            const char *fmt, ...) __attribute__ ((format (printf, 10, 11)));
+static int engine_ask (sbx_engine_t *e, const char *method, const char *path, json_t *body,
+                       long timeout_s, const engine_rule_t *rules, const char *object,
+                       json_t **resp, sbx_error_t **err, const char *fmt, ...)
+    __attribute__ ((format (printf, 10, 11)));
 
 static int
 engine_ask (sbx_engine_t *e, const char *method, const char *path, json_t *body, long timeout_s,
@@ -951,8 +958,8 @@ engine_ask (sbx_engine_t *e, const char *method, const char *path, json_t *body,
 static int
 fail_gone (const char *id, sbx_error_t **err)
 {
-  return sbx_error_set (err, SBX_E_GONE, "sandbox %s does not exist (it was removed or never created)",
-                   id);
+  return sbx_error_set (err, SBX_E_GONE,
+                        "sandbox %s does not exist (it was removed or never created)", id);
 }
 
 int
@@ -981,7 +988,8 @@ sbx_engine_container_create (sbx_engine_t *e, const char *name, json_t *config, 
   if (r == 0 && (cid == NULL || *cid == '\0'))
     r = sbx_error_set (err, SBX_E_ENGINE,
                        "the Docker engine did not say the id of the container it made (sandbox "
-                       "%s); check `docker ps -a`", name ? name : "(unnamed)");
+                       "%s); check `docker ps -a`",
+                       name ? name : "(unnamed)");
   else if (r == 0 && (*id = strdup (cid)) == NULL)
     r = sbx_error_set (err, SBX_E_NOMEM, "out of memory");
   json_decref (resp);
@@ -1000,8 +1008,8 @@ container_action (sbx_engine_t *e, const char *id, const char *action, const cha
   int r = container_path (id, suffix, &path, err);
   if (r < 0)
     return r;
-  return engine_ask (e, "POST", path, NULL, timeout_s, action_rules, id, NULL, err,
-                     "%s sandbox %s", action, id);
+  return engine_ask (e, "POST", path, NULL, timeout_s, action_rules, id, NULL, err, "%s sandbox %s",
+                     action, id);
 }
 
 int
@@ -1011,8 +1019,7 @@ sbx_engine_container_start (sbx_engine_t *e, const char *id, sbx_error_t **err)
 }
 
 int
-sbx_engine_container_stop (sbx_engine_t *e, const char *id, int timeout_seconds,
-                           sbx_error_t **err)
+sbx_engine_container_stop (sbx_engine_t *e, const char *id, int timeout_seconds, sbx_error_t **err)
 {
   char query[32] = "";
   long limit = STOP_SLACK_S + 10; /* the engine's own default grace is 10 s */
@@ -1033,8 +1040,10 @@ get_object (sbx_engine_t *e, const char *path, const char *what, json_t **obj, s
   *obj = NULL;
   int r = engine_ask (e, "GET", path, NULL, 0, get_rules, what, &resp, err, "%s", what);
   if (r == 0 && !json_is_object (resp))
-    r = sbx_error_set (err, SBX_E_ENGINE, "the Docker engine could not %s: its reply was not a "
-                       "JSON object", what);
+    r = sbx_error_set (err, SBX_E_ENGINE,
+                       "the Docker engine could not %s: its reply was not a "
+                       "JSON object",
+                       what);
   if (r == 0)
     *obj = steal_pointer (&resp);
   json_decref (resp);
@@ -1063,8 +1072,8 @@ sbx_engine_container_remove (sbx_engine_t *e, const char *id, sbx_error_t **err)
   int r = container_path (id, "?force=1&v=1", &path, err);
   if (r < 0)
     return r;
-  return engine_ask (e, "DELETE", path, NULL, 0, remove_rules, id, NULL, err,
-                     "remove sandbox %s", id);
+  return engine_ask (e, "DELETE", path, NULL, 0, remove_rules, id, NULL, err, "remove sandbox %s",
+                     id);
 }
 
 /* Lists containers or images carrying LABEL: both are a GET of
@@ -1087,8 +1096,10 @@ list_by_label (sbx_engine_t *e, const char *prefix, const char *kind, const char
   json_t *resp = NULL;
   int r = engine_ask (e, "GET", path, NULL, 0, list_rules, what, &resp, err, "list %s", what);
   if (r == 0 && !json_is_array (resp))
-    r = sbx_error_set (err, SBX_E_ENGINE, "the Docker engine could not list %s: its reply was "
-                       "not a JSON array", what);
+    r = sbx_error_set (err, SBX_E_ENGINE,
+                       "the Docker engine could not list %s: its reply was "
+                       "not a JSON array",
+                       what);
   if (r == 0)
     *list = steal_pointer (&resp);
   json_decref (resp);
@@ -1118,13 +1129,15 @@ check_image_ref (const char *image, sbx_error_t **err)
     if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')
           || strchr ("._-/:@", *p)))
       return sbx_error_set (err, SBX_E_INVALID,
-                       "invalid image name '%s': only letters, digits and . _ - / : @ may "
-                       "appear, as in python:3.12-slim",
-                       image);
+                            "invalid image name '%s': only letters, digits and . _ - / : @ may "
+                            "appear, as in python:3.12-slim",
+                            image);
   if (image[0] == '/' || image[0] == ':' || image[0] == '@' || image[n - 1] == ':'
       || image[n - 1] == '/' || image[n - 1] == '@')
-    return sbx_error_set (err, SBX_E_INVALID, "invalid image name '%s'; expected NAME[:TAG], as in "
-                     "python:3.12-slim", image);
+    return sbx_error_set (err, SBX_E_INVALID,
+                          "invalid image name '%s'; expected NAME[:TAG], as in "
+                          "python:3.12-slim",
+                          image);
   return 0;
 }
 
@@ -1188,8 +1201,8 @@ struct progress_state
 {
   sbx_progress_cb progress;
   void *userdata;
-  char *error;    /* the first error object's text */
-  char *message;  /* a plain {"message": ...} body (non-200 replies) */
+  char *error;   /* the first error object's text */
+  char *message; /* a plain {"message": ...} body (non-200 replies) */
   char *last_status;
 };
 
@@ -1261,8 +1274,7 @@ progress_state_clear (struct progress_state *ps)
  * ON_OBJECT. Returns 0 when it completed, with *STATUS telling how. */
 static int
 post_stream (sbx_engine_t *e, const char *path, struct upload *upload, curl_off_t size,
-             void (*on_object) (json_t *obj, void *ud), void *ud, long *status,
-             sbx_error_t **err)
+             void (*on_object) (json_t *obj, void *ud), void *ud, long *status, sbx_error_t **err)
 {
   struct sink sink = {
     .limit = MAX_STREAM_LINE,
@@ -1291,8 +1303,8 @@ images_create (sbx_engine_t *e, const char *path, struct upload *upload, curl_of
 }
 
 int
-sbx_engine_image_pull (sbx_engine_t *e, const char *image, sbx_progress_cb progress,
-                       void *userdata, sbx_error_t **err)
+sbx_engine_image_pull (sbx_engine_t *e, const char *image, sbx_progress_cb progress, void *userdata,
+                       sbx_error_t **err)
 {
   int r = check_image_ref (image, err);
   if (r < 0)
@@ -1321,8 +1333,8 @@ sbx_engine_image_pull (sbx_engine_t *e, const char *image, sbx_progress_cb progr
     }
   cleanup_free char *ename = name ? escape_keep (name, NULL) : NULL;
   cleanup_free char *etag = escape_keep (tag, NULL);
-  cleanup_free char *path = ename && etag ? sbx_strdup_printf (
-                                              "/images/create?fromImage=%s&tag=%s", ename, etag)
+  cleanup_free char *path = ename && etag ? sbx_strdup_printf ("/images/create?fromImage=%s&tag=%s",
+                                                               ename, etag)
                                           : NULL;
   if (path == NULL)
     return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
@@ -1332,11 +1344,11 @@ sbx_engine_image_pull (sbx_engine_t *e, const char *image, sbx_progress_cb progr
   r = images_create (e, path, NULL, -1, &ps, &status, err);
   if (r == 0 && (status != 200 || ps.error))
     {
-      const char *why = ps.error ? ps.error
+      const char *why = ps.error     ? ps.error
                         : ps.message ? ps.message
                                      : sbx_engine_message (NULL, status);
-      r = sbx_error_set (err, SBX_E_IMAGE_MISSING, "image %s is not present and could not be pulled: %s",
-                    image, why);
+      r = sbx_error_set (err, SBX_E_IMAGE_MISSING,
+                         "image %s is not present and could not be pulled: %s", image, why);
     }
   progress_state_clear (&ps);
   return r;
@@ -1347,7 +1359,8 @@ sbx_engine_image_import (sbx_engine_t *e, FILE *tar, const char *repo, const cha
                          const char *const *changes, sbx_error_t **err)
 {
   if (tar == NULL || repo == NULL || tag == NULL)
-    return sbx_error_set (err, SBX_E_INVALID, "internal error: image import needs a tar, repo and tag");
+    return sbx_error_set (err, SBX_E_INVALID,
+                          "internal error: image import needs a tar, repo and tag");
   cleanup_free char *full = sbx_strdup_printf ("%s:%s", repo, tag);
   if (full == NULL)
     return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
@@ -1357,9 +1370,9 @@ sbx_engine_image_import (sbx_engine_t *e, FILE *tar, const char *repo, const cha
 
   cleanup_free char *erepo = escape_keep (repo, NULL);
   cleanup_free char *etag = escape_keep (tag, NULL);
-  cleanup_free char *path = erepo && etag ? sbx_strdup_printf (
-                                              "/images/create?fromSrc=-&repo=%s&tag=%s", erepo, etag)
-                                          : NULL;
+  cleanup_free char *path
+      = erepo && etag ? sbx_strdup_printf ("/images/create?fromSrc=-&repo=%s&tag=%s", erepo, etag)
+                      : NULL;
   for (size_t i = 0; path && changes && changes[i]; i++)
     {
       cleanup_free char *c = escape_keep (changes[i], NULL);
@@ -1386,10 +1399,10 @@ sbx_engine_image_import (sbx_engine_t *e, FILE *tar, const char *repo, const cha
   r = images_create (e, path, &up, size, &ps, &status, err);
   if (r == 0 && (status != 200 || ps.error))
     r = sbx_error_set (err, SBX_E_ENGINE, "the Docker engine could not import the image as %s: %s",
-                  full,
-                  ps.error     ? ps.error
-                  : ps.message ? ps.message
-                               : sbx_engine_message (NULL, status));
+                       full,
+                       ps.error     ? ps.error
+                       : ps.message ? ps.message
+                                    : sbx_engine_message (NULL, status));
   progress_state_clear (&ps);
   return r;
 }
@@ -1399,8 +1412,7 @@ sbx_engine_image_import (sbx_engine_t *e, FILE *tar, const char *repo, const cha
 /* The build context: a tar of FILES, in memory. Fixed owners, modes and
  * times, so that the same files make the same context. */
 static int
-build_context (const sbx_build_file_t *files, size_t n, char **tar, size_t *len,
-               sbx_error_t **err)
+build_context (const sbx_build_file_t *files, size_t n, char **tar, size_t *len, sbx_error_t **err)
 {
   *tar = NULL;
   *len = 0;
@@ -1414,7 +1426,8 @@ build_context (const sbx_build_file_t *files, size_t n, char **tar, size_t *len,
   if (r == 0
       && (sbx_archive.write_set_format_ustar (a) != ARCHIVE_OK
           || sbx_archive.write_open_FILE (a, mem) != ARCHIVE_OK))
-    r = sbx_error_set (err, SBX_E_IO, "cannot make the build context: %s", sbx_archive.error_string (a));
+    r = sbx_error_set (err, SBX_E_IO, "cannot make the build context: %s",
+                       sbx_archive.error_string (a));
   for (size_t i = 0; r == 0 && i < n; i++)
     {
       sbx_archive.entry_clear (entry);
@@ -1426,10 +1439,11 @@ build_context (const sbx_build_file_t *files, size_t n, char **tar, size_t *len,
       if (sbx_archive.write_header (a, entry) != ARCHIVE_OK
           || sbx_archive.write_data (a, files[i].data, files[i].len) != (la_ssize_t) files[i].len)
         r = sbx_error_set (err, SBX_E_IO, "cannot add %s to the build context: %s", files[i].name,
-                      sbx_archive.error_string (a));
+                           sbx_archive.error_string (a));
     }
   if (r == 0 && sbx_archive.write_close (a) != ARCHIVE_OK)
-    r = sbx_error_set (err, SBX_E_IO, "cannot finish the build context: %s", sbx_archive.error_string (a));
+    r = sbx_error_set (err, SBX_E_IO, "cannot finish the build context: %s",
+                       sbx_archive.error_string (a));
   if (entry)
     sbx_archive.entry_free (entry);
   if (a)
@@ -1448,9 +1462,9 @@ build_context (const sbx_build_file_t *files, size_t n, char **tar, size_t *len,
 struct build_state
 {
   const sbx_engine_build_t *b;
-  char *error;    /* the first error object's text */
-  char *message;  /* a plain {"message": ...} body (non-200 replies) */
-  char *id;       /* aux.ID: the image built */
+  char *error;   /* the first error object's text */
+  char *message; /* a plain {"message": ...} body (non-200 replies) */
+  char *id;      /* aux.ID: the image built */
 };
 
 static void
@@ -1522,10 +1536,10 @@ sbx_engine_image_build (sbx_engine_t *e, const sbx_engine_build_t *b, char **ima
     r = sbx_error_set (err, SBX_E_BUILD, "%s", bs.error);
   else if (r == 0 && (status != 200 || bs.id == NULL))
     r = sbx_error_set (err, SBX_E_ENGINE, "the Docker engine could not build %s: %s", b->tag,
-                  bs.error     ? bs.error
-                  : bs.message ? bs.message
-                  : status == 200 ? "it ended without saying which image it built"
-                                  : sbx_engine_message (NULL, status));
+                       bs.error        ? bs.error
+                       : bs.message    ? bs.message
+                       : status == 200 ? "it ended without saying which image it built"
+                                       : sbx_engine_message (NULL, status));
   if (r == 0)
     *image_id = steal_pointer (&bs.id);
   free (bs.error);

@@ -57,8 +57,7 @@ int sbx_engine_container_list (sbx_engine_t *e, const char *label, json_t **list
 /* Images. */
 int sbx_engine_image_exists (sbx_engine_t *e, const char *image, bool *exists, sbx_error_t **err);
 /* The engine's document about IMAGE in *INFO, or NULL when it is absent. */
-int sbx_engine_image_inspect (sbx_engine_t *e, const char *image, json_t **info,
-                              sbx_error_t **err);
+int sbx_engine_image_inspect (sbx_engine_t *e, const char *image, json_t **info, sbx_error_t **err);
 /* Top-level images (tagged or dangling) carrying LABEL ("key" or "key=value"). */
 int sbx_engine_image_list (sbx_engine_t *e, const char *label, json_t **list, sbx_error_t **err);
 /* Removes a name of an image (or an untagged image, by id) with its untagged
@@ -83,11 +82,11 @@ typedef struct sbx_build_file
 
 typedef struct sbx_engine_build
 {
-  const char *tag;                /* NAME:TAG given to the image once built */
-  json_t *labels;                 /* object of strings, or NULL */
-  const char *network;            /* for the build's RUN steps; NULL: the engine's default */
+  const char *tag;     /* NAME:TAG given to the image once built */
+  json_t *labels;      /* object of strings, or NULL */
+  const char *network; /* for the build's RUN steps; NULL: the engine's default */
   bool nocache;
-  const sbx_build_file_t *files;  /* the build context: "Dockerfile" and what it copies */
+  const sbx_build_file_t *files; /* the build context: "Dockerfile" and what it copies */
   size_t nfiles;
   /* The build's output ("Step 2/5 : RUN ...", the steps' own output) as it
    * arrives, in pieces that need not end at line ends. */

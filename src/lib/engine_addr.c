@@ -150,7 +150,7 @@ int
 sbx_engine_addr_parse (const char *host, bool tls, sbx_engine_addr_t *out, const char **why)
 {
   static const char unsupported[]
-    = "sbx speaks to the engine over unix:// or tcp:// only, as in unix:///var/run/docker.sock";
+      = "sbx speaks to the engine over unix:// or tcp:// only, as in unix:///var/run/docker.sock";
   memset (out, 0, sizeof *out);
   *why = NULL;
   if (host == NULL || *host == '\0')
@@ -162,8 +162,7 @@ sbx_engine_addr_parse (const char *host, bool tls, sbx_engine_addr_t *out, const
     r = parse_tcp (host + 6, tls, out, why);
   else
     {
-      *why = strstr (host, "://") ? unsupported
-                                  : "expected unix:///path or tcp://host:port";
+      *why = strstr (host, "://") ? unsupported : "expected unix:///path or tcp://host:port";
       r = -1;
     }
   if (r < 0)

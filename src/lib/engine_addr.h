@@ -6,13 +6,18 @@
 
 #define SBX_ENGINE_DEFAULT_HOST "unix:///var/run/docker.sock"
 
-enum sbx_engine_addr_kind { SBX_ADDR_UNIX, SBX_ADDR_TCP };
+enum sbx_engine_addr_kind
+{
+  SBX_ADDR_UNIX,
+  SBX_ADDR_TCP
+};
 
-typedef struct sbx_engine_addr {
+typedef struct sbx_engine_addr
+{
   enum sbx_engine_addr_kind kind;
-  char *address;      /* normalised, for messages: "unix:///p" or "tcp://h:port" */
-  char *socket_path;  /* unix: the socket's path */
-  char *base_url;     /* what requests start with: "http://localhost", "https://h:2376" */
+  char *address;     /* normalised, for messages: "unix:///p" or "tcp://h:port" */
+  char *socket_path; /* unix: the socket's path */
+  char *base_url;    /* what requests start with: "http://localhost", "https://h:2376" */
 } sbx_engine_addr_t;
 
 /* Parses HOST (a DOCKER_HOST value; NULL or "" means the default). TLS says

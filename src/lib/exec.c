@@ -49,7 +49,7 @@ sbx_exec_frame (sbx_sandbox_t *sb, uint8_t type, const char *command, const sbx_
     return sbx_error_set (err, SBX_E_INVALID, "no command given");
   if (strlen (command) > SBX_PROTO_MAX_BODY / 2)
     return sbx_error_set (err, SBX_E_TOO_LARGE, "command too long (at most %u bytes)",
-                     SBX_PROTO_MAX_BODY / 2);
+                          SBX_PROTO_MAX_BODY / 2);
   for (const char *const *e = o ? o->env : NULL; e && *e; e++)
     {
       int r = sbx_validate_env (*e, err);
@@ -71,8 +71,9 @@ sbx_exec_frame (sbx_sandbox_t *sb, uint8_t type, const char *command, const sbx_
   if (nenv > SBX_PROTO_MAX_FIELDS - 8)
     {
       sbx_agent_drop_request (sb);
-      return sbx_error_set (err, SBX_E_INVALID, "too many environment variables (at most %d per call)",
-                       SBX_PROTO_MAX_FIELDS - 8);
+      return sbx_error_set (err, SBX_E_INVALID,
+                            "too many environment variables (at most %d per call)",
+                            SBX_PROTO_MAX_FIELDS - 8);
     }
   return 0;
 }
@@ -87,7 +88,7 @@ typedef struct exec_state
   /* stdin */
   size_t stdin_off;
   bool stdin_open;
-  size_t sent;  /* bytes of sb->out already written */
+  size_t sent; /* bytes of sb->out already written */
   bool cancel_sent;
 } exec_state_t;
 
@@ -236,7 +237,7 @@ run_exec (sbx_sandbox_t *sb, exec_state_t *st, double timeout, sbx_error_t **err
 {
   const sbx_exec_opts_t *o = st->opts;
   double deadline = timeout > 0 ? sbx_now () + timeout + HOST_GRACE : 0;
-  double heard = sbx_now ();  /* when the agent last sent something */
+  double heard = sbx_now (); /* when the agent last sent something */
   for (;;)
     {
       sbx_msg_t msg;
@@ -256,7 +257,7 @@ run_exec (sbx_sandbox_t *sb, exec_state_t *st, double timeout, sbx_error_t **err
       if (sb->out.len > st->sent)
         p[0].events |= POLLOUT;
       if (st->stdin_open && o->stdin_fd >= 0 && sb->out.len - st->sent <= STDIN_PENDING_MAX)
-        p[1] = (struct pollfd) { .fd = o->stdin_fd, .events = POLLIN };
+        p[1] = (struct pollfd){ .fd = o->stdin_fd, .events = POLLIN };
       /* The agent says ALIVE while the command runs: silence means it
          stopped answering, whatever the command's own timeout. */
       double wait = heard + SBX_AGENT_IDLE - sbx_now ();
@@ -272,9 +273,10 @@ run_exec (sbx_sandbox_t *sb, exec_state_t *st, double timeout, sbx_error_t **err
           if (left <= 0)
             {
               sbx_agent_disconnect (sb);
-              return sbx_error_set (err, SBX_E_TIMEOUT, "the agent of sandbox %s did not finish the "
-                               "command %.0f s after its timeout; the connection was dropped",
-                               sb->id, HOST_GRACE + CANCEL_GRACE);
+              return sbx_error_set (err, SBX_E_TIMEOUT,
+                                    "the agent of sandbox %s did not finish the "
+                                    "command %.0f s after its timeout; the connection was dropped",
+                                    sb->id, HOST_GRACE + CANCEL_GRACE);
             }
           if (left < wait)
             wait = left;
@@ -317,14 +319,16 @@ sbx_exec (sbx_sandbox_t *sb, const char *command, const sbx_exec_opts_t *opts,
     r = sbx_exec_frame (sb, SBX_M_EXEC, command, o, err);
   if (r == 0)
     {
-      int64_t flags = (o->separate_streams ? SBX_F_SEPARATE : 0) | (st.stdin_open ? SBX_F_STDIN : 0);
+      int64_t flags = (o->separate_streams ? SBX_F_SEPARATE : 0)
+                      | (st.stdin_open ? SBX_F_STDIN : 0);
       sbx_frame_int (&sb->out, SBX_T_TIMEOUT_MS, timeout_ms (o->timeout));
       sbx_frame_int (&sb->out, SBX_T_MAX_OUTPUT, (int64_t) st.max_output);
       sbx_frame_int (&sb->out, SBX_T_FLAGS, flags);
       if (sbx_frame_end (&sb->out) < 0)
         {
           sbx_agent_drop_request (sb);
-          r = sbx_error_set (err, SBX_E_TOO_LARGE, "command and environment too large for one request");
+          r = sbx_error_set (err, SBX_E_TOO_LARGE,
+                             "command and environment too large for one request");
         }
     }
   if (r == 0)
@@ -338,10 +342,11 @@ sbx_exec (sbx_sandbox_t *sb, const char *command, const sbx_exec_opts_t *opts,
       else
         sbx_agent_drop_request (sb);
     }
-  if (r == 0 && (take_buffer (&st.all, &result->output, &result->output_len) < 0
-                 || (o->separate_streams
-                     && (take_buffer (&st.out, &result->stdout_data, &result->stdout_len) < 0
-                         || take_buffer (&st.errs, &result->stderr_data, &result->stderr_len) < 0))))
+  if (r == 0
+      && (take_buffer (&st.all, &result->output, &result->output_len) < 0
+          || (o->separate_streams
+              && (take_buffer (&st.out, &result->stdout_data, &result->stdout_len) < 0
+                  || take_buffer (&st.errs, &result->stderr_data, &result->stderr_len) < 0))))
     r = sbx_error_set (err, SBX_E_NOMEM, "out of memory");
   sbx_buf_free (&st.all);
   sbx_buf_free (&st.out);

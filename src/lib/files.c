@@ -53,7 +53,8 @@ send_frame (sbx_sandbox_t *sb, sbx_error_t **err)
   if (sbx_frame_end (&sb->out) < 0)
     {
       sbx_agent_drop_request (sb);
-      return sbx_error_set (err, SBX_E_TOO_LARGE, "request too large for the agent protocol (1 MiB)");
+      return sbx_error_set (err, SBX_E_TOO_LARGE,
+                            "request too large for the agent protocol (1 MiB)");
     }
   return sbx_agent_flush (sb, err);
 }
@@ -150,10 +151,16 @@ parse_resolved (sbx_sandbox_t *sb, const sbx_msg_t *msg, sbx_path_info_t *info, 
       sbx_agent_disconnect (sb);
       return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
     }
-  *info = (sbx_path_info_t) { .path = path, .exists = exists, .is_dir = kind == SBX_KIND_DIR,
-                              .is_file = exists && kind == SBX_KIND_FILE, .size = (uint64_t) size,
-                              .mode = (uint32_t) mode, .dev = (uint64_t) dev,
-                              .ino = (uint64_t) ino, .mtime_ns = mt, .ctime_ns = ct };
+  *info = (sbx_path_info_t){ .path = path,
+                             .exists = exists,
+                             .is_dir = kind == SBX_KIND_DIR,
+                             .is_file = exists && kind == SBX_KIND_FILE,
+                             .size = (uint64_t) size,
+                             .mode = (uint32_t) mode,
+                             .dev = (uint64_t) dev,
+                             .ino = (uint64_t) ino,
+                             .mtime_ns = mt,
+                             .ctime_ns = ct };
   return 0;
 }
 
@@ -231,7 +238,7 @@ list_append (sbx_file_list_t *list, size_t *cap, char *name, char *path, bool is
       list->items = n;
       *cap = ncap;
     }
-  list->items[list->count++] = (sbx_file_info_t) { name, path, is_dir, size };
+  list->items[list->count++] = (sbx_file_info_t){ name, path, is_dir, size };
   return 0;
 }
 
@@ -266,13 +273,13 @@ recv_item (sbx_sandbox_t *sb, uint8_t type, sbx_msg_t *msg, bool *truncated, int
 typedef struct bounds
 {
   size_t max_entries, max_bytes;
-  size_t bytes;  /* what the entries kept cost so far */
+  size_t bytes; /* what the entries kept cost so far */
 } bounds_t;
 
 static bounds_t
 list_bounds (const sbx_list_opts_t *o)
 {
-  return (bounds_t) {
+  return (bounds_t){
     .max_entries = o && o->max_entries ? o->max_entries : SBX_DEFAULT_MAX_ENTRIES,
     .max_bytes = o && o->max_bytes ? o->max_bytes : SBX_DEFAULT_MAX_LIST_BYTES,
   };
@@ -319,7 +326,8 @@ collect_entries (sbx_sandbox_t *sb, const char *base, bounds_t *b, sbx_file_list
       if ((r = sbx_agent_int (sb, &msg, SBX_T_KIND, SBX_KIND_FILE, SBX_KIND_OTHER, &kind, err)) < 0
           || (r = sbx_agent_int (sb, &msg, SBX_T_SIZE, 0, INT64_MAX, &size, err)) < 0
           || (r = sbx_agent_bytes (sb, &msg, base ? SBX_T_NAME : SBX_T_PATH,
-                                   base ? MAX_NAME_BYTES : MAX_PATH_BYTES, &s, &n, err)) < 0)
+                                   base ? MAX_NAME_BYTES : MAX_PATH_BYTES, &s, &n, err))
+                 < 0)
         return r;
       size_t path_len = base ? strlen (base) + 1 + n : n;
       if (!fits (b, out->count, sizeof (sbx_file_info_t) + n + 1 + path_len + 1))
@@ -333,7 +341,8 @@ collect_entries (sbx_sandbox_t *sb, const char *base, bounds_t *b, sbx_file_list
           if (!valid_name (s, n))
             return sbx_agent_protocol_error (sb, "invalid file name", err);
           name = strndup ((const char *) s, n);
-          path = name ? sbx_strdup_printf ("%s%s%s", base, strcmp (base, "/") ? "/" : "", name) : NULL;
+          path = name ? sbx_strdup_printf ("%s%s%s", base, strcmp (base, "/") ? "/" : "", name)
+                      : NULL;
         }
       else
         {
@@ -372,8 +381,7 @@ cmp_path (const void *a, const void *b)
  * entries, sorted with CMP; OUT is empty on failure. */
 static int
 list_request (sbx_sandbox_t *sb, int r, const char *root, bounds_t *b, double deadline,
-              int (*cmp) (const void *, const void *), sbx_file_list_t *out,
-              sbx_error_t **err)
+              int (*cmp) (const void *, const void *), sbx_file_list_t *out, sbx_error_t **err)
 {
   if (r == 0)
     r = send_frame (sb, err);
@@ -554,8 +562,7 @@ sbx_read_bytes (sbx_sandbox_t *sb, const char *path, void **data, size_t *len, s
   sbx_msg_t end;
   double deadline;
   sbx_buf_init (&buf);
-  int r = read_bytes_request (sb, path, SBX_DEFAULT_MAX_READ_BYTES, FILE_TIMEOUT, &deadline,
-                              err);
+  int r = read_bytes_request (sb, path, SBX_DEFAULT_MAX_READ_BYTES, FILE_TIMEOUT, &deadline, err);
   if (r == 0)
     r = collect_data (sb, &buf, NULL, NULL, SBX_DEFAULT_MAX_READ_BYTES, &end, deadline, err);
   if (r == 0)
@@ -605,7 +612,7 @@ write_from (sbx_sandbox_t *sb, const char *path, chunk_source next, void *ctx, s
     {
       sbx_frame_begin (&sb->out, SBX_M_WRITE_DATA);
       sbx_frame_bytes (&sb->out, SBX_T_DATA, chunk, n);
-      r = sbx_frame_end (&sb->out) < 0 ? send_frame (sb, err)
+      r = sbx_frame_end (&sb->out) < 0         ? send_frame (sb, err)
           : sb->out.len >= 4 * SBX_PROTO_CHUNK ? sbx_agent_flush (sb, err)
                                                : 0;
     }
@@ -615,8 +622,10 @@ write_from (sbx_sandbox_t *sb, const char *path, chunk_source next, void *ctx, s
     {
       /* Tell the agent to drop the half-written temp file. */
       sbx_agent_disconnect (sb);
-      return sbx_error_set_errno (err, SBX_E_IO, (int) -n, "cannot read the content for %s; nothing "
-                             "was written", abs);
+      return sbx_error_set_errno (err, SBX_E_IO, (int) -n,
+                                  "cannot read the content for %s; nothing "
+                                  "was written",
+                                  abs);
     }
   sbx_frame_begin (&sb->out, SBX_M_WRITE_END);
   sbx_msg_t msg;
@@ -707,13 +716,16 @@ sbx_edit (sbx_sandbox_t *sb, const char *path, const char *old_text, const char 
   int64_t code = 0;
   sbx_msg_int (&msg, SBX_T_CODE, &code);
   if (msg.type == SBX_M_ERR && code == SBX_E_EDIT_NO_MATCH)
-    return sbx_error_set (err, SBX_E_EDIT_NO_MATCH, "the old text was not found in %s; read the file "
-                     "and copy the text exactly, including whitespace", abs);
+    return sbx_error_set (err, SBX_E_EDIT_NO_MATCH,
+                          "the old text was not found in %s; read the file "
+                          "and copy the text exactly, including whitespace",
+                          abs);
   if (msg.type == SBX_M_ERR && code == SBX_E_EDIT_AMBIGUOUS
       && sbx_msg_int (&msg, SBX_T_COUNT, &count) == 0 && count > 1)
-    return sbx_error_set (err, SBX_E_EDIT_AMBIGUOUS, "the old text occurs %lld times in %s; add "
-                     "surrounding lines to make it unique, or replace all occurrences",
-                     (long long) count, abs);
+    return sbx_error_set (err, SBX_E_EDIT_AMBIGUOUS,
+                          "the old text occurs %lld times in %s; add "
+                          "surrounding lines to make it unique, or replace all occurrences",
+                          (long long) count, abs);
   return sbx_agent_fail (sb, &msg, err);
 }
 
@@ -819,8 +831,8 @@ grep_begin (sbx_sandbox_t *sb, const char *pattern, const sbx_grep_opts_t *o, in
 static bounds_t
 grep_bounds (const sbx_grep_opts_t *o)
 {
-  return (bounds_t) { .max_entries = o->max_matches ? o->max_matches : DEFAULT_GREP_MATCHES,
-                      .max_bytes = o->max_bytes ? o->max_bytes : SBX_DEFAULT_MAX_LIST_BYTES };
+  return (bounds_t){ .max_entries = o->max_matches ? o->max_matches : DEFAULT_GREP_MATCHES,
+                     .max_bytes = o->max_bytes ? o->max_bytes : SBX_DEFAULT_MAX_LIST_BYTES };
 }
 
 /* Searches O->files: their absolute paths go out in batches (a frame holds

@@ -158,7 +158,8 @@ agent_source (char **path, sbx_error_t **err)
         return 0;
     }
   if (access (SBX_AGENT_PATH, X_OK) == 0)
-    return (*path = strdup (SBX_AGENT_PATH)) ? 0 : sbx_error_set (err, SBX_E_NOMEM, "out of memory");
+    return (*path = strdup (SBX_AGENT_PATH)) ? 0
+                                             : sbx_error_set (err, SBX_E_NOMEM, "out of memory");
   return sbx_error_set (err, SBX_E_AGENT,
                         "cannot find the sbx agent: not installed as %s, nor beside this program "
                         "or libsbx; install sbx (`make install`), build it (`make`), or set "
@@ -213,14 +214,16 @@ install_agent (const char *dir, sbx_error_t **err)
   struct stat st;
   cleanup_close int in = open (src, O_RDONLY | O_CLOEXEC);
   if (in < 0 || fstat (in, &st) < 0)
-    return sbx_error_set_errno (err, SBX_E_AGENT, errno, "cannot open the sbx agent binary %s "
-                                "(build it with `make`, or set SBX_AGENT to its path)", src);
+    return sbx_error_set_errno (err, SBX_E_AGENT, errno,
+                                "cannot open the sbx agent binary %s "
+                                "(build it with `make`, or set SBX_AGENT to its path)",
+                                src);
   cleanup_free char *agents = NULL;
   if ((r = sbx_state_dir ("agents", true, 0755, &agents, err)) < 0)
     return r;
-  cleanup_free char *shared
-      = sbx_strdup_printf ("%s/sbx-agent-%lld-%lld.%09ld", agents, (long long) st.st_size,
-                           (long long) st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+  cleanup_free char *shared = sbx_strdup_printf ("%s/sbx-agent-%lld-%lld.%09ld", agents,
+                                                 (long long) st.st_size,
+                                                 (long long) st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
   cleanup_free char *dst = sbx_strdup_printf ("%s/agent", dir);
   if (!shared || !dst)
     return sbx_error_set (err, SBX_E_NOMEM, "out of memory");

@@ -168,10 +168,11 @@ sbx_image_default (char **image, const char **reason, sbx_error_t **err)
       goto out;
     }
   r = sbx_error_set (err, SBX_E_IMAGE_MISSING,
-                "no usable image: " SBX_SEED_IMAGE " could not be pulled (%s) and " SBX_BASE_IMAGE
-                " does not exist; build it with `sbx image bootstrap` (needs root and "
-                "debootstrap)",
-                pull_why ? pull_why : "unknown error");
+                     "no usable image: " SBX_SEED_IMAGE
+                     " could not be pulled (%s) and " SBX_BASE_IMAGE
+                     " does not exist; build it with `sbx image bootstrap` (needs root and "
+                     "debootstrap)",
+                     pull_why ? pull_why : "unknown error");
 
 out:
   if (r == 0 && chosen)
@@ -184,4 +185,3 @@ out:
     }
   return r;
 }
-

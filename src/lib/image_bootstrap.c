@@ -27,8 +27,8 @@ extern char **environ;
 #define MAX_SOURCES_FILE ((size_t) 1 << 20)
 #define MAX_OUTPUT_LINE 4096
 
-static void
-report (sbx_progress_cb progress, void *ud, const char *fmt, ...) __attribute__ ((format (printf, 3, 4)));
+static void report (sbx_progress_cb progress, void *ud, const char *fmt, ...)
+    __attribute__ ((format (printf, 3, 4)));
 
 static void
 report (sbx_progress_cb progress, void *ud, const char *fmt, ...)
@@ -156,7 +156,8 @@ find_program (const char *name)
 static char **
 child_env (void)
 {
-  static const char *const drop[] = { "PATH=", "LC_ALL=", "LANG=", "LANGUAGE=", "DEBIAN_FRONTEND=" };
+  static const char *const drop[]
+      = { "PATH=", "LC_ALL=", "LANG=", "LANGUAGE=", "DEBIAN_FRONTEND=" };
   static const char *const add[] = {
     "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "LC_ALL=C",
@@ -342,10 +343,12 @@ archive_fail (sbx_error_t **err, struct archive *a, const char *what)
   const char *msg = sbx_archive.error_string (a);
   int e = sbx_archive.err_no (a);
   if (e == ENOSPC)
-    return sbx_error_set (err, SBX_E_IO, "packing the root file system failed (%s): no space left on "
-                     "/var/tmp; free some space and try again", what);
+    return sbx_error_set (err, SBX_E_IO,
+                          "packing the root file system failed (%s): no space left on "
+                          "/var/tmp; free some space and try again",
+                          what);
   return sbx_error_set (err, SBX_E_IO, "packing the root file system failed (%s): %s", what,
-                   msg ? msg : "unknown libarchive error");
+                        msg ? msg : "unknown libarchive error");
 }
 
 static int
@@ -387,12 +390,11 @@ pack_tree (const char *root, int fd, sbx_error_t **err)
   /* No name lookup: the host's user names mean nothing in the image, and
    * Docker uses the numeric ids. */
   if (sbx_archive.read_disk_set_symlink_physical (disk) != ARCHIVE_OK
-      || sbx_archive.read_disk_set_behavior (disk, ARCHIVE_READDISK_NO_TRAVERSE_MOUNTS
-                                                 | ARCHIVE_READDISK_NO_XATTR
-                                                 | ARCHIVE_READDISK_NO_ACL
-                                                 | ARCHIVE_READDISK_NO_FFLAGS
-                                                 | ARCHIVE_READDISK_NO_SPARSE)
-           != ARCHIVE_OK
+      || sbx_archive.read_disk_set_behavior (
+             disk, ARCHIVE_READDISK_NO_TRAVERSE_MOUNTS | ARCHIVE_READDISK_NO_XATTR
+                       | ARCHIVE_READDISK_NO_ACL | ARCHIVE_READDISK_NO_FFLAGS
+                       | ARCHIVE_READDISK_NO_SPARSE)
+             != ARCHIVE_OK
       || sbx_archive.write_set_format_pax_restricted (out) != ARCHIVE_OK
       || sbx_archive.write_open_fd (out, fd) != ARCHIVE_OK)
     {
@@ -527,7 +529,7 @@ import_tree (sbx_engine_t *e, const char *root, sbx_progress_cb progress, void *
   cleanup_close int fd = open_scratch_file ();
   if (fd < 0)
     return sbx_error_set_errno (err, SBX_E_IO, errno,
-                           "cannot create a scratch file in /var/tmp for the image tarball");
+                                "cannot create a scratch file in /var/tmp for the image tarball");
   int r = pack_tree (root, fd, err);
   if (r < 0)
     return r;
@@ -559,14 +561,14 @@ import_tree (sbx_engine_t *e, const char *root, sbx_progress_cb progress, void *
   cleanup_free char *new_id = image_id (e, SBX_BASE_IMAGE, NULL);
   if (new_id == NULL)
     return sbx_error_set (err, SBX_E_ENGINE,
-                     "the Docker engine accepted the import but " SBX_BASE_IMAGE
-                     " is not there afterwards; check the engine's log");
+                          "the Docker engine accepted the import but " SBX_BASE_IMAGE
+                          " is not there afterwards; check the engine's log");
   /* A rebuild leaves the previous image untagged; drop it, unless it still
    * has another name or a container uses it (the engine then refuses). */
   size_t old_tags = 1;
   cleanup_free char *old_again = old_id && strcmp (old_id, new_id) != 0
-                                   ? image_id (e, old_id, &old_tags)
-                                   : NULL;
+                                     ? image_id (e, old_id, &old_tags)
+                                     : NULL;
   if (old_again && old_tags == 0)
     {
       cleanup_free char *path = sbx_strdup_printf ("/images/%s", old_id);
@@ -584,12 +586,12 @@ sbx_image_bootstrap (sbx_progress_cb progress, void *userdata, sbx_error_t **err
 {
   if (geteuid () != 0)
     return sbx_error_set (err, SBX_E_PERMISSION,
-                     "building the base image needs root (debootstrap); run `sudo sbx image "
-                     "bootstrap`");
+                          "building the base image needs root (debootstrap); run `sudo sbx image "
+                          "bootstrap`");
   cleanup_free char *debootstrap = find_program ("debootstrap");
   if (debootstrap == NULL)
     return sbx_error_set (err, SBX_E_INVALID,
-                     "debootstrap is not installed; apt-get install debootstrap");
+                          "debootstrap is not installed; apt-get install debootstrap");
 
   /* Fail before the long part if the engine is not there. */
   sbx_engine_t *e = NULL;
@@ -612,8 +614,13 @@ sbx_image_bootstrap (sbx_progress_cb progress, void *userdata, sbx_error_t **err
   report (progress, userdata, "building " SBX_BASE_IMAGE " in %s from %s", root, mirror);
 
   const char *const argv[] = {
-    debootstrap, "--variant=minbase", "--include=" BOOTSTRAP_PACKAGES, BOOTSTRAP_SUITE, root,
-    mirror,      NULL,
+    debootstrap,
+    "--variant=minbase",
+    "--include=" BOOTSTRAP_PACKAGES,
+    BOOTSTRAP_SUITE,
+    root,
+    mirror,
+    NULL,
   };
   struct output o = { .progress = progress, .ud = userdata };
   int status = run_forwarding (argv, &o);
@@ -630,10 +637,10 @@ sbx_image_bootstrap (sbx_progress_cb progress, void *userdata, sbx_error_t **err
       else
         snprintf (how, sizeof how, "was killed by signal %d", WTERMSIG (status));
       const char *last = o.count ? o.tail[(o.count - 1) % TAIL_LINES] : "no output";
-      r = sbx_error_set (err, SBX_E_IO,
-                    "debootstrap %s (last line: %s); check that %s is reachable and serves "
-                    BOOTSTRAP_SUITE,
-                    how, last, mirror);
+      r = sbx_error_set (
+          err, SBX_E_IO,
+          "debootstrap %s (last line: %s); check that %s is reachable and serves " BOOTSTRAP_SUITE,
+          how, last, mirror);
       goto out_dir;
     }
 

@@ -147,8 +147,10 @@ sbx_options_set_image (sbx_options_t *o, const char *image, sbx_error_t **err)
 {
   size_t n = image ? strlen (image) : 0;
   if (n == 0 || n > 255 || has_control_chars (image) || strchr (image, ' ') || image[0] == '-')
-    return sbx_error_set (err, SBX_E_INVALID, "invalid image name '%s': expected something like "
-                     "python:3.12-slim", image ? image : "");
+    return sbx_error_set (err, SBX_E_INVALID,
+                          "invalid image name '%s': expected something like "
+                          "python:3.12-slim",
+                          image ? image : "");
   return replace_str (&o->image, image, err);
 }
 
@@ -158,9 +160,11 @@ SBX_EXPORT int
 sbx_options_set_name (sbx_options_t *o, const char *name, sbx_error_t **err)
 {
   if (name == NULL || !sbx_valid_name (name))
-    return sbx_error_set (err, SBX_E_INVALID,
-                     "invalid sandbox name '%s': use 1 to 63 letters, digits, '_', '.' or '-', "
-                     "starting with a letter or digit", name ? name : "");
+    return sbx_error_set (
+        err, SBX_E_INVALID,
+        "invalid sandbox name '%s': use 1 to 63 letters, digits, '_', '.' or '-', "
+        "starting with a letter or digit",
+        name ? name : "");
   return replace_str (&o->name, name, err);
 }
 
@@ -181,7 +185,8 @@ static bool
 under_agent_dir (const char *p)
 {
   size_t n = strlen (SBX_AGENT_DIR);
-  return strcmp (p, "/") == 0 || (strncmp (p, SBX_AGENT_DIR, n) == 0 && (p[n] == '/' || p[n] == '\0'));
+  return strcmp (p, "/") == 0
+         || (strncmp (p, SBX_AGENT_DIR, n) == 0 && (p[n] == '/' || p[n] == '\0'));
 }
 
 SBX_EXPORT int
@@ -189,9 +194,9 @@ sbx_options_set_workdir (sbx_options_t *o, const char *dir, sbx_error_t **err)
 {
   if (dir == NULL || !valid_container_path (dir) || under_agent_dir (dir))
     return sbx_error_set (err, SBX_E_INVALID,
-                     "invalid work dir '%s': it must be an absolute path in the container, "
-                     "without '..', ':' or ',', and not / or under " SBX_AGENT_DIR,
-                     dir ? dir : "");
+                          "invalid work dir '%s': it must be an absolute path in the container, "
+                          "without '..', ':' or ',', and not / or under " SBX_AGENT_DIR,
+                          dir ? dir : "");
   return replace_str (&o->workdir, dir, err);
 }
 
@@ -212,9 +217,10 @@ sbx_options_add_volume (sbx_options_t *o, const char *spec, sbx_error_t **err)
       || !valid_container_path (ctr) || under_agent_dir (ctr)
       || (mode && strcmp (mode, "ro") != 0 && strcmp (mode, "rw") != 0))
     return sbx_error_set (err, SBX_E_INVALID,
-                     "invalid volume '%s': use HOST:CONTAINER or HOST:CONTAINER:ro with "
-                     "absolute paths (the container path may not be / or under " SBX_AGENT_DIR ")",
-                     spec);
+                          "invalid volume '%s': use HOST:CONTAINER or HOST:CONTAINER:ro with "
+                          "absolute paths (the container path may not be / or under " SBX_AGENT_DIR
+                          ")",
+                          spec);
   return strv_append (&o->volumes, spec, err);
 }
 
@@ -236,11 +242,14 @@ sbx_validate_env (const char *kv, sbx_error_t **err)
   const char *eq = kv ? strchr (kv, '=') : NULL;
   if (eq == NULL || !valid_env_key (kv, eq - kv))
     return sbx_error_set (err, SBX_E_INVALID,
-                     "invalid environment variable '%s': use KEY=VALUE with KEY matching "
-                     "[A-Za-z_][A-Za-z0-9_]*", kv ? kv : "");
+                          "invalid environment variable '%s': use KEY=VALUE with KEY matching "
+                          "[A-Za-z_][A-Za-z0-9_]*",
+                          kv ? kv : "");
   if (strchr (eq, '\n') || strlen (kv) > 32768)
-    return sbx_error_set (err, SBX_E_INVALID, "invalid environment variable '%.*s': the value may not "
-                     "contain newlines or exceed 32 KiB", (int) (eq - kv), kv);
+    return sbx_error_set (err, SBX_E_INVALID,
+                          "invalid environment variable '%.*s': the value may not "
+                          "contain newlines or exceed 32 KiB",
+                          (int) (eq - kv), kv);
   return 0;
 }
 
@@ -257,7 +266,7 @@ sbx_options_set_memory (sbx_options_t *o, int64_t bytes, sbx_error_t **err)
   /* The engine refuses less than 6 MiB. */
   if (bytes < (6LL << 20))
     return sbx_error_set (err, SBX_E_INVALID, "memory limit %lld bytes is too small: at least 6m",
-                     (long long) bytes);
+                          (long long) bytes);
   o->memory = bytes;
   return 0;
 }
@@ -268,8 +277,9 @@ sbx_options_set_disk (sbx_options_t *o, int64_t bytes, sbx_error_t **err)
   /* Room for what a shell and a few files need; a file of an exabyte means
      no limit anyway. */
   if (bytes < (16LL << 20) || bytes > (1LL << 50))
-    return sbx_error_set (err, SBX_E_INVALID, "disk limit %lld bytes is out of range: use 16m to 1p",
-                     (long long) bytes);
+    return sbx_error_set (err, SBX_E_INVALID,
+                          "disk limit %lld bytes is out of range: use 16m to 1p",
+                          (long long) bytes);
   o->disk = bytes;
   return 0;
 }
@@ -279,7 +289,7 @@ sbx_options_set_cpus (sbx_options_t *o, double cpus, sbx_error_t **err)
 {
   if (!isfinite (cpus) || cpus < 0.01 || cpus > 1024)
     return sbx_error_set (err, SBX_E_INVALID, "invalid CPU limit %g: use a number such as 0.5 or 2",
-                     cpus);
+                          cpus);
   o->cpus = cpus;
   return 0;
 }
@@ -290,7 +300,7 @@ sbx_options_set_pids (sbx_options_t *o, int64_t pids, sbx_error_t **err)
   /* The agent and a shell need a few processes of their own. */
   if (pids < 8 || pids > 4194304)
     return sbx_error_set (err, SBX_E_INVALID, "invalid pids limit %lld: use 8 or more",
-                     (long long) pids);
+                          (long long) pids);
   o->pids = pids;
   return 0;
 }
@@ -299,14 +309,16 @@ SBX_EXPORT int
 sbx_options_set_network (sbx_options_t *o, const char *mode, sbx_error_t **err)
 {
   if (mode == NULL || !*mode)
-    return sbx_error_set (err, SBX_E_INVALID, "empty network mode: use none, bridge or a network name");
+    return sbx_error_set (err, SBX_E_INVALID,
+                          "empty network mode: use none, bridge or a network name");
   if (strcmp (mode, "host") == 0 || strncmp (mode, "container:", 10) == 0)
     return sbx_error_set (err, SBX_E_INVALID,
-                     "network mode '%s' would share a network namespace outside the sandbox; "
-                     "use none, bridge or a network name", mode);
+                          "network mode '%s' would share a network namespace outside the sandbox; "
+                          "use none, bridge or a network name",
+                          mode);
   if (!sbx_valid_name (mode))
-    return sbx_error_set (err, SBX_E_INVALID, "invalid network '%s': use none, bridge or a network name",
-                     mode);
+    return sbx_error_set (err, SBX_E_INVALID,
+                          "invalid network '%s': use none, bridge or a network name", mode);
   return replace_str (&o->network, mode, err);
 }
 
@@ -338,7 +350,8 @@ sbx_options_set_runtime (sbx_options_t *opts, const sbx_runtime_t *rt, sbx_error
   for (size_t i = 0; r == 0 && i < rt->nenv; i++)
     {
       cleanup_free char *kv = sbx_strdup_printf ("%s=%s", rt->env_keys[i], rt->env_values[i]);
-      r = kv ? sbx_options_add_env (opts, kv, err) : sbx_error_set (err, SBX_E_NOMEM, "out of memory");
+      r = kv ? sbx_options_add_env (opts, kv, err)
+             : sbx_error_set (err, SBX_E_NOMEM, "out of memory");
     }
   if (r < 0)
     {
@@ -356,8 +369,10 @@ SBX_EXPORT int
 sbx_timeout_check (double seconds, sbx_error_t **err)
 {
   if (!(seconds >= 0 && seconds <= SBX_MAX_TIMEOUT))
-    return sbx_error_set (err, SBX_E_INVALID, "a timeout of %g s is out of range: give 0 for none, or "
-                     "up to %.0f s (30 days)", seconds, SBX_MAX_TIMEOUT);
+    return sbx_error_set (err, SBX_E_INVALID,
+                          "a timeout of %g s is out of range: give 0 for none, or "
+                          "up to %.0f s (30 days)",
+                          seconds, SBX_MAX_TIMEOUT);
   return 0;
 }
 
@@ -372,14 +387,34 @@ sbx_parse_size (const char *text, int64_t *bytes, sbx_error_t **err)
   double mult = 1;
   switch (tolower ((unsigned char) *end))
     {
-    case '\0': break;
-    case 'b': mult = 1; end++; break;
-    case 'k': mult = 1024.0; end++; break;
-    case 'm': mult = 1024.0 * 1024; end++; break;
-    case 'g': mult = 1024.0 * 1024 * 1024; end++; break;
-    case 't': mult = 1024.0 * 1024 * 1024 * 1024; end++; break;
-    case 'p': mult = 1024.0 * 1024 * 1024 * 1024 * 1024; end++; break;
-    default: goto bad;
+    case '\0':
+      break;
+    case 'b':
+      mult = 1;
+      end++;
+      break;
+    case 'k':
+      mult = 1024.0;
+      end++;
+      break;
+    case 'm':
+      mult = 1024.0 * 1024;
+      end++;
+      break;
+    case 'g':
+      mult = 1024.0 * 1024 * 1024;
+      end++;
+      break;
+    case 't':
+      mult = 1024.0 * 1024 * 1024 * 1024;
+      end++;
+      break;
+    case 'p':
+      mult = 1024.0 * 1024 * 1024 * 1024 * 1024;
+      end++;
+      break;
+    default:
+      goto bad;
     }
   if (mult > 1 && (*end == 'b' || *end == 'B' || (*end == 'i' && (end[1] == 'b' || end[1] == 'B'))))
     end += *end == 'i' ? 2 : 1;
@@ -388,6 +423,8 @@ sbx_parse_size (const char *text, int64_t *bytes, sbx_error_t **err)
   *bytes = (int64_t) (v * mult);
   return 0;
 bad:
-  return sbx_error_set (err, SBX_E_INVALID, "invalid size '%s': use a number with an optional unit, "
-                   "such as 512m or 2g", text ? text : "");
+  return sbx_error_set (err, SBX_E_INVALID,
+                        "invalid size '%s': use a number with an optional unit, "
+                        "such as 512m or 2g",
+                        text ? text : "");
 }

@@ -26,7 +26,7 @@
 #define MAX_NAME 64
 #define MAX_DESCRIPTION 1024
 #define MAX_IMAGE 255
-#define MAX_PACKAGE 214   /* npm's limit, the longest of the four */
+#define MAX_PACKAGE 214 /* npm's limit, the longest of the four */
 #define MAX_PACKAGES 256
 #define MAX_COMMAND 4096
 #define MAX_COMMANDS 64
@@ -39,8 +39,8 @@ const char *const sbx_runtime_pm_names[] = { "pip", "npm", "apt", "cargo" };
 
 /* Debian's Node (18) and npm, as one step that node-minimal and node-react
  * share word for word, so the engine's layer cache builds it once. */
-#define DEBIAN_NODE                                                                            \
-  "apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "                      \
+#define DEBIAN_NODE                                                                                \
+  "apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "                           \
   "--no-install-recommends nodejs npm && rm -rf /var/lib/apt/lists/*"
 
 struct builtin_def
@@ -55,18 +55,20 @@ struct builtin
   struct builtin_def seed, offline;
 };
 
-#define LIST(...) ((const char *const[]) { __VA_ARGS__, NULL })
+#define LIST(...) ((const char *const[]){ __VA_ARGS__, NULL })
 
 /* The seed's definitions, each with an offline flavour on sbx's own Debian
  * base image. Debian's python3 is 3.11 and its nodejs 18; python3-pip and
  * python3-venv stand for what python:3.12-slim carries, and Vite stays at 6,
  * the last major version that runs on Node 18. */
 static const struct builtin builtins[] = {
-  { "python-minimal", DEFAULT_WORKDIR,
+  { "python-minimal",
+    DEFAULT_WORKDIR,
     { "Clean Python 3.12", SBX_SEED_IMAGE, NULL, "pip", NULL, NULL },
     { "Debian's Python 3.11 with pip and venv", NULL, SBX_BASE_IMAGE, "apt",
       LIST ("python3-pip", "python3-venv"), NULL } },
-  { "python-datascience", DEFAULT_WORKDIR,
+  { "python-datascience",
+    DEFAULT_WORKDIR,
     { "pandas, numpy, matplotlib, scikit-learn, seaborn", NULL, SBX_SEED_IMAGE, "pip",
       LIST ("pandas", "numpy", "matplotlib", "scikit-learn", "seaborn"), NULL },
     { "Debian's pandas, numpy, matplotlib, scikit-learn, seaborn for Python 3.11", NULL,
@@ -74,17 +76,20 @@ static const struct builtin builtins[] = {
       LIST ("python3-pandas", "python3-numpy", "python3-matplotlib", "python3-sklearn",
             "python3-seaborn", "python3-pip", "python3-venv"),
       NULL } },
-  { "python-web", DEFAULT_WORKDIR,
+  { "python-web",
+    DEFAULT_WORKDIR,
     { "FastAPI, Uvicorn, SQLAlchemy, httpx", NULL, SBX_SEED_IMAGE, "pip",
       LIST ("fastapi", "uvicorn", "sqlalchemy", "httpx"), NULL },
     { "Debian's FastAPI, Uvicorn, SQLAlchemy, httpx for Python 3.11", NULL, SBX_BASE_IMAGE, "apt",
       LIST ("python3-fastapi", "python3-uvicorn", "python3-sqlalchemy", "python3-httpx",
             "python3-pip", "python3-venv"),
       NULL } },
-  { "node-minimal", "/app",
+  { "node-minimal",
+    "/app",
     { "Clean Node.js 20", "node:20-slim", NULL, "npm", NULL, NULL },
     { "Debian's Node.js 18 and npm", NULL, SBX_BASE_IMAGE, "npm", NULL, LIST (DEBIAN_NODE) } },
-  { "node-react", "/app",
+  { "node-react",
+    "/app",
     { "TypeScript, Vite, React", NULL, "node:20-slim", "npm",
       LIST ("typescript", "vite", "react", "react-dom", "@types/react"), NULL },
     { "Debian's Node.js 18 and npm; TypeScript, Vite 6, React from the npm registry", NULL,
@@ -95,10 +100,10 @@ static const struct builtin builtins[] = {
 #define NBUILTINS (sizeof builtins / sizeof builtins[0])
 
 static const char *const builtin_names[] = { "python-minimal", "python-datascience", "python-web",
-                                             "node-minimal", "node-react", NULL };
+                                             "node-minimal",   "node-react",         NULL };
 
-_Static_assert (sizeof builtin_names / sizeof builtin_names[0] == NBUILTINS + 1,
-                "builtin_names lists every built-in");
+_Static_assert(sizeof builtin_names / sizeof builtin_names[0] == NBUILTINS + 1,
+               "builtin_names lists every built-in");
 
 /* ------------------------------------------------------------- helpers */
 
@@ -285,29 +290,34 @@ def_copy (struct runtime_def *dst, const struct runtime_def *src)
 
 int
 sbx_runtime_def_set_description (struct runtime_def *d, const char *where, const char *text,
-                     sbx_error_t **err)
+                                 sbx_error_t **err)
 {
   if (text == NULL || strlen (text) > MAX_DESCRIPTION || !clean_text (text, false))
-    return sbx_error_set (err, SBX_E_INVALID, "invalid %sdescription: it must be UTF-8 text of at most "
-                     "%d bytes without newlines or other control characters", where,
-                     MAX_DESCRIPTION);
+    return sbx_error_set (err, SBX_E_INVALID,
+                          "invalid %sdescription: it must be UTF-8 text of at most "
+                          "%d bytes without newlines or other control characters",
+                          where, MAX_DESCRIPTION);
   return replace_str (&d->description, text, err);
 }
 
 int
 sbx_runtime_def_set_image (struct runtime_def *d, const char *where, const char *field, char **slot,
-               const char *image, sbx_error_t **err)
+                           const char *image, sbx_error_t **err)
 {
   (void) d;
   if (image != NULL && !valid_image (image))
-    return sbx_error_set (err, SBX_E_INVALID, "invalid %s%s '%s': expected an image name such as "
-                     "python:3.12-slim (letters, digits and . _ - / : @, starting with a letter "
-                     "or digit, at most %d bytes)", where, field, image, MAX_IMAGE);
+    return sbx_error_set (
+        err, SBX_E_INVALID,
+        "invalid %s%s '%s': expected an image name such as "
+        "python:3.12-slim (letters, digits and . _ - / : @, starting with a letter "
+        "or digit, at most %d bytes)",
+        where, field, image, MAX_IMAGE);
   return replace_str (slot, image, err);
 }
 
 int
-sbx_runtime_def_set_pm (struct runtime_def *d, const char *where, const char *name, sbx_error_t **err)
+sbx_runtime_def_set_pm (struct runtime_def *d, const char *where, const char *name,
+                        sbx_error_t **err)
 {
   for (size_t i = 0; name && i < sizeof sbx_runtime_pm_names / sizeof sbx_runtime_pm_names[0]; i++)
     if (strcmp (name, sbx_runtime_pm_names[i]) == 0)
@@ -315,30 +325,36 @@ sbx_runtime_def_set_pm (struct runtime_def *d, const char *where, const char *na
         d->pm = (enum package_manager) i;
         return 0;
       }
-  return sbx_error_set (err, SBX_E_INVALID, "invalid %spackage_manager '%s': use pip, npm, apt or cargo",
-                   where, name ? name : "");
+  return sbx_error_set (err, SBX_E_INVALID,
+                        "invalid %spackage_manager '%s': use pip, npm, apt or cargo", where,
+                        name ? name : "");
 }
 
 int
-sbx_runtime_def_add_package (struct runtime_def *d, const char *where, const char *pkg, sbx_error_t **err)
+sbx_runtime_def_add_package (struct runtime_def *d, const char *where, const char *pkg,
+                             sbx_error_t **err)
 {
   if (pkg == NULL || !valid_package (pkg))
-    return sbx_error_set (err, SBX_E_INVALID, "invalid %spackages entry '%s': a package name must match "
-                     "^[A-Za-z0-9@][A-Za-z0-9._@/+=<>~!\\[\\]-]*$ (at most %d bytes)", where,
-                     pkg ? pkg : "", MAX_PACKAGE);
+    return sbx_error_set (err, SBX_E_INVALID,
+                          "invalid %spackages entry '%s': a package name must match "
+                          "^[A-Za-z0-9@][A-Za-z0-9._@/+=<>~!\\[\\]-]*$ (at most %d bytes)",
+                          where, pkg ? pkg : "", MAX_PACKAGE);
   char field[32];
   snprintf (field, sizeof field, "%spackages", where);
   return strv_push (&d->packages, &d->npackages, MAX_PACKAGES, pkg, field, err);
 }
 
 int
-sbx_runtime_def_add_setup (struct runtime_def *d, const char *where, const char *cmd, sbx_error_t **err)
+sbx_runtime_def_add_setup (struct runtime_def *d, const char *where, const char *cmd,
+                           sbx_error_t **err)
 {
   if (cmd == NULL || *cmd == '\0' || strlen (cmd) > MAX_COMMAND || !clean_text (cmd, true))
-    return sbx_error_set (err, SBX_E_INVALID, "invalid %ssetup_commands entry %zu ('%.60s%s'): a setup "
-                     "command is one non-empty line of UTF-8 of at most %d bytes, without newlines "
-                     "or other control characters (tabs are fine)", where, d->nsetup + 1,
-                     cmd ? cmd : "", cmd && strlen (cmd) > 60 ? "..." : "", MAX_COMMAND);
+    return sbx_error_set (
+        err, SBX_E_INVALID,
+        "invalid %ssetup_commands entry %zu ('%.60s%s'): a setup "
+        "command is one non-empty line of UTF-8 of at most %d bytes, without newlines "
+        "or other control characters (tabs are fine)",
+        where, d->nsetup + 1, cmd ? cmd : "", cmd && strlen (cmd) > 60 ? "..." : "", MAX_COMMAND);
   char field[32];
   snprintf (field, sizeof field, "%ssetup_commands", where);
   return strv_push (&d->setup, &d->nsetup, MAX_COMMANDS, cmd, field, err);
@@ -351,9 +367,12 @@ sbx_runtime_flavour_name (sbx_runtime_flavour flavour)
 {
   switch (flavour)
     {
-    case SBX_FLAVOUR_SEED: return "seed";
-    case SBX_FLAVOUR_OFFLINE: return "offline";
-    case SBX_FLAVOUR_AUTO: break;
+    case SBX_FLAVOUR_SEED:
+      return "seed";
+    case SBX_FLAVOUR_OFFLINE:
+      return "offline";
+    case SBX_FLAVOUR_AUTO:
+      break;
     }
   return "auto";
 }
@@ -370,7 +389,7 @@ sbx_runtime_flavour_parse (const char *name, sbx_runtime_flavour *flavour, sbx_e
         return 0;
       }
   return sbx_error_set (err, SBX_E_INVALID, "invalid flavour '%s': use auto, seed or offline",
-                   name ? name : "");
+                        name ? name : "");
 }
 
 SBX_EXPORT int
@@ -378,10 +397,11 @@ sbx_runtime_new (const char *name, sbx_runtime_t **out, sbx_error_t **err)
 {
   *out = NULL;
   if (name == NULL || !valid_name (name))
-    return sbx_error_set (err, SBX_E_INVALID, "invalid runtime name '%s': use 1 to %d lowercase letters "
-                     "and digits, with single '.', '_' or '-' between them (the name becomes "
-                     "part of the image name " SBX_RUNTIME_REPO "/NAME)", name ? name : "",
-                     MAX_NAME);
+    return sbx_error_set (err, SBX_E_INVALID,
+                          "invalid runtime name '%s': use 1 to %d lowercase letters "
+                          "and digits, with single '.', '_' or '-' between them (the name becomes "
+                          "part of the image name " SBX_RUNTIME_REPO "/NAME)",
+                          name ? name : "", MAX_NAME);
   sbx_runtime_t *rt = calloc (1, sizeof *rt);
   if (rt == NULL || (rt->name = strdup (name)) == NULL
       || (rt->workdir = strdup (DEFAULT_WORKDIR)) == NULL)
@@ -475,7 +495,8 @@ sbx_runtime_set_image (sbx_runtime_t *rt, const char *image, sbx_error_t **err)
 SBX_EXPORT int
 sbx_runtime_set_base_image (sbx_runtime_t *rt, const char *image, sbx_error_t **err)
 {
-  int r = sbx_runtime_def_set_image (&rt->def[0], "", "base_image", &rt->def[0].base_image, image, err);
+  int r = sbx_runtime_def_set_image (&rt->def[0], "", "base_image", &rt->def[0].base_image, image,
+                                     err);
   if (r == 0)
     drop_offline (rt);
   return r;
@@ -512,12 +533,16 @@ SBX_EXPORT int
 sbx_runtime_set_env (sbx_runtime_t *rt, const char *key, const char *value, sbx_error_t **err)
 {
   if (key == NULL || !valid_env_key (key))
-    return sbx_error_set (err, SBX_E_INVALID, "invalid env_vars key '%s': keys must match "
-                     "^[A-Za-z_][A-Za-z0-9_]*$ (at most 255 bytes)", key ? key : "");
+    return sbx_error_set (err, SBX_E_INVALID,
+                          "invalid env_vars key '%s': keys must match "
+                          "^[A-Za-z_][A-Za-z0-9_]*$ (at most 255 bytes)",
+                          key ? key : "");
   if (value == NULL || strlen (value) > MAX_ENV_VALUE || !clean_text (value, true))
-    return sbx_error_set (err, SBX_E_INVALID, "invalid env_vars value for %s: it must be UTF-8 text of "
-                     "at most %d bytes without newlines or other control characters (tabs are "
-                     "fine)", key, MAX_ENV_VALUE);
+    return sbx_error_set (err, SBX_E_INVALID,
+                          "invalid env_vars value for %s: it must be UTF-8 text of "
+                          "at most %d bytes without newlines or other control characters (tabs are "
+                          "fine)",
+                          key, MAX_ENV_VALUE);
   for (size_t i = 0; i < rt->nenv; i++)
     if (strcmp (rt->env_keys[i], key) == 0)
       return replace_str (&rt->env_values[i], value, err);
@@ -535,9 +560,12 @@ SBX_EXPORT int
 sbx_runtime_set_workdir (sbx_runtime_t *rt, const char *dir, sbx_error_t **err)
 {
   if (dir == NULL || !valid_workdir (dir))
-    return sbx_error_set (err, SBX_E_INVALID, "invalid work_dir '%s': it must be an absolute path of "
-                     "letters, digits and . _ - + @ / (no spaces or shell characters), without "
-                     "'..', and not / or under " SBX_AGENT_DIR, dir ? dir : "");
+    return sbx_error_set (
+        err, SBX_E_INVALID,
+        "invalid work_dir '%s': it must be an absolute path of "
+        "letters, digits and . _ - + @ / (no spaces or shell characters), without "
+        "'..', and not / or under " SBX_AGENT_DIR,
+        dir ? dir : "");
   return replace_str (&rt->workdir, dir, err);
 }
 
@@ -553,8 +581,10 @@ sbx_runtime_set_flavour (sbx_runtime_t *rt, sbx_runtime_flavour flavour, sbx_err
   if (flavour != SBX_FLAVOUR_AUTO && flavour != SBX_FLAVOUR_SEED && flavour != SBX_FLAVOUR_OFFLINE)
     return sbx_error_set (err, SBX_E_INVALID, "invalid flavour %d", (int) flavour);
   if (flavour == SBX_FLAVOUR_OFFLINE && !rt->has_offline)
-    return sbx_error_set (err, SBX_E_INVALID, "runtime %s has no offline flavour (only the built-ins "
-                     "and definitions with an \"offline\" object have one)", rt->name);
+    return sbx_error_set (err, SBX_E_INVALID,
+                          "runtime %s has no offline flavour (only the built-ins "
+                          "and definitions with an \"offline\" object have one)",
+                          rt->name);
   rt->pinned = flavour;
   return 0;
 }
@@ -600,13 +630,16 @@ def_validate (const sbx_runtime_t *rt, const struct runtime_def *d, const char *
               sbx_error_t **err)
 {
   if (d->image && d->base_image)
-    return sbx_error_set (err, SBX_E_INVALID, "runtime %s sets both %simage and %sbase_image: an image "
-                     "is used as is and a base image is built on, so give one or the other",
-                     rt->name, where, where);
+    return sbx_error_set (err, SBX_E_INVALID,
+                          "runtime %s sets both %simage and %sbase_image: an image "
+                          "is used as is and a base image is built on, so give one or the other",
+                          rt->name, where, where);
   if (d->base_image == NULL && (d->npackages || d->nsetup))
-    return sbx_error_set (err, SBX_E_INVALID, "runtime %s has %s%s but no %sbase_image to install "
-                     "them on%s", rt->name, where, d->npackages ? "packages" : "setup_commands",
-                     where, d->image ? " (an image is used as is, never built on)" : "");
+    return sbx_error_set (err, SBX_E_INVALID,
+                          "runtime %s has %s%s but no %sbase_image to install "
+                          "them on%s",
+                          rt->name, where, d->npackages ? "packages" : "setup_commands", where,
+                          d->image ? " (an image is used as is, never built on)" : "");
   return 0;
 }
 
@@ -617,8 +650,10 @@ sbx_runtime_validate (const sbx_runtime_t *rt, sbx_error_t **err)
   if (r == 0 && rt->has_offline)
     r = def_validate (rt, &rt->def[1], "offline.", err);
   if (r == 0 && rt->has_offline && rt->def[1].image == NULL && rt->def[1].base_image == NULL)
-    r = sbx_error_set (err, SBX_E_INVALID, "the offline flavour of runtime %s needs an image or a "
-                  "base_image", rt->name);
+    r = sbx_error_set (err, SBX_E_INVALID,
+                       "the offline flavour of runtime %s needs an image or a "
+                       "base_image",
+                       rt->name);
   return r;
 }
 
@@ -631,9 +666,12 @@ sbx_runtime_builtin (const char *name, sbx_runtime_t **out, sbx_error_t **err)
     if (strcmp (builtins[i].name, name) == 0)
       b = &builtins[i];
   if (b == NULL)
-    return sbx_error_set (err, SBX_E_NOT_FOUND, "no built-in runtime is named '%s'; the built-ins are "
-                     "python-minimal, python-datascience, python-web, node-minimal and node-react "
-                     "(`sbx runtime ls`)", name ? name : "");
+    return sbx_error_set (
+        err, SBX_E_NOT_FOUND,
+        "no built-in runtime is named '%s'; the built-ins are "
+        "python-minimal, python-datascience, python-web, node-minimal and node-react "
+        "(`sbx runtime ls`)",
+        name ? name : "");
   sbx_runtime_t *rt = NULL;
   int r = sbx_runtime_new (b->name, &rt, err);
   if (r < 0)
@@ -671,4 +709,3 @@ sbx_runtime_builtin_names (void)
 {
   return builtin_names;
 }
-

@@ -24,15 +24,21 @@
 
 #define SBX_RUNTIME_MAX_ENV 128
 
-enum package_manager { PM_PIP, PM_NPM, PM_APT, PM_CARGO };
+enum package_manager
+{
+  PM_PIP,
+  PM_NPM,
+  PM_APT,
+  PM_CARGO
+};
 extern const char *const sbx_runtime_pm_names[]; /* by enum package_manager */
 
 /* The part of a definition a flavour may change. */
 struct runtime_def
 {
   char *description;
-  char *image;       /* used as is */
-  char *base_image;  /* built on */
+  char *image;      /* used as is */
+  char *base_image; /* built on */
   char **packages;
   size_t npackages;
   enum package_manager pm;
@@ -43,9 +49,9 @@ struct runtime_def
 struct sbx_runtime
 {
   char *name;
-  struct runtime_def def[2];  /* [0]: the seed's, [1]: the offline flavour */
+  struct runtime_def def[2]; /* [0]: the seed's, [1]: the offline flavour */
   bool has_offline;
-  char **env_keys, **env_values;  /* in the order they were first set */
+  char **env_keys, **env_values; /* in the order they were first set */
   size_t nenv;
   char *workdir;
   bool cache;
@@ -69,11 +75,11 @@ int sbx_runtime_def_add_setup (struct runtime_def *d, const char *where, const c
 /* What it takes to get one flavour of a runtime. */
 struct sbx_runtime_plan
 {
-  sbx_runtime_flavour flavour;  /* SEED or OFFLINE */
-  char *image;       /* the tag to build, or the image used as is; NULL: sbx's default */
-  char *base;        /* FROM of the build; NULL when nothing is built */
-  char *dockerfile;  /* NULL when nothing is built */
-  char hash[65];     /* hex SHA-256 the tag is cut from; "" when nothing is built */
+  sbx_runtime_flavour flavour; /* SEED or OFFLINE */
+  char *image;                 /* the tag to build, or the image used as is; NULL: sbx's default */
+  char *base;                  /* FROM of the build; NULL when nothing is built */
+  char *dockerfile;            /* NULL when nothing is built */
+  char hash[65];               /* hex SHA-256 the tag is cut from; "" when nothing is built */
 };
 
 /* Pure: the plan of FLAVOUR (SEED or OFFLINE) of RT, for a build context
@@ -94,7 +100,6 @@ bool sbx_runtime_cache (const sbx_runtime_t *rt);
 sbx_runtime_t *sbx_runtime_dup (const sbx_runtime_t *rt);
 
 /* Hex SHA-256 of the N bytes at DATA into HEX (65 bytes). */
-
 
 /* Makes sure the image of RT exists on engine E (building it if needed) and
  * puts its name in *IMAGE; used by a sandbox's lazy start. */

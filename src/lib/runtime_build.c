@@ -127,9 +127,9 @@ struct build_run
   char line[MAX_LINE];
   size_t line_len;
   bool in_escape;
-  char *tail[TAIL_LINES];  /* the current step's last output lines, a ring */
+  char *tail[TAIL_LINES]; /* the current step's last output lines, a ring */
   size_t ntail;
-  char first_id[80], last_id[80];  /* " ---> ID": the base image, the last layer */
+  char first_id[80], last_id[80]; /* " ---> ID": the base image, the last layer */
 };
 
 static void
@@ -151,7 +151,8 @@ emit (struct build_run *b, sbx_build_event event, const char *text)
   b->progress (&p, b->userdata);
 }
 
-static void note (struct build_run *b, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
+static void note (struct build_run *b, const char *fmt, ...)
+    __attribute__ ((format (printf, 2, 3)));
 
 static void
 note (struct build_run *b, const char *fmt, ...)
@@ -429,11 +430,13 @@ build_locked (sbx_engine_t *e, struct build_run *b, const char *site_ca, size_t 
         sbx_engine_image_remove (e, b->last_id, NULL);
       cleanup_free char *why = describe_failure (sbx_error_message (berr));
       cleanup_free char *tail = tail_text (b);
-      r = sbx_error_set (err, SBX_E_BUILD, "building runtime %s%s as %s failed at step %d/%d (%s): "
-                    "%s%s%s", sbx_runtime_name (rt), flavour_words (rt, plan), plan->image,
-                    b->step, b->steps, b->step ? b->step_text : "before the first step",
-                    why ? why : sbx_error_message (berr), tail && *tail ? "; its last output:" : "",
-                    tail ? tail : "");
+      r = sbx_error_set (err, SBX_E_BUILD,
+                         "building runtime %s%s as %s failed at step %d/%d (%s): "
+                         "%s%s%s",
+                         sbx_runtime_name (rt), flavour_words (rt, plan), plan->image, b->step,
+                         b->steps, b->step ? b->step_text : "before the first step",
+                         why ? why : sbx_error_message (berr),
+                         tail && *tail ? "; its last output:" : "", tail ? tail : "");
     }
   else
     sbx_error_propagate (err, steal_pointer (&berr));
@@ -531,15 +534,16 @@ use_default_image (const sbx_runtime_t *rt, sbx_engine_t *e, char **image,
     return r;
   return finish (name, id, SBX_FLAVOUR_SEED,
                  sbx_strdup_printf ("runtime %s names no image, so it runs sbx's default image "
-                                    "(%s)", sbx_runtime_name (rt), why ? why : name),
+                                    "(%s)",
+                                    sbx_runtime_name (rt), why ? why : name),
                  false, 0, image, info, err);
 }
 
 /* Whether IMAGE can be used: present, or pulled now (*PULLED). *WHY says
  * why not. */
 static int
-obtain (sbx_engine_t *e, struct build_run *b, const char *image, bool *ok, bool *pulled,
-        char **why, sbx_error_t **err)
+obtain (sbx_engine_t *e, struct build_run *b, const char *image, bool *ok, bool *pulled, char **why,
+        sbx_error_t **err)
 {
   *why = NULL;
   *pulled = false;
@@ -550,7 +554,7 @@ obtain (sbx_engine_t *e, struct build_run *b, const char *image, bool *ok, bool 
     {
       /* sbx's own image is on no registry. */
       *why = strdup (SBX_BASE_IMAGE " does not exist; build it with `sbx image bootstrap` "
-                     "(needs root and debootstrap)");
+                                    "(needs root and debootstrap)");
       return *why ? 0 : sbx_error_set (err, SBX_E_NOMEM, "out of memory");
     }
   note (b, "pulling %s", image);
@@ -583,15 +587,16 @@ reuse (sbx_engine_t *e, const sbx_runtime_t *rt, const struct sbx_runtime_plan *
       if (id == NULL)
         continue;
       char *reason
-        = pinned != SBX_FLAVOUR_AUTO
-            ? sbx_strdup_printf ("the %s flavour was asked for and is present",
-                                 sbx_runtime_flavour_name (plan->flavour))
-          : i == 1 ? sbx_strdup_printf ("the offline flavour is present and the seed flavour is "
-                                        "not; `sbx runtime build --flavour seed %s` tries the "
-                                        "seed's", sbx_runtime_name (rt))
-          : n == 2 ? strdup ("the seed flavour is present")
-          : plan->base ? strdup ("its image was built before from the same definition")
-                       : sbx_strdup_printf ("%s is present", plan->image);
+          = pinned != SBX_FLAVOUR_AUTO
+                ? sbx_strdup_printf ("the %s flavour was asked for and is present",
+                                     sbx_runtime_flavour_name (plan->flavour))
+            : i == 1 ? sbx_strdup_printf ("the offline flavour is present and the seed flavour is "
+                                          "not; `sbx runtime build --flavour seed %s` tries the "
+                                          "seed's",
+                                          sbx_runtime_name (rt))
+            : n == 2 ? strdup ("the seed flavour is present")
+            : plan->base ? strdup ("its image was built before from the same definition")
+                         : sbx_strdup_printf ("%s is present", plan->image);
       r = finish (plan->image, id, plan->flavour, reason, false, 0, image, info, err);
       return r < 0 ? r : 1;
     }
@@ -617,7 +622,7 @@ sbx_runtime_resolve (sbx_engine_t *e, const sbx_runtime_t *rt, sbx_build_progres
   else if (pinned == SBX_FLAVOUR_AUTO && sbx_runtime_has_flavour (rt, SBX_FLAVOUR_OFFLINE))
     order[n++] = &plans[1];
   struct build_run b = { .rt = rt, .progress = progress, .userdata = userdata };
-  cleanup_free char *why_not = NULL;  /* why the preferred flavour was passed over */
+  cleanup_free char *why_not = NULL; /* why the preferred flavour was passed over */
   const char *name = sbx_runtime_name (rt);
 
   if (r == 0 && order[0]->image == NULL && (r = use_default_image (rt, e, image, info, err)) == 0)
@@ -638,25 +643,28 @@ sbx_runtime_resolve (sbx_engine_t *e, const sbx_runtime_t *rt, sbx_build_progres
         break;
       if (!have && i + 1 < n)
         {
-          note (&b, "%s; using the offline flavour (sbx's Debian base image with Debian's "
-                "packages)", why);
+          note (&b,
+                "%s; using the offline flavour (sbx's Debian base image with Debian's "
+                "packages)",
+                why);
           why_not = steal_pointer (&why);
           continue;
         }
       if (!have)
         {
           r = sbx_error_set (err, SBX_E_IMAGE_MISSING, "runtime %s%s needs %s: %s%s%s", name,
-                        flavour_words (rt, plan), need, why, why_not ? "; before that, " : "",
-                        why_not ? why_not : "");
+                             flavour_words (rt, plan), need, why, why_not ? "; before that, " : "",
+                             why_not ? why_not : "");
           break;
         }
       /* The reason this flavour is the one. */
       cleanup_free char *reason
-        = pinned != SBX_FLAVOUR_AUTO ? sbx_strdup_printf ("the %s flavour was asked for", flavour)
-          : why_not ? sbx_strdup_printf ("%s; %s the offline flavour on %s with Debian's packages",
-                                         why_not, plan->base ? "built" : "using", need)
-                    : sbx_strdup_printf ("%s%s %s", plan->base ? "its base image " : "", need,
-                                         pulled ? "was pulled" : "is present");
+          = pinned != SBX_FLAVOUR_AUTO ? sbx_strdup_printf ("the %s flavour was asked for", flavour)
+            : why_not
+                ? sbx_strdup_printf ("%s; %s the offline flavour on %s with Debian's packages",
+                                     why_not, plan->base ? "built" : "using", need)
+                : sbx_strdup_printf ("%s%s %s", plan->base ? "its base image " : "", need,
+                                     pulled ? "was pulled" : "is present");
       if (plan->base == NULL)
         {
           char *id = NULL;
@@ -739,7 +747,7 @@ one_plan (const sbx_runtime_t *rt, sbx_runtime_flavour flavour, struct sbx_runti
     return sbx_error_set (err, SBX_E_INVALID, "name a flavour: seed or offline");
   if (!sbx_runtime_has_flavour (rt, flavour))
     return sbx_error_set (err, SBX_E_INVALID, "runtime %s has no offline flavour",
-                     sbx_runtime_name (rt));
+                          sbx_runtime_name (rt));
   size_t len = 0;
   cleanup_free char *site_ca = read_site_ca (&len);
   return sbx_runtime_plan (rt, flavour, site_ca, len, plan, err);
@@ -858,15 +866,16 @@ sbx_runtime_prune (const char *name, bool all, sbx_progress_cb removed, void *us
       {
         json_t *labels = json_object_get (img, "Labels");
         const char *rt_name = json_string_value (json_object_get (labels, SBX_LABEL_RUNTIME));
-        const char *flavour = json_string_value (json_object_get (labels,
-                                                                  SBX_LABEL_RUNTIME_FLAVOUR));
+        const char *flavour
+            = json_string_value (json_object_get (labels, SBX_LABEL_RUNTIME_FLAVOUR));
         if (rt_name == NULL || is_builtin (rt_name) || first_tag (img) == NULL)
           continue;
         cleanup_free char *key = sbx_strdup_printf ("%s %s", rt_name, flavour ? flavour : "");
         json_t *best = key ? json_object_get (newest, key) : NULL;
-        if (key && (best == NULL
-                    || json_integer_value (json_object_get (img, "Created"))
-                         > json_integer_value (json_object_get (best, "Created"))))
+        if (key
+            && (best == NULL
+                || json_integer_value (json_object_get (img, "Created"))
+                       > json_integer_value (json_object_get (best, "Created"))))
           json_object_set (newest, key, img);
       }
   const char *key;

@@ -85,11 +85,15 @@ render_dockerfile (const sbx_runtime_t *rt, sbx_runtime_flavour flavour,
        * the CA certificates the host trusts (see runtime_build.c). Node's
        * own builds read NODE_EXTRA_CA_CERTS, the rest the system's store. */
       fputs ("COPY [\"" SBX_SITE_CA_FILE "\", \"/usr/local/share/ca-certificates/" SBX_SITE_CA_FILE
-             "\"]\n", f);
-      r |= print_exec (f, (const char *const[]) {
-                         "sh", "-c",
-                         "if command -v update-ca-certificates >/dev/null 2>&1; then "
-                         "update-ca-certificates; fi", NULL }, NULL, 0);
+             "\"]\n",
+             f);
+      r |= print_exec (
+          f,
+          (const char *const[]){ "sh", "-c",
+                                 "if command -v update-ca-certificates >/dev/null 2>&1; then "
+                                 "update-ca-certificates; fi",
+                                 NULL },
+          NULL, 0);
       print_env (f, "NODE_EXTRA_CA_CERTS", "/usr/local/share/ca-certificates/" SBX_SITE_CA_FILE);
     }
   /* Sorted, so that the same variables in another order are the same
@@ -104,31 +108,34 @@ render_dockerfile (const sbx_runtime_t *rt, sbx_runtime_flavour flavour,
   /* Before the steps: setup commands run there, and npm installs there. */
   fprintf (f, "WORKDIR %s\n", rt->workdir);
   for (size_t i = 0; i < d->nsetup; i++)
-    r |= print_exec (f, (const char *const[]) { "sh", "-c", NULL }, &d->setup[i], 1);
+    r |= print_exec (f, (const char *const[]){ "sh", "-c", NULL }, &d->setup[i], 1);
   if (d->npackages > 0)
     switch (d->pm)
       {
       case PM_PIP:
-        r |= print_exec (f, (const char *const[]) { "pip", "install", "--no-cache-dir", NULL },
+        r |= print_exec (f, (const char *const[]){ "pip", "install", "--no-cache-dir", NULL },
                          d->packages, d->npackages);
         break;
       case PM_NPM:
         /* Into the work dir (a package.json appears there): require() and
          * import resolve from it, and npx finds the tools. */
-        r |= print_exec (f, (const char *const[]) { "npm", "install", "--no-audit", "--no-fund",
-                                                    "--no-update-notifier", NULL },
+        r |= print_exec (f,
+                         (const char *const[]){ "npm", "install", "--no-audit", "--no-fund",
+                                                "--no-update-notifier", NULL },
                          d->packages, d->npackages);
         break;
       case PM_APT:
         /* The packages arrive as "$@": the shell never parses them. */
-        r |= print_exec (f, (const char *const[]) {
-                           "sh", "-c",
-                           "apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "
-                           "--no-install-recommends \"$@\" && rm -rf /var/lib/apt/lists/*",
-                           "sh", NULL }, d->packages, d->npackages);
+        r |= print_exec (f,
+                         (const char *const[]){
+                             "sh", "-c",
+                             "apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "
+                             "--no-install-recommends \"$@\" && rm -rf /var/lib/apt/lists/*",
+                             "sh", NULL },
+                         d->packages, d->npackages);
         break;
       case PM_CARGO:
-        r |= print_exec (f, (const char *const[]) { "cargo", "install", NULL }, d->packages,
+        r |= print_exec (f, (const char *const[]){ "cargo", "install", NULL }, d->packages,
                          d->npackages);
         break;
       }
@@ -156,8 +163,9 @@ sbx_runtime_plan (const sbx_runtime_t *rt, sbx_runtime_flavour flavour, const ch
 {
   memset (plan, 0, sizeof *plan);
   if (flavour != SBX_FLAVOUR_SEED && flavour != SBX_FLAVOUR_OFFLINE)
-    return sbx_error_set (err, SBX_E_INVALID, "internal error: a plan is for the seed or the offline "
-                     "flavour");
+    return sbx_error_set (err, SBX_E_INVALID,
+                          "internal error: a plan is for the seed or the offline "
+                          "flavour");
   if (flavour == SBX_FLAVOUR_OFFLINE && !rt->has_offline)
     return sbx_error_set (err, SBX_E_INVALID, "runtime %s has no offline flavour", rt->name);
   int r = sbx_runtime_validate (rt, err);
@@ -209,4 +217,3 @@ sbx_runtime_plan (const sbx_runtime_t *rt, sbx_runtime_flavour flavour, const ch
     }
   return 0;
 }
-

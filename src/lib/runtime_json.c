@@ -10,12 +10,13 @@
 /* A definition file is small; a bigger one is a mistake. */
 #define MAX_FILE ((size_t) 1 << 20)
 
-static const char *const top_fields[] = { "name", "description", "image", "base_image", "packages",
-                                          "package_manager", "setup_commands", "env_vars",
-                                          "work_dir", "cache_image", "offline", NULL };
+static const char *const top_fields[]
+    = { "name",           "description", "image",    "base_image",  "packages", "package_manager",
+        "setup_commands", "env_vars",    "work_dir", "cache_image", "offline",  NULL };
 /* What a flavour may change; the rest belongs to the runtime. */
-static const char *const offline_fields[] = { "description", "image", "base_image", "packages",
-                                              "package_manager", "setup_commands", NULL };
+static const char *const offline_fields[] = { "description", "image",           "base_image",
+                                              "packages",    "package_manager", "setup_commands",
+                                              NULL };
 
 static bool
 in_list (const char *const *list, const char *s)
@@ -30,7 +31,7 @@ static int
 json_type_error (const char *where, const char *field, const char *what, sbx_error_t **err)
 {
   return sbx_error_set (err, SBX_E_INVALID, "invalid runtime definition: field '%s%s' must be %s",
-                   where, field, what);
+                        where, field, what);
 }
 
 /* A string field (or null, when NULLABLE) as *VALUE (NULL when absent). */
@@ -99,13 +100,15 @@ check_fields (json_t *obj, const char *const *known, const char *where, sbx_erro
   json_t *v;
   json_object_foreach (obj, key, v)
     if (!in_list (known, key))
-      return sbx_error_set (err, SBX_E_INVALID, "invalid runtime definition: unknown field '%s%s' "
-                       "(the fields are %s)", where, key,
-                       *where ? "description, image, base_image, packages, package_manager, "
-                                "setup_commands"
-                              : "name, description, image, base_image, packages, "
-                                "package_manager, setup_commands, env_vars, work_dir, "
-                                "cache_image, offline");
+      return sbx_error_set (err, SBX_E_INVALID,
+                            "invalid runtime definition: unknown field '%s%s' "
+                            "(the fields are %s)",
+                            where, key,
+                            *where ? "description, image, base_image, packages, package_manager, "
+                                     "setup_commands"
+                                   : "name, description, image, base_image, packages, "
+                                     "package_manager, setup_commands, env_vars, work_dir, "
+                                     "cache_image, offline");
   return 0;
 }
 
@@ -113,16 +116,18 @@ static int
 runtime_from_object (json_t *obj, sbx_runtime_t **out, sbx_error_t **err)
 {
   if (!json_is_object (obj))
-    return sbx_error_set (err, SBX_E_INVALID, "invalid runtime definition: it must be a JSON object "
-                     "such as {\"name\": \"ml-env\", \"base_image\": \"python:3.12-slim\", "
-                     "\"packages\": [\"pandas\"]}");
+    return sbx_error_set (err, SBX_E_INVALID,
+                          "invalid runtime definition: it must be a JSON object "
+                          "such as {\"name\": \"ml-env\", \"base_image\": \"python:3.12-slim\", "
+                          "\"packages\": [\"pandas\"]}");
   int r = check_fields (obj, top_fields, "", err);
   if (r < 0)
     return r;
   json_t *name = json_object_get (obj, "name");
   if (name == NULL)
-    return sbx_error_set (err, SBX_E_INVALID, "invalid runtime definition: the field 'name' is "
-                     "missing");
+    return sbx_error_set (err, SBX_E_INVALID,
+                          "invalid runtime definition: the field 'name' is "
+                          "missing");
   if (!json_is_string (name))
     return json_type_error ("", "name", "a string", err);
 
@@ -140,8 +145,10 @@ runtime_from_object (json_t *obj, sbx_runtime_t **out, sbx_error_t **err)
     json_object_foreach (env, key, v)
       {
         if (!json_is_string (v))
-          r = sbx_error_set (err, SBX_E_INVALID, "invalid runtime definition: env_vars.%s must be a "
-                        "string", key);
+          r = sbx_error_set (err, SBX_E_INVALID,
+                             "invalid runtime definition: env_vars.%s must be a "
+                             "string",
+                             key);
         if (r == 0)
           r = sbx_runtime_set_env (rt, key, json_string_value (v), err);
         if (r < 0)
@@ -190,8 +197,10 @@ sbx_runtime_from_json (const char *text, sbx_runtime_t **out, sbx_error_t **err)
   /* Duplicate keys would let one definition mean two things. */
   json_t *obj = json_loads (text, JSON_REJECT_DUPLICATES, &jerr);
   if (obj == NULL)
-    return sbx_error_set (err, SBX_E_INVALID, "invalid runtime definition: not valid JSON at line %d, "
-                     "column %d: %s", jerr.line, jerr.column, jerr.text);
+    return sbx_error_set (err, SBX_E_INVALID,
+                          "invalid runtime definition: not valid JSON at line %d, "
+                          "column %d: %s",
+                          jerr.line, jerr.column, jerr.text);
   int r = runtime_from_object (obj, out, err);
   json_decref (obj);
   return r;
@@ -206,7 +215,7 @@ sbx_runtime_load_file (const char *path, sbx_runtime_t **out, sbx_error_t **err)
   FILE *f = fopen (path, "re");
   if (f == NULL)
     return sbx_error_set_errno (err, errno == ENOENT ? SBX_E_NOT_FOUND : SBX_E_IO, errno,
-                           "cannot open the runtime file %s", path);
+                                "cannot open the runtime file %s", path);
   cleanup_free char *buf = malloc (MAX_FILE + 1);
   size_t n = buf ? fread (buf, 1, MAX_FILE + 1, f) : 0;
   bool failed = buf && ferror (f);
@@ -219,8 +228,8 @@ sbx_runtime_load_file (const char *path, sbx_runtime_t **out, sbx_error_t **err)
     return sbx_error_set (err, SBX_E_TOO_LARGE, "the runtime file %s is larger than 1 MiB", path);
   buf[n] = '\0';
   if (memchr (buf, '\0', n))
-    return sbx_error_set (err, SBX_E_INVALID, "the runtime file %s holds a NUL byte: it is not JSON",
-                     path);
+    return sbx_error_set (err, SBX_E_INVALID,
+                          "the runtime file %s holds a NUL byte: it is not JSON", path);
   sbx_error_t *perr = NULL;
   int r = sbx_runtime_from_json (buf, out, &perr);
   if (r < 0)
@@ -249,8 +258,8 @@ static json_t *
 def_json (const struct runtime_def *d, json_t *into)
 {
   if (into == NULL
-      || json_object_set_new (into, "description", json_string (d->description ? d->description
-                                                                                : ""))
+      || json_object_set_new (into, "description",
+                              json_string (d->description ? d->description : ""))
       || json_object_set_new (into, "image", d->image ? json_string (d->image) : json_null ())
       || json_object_set_new (into, "base_image",
                               d->base_image ? json_string (d->base_image) : json_null ())
@@ -290,4 +299,3 @@ sbx_runtime_to_json (const sbx_runtime_t *rt, char **text, sbx_error_t **err)
   json_decref (obj);
   return *text ? 0 : sbx_error_set (err, SBX_E_NOMEM, "out of memory");
 }
-

@@ -27,15 +27,22 @@
 #define LOG_MAX_FILES "2"
 /* Capabilities a root user needs for ordinary work (package installs that
  * switch users, files owned by others); everything else is dropped. */
-static const char *const kept_caps[] = { "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL",
-                                         "SETGID", "SETUID", "NET_BIND_SERVICE", NULL };
+static const char *const kept_caps[] = { "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID",
+                                         "KILL",  "SETGID",       "SETUID", "NET_BIND_SERVICE",
+                                         NULL };
 /* The engine's read-only paths (setting them replaces its defaults, the
  * first five), and the agent's OOM score: root in the sandbox could
  * otherwise make the agent the OOM killer's first choice. */
-static const char *const readonly_paths[]
-    = { "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
-        "/proc/1/oom_score_adj", "/proc/1/oom_adj", "/proc/1/task/1/oom_score_adj",
-        "/proc/1/task/1/oom_adj", NULL };
+static const char *const readonly_paths[] = { "/proc/bus",
+                                              "/proc/fs",
+                                              "/proc/irq",
+                                              "/proc/sys",
+                                              "/proc/sysrq-trigger",
+                                              "/proc/1/oom_score_adj",
+                                              "/proc/1/oom_adj",
+                                              "/proc/1/task/1/oom_score_adj",
+                                              "/proc/1/task/1/oom_adj",
+                                              NULL };
 
 static sbx_sandbox_t *
 sandbox_alloc (void)
@@ -136,13 +143,17 @@ adopt_container (sbx_sandbox_t *sb, json_t *info, sbx_record_t *rec_out, sbx_err
   sbx_record_t rec;
   if (!sbx_valid_name (name) || sbx_hostdir_path (name, &dir, NULL) < 0
       || sbx_record_read (dir, &rec) < 0)
-    return sbx_error_set (err, SBX_E_EXISTS, "container %s exists but is not a sandbox of sbx's (no "
-                     "record of it on this host); choose another name", shown);
+    return sbx_error_set (err, SBX_E_EXISTS,
+                          "container %s exists but is not a sandbox of sbx's (no "
+                          "record of it on this host); choose another name",
+                          shown);
   if (id == NULL || strcmp (rec.id, id) != 0)
     {
       sbx_record_clear (&rec);
-      return sbx_error_set (err, SBX_E_EXISTS, "container %s exists but is not the sandbox sbx made "
-                       "under that name (another container id); choose another name", shown);
+      return sbx_error_set (err, SBX_E_EXISTS,
+                            "container %s exists but is not the sandbox sbx made "
+                            "under that name (another container id); choose another name",
+                            shown);
     }
   int r = take_record (sb, &rec, err);
   if (r == 0 && (!set_str (&sb->id, name) || !set_str (&sb->state_dir, dir)))
@@ -234,10 +245,9 @@ container_config (sbx_sandbox_t *sb, bool quota)
                             "CapDrop", "ALL", "CapAdd", string_array (kept_caps), "SecurityOpt",
                             "no-new-privileges", "PidsLimit", (json_int_t) o->pids, "Memory",
                             (json_int_t) o->memory, "MemorySwap", (json_int_t) o->memory,
-                            "NanoCpus", (json_int_t) (o->cpus * 1e9), "Init", 0,
-                            "ReadonlyPaths", string_array (readonly_paths), "LogConfig", "Type",
-                            "json-file", "Config", "max-size", LOG_MAX_SIZE, "max-file",
-                            LOG_MAX_FILES);
+                            "NanoCpus", (json_int_t) (o->cpus * 1e9), "Init", 0, "ReadonlyPaths",
+                            string_array (readonly_paths), "LogConfig", "Type", "json-file",
+                            "Config", "max-size", LOG_MAX_SIZE, "max-file", LOG_MAX_FILES);
   char size[32];
   snprintf (size, sizeof size, "%lld", (long long) o->disk);
   json_t *entrypoint = json_pack ("[s, s, s]", SBX_AGENT_BIN, "--workdir", sb->workdir);
@@ -245,9 +255,9 @@ container_config (sbx_sandbox_t *sb, bool quota)
     json_object_set_new (host, "StorageOpt", json_pack ("{s:s}", "size", size));
   else if (host && entrypoint)
     {
-      cleanup_free char *tmp = sbx_strdup_printf (
-          "rw,nosuid,nodev,mode=1777,size=%lld",
-          (long long) (o->disk < o->memory ? o->disk : o->memory));
+      cleanup_free char *tmp
+          = sbx_strdup_printf ("rw,nosuid,nodev,mode=1777,size=%lld",
+                               (long long) (o->disk < o->memory ? o->disk : o->memory));
       json_object_set_new (host, "Tmpfs", json_pack ("{s:s}", "/tmp", tmp ? tmp : "size=1m"));
       json_array_append_new (entrypoint, json_string ("--max-file-size"));
       json_array_append_new (entrypoint, json_string (size));
@@ -258,8 +268,8 @@ container_config (sbx_sandbox_t *sb, bool quota)
                               SBX_VERSION, SBX_LABEL_NAMED, o->name ? "1" : "0");
   return json_pack ("{s:s, s:o, s:[], s:s, s:o, s:o, s:o, s:b, s:b}", "Image", sb->image,
                     "Entrypoint", entrypoint, "Cmd", "WorkingDir", sb->workdir, "Env",
-                    string_array ((const char *const *) o->env), "Labels", labels,
-                    "HostConfig", host, "Tty", 0, "OpenStdin", 0);
+                    string_array ((const char *const *) o->env), "Labels", labels, "HostConfig",
+                    host, "Tty", 0, "OpenStdin", 0);
 }
 
 /* Creates the container; its disk limit is a storage quota where the
@@ -318,7 +328,9 @@ resolve_image (sbx_sandbox_t *sb, sbx_error_t **err)
   if (sb->image)
     return 0;
   if (sb->opts.image)
-    return (sb->image = strdup (sb->opts.image)) ? 0 : sbx_error_set (err, SBX_E_NOMEM, "out of memory");
+    return (sb->image = strdup (sb->opts.image))
+               ? 0
+               : sbx_error_set (err, SBX_E_NOMEM, "out of memory");
   if (sb->opts.runtime)
     return sbx_runtime_resolve (sb->engine, sb->opts.runtime, NULL, NULL, &sb->image, NULL, err);
   const char *reason;
@@ -332,14 +344,13 @@ resolve_image (sbx_sandbox_t *sb, sbx_error_t **err)
 static json_t *
 options_request (const sbx_options_t *o, const char *workdir)
 {
-  return json_pack ("{s:s, s:s, s:s, s:o, s:o, s:s, s:I, s:f, s:I, s:I}", "image",
-                    o->image ? o->image : "", "runtime",
-                    o->runtime ? sbx_runtime_name (o->runtime) : "", "network",
-                    o->network ? o->network : "none", "volumes",
-                    string_array ((const char *const *) o->volumes), "env",
-                    string_array ((const char *const *) o->env), "workdir", workdir, "memory",
-                    (json_int_t) o->memory, "cpus", o->cpus, "pids", (json_int_t) o->pids,
-                    "disk", (json_int_t) o->disk);
+  return json_pack (
+      "{s:s, s:s, s:s, s:o, s:o, s:s, s:I, s:f, s:I, s:I}", "image", o->image ? o->image : "",
+      "runtime", o->runtime ? sbx_runtime_name (o->runtime) : "", "network",
+      o->network ? o->network : "none", "volumes", string_array ((const char *const *) o->volumes),
+      "env", string_array ((const char *const *) o->env), "workdir", workdir, "memory",
+      (json_int_t) o->memory, "cpus", o->cpus, "pids", (json_int_t) o->pids, "disk",
+      (json_int_t) o->disk);
 }
 
 /* One option as a user reads it. */
@@ -416,19 +427,25 @@ wait_for_agent (sbx_sandbox_t *sb, double timeout, sbx_error_t **err)
             return r;
           next_check = sbx_now () + 0.25;
           if (!running)
-            return sbx_error_set (err, SBX_E_AGENT, "sandbox %s exited before its agent answered; see "
-                             "`docker logs %s`", sb->id, sb->id);
+            return sbx_error_set (err, SBX_E_AGENT,
+                                  "sandbox %s exited before its agent answered; see "
+                                  "`docker logs %s`",
+                                  sb->id, sb->id);
           if ((r = sbx_agent_try_connect (sb, &reach, err)) < 0 || reach == SBX_AGENT_CONNECTED)
             return r;
           if (reach == SBX_AGENT_IMPOSTOR)
-            return sbx_error_set (err, SBX_E_AGENT, "something else answers on the agent socket of "
-                             "sandbox %s, not its agent: a process in the sandbox replaced it. "
-                             "sbx refuses to talk to it; remove the sandbox", sb->id);
+            return sbx_error_set (
+                err, SBX_E_AGENT,
+                "something else answers on the agent socket of "
+                "sandbox %s, not its agent: a process in the sandbox replaced it. "
+                "sbx refuses to talk to it; remove the sandbox",
+                sb->id);
         }
       if (sbx_now () > deadline)
-        return sbx_error_set (err, SBX_E_AGENT, "the agent of sandbox %s did not answer within %.0f s; "
-                         "see `docker logs %s`",
-                         sb->id, timeout, sb->id);
+        return sbx_error_set (err, SBX_E_AGENT,
+                              "the agent of sandbox %s did not answer within %.0f s; "
+                              "see `docker logs %s`",
+                              sb->id, timeout, sb->id);
       nanosleep (&pause, NULL);
       if (pause.tv_nsec < 16000000)
         pause.tv_nsec *= 2;
@@ -480,9 +497,11 @@ check_volumes (const sbx_options_t *o, sbx_error_t **err)
       if (host == NULL)
         return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
       if (stat (host, &st) < 0)
-        return sbx_error_set_errno (err, errno == ENOENT ? SBX_E_NOT_FOUND : SBX_E_IO, errno,
-                               "volume %s: its host path %s cannot be used (sbx creates nothing "
-                               "on the host; make it first)", *v, host);
+        return sbx_error_set_errno (
+            err, errno == ENOENT ? SBX_E_NOT_FOUND : SBX_E_IO, errno,
+            "volume %s: its host path %s cannot be used (sbx creates nothing "
+            "on the host; make it first)",
+            *v, host);
     }
   return 0;
 }
@@ -520,9 +539,11 @@ create_and_start (sbx_sandbox_t *sb, const char *name, sbx_error_t **err)
       if (sbx_engine_image_pull (sb->engine, sb->image, NULL, NULL, &perr) == 0)
         r = create_with_disk_limit (sb, &cid, &cerr);
       else
-        r = sbx_error_set (&cerr, SBX_E_IMAGE_MISSING, "image %s is not present and could not be "
-                      "pulled (%s); pick an image that exists, or build sbx's own base image "
-                      "with `sbx image bootstrap`", sb->image, sbx_error_message (perr));
+        r = sbx_error_set (&cerr, SBX_E_IMAGE_MISSING,
+                           "image %s is not present and could not be "
+                           "pulled (%s); pick an image that exists, or build sbx's own base image "
+                           "with `sbx image bootstrap`",
+                           sb->image, sbx_error_message (perr));
       sbx_error_free (perr);
     }
   if (r < 0)
@@ -532,8 +553,10 @@ create_and_start (sbx_sandbox_t *sb, const char *name, sbx_error_t **err)
       return r;
     }
   /* Its own copies: starting refreshes the handle's. */
-  sbx_record_t rec = { .id = steal_pointer (&cid), .workdir = strdup (sb->workdir),
-                       .image = strdup (sb->image), .auto_remove = sb->auto_remove,
+  sbx_record_t rec = { .id = steal_pointer (&cid),
+                       .workdir = strdup (sb->workdir),
+                       .image = strdup (sb->image),
+                       .auto_remove = sb->auto_remove,
                        .memory = sb->memory,
                        .options = options_request (&sb->opts, sb->workdir) };
   r = rec.options && rec.workdir && rec.image ? sbx_record_write (sb->state_dir, &rec, err)
@@ -600,9 +623,11 @@ ensure_named (sbx_sandbox_t *sb, sbx_error_t **err)
         }
     }
   else if (diff)
-    r = sbx_error_set (err, SBX_E_EXISTS, "sandbox %s exists with other options: %s; use it as it "
-                  "is (the same options), replace it (--replace, sbx_options_set_replace), or "
-                  "remove it first (`sbx rm %s`)", name, diff, name);
+    r = sbx_error_set (err, SBX_E_EXISTS,
+                       "sandbox %s exists with other options: %s; use it as it "
+                       "is (the same options), replace it (--replace, sbx_options_set_replace), or "
+                       "remove it first (`sbx rm %s`)",
+                       name, diff, name);
   else if (running)
     r = wait_for_agent (sb, AGENT_RECONNECT_TIMEOUT, err);
   else
@@ -655,13 +680,13 @@ sbx_sandbox_open (const char *id, sbx_sandbox_t **out, sbx_error_t **err)
   /* Fast path: the host record says how to reach and check the agent, so
    * a running sandbox costs no engine round trip. */
   sbx_record_t rec;
-  if (sbx_hostdir_path (id, &sb->state_dir, NULL) == 0 && sbx_record_read (sb->state_dir, &rec) == 0)
+  if (sbx_hostdir_path (id, &sb->state_dir, NULL) == 0
+      && sbx_record_read (sb->state_dir, &rec) == 0)
     {
       int r = rec.pid > 0 ? take_record (sb, &rec, NULL) : -1;
       sbx_record_clear (&rec);
       sbx_agent_reach_t reach = SBX_AGENT_NOT_YET;
-      if (r == 0 && sbx_agent_try_connect (sb, &reach, NULL) == 0
-          && reach == SBX_AGENT_CONNECTED)
+      if (r == 0 && sbx_agent_try_connect (sb, &reach, NULL) == 0 && reach == SBX_AGENT_CONNECTED)
         {
           *out = sb;
           return 0;

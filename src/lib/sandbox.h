@@ -21,31 +21,31 @@ struct sbx_options
   char *name;
   char *workdir;
   char *network;
-  char **volumes;  /* NULL-terminated "host:container[:ro]" */
-  char **env;      /* NULL-terminated "K=V" */
+  char **volumes; /* NULL-terminated "host:container[:ro]" */
+  char **env;     /* NULL-terminated "K=V" */
   int64_t memory;
   int64_t pids;
   int64_t disk;
   double cpus;
-  int auto_remove; /* -1: derived from whether a name was given */
-  bool replace;    /* a named sandbox with other options is replaced */
+  int auto_remove;        /* -1: derived from whether a name was given */
+  bool replace;           /* a named sandbox with other options is replaced */
   sbx_runtime_t *runtime; /* its image is resolved at start (runtime_build.c) */
 };
 
 struct sbx_sandbox
 {
   sbx_options_t opts;
-  sbx_engine_t *engine;      /* opened on first need */
-  char *id;                  /* container name */
+  sbx_engine_t *engine; /* opened on first need */
+  char *id;             /* container name */
   char *image;
   char *workdir;
-  char *state_dir;           /* host folder: agent binary, run/agent.sock, info */
+  char *state_dir; /* host folder: agent binary, run/agent.sock, info */
   bool auto_remove;
-  pid_t agent_pid;           /* the container's PID 1 as the host sees it */
-  double file_timeout;       /* seconds; see sbx_sandbox_set_file_timeout */
-  int64_t memory;            /* the container's memory limit, for messages */
-  char *notice;              /* see sbx_sandbox_notice */
-  int fd;                    /* connection to the agent, -1 when closed */
+  pid_t agent_pid;     /* the container's PID 1 as the host sees it */
+  double file_timeout; /* seconds; see sbx_sandbox_set_file_timeout */
+  int64_t memory;      /* the container's memory limit, for messages */
+  char *notice;        /* see sbx_sandbox_notice */
+  int fd;              /* connection to the agent, -1 when closed */
   sbx_reader_t reader;
   sbx_buf_t out;
   /* A new connection's HELLO goes out with the first request, and its
@@ -66,14 +66,15 @@ int sbx_validate_env (const char *kv, sbx_error_t **err);
 /* ------------------------------------------------------------ hostdir.c */
 
 /* What the host keeps of a sandbox it made, in its folder (record.json). */
-typedef struct sbx_record {
-  char *id;          /* the container's full id */
+typedef struct sbx_record
+{
+  char *id; /* the container's full id */
   char *workdir;
   char *image;
   bool auto_remove;
   int64_t memory;
-  pid_t pid;         /* the agent, as the host sees it, once started */
-  json_t *options;   /* what the sandbox was asked for */
+  pid_t pid;       /* the agent, as the host sees it, once started */
+  json_t *options; /* what the sandbox was asked for */
 } sbx_record_t;
 
 /* The host folder of sandbox NAME (checked: it becomes a path). */
@@ -98,10 +99,11 @@ int sbx_sandbox_ensure (sbx_sandbox_t *sb, sbx_error_t **err);
 char *sbx_sandbox_path (const sbx_sandbox_t *sb, const char *path, sbx_error_t **err);
 
 /* What one attempt to connect to the agent found. */
-typedef enum sbx_agent_reach {
-  SBX_AGENT_CONNECTED,  /* the container's PID 1 answered */
-  SBX_AGENT_NOT_YET,    /* nothing listens yet */
-  SBX_AGENT_IMPOSTOR,   /* something else answered: it is not talked to */
+typedef enum sbx_agent_reach
+{
+  SBX_AGENT_CONNECTED, /* the container's PID 1 answered */
+  SBX_AGENT_NOT_YET,   /* nothing listens yet */
+  SBX_AGENT_IMPOSTOR,  /* something else answered: it is not talked to */
 } sbx_agent_reach_t;
 
 /* One attempt to connect to the agent and check that it is the container's
@@ -148,8 +150,8 @@ int sbx_agent_protocol_error (sbx_sandbox_t *sb, const char *what, sbx_error_t *
 int sbx_agent_broken (sbx_sandbox_t *sb, const char *why, sbx_error_t **err);
 /* Frames the start of an EXEC or BG_START request (command, cwd, env) in
  * sb->out; the caller adds its own fields and ends the frame. */
-int sbx_exec_frame (sbx_sandbox_t *sb, uint8_t type, const char *command,
-                    const sbx_exec_opts_t *o, sbx_error_t **err);
+int sbx_exec_frame (sbx_sandbox_t *sb, uint8_t type, const char *command, const sbx_exec_opts_t *o,
+                    sbx_error_t **err);
 /* Drops the connection, e.g. after a protocol error. */
 void sbx_agent_disconnect (sbx_sandbox_t *sb);
 

@@ -37,8 +37,9 @@ sbx_state_root (char **root, sbx_error_t **err)
   else if ((home = absolute_env ("HOME")) != NULL)
     *root = sbx_strdup_printf ("%s/.local/state/sbx", home);
   else
-    return sbx_error_set (err, SBX_E_INVALID, "cannot tell where sbx keeps its state: set "
-                     "SBX_STATE_DIR (or HOME) to an absolute path");
+    return sbx_error_set (err, SBX_E_INVALID,
+                          "cannot tell where sbx keeps its state: set "
+                          "SBX_STATE_DIR (or HOME) to an absolute path");
   return *root ? 0 : sbx_error_set (err, SBX_E_NOMEM, "out of memory");
 }
 
@@ -53,8 +54,10 @@ sbx_state_dir (const char *sub, bool create, mode_t mode, char **path, sbx_error
   if (p == NULL)
     return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
   if (create && sbx_mkdir_p (p, mode) < 0)
-    return sbx_error_set_errno (err, SBX_E_IO, errno, "cannot create %s; set SBX_STATE_DIR to a "
-                           "writable folder", p);
+    return sbx_error_set_errno (err, SBX_E_IO, errno,
+                                "cannot create %s; set SBX_STATE_DIR to a "
+                                "writable folder",
+                                p);
   *path = steal_pointer (&p);
   return 0;
 }
@@ -85,8 +88,8 @@ sbx_lock_release (sbx_lock_t *l)
 }
 
 int
-sbx_lock_take (const char *dir, const char *name, double wait, void (*waiting) (void *ud),
-               void *ud, sbx_lock_t *l, sbx_error_t **err)
+sbx_lock_take (const char *dir, const char *name, double wait, void (*waiting) (void *ud), void *ud,
+               sbx_lock_t *l, sbx_error_t **err)
 {
   *l = (sbx_lock_t) SBX_LOCK_INIT;
   cleanup_free char *folder = NULL;
@@ -110,8 +113,10 @@ sbx_lock_take (const char *dir, const char *name, double wait, void (*waiting) (
             {
               close (fd);
               if (e == EWOULDBLOCK)
-                return sbx_error_set (err, SBX_E_TIMEOUT, "another sbx process held %s for more than "
-                                 "%.0f s", path, wait);
+                return sbx_error_set (err, SBX_E_TIMEOUT,
+                                      "another sbx process held %s for more than "
+                                      "%.0f s",
+                                      path, wait);
               return sbx_error_set_errno (err, SBX_E_IO, e, "cannot lock %s", path);
             }
           if (!waited && waiting)

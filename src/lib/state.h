@@ -20,12 +20,16 @@ bool sbx_valid_name (const char *name);
 
 /* An exclusive lock that processes share: the file ROOT/DIR/NAME.lock, held
  * with flock, removed by its last holder. */
-typedef struct sbx_lock {
+typedef struct sbx_lock
+{
   int fd;
   char *path;
 } sbx_lock_t;
 
-#define SBX_LOCK_INIT { -1, NULL }
+#define SBX_LOCK_INIT                                                                              \
+  {                                                                                                \
+    -1, NULL                                                                                       \
+  }
 
 /* Takes the lock, waiting at most WAIT seconds for another holder; WAITING
  * (may be NULL) is called once if it has to wait. */

@@ -42,17 +42,17 @@ arg_bool (json_t *args, const char *key, bool dflt)
 
 /* Each tool's call: its typed arguments (the initialiser after CLEAR,
  * read from ARGS), its operation, its text. */
-#define GLUE(NAME, ARGS_T, RESULT_T, OP, RENDER, CLEAR, ...)                                    \
-  static int NAME (sbx_mcp_session_t *s, json_t *args, FILE *out, sbx_error_t **err)            \
-  {                                                                                             \
-    (void) args;                                                                                \
-    ARGS_T a = { __VA_ARGS__ };                                                                 \
-    RESULT_T r;                                                                                 \
-    int rc = OP (s, &a, &r, err);                                                               \
-    if (rc == 0)                                                                                \
-      RENDER (out, &r);                                                                         \
-    CLEAR (&r);                                                                                 \
-    return rc;                                                                                  \
+#define GLUE(NAME, ARGS_T, RESULT_T, OP, RENDER, CLEAR, ...)                                       \
+  static int NAME (sbx_mcp_session_t *s, json_t *args, FILE *out, sbx_error_t **err)               \
+  {                                                                                                \
+    (void) args;                                                                                   \
+    ARGS_T a = { __VA_ARGS__ };                                                                    \
+    RESULT_T r;                                                                                    \
+    int rc = OP (s, &a, &r, err);                                                                  \
+    if (rc == 0)                                                                                   \
+      RENDER (out, &r);                                                                            \
+    CLEAR (&r);                                                                                    \
+    return rc;                                                                                     \
   }
 
 #define DEFAULT_TIMEOUT 120
@@ -73,14 +73,14 @@ GLUE (call_glob, struct mcp_glob_args, struct mcp_glob_result, mcp_op_glob, mcp_
 GLUE (call_exec, struct mcp_exec_args, struct mcp_exec_result, mcp_op_exec, mcp_render_exec,
       mcp_exec_result_clear, arg_str (args, "command", ""),
       arg_int (args, "timeout", DEFAULT_TIMEOUT))
-GLUE (call_bg_start, struct mcp_bg_args, struct mcp_bg_result, mcp_op_bg_start,
-      mcp_render_bg_start, mcp_bg_result_clear, .command = arg_str (args, "command", ""))
+GLUE (call_bg_start, struct mcp_bg_args, struct mcp_bg_result, mcp_op_bg_start, mcp_render_bg_start,
+      mcp_bg_result_clear, .command = arg_str (args, "command", ""))
 GLUE (call_bg_read, struct mcp_bg_args, struct mcp_bg_result, mcp_op_bg_read, mcp_render_bg_read,
       mcp_bg_result_clear, .shell_id = arg_str (args, "shell_id", ""))
 GLUE (call_bg_kill, struct mcp_bg_args, struct mcp_bg_result, mcp_op_bg_kill, mcp_render_bg_kill,
       mcp_bg_result_clear, .shell_id = arg_str (args, "shell_id", ""))
-GLUE (call_kill_all, struct mcp_bg_args, struct mcp_bg_result, mcp_op_kill_all,
-      mcp_render_kill_all, mcp_bg_result_clear, 0)
+GLUE (call_kill_all, struct mcp_bg_args, struct mcp_bg_result, mcp_op_kill_all, mcp_render_kill_all,
+      mcp_bg_result_clear, 0)
 GLUE (call_bg_list, struct mcp_bg_args, struct mcp_bg_result, mcp_op_bg_list, mcp_render_bg_list,
       mcp_bg_result_clear, 0)
 
@@ -89,7 +89,9 @@ call_grep (sbx_mcp_session_t *s, json_t *args, FILE *out, sbx_error_t **err)
 {
   const char *mode = arg_str (args, "output_mode", "files_with_matches");
   struct mcp_grep_args a = {
-    arg_str (args, "pattern", ""), arg_str (args, "path", "."), arg_str (args, "glob_pattern", NULL),
+    arg_str (args, "pattern", ""),
+    arg_str (args, "path", "."),
+    arg_str (args, "glob_pattern", NULL),
     strcmp (mode, "content") == 0 ? MCP_GREP_CONTENT
     : strcmp (mode, "count") == 0 ? MCP_GREP_COUNT
                                   : MCP_GREP_FILES,
@@ -397,7 +399,8 @@ names (json_t *props)
   const char *key;
   json_t *v;
   size_t i = 0;
-  json_object_foreach (props, key, v) fprintf (f, "%s%s", i++ ? ", " : "", key);
+  json_object_foreach (props, key, v)
+    fprintf (f, "%s%s", i++ ? ", " : "", key);
   if (i == 0)
     fputs ("no arguments", f);
   if (fclose (f) != 0)
@@ -424,14 +427,15 @@ check_value (const char *tool, const char *key, json_t *p, json_t *v)
       json_t *choices = json_object_get (p, "enum"), *c;
       size_t i;
       bool found = choices == NULL;
-      json_array_foreach (choices, i, c) found
-          |= strcmp (json_string_value (c), json_string_value (v)) == 0;
+      json_array_foreach (choices, i, c)
+        found |= strcmp (json_string_value (c), json_string_value (v)) == 0;
       if (!found)
         {
           char *list = NULL;
           size_t n = 0;
           FILE *f = open_memstream (&list, &n);
-          json_array_foreach (choices, i, c) if (f)
+          json_array_foreach (choices, i, c)
+            if (f)
               fprintf (f, "%s\"%s\"", i ? ", " : "", json_string_value (c));
           if (f)
             fclose (f);
@@ -476,20 +480,23 @@ mcp_tool_check_args (const struct mcp_tool *t, json_t *args, char **why)
   const char *key;
   json_t *v, *tmp;
   /* null stands for "not given": models send it for optional arguments. */
-  json_object_foreach_safe (args, tmp, key, v) if (json_is_null (v)) json_object_del (args, key);
+  json_object_foreach_safe (args, tmp, key, v)
+    if (json_is_null (v))
+      json_object_del (args, key);
   json_object_foreach (args, key, v)
-  {
-    json_t *p = json_object_get (props, key);
-    if (p == NULL)
-      {
-        cleanup_free char *list = names (props);
-        *why = sbx_strdup_printf ("Invalid arguments for %s: unknown argument \"%s\"; %s takes %s",
-                                  t->name, key, t->name, list ? list : "other arguments");
-        return *why ? 0 : -1;
-      }
-    if ((*why = check_value (t->name, key, p, v)) != NULL)
-      return 0;
-  }
+    {
+      json_t *p = json_object_get (props, key);
+      if (p == NULL)
+        {
+          cleanup_free char *list = names (props);
+          *why
+              = sbx_strdup_printf ("Invalid arguments for %s: unknown argument \"%s\"; %s takes %s",
+                                   t->name, key, t->name, list ? list : "other arguments");
+          return *why ? 0 : -1;
+        }
+      if ((*why = check_value (t->name, key, p, v)) != NULL)
+        return 0;
+    }
   size_t i;
   json_t *r;
   json_array_foreach (json_object_get (schema, "required"), i, r)

@@ -186,7 +186,8 @@ mcp_msg_parse (const char *data, size_t len, struct mcp_msg *msg)
       return;
     }
   /* A NUL would cut the name: "ping\u0000junk" must not be read as ping. */
-  if (!json_is_string (method) || strlen (json_string_value (method)) != json_string_length (method))
+  if (!json_is_string (method)
+      || strlen (json_string_value (method)) != json_string_length (method))
     {
       invalid (msg, MCP_INVALID_REQUEST,
                "Invalid Request: \"method\" must be a string without NUL characters");

@@ -190,8 +190,7 @@ struct sbx_mcp_session
 
 /* The session's sandbox, made if need be (CREATE) or only if it exists
  * (then *SB may be NULL); a failure is the source's. */
-int mcp_session_sandbox (sbx_mcp_session_t *s, bool create, sbx_sandbox_t **sb,
-                         sbx_error_t **err);
+int mcp_session_sandbox (sbx_mcp_session_t *s, bool create, sbx_sandbox_t **sb, sbx_error_t **err);
 /* What the model saw of the file at PATH (resolved): its fingerprint, or
  * NULL when it never read it. */
 const char *mcp_seen_get (sbx_mcp_session_t *s, const char *path);
@@ -275,8 +274,8 @@ struct mcp_write_result
   char *path;
   size_t lines;
 };
-int mcp_op_write (sbx_mcp_session_t *s, const struct mcp_write_args *a,
-                  struct mcp_write_result *r, sbx_error_t **err);
+int mcp_op_write (sbx_mcp_session_t *s, const struct mcp_write_args *a, struct mcp_write_result *r,
+                  sbx_error_t **err);
 void mcp_write_result_clear (struct mcp_write_result *r);
 
 /* edit_file */
@@ -301,7 +300,7 @@ struct mcp_glob_args
 };
 struct mcp_glob_result
 {
-  const char *pattern;  /* borrowed from the arguments */
+  const char *pattern; /* borrowed from the arguments */
   char *path;
   sbx_file_list_t list; /* the matches allowed, sorted */
   size_t hidden;        /* matches the permissions left out */
@@ -426,8 +425,7 @@ struct mcp_list_features
   bool annotations; /* Tool.annotations (2025-03-26) */
 };
 /* The result of tools/list; NULL when out of memory. */
-json_t *mcp_tools_list (const sbx_mcp_perms_t *p, struct mcp_list_features features,
-                        bool network);
+json_t *mcp_tools_list (const sbx_mcp_perms_t *p, struct mcp_list_features features, bool network);
 /* 0 when ARGS fit T's schema (null values dropped: "not given"), else a
  * message for the model in *WHY (malloc'd). -1 when out of memory. */
 int mcp_tool_check_args (const struct mcp_tool *t, json_t *args, char **why);

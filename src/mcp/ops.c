@@ -312,8 +312,8 @@ mcp_op_grep (sbx_mcp_session_t *s, const struct mcp_grep_args *a, struct mcp_gre
   int rc = mcp_session_sandbox (s, true, &sb, err);
   if (rc < 0 || (rc = mcp_target (s, sb, MCP_OP_GREP, a->path, false, &t, err)) < 0)
     return rc;
-  sbx_grep_opts_t go = { .path = t.real, .glob = a->glob, .max_matches = GREP_ASKED,
-                         .max_bytes = RESULT_BYTES };
+  sbx_grep_opts_t go
+      = { .path = t.real, .glob = a->glob, .max_matches = GREP_ASKED, .max_bytes = RESULT_BYTES };
   char **allowed = NULL;
   if (mcp_perms_may_deny (s->perms, MCP_OP_GREP))
     rc = grep_allowed (s, sb, &go, &allowed, &r->hidden, err);
@@ -384,8 +384,7 @@ mcp_op_bg_start (sbx_mcp_session_t *s, const struct mcp_bg_args *a, struct mcp_b
 /* The tools that only look at background processes make no sandbox: with
  * none, there is no process. */
 static int
-existing (sbx_mcp_session_t *s, const struct mcp_bg_args *a, sbx_sandbox_t **sb,
-          sbx_error_t **err)
+existing (sbx_mcp_session_t *s, const struct mcp_bg_args *a, sbx_sandbox_t **sb, sbx_error_t **err)
 {
   int rc = mcp_session_sandbox (s, false, sb, err);
   if (rc == 0 && *sb == NULL && a->shell_id)

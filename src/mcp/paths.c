@@ -74,8 +74,8 @@ mcp_resolve_many (sbx_sandbox_t *sb, const char *const *paths, size_t n, char **
 /* 0 when OP may touch PATH; else the denial. VIA is the path the model
  * gave when PATH is where its symlinks lead. */
 static int
-check (sbx_mcp_session_t *s, enum mcp_op op, const char *path, const char *workdir,
-       const char *via, sbx_error_t **err)
+check (sbx_mcp_session_t *s, enum mcp_op op, const char *path, const char *workdir, const char *via,
+       sbx_error_t **err)
 {
   const struct mcp_rule *rule;
   if (mcp_perms_check (s->perms, op, path, workdir, &rule) != MCP_DENY)

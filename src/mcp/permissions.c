@@ -101,8 +101,8 @@ add_rule (sbx_mcp_perms_t *p, enum mcp_op op, const char *pattern, enum mcp_acti
   sbx_glob_t *g = NULL;
   if (sbx_glob_compile (pattern, &g, &why) < 0)
     {
-      return sbx_error_set (err, SBX_E_INVALID, "invalid pattern '%s' in the %s rules of %s: %s", pattern,
-                                  op_names[op], p->origin, why);
+      return sbx_error_set (err, SBX_E_INVALID, "invalid pattern '%s' in the %s rules of %s: %s",
+                            pattern, op_names[op], p->origin, why);
     }
   struct mcp_rule *rules = realloc (o->rules, (o->nrules + 1) * sizeof *rules);
   char *pat = strdup (pattern);
@@ -166,7 +166,8 @@ mcp_perms_preset (const char *name, sbx_mcp_perms_t **out, sbx_error_t **err)
       which = i;
   if (which < 0)
     {
-      return sbx_error_set (err, SBX_E_INVALID,
+      return sbx_error_set (
+          err, SBX_E_INVALID,
           "unknown permissions '%s': name a preset (default, permissive, readonly, "
           "strict) or a rules file (a path to a JSON file)",
           name);
@@ -230,71 +231,78 @@ parse_op (sbx_mcp_perms_t *p, enum mcp_op op, json_t *v, sbx_error_t **err)
     {
       if (parse_action (v, &p->ops[op].fallback) == 0)
         return 0;
-      return sbx_error_set (err, SBX_E_INVALID, "\"%s\" in %s must be \"allow\", \"deny\" or \"ask\", or an object "
-                               "{\"default\": ..., \"rules\": [...]}",
-                               name, p->origin);
+      return sbx_error_set (err, SBX_E_INVALID,
+                            "\"%s\" in %s must be \"allow\", \"deny\" or \"ask\", or an object "
+                            "{\"default\": ..., \"rules\": [...]}",
+                            name, p->origin);
     }
   if (!json_is_object (v))
     {
-      return sbx_error_set (err, SBX_E_INVALID,
+      return sbx_error_set (
+          err, SBX_E_INVALID,
           "\"%s\" in %s must be an action or an object {\"default\": ..., \"rules\": "
           "[...]}",
           name, p->origin);
     }
   const char *key;
   json_t *val;
-  json_object_foreach (v, key, val) if (strcmp (key, "default") != 0 && strcmp (key, "rules") != 0)
-  {
-    return sbx_error_set (err, SBX_E_INVALID,
-        "unknown key \"%s\" in \"%s\" of %s; expected \"default\" and \"rules\"", key, name,
-        p->origin);
-  }
+  json_object_foreach (v, key, val)
+    if (strcmp (key, "default") != 0 && strcmp (key, "rules") != 0)
+      {
+        return sbx_error_set (
+            err, SBX_E_INVALID,
+            "unknown key \"%s\" in \"%s\" of %s; expected \"default\" and \"rules\"", key, name,
+            p->origin);
+      }
   json_t *def = json_object_get (v, "default"), *rules = json_object_get (v, "rules");
   if (def && parse_action (def, &p->ops[op].fallback) < 0)
     {
-      return sbx_error_set (err, SBX_E_INVALID, "\"%s\".\"default\" in %s must be \"allow\", \"deny\" or \"ask\"",
-                                  name, p->origin);
+      return sbx_error_set (err, SBX_E_INVALID,
+                            "\"%s\".\"default\" in %s must be \"allow\", \"deny\" or \"ask\"", name,
+                            p->origin);
     }
   if (rules && !json_is_array (rules))
     {
-      return sbx_error_set (err, SBX_E_INVALID, "\"%s\".\"rules\" in %s must be an array", name, p->origin);
+      return sbx_error_set (err, SBX_E_INVALID, "\"%s\".\"rules\" in %s must be an array", name,
+                            p->origin);
     }
   if (json_array_size (rules) > 0 && !has_paths (op))
     {
       /* A command can reach any path, so rules on commands would be
        * advice, not enforcement: only allow or deny it as a whole. */
       return sbx_error_set (err, SBX_E_INVALID,
-          "\"%s\" in %s takes no rules, only a default (\"allow\", \"deny\" or "
-          "\"ask\"): a command's text can't be checked for the paths it reaches",
-          name, p->origin);
+                            "\"%s\" in %s takes no rules, only a default (\"allow\", \"deny\" or "
+                            "\"ask\"): a command's text can't be checked for the paths it reaches",
+                            name, p->origin);
     }
   size_t i;
   json_t *rule;
   json_array_foreach (rules, i, rule)
-  {
-    enum mcp_action a;
-    const char *pattern = json_string_value (json_object_get (rule, "pattern"));
-    json_t *desc = json_object_get (rule, "description");
-    size_t known = 2 + (desc != NULL);
-    if (!json_is_object (rule) || pattern == NULL || !*pattern
-        || parse_action (json_object_get (rule, "action"), &a) < 0
-        || (desc && !json_is_string (desc)) || json_object_size (rule) != known)
-      {
-        return sbx_error_set (err, SBX_E_INVALID,
-            "rule %zu of \"%s\" in %s must be {\"pattern\": \"GLOB\", \"action\": "
-            "\"allow\"|\"deny\"|\"ask\"} with an optional \"description\"",
-            i + 1, name, p->origin);
-      }
-    int r = add_rule (p, op, pattern, a, json_string_value (desc), false, err);
-    if (r < 0)
-      return r;
-  }
+    {
+      enum mcp_action a;
+      const char *pattern = json_string_value (json_object_get (rule, "pattern"));
+      json_t *desc = json_object_get (rule, "description");
+      size_t known = 2 + (desc != NULL);
+      if (!json_is_object (rule) || pattern == NULL || !*pattern
+          || parse_action (json_object_get (rule, "action"), &a) < 0
+          || (desc && !json_is_string (desc)) || json_object_size (rule) != known)
+        {
+          return sbx_error_set (
+              err, SBX_E_INVALID,
+              "rule %zu of \"%s\" in %s must be {\"pattern\": \"GLOB\", \"action\": "
+              "\"allow\"|\"deny\"|\"ask\"} with an optional \"description\"",
+              i + 1, name, p->origin);
+        }
+      int r = add_rule (p, op, pattern, a, json_string_value (desc), false, err);
+      if (r < 0)
+        return r;
+    }
   return 0;
 }
 
 int
 sbx_mcp_perms_parse (const char *text, size_t len, const char *origin, sbx_mcp_perms_t **out,
-                 sbx_error_t **err)
+                     sbx_error_t **err)
 {
   json_error_t jerr;
   json_t *doc = json_loadb (text, len, 0, &jerr);
@@ -336,25 +344,26 @@ sbx_mcp_perms_parse (const char *text, size_t len, const char *origin, sbx_mcp_p
   const char *key;
   json_t *val;
   json_object_foreach (doc, key, val)
-  {
-    if (r < 0)
-      break;
-    if (strcmp (key, "default") == 0 || strcmp (key, "deny_secrets") == 0)
-      continue;
-    int op = -1;
-    for (int i = 0; i < MCP_OP_COUNT; i++)
-      if (strcmp (key, op_names[i]) == 0)
-        op = i;
-    if (op < 0)
-      {
-      r = sbx_error_set (err, SBX_E_INVALID,
-                         "unknown key \"%s\" in %s; expected \"default\", \"deny_secrets\" or an "
-                         "operation: read, write, edit, execute, glob, grep, ls",
-                         key, origin);
-      }
-    else
-      r = parse_op (p, op, val, err);
-  }
+    {
+      if (r < 0)
+        break;
+      if (strcmp (key, "default") == 0 || strcmp (key, "deny_secrets") == 0)
+        continue;
+      int op = -1;
+      for (int i = 0; i < MCP_OP_COUNT; i++)
+        if (strcmp (key, op_names[i]) == 0)
+          op = i;
+      if (op < 0)
+        {
+          r = sbx_error_set (
+              err, SBX_E_INVALID,
+              "unknown key \"%s\" in %s; expected \"default\", \"deny_secrets\" or an "
+              "operation: read, write, edit, execute, glob, grep, ls",
+              key, origin);
+        }
+      else
+        r = parse_op (p, op, val, err);
+    }
   json_decref (doc);
   if (r < 0)
     {
@@ -391,8 +400,8 @@ sbx_mcp_perms_load (const char *arg, sbx_mcp_perms_t **out, sbx_error_t **err)
                           "and no such rules file",
                           arg);
   if (f == NULL)
-    return sbx_error_set_errno (err, SBX_E_IO, errno,
-                                "permissions %s: cannot open the rules file", arg);
+    return sbx_error_set_errno (err, SBX_E_IO, errno, "permissions %s: cannot open the rules file",
+                                arg);
   cleanup_free char *text = malloc (MAX_RULES_FILE + 1);
   size_t len = text ? fread (text, 1, MAX_RULES_FILE + 1, f) : 0;
   bool failed = text == NULL || ferror (f);
@@ -496,6 +505,6 @@ mcp_perms_deny (const sbx_mcp_perms_t *p, enum mcp_op op, const char *path,
                         "Permission denied: %s of %s is denied by the rule \"%s\"%s%s%s of %s. "
                         "The permissions are enforced by the server; use another path.",
                         name, path, rule->pattern, rule->description ? " (" : "",
-                        rule->description ? rule->description : "",
-                        rule->description ? ")" : "", p->origin);
+                        rule->description ? rule->description : "", rule->description ? ")" : "",
+                        p->origin);
 }

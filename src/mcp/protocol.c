@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *const mcp_versions[]
-    = { MCP_LATEST_VERSION, "2025-06-18", "2025-03-26", "2024-11-05", NULL };
+const char *const mcp_versions[] = { MCP_LATEST_VERSION, "2025-06-18", "2025-03-26", "2024-11-05",
+                                     NULL };
 
 struct sbx_mcp_conn
 {

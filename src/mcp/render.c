@@ -60,8 +60,7 @@ mcp_render_read (FILE *f, const struct mcp_read_result *r)
   else if (r->offset == 0)
     fprintf (f, "%s is empty.", r->path);
   else
-    fprintf (f, "%s has no lines after line %lld; read from a smaller offset.", r->path,
-             r->offset);
+    fprintf (f, "%s has no lines after line %lld; read from a smaller offset.", r->path, r->offset);
 }
 
 void

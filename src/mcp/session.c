@@ -23,8 +23,7 @@ struct mcp_seen
 };
 
 int
-sbx_mcp_session_new (const sbx_mcp_session_opts_t *opts, sbx_mcp_session_t **out,
-                     sbx_error_t **err)
+sbx_mcp_session_new (const sbx_mcp_session_opts_t *opts, sbx_mcp_session_t **out, sbx_error_t **err)
 {
   *out = NULL;
   if (opts == NULL || opts->perms == NULL || opts->sandbox == NULL)

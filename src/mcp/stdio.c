@@ -414,8 +414,10 @@ sbx_mcp_serve_stdio (const sbx_mcp_stdio_opts_t *opts)
   pthread_mutex_init (&s.box.lock, NULL);
   pthread_cond_init (&s.cond, NULL);
 
-  sbx_mcp_session_opts_t so = { .perms = opts->perms, .network = opts->network,
-                                .workdir = opts->workdir, .sandbox = box_sandbox,
+  sbx_mcp_session_opts_t so = { .perms = opts->perms,
+                                .network = opts->network,
+                                .workdir = opts->workdir,
+                                .sandbox = box_sandbox,
                                 .userdata = &s.box };
   sbx_mcp_session_t *session = NULL;
   sbx_mcp_conn_t *conn = NULL;

@@ -161,10 +161,12 @@ engine (const char *method, const char *path, const char *body, char *out, size_
         return -1;
       close (fd);
     }
-  snprintf (cmd, sizeof cmd, "curl -s --max-time 20 --unix-socket %s -X %s %s%s%s "
-            "'http://localhost%s'", engine_socket (), method,
-            body ? "-H 'Content-Type: application/json' --data-binary @" : "", body ? file : "",
-            "", path);
+  snprintf (cmd, sizeof cmd,
+            "curl -s --max-time 20 --unix-socket %s -X %s %s%s%s "
+            "'http://localhost%s'",
+            engine_socket (), method,
+            body ? "-H 'Content-Type: application/json' --data-binary @" : "", body ? file : "", "",
+            path);
   FILE *p = popen (cmd, "r");
   size_t n = p && out ? fread (out, 1, cap - 1, p) : 0;
   if (out)

@@ -42,8 +42,9 @@ static void
 test_pid1_alone (sbx_sandbox_t *sb)
 {
   is_str (run (sb, "ls /proc/1/task", NULL), "1\n", "the agent is one thread");
-  is_str (run (sb, "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; done "
-                   "| grep -c '^/.sbx/agent'",
+  is_str (run (sb,
+               "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; done "
+               "| grep -c '^/.sbx/agent'",
                NULL),
           "1\n", "the agent is one process");
   is_str (run (sb, "cut -d' ' -f4 /proc/$$/stat", NULL), "1\n", "a command's parent is PID 1");
@@ -101,12 +102,14 @@ test_signals (sbx_sandbox_t *sb)
   is_str (run (sb, "kill -9 -1 2>/dev/null; echo survived", &code), "survived\n",
           "kill -9 -1 in a command: the exec returns what it printed");
   is_int (code, 0, "and its exit code");
-  is_str (run (sb, "kill -KILL $PPID; kill -STOP 1; kill -TERM 1; kill -INT 1; kill -HUP 1; "
-                   "kill -SEGV 1; echo alive",
+  is_str (run (sb,
+               "kill -KILL $PPID; kill -STOP 1; kill -TERM 1; kill -INT 1; kill -HUP 1; "
+               "kill -SEGV 1; echo alive",
                NULL),
           "alive\n", "KILL, STOP, TERM, INT, HUP and SEGV sent to the agent change nothing");
-  run (sb, "python3 -c \"\nimport os\nfor s in range(1, 65):\n    try: os.kill(1, s)\n"
-           "    except OSError: pass\"",
+  run (sb,
+       "python3 -c \"\nimport os\nfor s in range(1, 65):\n    try: os.kill(1, s)\n"
+       "    except OSError: pass\"",
        NULL);
   is_str (run (sb, "echo after-all-signals", NULL), "after-all-signals\n",
           "every signal number sent to PID 1: the agent still answers");
@@ -118,31 +121,35 @@ test_signals (sbx_sandbox_t *sb)
   ok (run_until (sb, term_int_read, "read\n", 10), "the agent has read them");
   is_str (run (sb, "echo not-fooled", NULL), "not-fooled\n",
           "a signal that claims to come from outside does not stop the agent");
-  is_str (run (sb, "python3 -c \"import ctypes; l = ctypes.CDLL(None, use_errno=True); "
-                   "print(l.ptrace(16, 1, 0, 0), ctypes.get_errno())\"",
+  is_str (run (sb,
+               "python3 -c \"import ctypes; l = ctypes.CDLL(None, use_errno=True); "
+               "print(l.ptrace(16, 1, 0, 0), ctypes.get_errno())\"",
                NULL),
           "-1 1\n", "ptrace attach to the agent: EPERM");
   char limits[512];
   const char *before = run (sb, "grep -E '^Max (open files|cpu time)' /proc/1/limits", NULL);
   snprintf (limits, sizeof limits, "%s", before ? before : "");
-  is_str (run (sb, "prlimit --pid 1 --nofile=4:4 >/dev/null 2>&1; echo $?; "
-                   "setpriv --reuid=65534 --regid=65534 --clear-groups prlimit --pid 1 "
-                   "--cpu=1:1 >/dev/null 2>&1; echo $?",
+  is_str (run (sb,
+               "prlimit --pid 1 --nofile=4:4 >/dev/null 2>&1; echo $?; "
+               "setpriv --reuid=65534 --regid=65534 --clear-groups prlimit --pid 1 "
+               "--cpu=1:1 >/dev/null 2>&1; echo $?",
                NULL),
           "1\n1\n", "prlimit on the agent (as root, and as any other user): refused");
   is_str (run (sb, "grep -E '^Max (open files|cpu time)' /proc/1/limits", NULL), limits,
           "the agent's limits are untouched");
-  is_str (run (sb, "cat /proc/1/oom_score_adj; (echo 1000 > /proc/1/oom_score_adj) 2>/dev/null || "
-                   "echo refused; (echo 1000 > /proc/1/task/1/oom_score_adj) 2>/dev/null || "
-                   "echo refused; cat /proc/1/oom_score_adj /proc/self/oom_score_adj",
+  is_str (run (sb,
+               "cat /proc/1/oom_score_adj; (echo 1000 > /proc/1/oom_score_adj) 2>/dev/null || "
+               "echo refused; (echo 1000 > /proc/1/task/1/oom_score_adj) 2>/dev/null || "
+               "echo refused; cat /proc/1/oom_score_adj /proc/self/oom_score_adj",
                NULL),
           "0\nrefused\nrefused\n0\n500\n",
           "the agent's OOM score is read-only; commands are the OOM killer's first choice");
 
   /* Everything inside killed and stopped in a loop, while the host works. */
   char *looper = NULL;
-  if (!check_ok (sbx_bg_start (sb, "echo looping; while :; do kill -KILL -1; kill -STOP -1; done "
-                                   "2>/dev/null",
+  if (!check_ok (sbx_bg_start (sb,
+                               "echo looping; while :; do kill -KILL -1; kill -STOP -1; done "
+                               "2>/dev/null",
                                NULL, &looper, &err),
                  &err, "a loop that kills and stops every process it can"))
     return;
@@ -329,13 +336,12 @@ fails_in_time (int r, sbx_error_t **err, int code, const char *needle, double t0
   ok (took < limit, "%s: ended in %.1f s", what, took);
 }
 
-static const char *lease_script
-    = "import fcntl, os, signal, time\n"
-      "signal.signal(signal.SIGIO, signal.SIG_IGN)\n"
-      "fd = os.open('/workspace/adv/leased', os.O_RDWR)\n"
-      "fcntl.fcntl(fd, 1024, fcntl.F_WRLCK)\n"  /* F_SETLEASE */
-      "print('leased', flush=True)\n"
-      "time.sleep(600)\n";
+static const char *lease_script = "import fcntl, os, signal, time\n"
+                                  "signal.signal(signal.SIGIO, signal.SIG_IGN)\n"
+                                  "fd = os.open('/workspace/adv/leased', os.O_RDWR)\n"
+                                  "fcntl.fcntl(fd, 1024, fcntl.F_WRLCK)\n" /* F_SETLEASE */
+                                  "print('leased', flush=True)\n"
+                                  "time.sleep(600)\n";
 
 static void
 test_adversarial_files (sbx_sandbox_t *sb)
@@ -346,14 +352,15 @@ test_adversarial_files (sbx_sandbox_t *sb)
   check_fails (sbx_sandbox_set_file_timeout (sb, 0, &err), &err, SBX_E_INVALID, "above 0",
                "a file time limit of 0 is refused");
   int code = -1;
-  run (sb, "mkdir -p /workspace/adv/sub && cd /workspace/adv && "
-           "python3 -c \"open('sparse', 'w').write('first line\\n' + 'x' * 70000 + '\\n')\" && "
-           "truncate -s 1T sparse && "
-           "mkfifo fifo && python3 -c \"import socket; socket.socket(socket.AF_UNIX).bind('sock')\" "
-           "&& ln -s loop1 loop2 && ln -s loop2 loop1 && ln -s . self && ln -s .. sub/up && "
-           "head -c 50000000 /dev/zero | tr '\\0' a > longline && echo text > leased && "
-           "python3 -c \"import os; p = '/workspace/adv/deep' + '/d' * 300; os.makedirs(p); "
-           "open(p + '/leaf', 'w')\" && echo ready",
+  run (sb,
+       "mkdir -p /workspace/adv/sub && cd /workspace/adv && "
+       "python3 -c \"open('sparse', 'w').write('first line\\n' + 'x' * 70000 + '\\n')\" && "
+       "truncate -s 1T sparse && "
+       "mkfifo fifo && python3 -c \"import socket; socket.socket(socket.AF_UNIX).bind('sock')\" "
+       "&& ln -s loop1 loop2 && ln -s loop2 loop1 && ln -s . self && ln -s .. sub/up && "
+       "head -c 50000000 /dev/zero | tr '\\0' a > longline && echo text > leased && "
+       "python3 -c \"import os; p = '/workspace/adv/deep' + '/d' * 300; os.makedirs(p); "
+       "open(p + '/leaf', 'w')\" && echo ready",
        &code);
   is_int (code, 0, "adversarial content made");
   char *lease_id = NULL;
@@ -416,8 +423,8 @@ test_adversarial_files (sbx_sandbox_t *sb)
                      "not a regular file", t0, 2, what);
     }
   t0 = now_s ();
-  fails_in_time (sbx_read (sb, "/workspace/adv/leased", 0, 0, &text, &err), &err,
-                 SBX_E_PERMISSION, "lease", t0, 2, "read of a file under a lease");
+  fails_in_time (sbx_read (sb, "/workspace/adv/leased", 0, 0, &text, &err), &err, SBX_E_PERMISSION,
+                 "lease", t0, 2, "read of a file under a lease");
   t0 = now_s ();
   fails_in_time (sbx_edit (sb, "/workspace/adv/sparse", "a", "b", false, NULL, &err), &err,
                  SBX_E_TOO_LARGE, "edit handles", t0, 2, "edit of the sparse file");
@@ -490,8 +497,9 @@ test_slow_reader (sbx_sandbox_t *sb)
       ok (now_s () - t0 < 1 + SLACK, "on time whatever the reading pace (%.1f s)", now_s () - t0);
     }
   sbx_exec_result_free (&res);
-  is_str (run (sb, "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; done "
-                   "| grep -c '^yes' || true",
+  is_str (run (sb,
+               "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; done "
+               "| grep -c '^yes' || true",
                NULL),
           "0\n", "the command is gone");
 }
@@ -528,8 +536,9 @@ test_kill_all_mid_exec (sbx_sandbox_t *sb)
   struct bg_exec b = { .sb = other };
   pthread_t t;
   pthread_create (&t, NULL, long_exec, &b);
-  ok (run_until (sb, "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; done "
-                     "| grep -c '^sleep 10[0]'",
+  ok (run_until (sb,
+                 "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; done "
+                 "| grep -c '^sleep 10[0]'",
                  "1\n", 10),
       "the command runs");
   size_t killed = 0;
@@ -544,32 +553,32 @@ test_kill_all_mid_exec (sbx_sandbox_t *sb)
 
 /* The agent may put its socket back between the unlink and the bind: the
  * impostor tries again until its bind wins. */
-static const char *impersonate_script
-    = "import os, socket, time\n"
-      "s = socket.socket(socket.AF_UNIX)\n"
-      "for _ in range(1000):\n"
-      "    try:\n"
-      "        os.unlink('/.sbx/run/agent.sock')\n"
-      "    except FileNotFoundError:\n"
-      "        pass\n"
-      "    try:\n"
-      "        s.bind('/.sbx/run/agent.sock')\n"
-      "        break\n"
-      "    except OSError:\n"
-      "        pass\n"
-      "else:\n"
-      "    raise SystemExit('the agent kept its place')\n"
-      "os.chmod('/.sbx/run/agent.sock', 0o666)\n"
-      "s.listen(5)\n"
-      "print('listening', flush=True)\n"
-      "time.sleep(600)\n";
+static const char *impersonate_script = "import os, socket, time\n"
+                                        "s = socket.socket(socket.AF_UNIX)\n"
+                                        "for _ in range(1000):\n"
+                                        "    try:\n"
+                                        "        os.unlink('/.sbx/run/agent.sock')\n"
+                                        "    except FileNotFoundError:\n"
+                                        "        pass\n"
+                                        "    try:\n"
+                                        "        s.bind('/.sbx/run/agent.sock')\n"
+                                        "        break\n"
+                                        "    except OSError:\n"
+                                        "        pass\n"
+                                        "else:\n"
+                                        "    raise SystemExit('the agent kept its place')\n"
+                                        "os.chmod('/.sbx/run/agent.sock', 0o666)\n"
+                                        "s.listen(5)\n"
+                                        "print('listening', flush=True)\n"
+                                        "time.sleep(600)\n";
 
 static void
 test_socket (sbx_sandbox_t *sealed)
 {
   /* As root, the host seals the run folder once the agent answers. */
-  is_str (run (sealed, "rm -f /.sbx/run/agent.sock 2>&1 | grep -c 'Read-only'; "
-                       "touch /.sbx/run/x 2>/dev/null || echo refused; ls /.sbx/run",
+  is_str (run (sealed,
+               "rm -f /.sbx/run/agent.sock 2>&1 | grep -c 'Read-only'; "
+               "touch /.sbx/run/x 2>/dev/null || echo refused; ls /.sbx/run",
                NULL),
           "1\nrefused\nagent.sock\n", "the socket cannot be removed or replaced");
   ok (fresh_handle_works (sealed, 5), "a new connection works");
@@ -602,8 +611,9 @@ test_socket (sbx_sandbox_t *sealed)
   ok (fresh_handle_works (sb, 5), "replaced again by the agent: a new connection works");
   sbx_bg_kill (sb, id, NULL);
   free (id);
-  is_str (run (sb, "for i in $(seq 100); do (: > /.sbx/run/f$i) 2>/dev/null; done; "
-                   "rm /.sbx/run/agent.sock; echo filled",
+  is_str (run (sb,
+               "for i in $(seq 100); do (: > /.sbx/run/f$i) 2>/dev/null; done; "
+               "rm /.sbx/run/agent.sock; echo filled",
                NULL),
           "filled\n", "the folder filled to its last inode, the socket removed");
   ok (fresh_handle_works (sb, 5), "the agent clears the folder and makes its socket again");
@@ -648,17 +658,16 @@ test_socket (sbx_sandbox_t *sealed)
 
 /* ------------------------------------------------------ quiet */
 
-static const char *connect_loop
-    = "import socket, time\n"
-      "n, end = 0, time.time() + 3\n"
-      "while time.time() < end:\n"
-      "    s = socket.socket(socket.AF_UNIX)\n"
-      "    try:\n"
-      "        s.connect('/.sbx/run/agent.sock'); n += 1\n"
-      "    except OSError:\n"
-      "        pass\n"
-      "    s.close()\n"
-      "print(n)\n";
+static const char *connect_loop = "import socket, time\n"
+                                  "n, end = 0, time.time() + 3\n"
+                                  "while time.time() < end:\n"
+                                  "    s = socket.socket(socket.AF_UNIX)\n"
+                                  "    try:\n"
+                                  "        s.connect('/.sbx/run/agent.sock'); n += 1\n"
+                                  "    except OSError:\n"
+                                  "        pass\n"
+                                  "    s.close()\n"
+                                  "print(n)\n";
 
 static void
 test_quiet (sbx_sandbox_t *sb)
@@ -757,8 +766,8 @@ test_hung_engine (void)
   size_t count = 0;
   sbx_error_t *err = NULL;
   double t0 = now_s ();
-  fails_in_time (sbx_sandbox_list (&items, &count, &err), &err, SBX_E_TIMEOUT, "did not answer",
-                 t0, 2 + SLACK, "listing sandboxes");
+  fails_in_time (sbx_sandbox_list (&items, &count, &err), &err, SBX_E_TIMEOUT, "did not answer", t0,
+                 2 + SLACK, "listing sandboxes");
   t0 = now_s ();
   int status = system ("build/sbx ps >/dev/null 2>&1");
   ok (WIFEXITED (status) && WEXITSTATUS (status) == 125 && now_s () - t0 < 2 + SLACK,
@@ -791,12 +800,12 @@ test_paused_agent (void)
   sbx_exec_result_t res;
   sbx_error_t *err = NULL;
   double t0 = now_s ();
-  fails_in_time (sbx_exec (sb, "true", NULL, &res, &err), &err, SBX_E_TIMEOUT,
-                 "stopped answering", t0, 10 + SLACK, "an exec in a frozen sandbox");
+  fails_in_time (sbx_exec (sb, "true", NULL, &res, &err), &err, SBX_E_TIMEOUT, "stopped answering",
+                 t0, 10 + SLACK, "an exec in a frozen sandbox");
   t0 = now_s ();
   char *text = NULL;
-  fails_in_time (sbx_read (sb, "/etc/hostname", 0, 0, &text, &err), &err, SBX_E_TIMEOUT, NULL,
-                 t0, 10 + SLACK, "a read in a frozen sandbox");
+  fails_in_time (sbx_read (sb, "/etc/hostname", 0, 0, &text, &err), &err, SBX_E_TIMEOUT, NULL, t0,
+                 10 + SLACK, "a read in a frozen sandbox");
   snprintf (path, sizeof path, "/containers/%s/unpause", sbx_sandbox_id (sb));
   ok (engine ("POST", path, NULL, NULL, 0) == 0, "thawed");
   is_str (run (sb, "echo thawed", NULL), "thawed\n", "the handle works again");

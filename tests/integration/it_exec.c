@@ -101,7 +101,7 @@ test_basics (sbx_sandbox_t *sb)
     }
   sbx_exec_result_free (&res);
 
-  log = (stream_log_t) { .stop_after = 1 };
+  log = (stream_log_t){ .stop_after = 1 };
   err = NULL;
   double t0 = now_s ();
   if (check_ok (sbx_exec (sb, "while true; do echo tick; sleep 0.1; done", &o, &res, &err), &err,
@@ -121,9 +121,9 @@ test_output_cap (sbx_sandbox_t *sb)
   sbx_error_t *err = NULL;
   sbx_exec_opts_init (&o);
   long before = max_rss_kib ();
-  if (check_ok (sbx_exec (sb, "head -c 1000000000 /dev/zero | tr '\\0' a; echo done >&2", &o, &res,
-                          &err),
-                &err, "1 GB of output"))
+  if (check_ok (
+          sbx_exec (sb, "head -c 1000000000 /dev/zero | tr '\\0' a; echo done >&2", &o, &res, &err),
+          &err, "1 GB of output"))
     {
       is_int (res.output_len, SBX_DEFAULT_MAX_OUTPUT, "output is capped at 100,000 bytes");
       ok (res.truncated, "truncated is set");
@@ -160,8 +160,9 @@ test_timeout (sbx_sandbox_t *sb)
   o.timeout = 1;
   double t0 = now_s ();
   /* A grandchild that ignores TERM, and a child in its own process group. */
-  if (check_ok (sbx_exec (sb, "echo started; (trap '' TERM; sleep 1000) & "
-                              "setsid sleep 1000 & sleep 1000",
+  if (check_ok (sbx_exec (sb,
+                          "echo started; (trap '' TERM; sleep 1000) & "
+                          "setsid sleep 1000 & sleep 1000",
                           &o, &res, &err),
                 &err, "exec with a timeout"))
     {
@@ -190,8 +191,9 @@ test_timeout (sbx_sandbox_t *sb)
       ok (now_s () - t0 < 3, "it returns without waiting for the child");
     }
   sbx_exec_result_free (&res);
-  run (sb, "pkill sleep 2>/dev/null; for p in /proc/[0-9]*; do "
-           "[ \"$(cat $p/comm 2>/dev/null)\" = sleep ] && kill ${p#/proc/}; done; true",
+  run (sb,
+       "pkill sleep 2>/dev/null; for p in /proc/[0-9]*; do "
+       "[ \"$(cat $p/comm 2>/dev/null)\" = sleep ] && kill ${p#/proc/}; done; true",
        NULL);
 }
 
@@ -230,9 +232,9 @@ test_background (sbx_sandbox_t *sb)
   sbx_error_t *err = NULL;
   char *id = NULL;
   /* The pause between the lines keeps them apart in the reads. */
-  if (!check_ok (sbx_bg_start (sb, "echo first; sleep 0.5; echo second; sleep 1000", NULL, &id,
-                               &err),
-                 &err, "start a background process"))
+  if (!check_ok (
+          sbx_bg_start (sb, "echo first; sleep 0.5; echo second; sleep 1000", NULL, &id, &err),
+          &err, "start a background process"))
     return;
   char text[64];
   bool running = false;
@@ -335,7 +337,8 @@ test_bg_hostile (sbx_sandbox_t *sb)
       bool cut = false;
       for (size_t i = 0; i < count; i++)
         if (strcmp (items[i].id, id) == 0)
-          cut = strlen (items[i].command) <= 1024 && strncmp (items[i].command, "sleep 300", 9) == 0;
+          cut = strlen (items[i].command) <= 1024
+                && strncmp (items[i].command, "sleep 300", 9) == 0;
       ok (cut, "a listed command is cut at 1 KiB");
       sbx_bg_info_list_free (items, count);
     }
@@ -385,8 +388,10 @@ test_bg_hostile (sbx_sandbox_t *sb)
           "at most 8 MiB kept, the rest counted as dropped (%zu read, %llu dropped)", got,
           (unsigned long long) info.dropped);
       sbx_bg_info_clear (&info);
-      const char *rss = run (sb, "awk '/^VmRSS/ {print ($2 < 16384) ? \"small\" : $2}' "
-                                 "/proc/1/status", NULL);
+      const char *rss = run (sb,
+                             "awk '/^VmRSS/ {print ($2 < 16384) ? \"small\" : $2}' "
+                             "/proc/1/status",
+                             NULL);
       is_str (rss, "small\n", "the agent stays small (VmRSS under 16 MiB)");
     }
   sbx_bg_kill (sb, id, &err);

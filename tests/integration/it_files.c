@@ -44,7 +44,8 @@ test_write_read (sbx_sandbox_t *sb)
 
   write_file (sb, "noeol.txt", "a\nb");
   err = NULL;
-  if (check_ok (sbx_read (sb, "noeol.txt", 0, 0, &text, &err), &err, "read a file without final newline"))
+  if (check_ok (sbx_read (sb, "noeol.txt", 0, 0, &text, &err), &err,
+                "read a file without final newline"))
     is_str (text, "     1\ta\n     2\tb\n", "last line without newline");
   free (text);
 
@@ -68,8 +69,9 @@ test_write_read (sbx_sandbox_t *sb)
   run (sb, "seq 1 200000 > big.txt", NULL);
   err = NULL;
   if (check_ok (sbx_read (sb, "big.txt", 199990, 5, &text, &err), &err, "read deep in a big file"))
-    is_str (text, "199991\t199991\n199992\t199992\n199993\t199993\n199994\t199994\n199995\t199995\n"
-                  "... more lines follow; read on with offset=199995\n",
+    is_str (text,
+            "199991\t199991\n199992\t199992\n199993\t199993\n199994\t199994\n199995\t199995\n"
+            "... more lines follow; read on with offset=199995\n",
             "numbers wider than six digits still line up");
   free (text);
 
@@ -93,11 +95,12 @@ test_atomic_write (sbx_sandbox_t *sb)
   sbx_error_t *err = NULL;
   check_ok (sbx_write (sb, "atomic.txt", a, n, &err), &err, "a 1 MiB file");
   char *id = NULL;
-  if (!check_ok (sbx_bg_start (sb, "last=; while true; do s=$(wc -c < atomic.txt); "
-                                   "m=$(tr -d a < atomic.txt | tr -d b | wc -c); "
-                                   "[ \"$s\" = 1048576 ] && [ \"$m\" = 0 ] || echo BAD $s; "
-                                   "c=$(head -c 1 atomic.txt); "
-                                   "[ \"$c\" = \"$last\" ] || { echo \"$c\"; last=$c; }; done",
+  if (!check_ok (sbx_bg_start (sb,
+                               "last=; while true; do s=$(wc -c < atomic.txt); "
+                               "m=$(tr -d a < atomic.txt | tr -d b | wc -c); "
+                               "[ \"$s\" = 1048576 ] && [ \"$m\" = 0 ] || echo BAD $s; "
+                               "c=$(head -c 1 atomic.txt); "
+                               "[ \"$c\" = \"$last\" ] || { echo \"$c\"; last=$c; }; done",
                                NULL, &id, &err),
                  &err, "a reader in a loop"))
     {
@@ -138,13 +141,15 @@ test_edit (sbx_sandbox_t *sb)
   check_fails (sbx_edit (sb, "edit.txt", "x = 1", "x = 3", false, &count, &err), &err,
                SBX_E_EDIT_AMBIGUOUS, "occurs 2 times", "an ambiguous edit names the count");
   err = NULL;
-  check_fails (sbx_edit (sb, "edit.txt", "zzz", "q", false, &count, &err), &err, SBX_E_EDIT_NO_MATCH,
-               "not found", "a missing old text is an error");
+  check_fails (sbx_edit (sb, "edit.txt", "zzz", "q", false, &count, &err), &err,
+               SBX_E_EDIT_NO_MATCH, "not found", "a missing old text is an error");
   err = NULL;
-  if (check_ok (sbx_edit (sb, "edit.txt", "y = 2", "y = 20", false, &count, &err), &err, "a unique edit"))
+  if (check_ok (sbx_edit (sb, "edit.txt", "y = 2", "y = 20", false, &count, &err), &err,
+                "a unique edit"))
     is_int (count, 1, "one occurrence replaced");
   err = NULL;
-  if (check_ok (sbx_edit (sb, "edit.txt", "x = 1", "x = 3", true, &count, &err), &err, "replace all"))
+  if (check_ok (sbx_edit (sb, "edit.txt", "x = 1", "x = 3", true, &count, &err), &err,
+                "replace all"))
     is_int (count, 2, "two occurrences replaced");
   void *data = NULL;
   size_t len = 0;
@@ -162,8 +167,9 @@ test_edit (sbx_sandbox_t *sb)
 static void
 test_ls (sbx_sandbox_t *sb)
 {
-  run (sb, "mkdir -p /tmp/ls/zdir /tmp/ls/adir && printf 12345 > /tmp/ls/b.txt && "
-           "printf 1 > /tmp/ls/a.txt && touch /tmp/ls/.hidden",
+  run (sb,
+       "mkdir -p /tmp/ls/zdir /tmp/ls/adir && printf 12345 > /tmp/ls/b.txt && "
+       "printf 1 > /tmp/ls/a.txt && touch /tmp/ls/.hidden",
        NULL);
   sbx_file_list_t list;
   sbx_error_t *err = NULL;
@@ -183,8 +189,8 @@ test_ls (sbx_sandbox_t *sb)
   check_fails (sbx_ls (sb, "/tmp/ls/a.txt", NULL, &list, &err), &err, SBX_E_NOT_DIR, NULL,
                "ls of a file is an error");
   err = NULL;
-  check_fails (sbx_ls (sb, "/nonexistent", NULL, &list, &err), &err, SBX_E_NOT_FOUND, "/nonexistent",
-               "ls of a missing directory names it");
+  check_fails (sbx_ls (sb, "/nonexistent", NULL, &list, &err), &err, SBX_E_NOT_FOUND,
+               "/nonexistent", "ls of a missing directory names it");
   char *text = NULL;
   err = NULL;
   check_fails (sbx_read (sb, "/tmp/ls", 0, 0, &text, &err), &err, SBX_E_IS_DIR, NULL,
@@ -223,8 +229,9 @@ check_glob (sbx_sandbox_t *sb, const char *pattern, const char *path, const char
 static void
 test_glob (sbx_sandbox_t *sb)
 {
-  run (sb, "mkdir -p /g/src/sub /g/docs && cd /g && touch top.py src/a.py src/b.c src/sub/c.py "
-           "docs/x.md src/.hid.py",
+  run (sb,
+       "mkdir -p /g/src/sub /g/docs && cd /g && touch top.py src/a.py src/b.c src/sub/c.py "
+       "docs/x.md src/.hid.py",
        NULL);
   check_glob (sb, "*.py", "/g", "/g/top.py ");
   check_glob (sb, "**/*.py", "/g", "/g/src/.hid.py /g/src/a.py /g/src/sub/c.py /g/top.py ");
@@ -268,34 +275,36 @@ check_grep (sbx_sandbox_t *sb, const char *pattern, const sbx_grep_opts_t *o, co
 static void
 test_grep (sbx_sandbox_t *sb)
 {
-  run (sb, "mkdir -p /r/sub /r/.git && cd /r && printf 'def foo():\\n    return 1\\n' > a.py && "
-           "printf \"it's here\\nnot\\n\" > sub/b.txt && printf 'def hidden():\\n' > .h.py && "
-           "printf 'def inside_git():\\n' > .git/c.py && printf 'def x\\0bin' > bin.py",
+  run (sb,
+       "mkdir -p /r/sub /r/.git && cd /r && printf 'def foo():\\n    return 1\\n' > a.py && "
+       "printf \"it's here\\nnot\\n\" > sub/b.txt && printf 'def hidden():\\n' > .h.py && "
+       "printf 'def inside_git():\\n' > .git/c.py && printf 'def x\\0bin' > bin.py",
        NULL);
   sbx_grep_opts_t o = { .path = "/r" };
   check_grep (sb, "def\\s+\\w+\\(", &o, "/r/a.py:1:def foo():\n",
               "PCRE2 classes work; hidden files and binaries are skipped");
   o.include_hidden = true;
-  check_grep (sb, "^def", &o, "/r/.git/c.py:1:def inside_git():\n/r/.h.py:1:def hidden():\n"
-                              "/r/a.py:1:def foo():\n",
+  check_grep (sb, "^def", &o,
+              "/r/.git/c.py:1:def inside_git():\n/r/.h.py:1:def hidden():\n"
+              "/r/a.py:1:def foo():\n",
               "hidden files on request");
-  o = (sbx_grep_opts_t) { .path = "/r", .glob = "*.txt" };
+  o = (sbx_grep_opts_t){ .path = "/r", .glob = "*.txt" };
   check_grep (sb, "it's", &o, "/r/sub/b.txt:1:it's here\n", "a quote in the pattern, glob filter");
-  o = (sbx_grep_opts_t) { .path = "/r/sub/b.txt" };
+  o = (sbx_grep_opts_t){ .path = "/r/sub/b.txt" };
   check_grep (sb, "^not$", &o, "/r/sub/b.txt:2:not\n", "a single file as the path");
-  o = (sbx_grep_opts_t) { .path = "/r", .ignore_case = true };
+  o = (sbx_grep_opts_t){ .path = "/r", .ignore_case = true };
   check_grep (sb, "DEF FOO", &o, "/r/a.py:1:def foo():\n", "ignore case");
   sbx_grep_result_t res;
   sbx_error_t *err = NULL;
   check_fails (sbx_grep (sb, "foo(", &o, &res, &err), &err, SBX_E_PATTERN, NULL,
                "an invalid regular expression is reported");
-  o = (sbx_grep_opts_t) { .path = "/r/none" };
+  o = (sbx_grep_opts_t){ .path = "/r/none" };
   err = NULL;
   check_fails (sbx_grep (sb, "x", &o, &res, &err), &err, SBX_E_NOT_FOUND, NULL,
                "grep in a missing path");
   /* Catastrophic backtracking is stopped by the match limit, not a hang. */
   run (sb, "python3 -c \"print('a'*5000 + '!')\" > /r/evil.txt", NULL);
-  o = (sbx_grep_opts_t) { .path = "/r/evil.txt" };
+  o = (sbx_grep_opts_t){ .path = "/r/evil.txt" };
   double t0 = now_s ();
   err = NULL;
   int r = sbx_grep (sb, "(a+)+$x", &o, &res, &err);

@@ -167,9 +167,17 @@ spawn_cli (char *const argv[], const char *out)
 static void
 test_concurrent_create (void)
 {
-  enum { N = 6 };
-  char *argv[] = { (char *) "build/sbx", (char *) "create", (char *) "--name",
-                   (char *) "sbx-race-test", (char *) "--image", (char *) test_image (), NULL };
+  enum
+  {
+    N = 6
+  };
+  char *argv[] = { (char *) "build/sbx",
+                   (char *) "create",
+                   (char *) "--name",
+                   (char *) "sbx-race-test",
+                   (char *) "--image",
+                   (char *) test_image (),
+                   NULL };
   pid_t pids[N];
   char outs[N][64];
   for (int i = 0; i < N; i++)
@@ -356,12 +364,13 @@ test_bounded_bytes (void)
   if (!ok (sb != NULL, "a sandbox for long paths"))
     return;
   int code = -1;
-  run (sb, "python3 -c \"import os\n"
-           "base = '/workspace/long/' + 'd' * 200 + '/' + 'e' * 200\n"
-           "os.makedirs(base)\n"
-           "for i in range(100000):\n"
-           "    with open(base + '/f%06d' % i + 'x' * 200, 'w') as f:\n"
-           "        f.write('x' * 3000 + '\\n' if i < 20000 else '')\"",
+  run (sb,
+       "python3 -c \"import os\n"
+       "base = '/workspace/long/' + 'd' * 200 + '/' + 'e' * 200\n"
+       "os.makedirs(base)\n"
+       "for i in range(100000):\n"
+       "    with open(base + '/f%06d' % i + 'x' * 200, 'w') as f:\n"
+       "        f.write('x' * 3000 + '\\n' if i < 20000 else '')\"",
        &code);
   is_int (code, 0, "100,000 files with paths of 620 bytes");
   sbx_error_t *err = NULL;
@@ -403,8 +412,13 @@ test_bounded_bytes (void)
   ok (growth < bound, "the host's peak memory grew by %ld KiB (under %ld MiB)", growth,
       bound / 1024);
 
-  char *argv[] = { (char *) "build/sbx", (char *) "glob", (char *) sbx_sandbox_id (sb),
-                   (char *) "**", (char *) "--path", (char *) "/workspace/long", (char *) "--json",
+  char *argv[] = { (char *) "build/sbx",
+                   (char *) "glob",
+                   (char *) sbx_sandbox_id (sb),
+                   (char *) "**",
+                   (char *) "--path",
+                   (char *) "/workspace/long",
+                   (char *) "--json",
                    NULL };
   int status = 0;
   long peak = child_peak_kib (argv, &status);

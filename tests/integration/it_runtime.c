@@ -139,12 +139,12 @@ test_builtins_offline (void)
         }
       diag ("%s: %s, %s in %.1f s", *n, info.image, info.built ? "built" : "re-used",
             now_s () - t0);
-      ok (info.flavour == SBX_FLAVOUR_OFFLINE && has (info.image, "sbx-runtime/")
-            && info.id && has (info.id, "sha256:") && info.reason && *info.reason,
+      ok (info.flavour == SBX_FLAVOUR_OFFLINE && has (info.image, "sbx-runtime/") && info.id
+              && has (info.id, "sha256:") && info.reason && *info.reason,
           "  offline flavour, tagged sbx-runtime/..., with an id and a reason");
       if (info.built)
         ok (ev.steps > 0 && ev.steps_in_order && ev.max_steps >= ev.steps && ev.outputs > 0
-              && ev.elapsed_monotonic,
+                && ev.elapsed_monotonic,
             "  progress: %d steps in order, %d output lines", ev.steps, ev.outputs);
 
       /* Asked again: the image is re-used, nothing is built. */
@@ -183,7 +183,7 @@ test_builtins_offline (void)
           check_ok (w, &werr, "  write the seed's analysis.py");
           out = run (sb, "python /workspace/analysis.py", &code);
           if (!ok (code == 0 && has (out, "count  100.000000  100.000000") && has (out, "mean")
-                     && has (out, "std"),
+                       && has (out, "std"),
                    "  the seed's pandas describe() example"))
             diag ("output: %s", out ? out : "(none)");
           out = run (sb, "python -c 'import matplotlib, sklearn, seaborn; print(\"ok\")'", &code);
@@ -206,13 +206,15 @@ test_builtins_offline (void)
           out = run (sb, "npx tsc --version", &code);
           if (!ok (code == 0 && has (out, "Version "), "  npx tsc --version"))
             diag ("output: %s", out ? out : "(none)");
-          out = run (sb, "node -e 'const React = require(\"react\"); "
-                         "console.log(typeof React.createElement)'",
+          out = run (sb,
+                     "node -e 'const React = require(\"react\"); "
+                     "console.log(typeof React.createElement)'",
                      &code);
           ok (code == 0 && has (out, "function\n"), "  require('react') from the work dir");
-          out = run (sb, "node --input-type=module -e 'import React from \"react\"; "
-                         "import { renderToString } from \"react-dom/server\"; "
-                         "console.log(renderToString(React.createElement(\"b\", null, \"hi\")))'",
+          out = run (sb,
+                     "node --input-type=module -e 'import React from \"react\"; "
+                     "import { renderToString } from \"react-dom/server\"; "
+                     "console.log(renderToString(React.createElement(\"b\", null, \"hi\")))'",
                      &code);
           ok (code == 0 && has (out, "<b>hi</b>"), "  import react and react-dom as modules");
           out = run (sb, "npx vite --version", &code);
@@ -239,8 +241,8 @@ test_auto_flavour (void)
       bool seed_base = false;
       sbx_image_exists (SBX_SEED_IMAGE, &seed_base, NULL);
       ok (info.reason && *info.reason
-            && (info.flavour == SBX_FLAVOUR_SEED
-                || (info.flavour == SBX_FLAVOUR_OFFLINE && !seed_base)),
+              && (info.flavour == SBX_FLAVOUR_SEED
+                  || (info.flavour == SBX_FLAVOUR_OFFLINE && !seed_base)),
           "  the seed flavour, or the offline one when python:3.12-slim is not there, with a "
           "reason");
     }
@@ -538,7 +540,8 @@ test_lazy (void)
   sbx_sandbox_t *sb = rt ? runtime_sandbox (rt) : NULL;
   if (ok (sb != NULL, "a sandbox with a runtime that was never built starts"))
     {
-      ok (has (sbx_sandbox_image (sb), "sbx-runtime/sbx-it-lazy:"), "  its image was built at start");
+      ok (has (sbx_sandbox_image (sb), "sbx-runtime/sbx-it-lazy:"),
+          "  its image was built at start");
       is_str (run (sb, "cat /lazy; pwd", NULL), "built lazily\n/lazy-wd\n", "  and runs");
     }
   remove_sandbox (sb);
@@ -552,9 +555,10 @@ test_invalid (void)
 {
   sbx_runtime_t *rt = NULL;
   sbx_error_t *err = NULL;
-  int r = sbx_runtime_from_json ("{\"name\": \"x\", \"base_image\": \"" SBX_BASE_IMAGE "\", "
-                                 "\"package_manager\": \"apt\", \"packages\": [\"jq; touch /pwned\"]}",
-                                 &rt, &err);
+  int r = sbx_runtime_from_json (
+      "{\"name\": \"x\", \"base_image\": \"" SBX_BASE_IMAGE "\", "
+      "\"package_manager\": \"apt\", \"packages\": [\"jq; touch /pwned\"]}",
+      &rt, &err);
   check_fails (r, &err, SBX_E_INVALID, "packages entry 'jq; touch /pwned'",
                "a package with a shell command is refused, naming the field");
   err = NULL;

@@ -15,20 +15,26 @@ static void
 test_defaults (sbx_sandbox_t *sb)
 {
   /* CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID NET_BIND_SERVICE */
-  is_str (run (sb, "grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status | tr -s '\\t' ' '", NULL),
-          "CapEff: 00000000000004fb\nCapBnd: 00000000000004fb\nNoNewPrivs: 1\n",
-          "capabilities are cut to the documented set, no-new-privileges is on");
-  is_str (run (sb, "cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max", NULL),
-          "512\n", "pids limit 512");
-  is_str (run (sb, "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || "
-                   "cat /sys/fs/cgroup/memory.max", NULL),
+  is_str (
+      run (sb, "grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status | tr -s '\\t' ' '", NULL),
+      "CapEff: 00000000000004fb\nCapBnd: 00000000000004fb\nNoNewPrivs: 1\n",
+      "capabilities are cut to the documented set, no-new-privileges is on");
+  is_str (
+      run (sb, "cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max", NULL),
+      "512\n", "pids limit 512");
+  is_str (run (sb,
+               "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || "
+               "cat /sys/fs/cgroup/memory.max",
+               NULL),
           "1073741824\n", "memory limit 1 GiB");
   is_str (run (sb, "ls /sys/class/net", NULL), "lo\n", "network none: only loopback");
-  is_str (run (sb, "dd if=/dev/zero of=/.sbx/run/fill bs=1k count=1000 2>&1 | grep -c "
-                   "'Read-only'; ls /.sbx/run",
+  is_str (run (sb,
+               "dd if=/dev/zero of=/.sbx/run/fill bs=1k count=1000 2>&1 | grep -c "
+               "'Read-only'; ls /.sbx/run",
                NULL),
           "1\nagent.sock\n", "the agent's folder, shared with the host, is read-only inside");
-  is_str (run (sb, net_probe, NULL), "gaierror\n", "network none: no connection out (no name even)");
+  is_str (run (sb, net_probe, NULL), "gaierror\n",
+          "network none: no connection out (no name even)");
   /* Without a storage quota, the agent caps files at the disk limit. */
   is_str (run (sb, "cat /proc/1/cmdline | tr '\\0' ' '", NULL),
           sbx_sandbox_notice (sb) ? "/.sbx/agent --workdir /workspace --max-file-size 10737418240 "
@@ -36,9 +42,10 @@ test_defaults (sbx_sandbox_t *sb)
           "the agent is PID 1");
   /* An orphan, left to the agent when its parent exits, is reaped once it
      ends: its /proc entry goes (a zombie keeps it). */
-  is_str (run (sb, "sh -c 'sleep 0.2 & echo $! > /tmp/orphan; exec true'; p=$(cat /tmp/orphan); "
-                   "for i in $(seq 100); do [ -e /proc/$p ] || { echo reaped; exit; }; sleep 0.1; "
-                   "done; grep State /proc/$p/status",
+  is_str (run (sb,
+               "sh -c 'sleep 0.2 & echo $! > /tmp/orphan; exec true'; p=$(cat /tmp/orphan); "
+               "for i in $(seq 100); do [ -e /proc/$p ] || { echo reaped; exit; }; sleep 0.1; "
+               "done; grep State /proc/$p/status",
                NULL),
           "reaped\n", "an orphan is reaped by the agent, no zombie left");
   is_str (run (sb, "grep -l '^State:.*Z' /proc/[0-9]*/status 2>/dev/null | wc -l", NULL), "0\n",
@@ -130,21 +137,21 @@ test_isolation (sbx_sandbox_t *a)
 
 /* A process inside the sandbox connects to the agent's socket and sends a
  * valid HELLO frame: it must get nothing back. */
-static const char *drive_script =
-    "import socket, struct\n"
-    "s = socket.socket(socket.AF_UNIX)\n"
-    "s.connect('/.sbx/run/agent.sock')\n"
-    "field = bytes([1]) + struct.pack('>I', 8) + struct.pack('>q', 1)\n"
-    "body = bytes([1]) + field\n"
-    "s.settimeout(3)\n"
-    "try:\n"
-    "    s.sendall(struct.pack('>I', len(body)) + body)\n"
-    "    data = s.recv(100)\n"
-    "    print('refused' if data == b'' else 'ANSWERED %r' % data)\n"
-    "except (ConnectionResetError, BrokenPipeError):\n"
-    "    print('refused')\n"
-    "except socket.timeout:\n"
-    "    print('TIMEOUT')\n";
+static const char *drive_script
+    = "import socket, struct\n"
+      "s = socket.socket(socket.AF_UNIX)\n"
+      "s.connect('/.sbx/run/agent.sock')\n"
+      "field = bytes([1]) + struct.pack('>I', 8) + struct.pack('>q', 1)\n"
+      "body = bytes([1]) + field\n"
+      "s.settimeout(3)\n"
+      "try:\n"
+      "    s.sendall(struct.pack('>I', len(body)) + body)\n"
+      "    data = s.recv(100)\n"
+      "    print('refused' if data == b'' else 'ANSWERED %r' % data)\n"
+      "except (ConnectionResetError, BrokenPipeError):\n"
+      "    print('refused')\n"
+      "except socket.timeout:\n"
+      "    print('TIMEOUT')\n";
 
 static void
 test_agent_channel (sbx_sandbox_t *sb)
@@ -154,12 +161,13 @@ test_agent_channel (sbx_sandbox_t *sb)
             "a script that talks to the agent's socket");
   is_str (run (sb, "python3 /tmp/drive.py", NULL), "refused\n",
           "a process in the sandbox cannot drive the agent");
-  is_str (run (sb, "python3 -c \"\n"
-                   "for f in ('/proc/1/mem', '/proc/1/environ'):\n"
-                   "    try:\n"
-                   "        open(f, 'rb').read(1); print('READ', f)\n"
-                   "    except OSError as e:\n"
-                   "        print(type(e).__name__)\"",
+  is_str (run (sb,
+               "python3 -c \"\n"
+               "for f in ('/proc/1/mem', '/proc/1/environ'):\n"
+               "    try:\n"
+               "        open(f, 'rb').read(1); print('READ', f)\n"
+               "    except OSError as e:\n"
+               "        print(type(e).__name__)\"",
                NULL),
           "PermissionError\nPermissionError\n",
           "a process in the sandbox cannot read the agent's memory or environment");

@@ -57,14 +57,12 @@ main (void)
   const int U = SBX_ADDR_UNIX, T = SBX_ADDR_TCP;
   addr_ok (NULL, false, U, "unix:///var/run/docker.sock", "/var/run/docker.sock",
            "http://localhost");
-  addr_ok ("", false, U, "unix:///var/run/docker.sock", "/var/run/docker.sock",
-           "http://localhost");
+  addr_ok ("", false, U, "unix:///var/run/docker.sock", "/var/run/docker.sock", "http://localhost");
   addr_ok ("unix://", false, U, "unix:///var/run/docker.sock", "/var/run/docker.sock",
            "http://localhost");
   addr_ok ("unix:///run/user/1000/docker.sock", true, U, "unix:///run/user/1000/docker.sock",
            "/run/user/1000/docker.sock", "http://localhost");
-  addr_ok ("tcp://127.0.0.1:2375", false, T, "tcp://127.0.0.1:2375", NULL,
-           "http://127.0.0.1:2375");
+  addr_ok ("tcp://127.0.0.1:2375", false, T, "tcp://127.0.0.1:2375", NULL, "http://127.0.0.1:2375");
   addr_ok ("tcp://docker.example:2376/", true, T, "tcp://docker.example:2376", NULL,
            "https://docker.example:2376");
   addr_ok ("tcp://engine", false, T, "tcp://engine:2375", NULL, "http://engine:2375");
@@ -111,9 +109,10 @@ main (void)
           "http://mirror.example/debian", "options, comments, other suites");
   mirror (0, "deb [ arch=amd64 ] https://m.example/debian bookworm main",
           "https://m.example/debian", "spaced options, no final newline");
-  mirror (0, "deb [enabled=no] http://off.example/debian bookworm main\n"
-             "deb cdrom:[Debian]/ bookworm main\n"
-             "deb file:/srv/mirror bookworm main\n",
+  mirror (0,
+          "deb [enabled=no] http://off.example/debian bookworm main\n"
+          "deb cdrom:[Debian]/ bookworm main\n"
+          "deb file:/srv/mirror bookworm main\n",
           "file:/srv/mirror", "disabled and cdrom entries skipped");
   mirror (0, "deb http://deb.debian.org/debian bullseye main\n", NULL, "other release");
   mirror (0, "deb http://x.example/debian\n", NULL, "incomplete line");

@@ -45,7 +45,7 @@ static void
 test_star (void)
 {
   check ("*.c", "main.c", true);
-  check ("*.c", "src/main.c", false);  /* '*' stays within a segment */
+  check ("*.c", "src/main.c", false); /* '*' stays within a segment */
   check ("src/*.c", "src/main.c", true);
   check ("src/*.c", "src/a/main.c", false);
   check ("*", "x", true);
@@ -53,8 +53,8 @@ test_star (void)
   check ("a*b*c", "aXXbYYc", true);
   check ("a*b*c", "aXXbYY", false);
   check ("*a*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", false);
-  check ("**a", "xxa", true);  /* '**' inside a segment is a plain star */
-  check ("*.c", ".hidden.c", true);  /* dotfiles are matched by '*' */
+  check ("**a", "xxa", true);       /* '**' inside a segment is a plain star */
+  check ("*.c", ".hidden.c", true); /* dotfiles are matched by '*' */
   check (".*", ".bashrc", true);
   check ("*", "é", true);
 }
@@ -62,7 +62,7 @@ test_star (void)
 static void
 test_globstar (void)
 {
-  check ("**/x", "x", true);  /* zero segments */
+  check ("**/x", "x", true); /* zero segments */
   check ("**/x", "a/b/x", true);
   check ("**/x", "a/b/y", false);
   check ("src/**/*.c", "src/main.c", true);
@@ -84,8 +84,8 @@ test_question_and_classes (void)
 {
   check ("?.c", "a.c", true);
   check ("?.c", "ab.c", false);
-  check ("a?c", "a/c", false);  /* '?' does not match '/' */
-  check ("?", "é", true);       /* one character, not one byte */
+  check ("a?c", "a/c", false); /* '?' does not match '/' */
+  check ("?", "é", true);      /* one character, not one byte */
   check ("[abc].txt", "b.txt", true);
   check ("[abc].txt", "d.txt", false);
   check ("[a-c]x", "bx", true);
@@ -100,7 +100,7 @@ test_question_and_classes (void)
   check ("[0-9][0-9]", "42", true);
   check ("[é]", "é", true);
   check ("[!é]", "é", false);
-  check ("*[!é]", "é", false);  /* a star never splits a character */
+  check ("*[!é]", "é", false); /* a star never splits a character */
   check ("[\\]]", "]", true);
 }
 
@@ -116,7 +116,7 @@ test_braces (void)
   check ("{a,b{c,d}}x", "bx", false);
   check ("x{,.bak}", "x", true);
   check ("x{,.bak}", "x.bak", true);
-  check ("[{]a", "{a", true);  /* braces in a class are literal */
+  check ("[{]a", "{a", true); /* braces in a class are literal */
   check ("a{b}c", "abc", true);
 }
 
@@ -128,7 +128,7 @@ test_escapes (void)
   check ("\\?", "?", true);
   check ("\\[a]", "[a]", true);
   check ("\\{a,b\\}", "{a,b}", true);
-  check ("a\\", "a\\", true);  /* a trailing backslash is literal */
+  check ("a\\", "a\\", true); /* a trailing backslash is literal */
 }
 
 static void
@@ -178,7 +178,7 @@ test_invalid (void)
   big[4000] = '\0';
   check_invalid (big, "too many alternatives");
 
-  memset (big, 'a', SBX_GLOB_MAX_LEN + 1);  /* one byte over */
+  memset (big, 'a', SBX_GLOB_MAX_LEN + 1); /* one byte over */
   big[SBX_GLOB_MAX_LEN + 1] = '\0';
   check_invalid (big, "too long");
 }

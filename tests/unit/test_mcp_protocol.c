@@ -129,8 +129,7 @@ test_lifecycle (void)
                 "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"initialize\",\"params\":{"
                 "\"protocolVersion\":\"2025-11-25\"}}",
                 MCP_INVALID_REQUEST, "a second initialize");
-  ok (send_line (s, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}", NULL)
-          == NULL,
+  ok (send_line (s, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}", NULL) == NULL,
       "notifications get no reply");
   ok (send_line (s, "{\"jsonrpc\":\"2.0\",\"id\":9,\"result\":{}}", NULL) == NULL,
       "responses get no reply");
@@ -168,9 +167,9 @@ listed (json_t *reply, const char *name)
 {
   size_t i;
   json_t *t;
-  json_array_foreach (json_object_get (json_object_get (reply, "result"), "tools"), i,
-                      t) if (strcmp (json_string_value (json_object_get (t, "name")), name)
-                             == 0) return t;
+  json_array_foreach (json_object_get (json_object_get (reply, "result"), "tools"), i, t)
+    if (strcmp (json_string_value (json_object_get (t, "name")), name) == 0)
+      return t;
   return NULL;
 }
 
@@ -185,9 +184,9 @@ tools_list (const char *preset, const char *version)
 static void
 test_tools_list (void)
 {
-  static const char *const all[]
-      = { "ls",      "read_file",         "write_file",  "edit_file",  "glob",       "grep",
-          "execute", "run_in_background", "read_output", "kill_shell", "list_shells" };
+  static const char *const all[] = { "ls",          "read_file",  "write_file", "edit_file",
+                                     "glob",        "grep",       "execute",    "run_in_background",
+                                     "read_output", "kill_shell", "list_shells" };
   json_t *reply = tools_list ("default", "2025-11-25");
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
     {
@@ -315,7 +314,8 @@ test_tools_call (void)
   expect_error (s,
                 "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{"
                 "\"name\":\"ls\\u0000x\",\"arguments\":{}}}",
-                MCP_INVALID_PARAMS, "a tool name with a NUL is no tool (fuzzing found it read as ls)");
+                MCP_INVALID_PARAMS,
+                "a tool name with a NUL is no tool (fuzzing found it read as ls)");
   expect_error (s, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"ping\\u0000junk\"}",
                 MCP_INVALID_REQUEST, "a method with a NUL is no method (not ping)");
   expect_error (s,
@@ -367,8 +367,8 @@ test_session_call (void)
           && strstr (result, "No background processes.") && strstr (result, "\"isError\":false"),
       "list_shells without a sandbox makes none and lists nothing");
   free (result);
-  ok (sbx_mcp_session_call (session_now, "ls", "{\"path\":\"/\"}", &result, &err) == 0
-          && result && strstr (result, "Error: no sandbox in unit tests")
+  ok (sbx_mcp_session_call (session_now, "ls", "{\"path\":\"/\"}", &result, &err) == 0 && result
+          && strstr (result, "Error: no sandbox in unit tests")
           && strstr (result, "\"isError\":true"),
       "ls reports the source's failure as a result for the model");
   free (result);
@@ -376,10 +376,10 @@ test_session_call (void)
           && strstr (result, "unknown argument \\\"dir\\\""),
       "arguments are checked against the schema");
   free (result);
-  check_fails (sbx_mcp_session_call (session_now, "nope", NULL, &result, &err), &err,
-               SBX_E_INVALID, "unknown tool nope", "an unknown tool is an error");
-  check_fails (sbx_mcp_session_call (session_now, "ls", "[1]", &result, &err), &err,
-               SBX_E_INVALID, "must be a JSON object", "arguments that are not an object");
+  check_fails (sbx_mcp_session_call (session_now, "nope", NULL, &result, &err), &err, SBX_E_INVALID,
+               "unknown tool nope", "an unknown tool is an error");
+  check_fails (sbx_mcp_session_call (session_now, "ls", "[1]", &result, &err), &err, SBX_E_INVALID,
+               "must be a JSON object", "arguments that are not an object");
 }
 
 static void

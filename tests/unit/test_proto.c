@@ -131,7 +131,7 @@ test_byte_by_byte (void)
   int64_t stream;
   const sbx_field_t *f = sbx_msg_field (&m, SBX_T_DATA);
   ok (sbx_msg_int (&m, SBX_T_STREAM, &stream) == 0 && stream == 2 && f && f->len == 5
-        && memcmp (f->data, "hello", 5) == 0,
+          && memcmp (f->data, "hello", 5) == 0,
       "fields intact");
   sbx_reader_free (&r);
   sbx_buf_free (&b);

@@ -59,7 +59,11 @@ contains (const char *hay, const char *needle)
 static void
 test_sha256 (void)
 {
-  static const struct { size_t n; const char *hex; } vec[] = {
+  static const struct
+  {
+    size_t n;
+    const char *hex;
+  } vec[] = {
     { 0, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" },
     { 55, "9f4390f8d30c2dd92ec9f095b65e2b9ae9b0a925a5258e241c9f1e910f734318" },
     { 56, "b35439a4ac6f0948b6d6f9e3c6af0f5f590ce20f1bde7090ef7970686ec6738a" },
@@ -114,7 +118,8 @@ test_builtins (void)
       "RUN [\"pip\", \"install\", \"--no-cache-dir\", \"fastapi\", \"uvicorn\", \"sqlalchemy\", "
       "\"httpx\"]",
       "\"python3-fastapi\", \"python3-uvicorn\", \"python3-sqlalchemy\", \"python3-httpx\"" },
-    { "node-minimal", "/app", "node:20-slim", NULL, "apt-get install -y --no-install-recommends "
+    { "node-minimal", "/app", "node:20-slim", NULL,
+      "apt-get install -y --no-install-recommends "
       "nodejs npm" },
     { "node-react", "/app", NULL,
       "RUN [\"npm\", \"install\", \"--no-audit\", \"--no-fund\", \"--no-update-notifier\", "
@@ -139,24 +144,24 @@ test_builtins (void)
       else
         {
           bool python = strncmp (cases[i].name, "python", 6) == 0;
-          ok (contains (seed.dockerfile, python ? "\nFROM python:3.12-slim\n"
-                                                : "\nFROM node:20-slim\n"),
+          ok (contains (seed.dockerfile,
+                        python ? "\nFROM python:3.12-slim\n" : "\nFROM node:20-slim\n"),
               "  seed flavour: FROM the seed's base image");
           if (!ok (contains (seed.dockerfile, cases[i].seed_run), "  seed flavour: installs "
-                   "the seed's packages"))
+                                                                  "the seed's packages"))
             diag ("%s", seed.dockerfile);
         }
       ok (contains (off.dockerfile, "\nFROM sbx/base:bookworm\n"), "  offline flavour: FROM "
-          "sbx's base image");
+                                                                   "sbx's base image");
       if (!ok (contains (off.dockerfile, cases[i].offline_run), "  offline flavour: Debian's "
-               "packages"))
+                                                                "packages"))
         diag ("%s", off.dockerfile);
       char want[64];
       snprintf (want, sizeof want, "\nWORKDIR %s\n", cases[i].workdir);
       ok (contains (off.dockerfile, want), "  offline flavour: WORKDIR %s", cases[i].workdir);
       snprintf (want, sizeof want, "sbx-runtime/%s:", cases[i].name);
       ok (strncmp (off.image, want, strlen (want)) == 0 && strlen (off.image) == strlen (want) + 12
-            && strspn (off.image + strlen (want), "0123456789abcdef") == 12,
+              && strspn (off.image + strlen (want), "0123456789abcdef") == 12,
           "  offline tag is sbx-runtime/NAME:HASH12 (%s)", off.image);
       ok (strcmp (seed.image ? seed.image : "", off.image) != 0, "  the flavours differ");
       sbx_runtime_plan_clear (&seed);
@@ -217,8 +222,8 @@ test_tags (void)
   ok (strcmp (p7.image, p1.image) != 0, "site CA certificates change the tag");
   ok (contains (p7.dockerfile, "COPY [\"sbx-site-ca.crt\", \"/usr/local/share/ca-certificates/"
                                "sbx-site-ca.crt\"]\n")
-        && contains (p7.dockerfile, "update-ca-certificates")
-        && contains (p7.dockerfile, "ENV NODE_EXTRA_CA_CERTS="),
+          && contains (p7.dockerfile, "update-ca-certificates")
+          && contains (p7.dockerfile, "ENV NODE_EXTRA_CA_CERTS="),
       "site CA certificates are installed before any step");
   ok (!contains (p1.dockerfile, "ca-certificates/"), "no CA step without site CA certificates");
 
@@ -241,7 +246,7 @@ test_quoting (void)
   r |= sbx_runtime_set_package_manager (rt, "pip", NULL);
   r |= sbx_runtime_add_package (rt, "numpy>=1.0", NULL);
   r |= sbx_runtime_add_package (rt, "requests[socks]", NULL);
-  r |= sbx_runtime_add_package (rt, "é", NULL) == 0 ? 1 : 0;  /* refused: not the seed's rule */
+  r |= sbx_runtime_add_package (rt, "é", NULL) == 0 ? 1 : 0; /* refused: not the seed's rule */
   ok (r == 0, "a definition with characters that a shell or a Dockerfile would interpret");
   struct sbx_runtime_plan p = plan_of (rt, SBX_FLAVOUR_SEED, false);
   ok (contains (p.dockerfile, "\nENV TRICKY=\"a\\\"b\\$HOME\\\\c `x` 'y'\tz\\\\\"\n"),
@@ -315,8 +320,7 @@ test_invalid (void)
   json_refused ("{\"name\": \"x\", \"work_dir\": \"/a b\"}", "work_dir", "a work dir with a space");
   json_refused ("{\"name\": \"x\", \"work_dir\": \"/app/$HOME\"}", "work_dir",
                 "a work dir with a variable");
-  json_refused ("{\"name\": \"x\", \"work_dir\": \"/a/../etc\"}", "work_dir",
-                "a work dir with ..");
+  json_refused ("{\"name\": \"x\", \"work_dir\": \"/a/../etc\"}", "work_dir", "a work dir with ..");
   json_refused ("{\"name\": \"x\", \"work_dir\": \"/\"}", "work_dir", "the root as work dir");
   json_refused ("{\"name\": \"x\", \"work_dir\": \"/.sbx/run\"}", "work_dir",
                 "a work dir in the agent's folder");
@@ -345,7 +349,8 @@ test_invalid (void)
   json_refused ("{\"name\": \"x\", \"base_image\": \"b:1\", \"offline\": {\"work_dir\": \"/a\"}}",
                 "offline.work_dir", "a runtime-wide field inside offline");
   json_refused ("{\"name\": \"x\", \"base_image\": \"b:1\", \"offline\": {\"packages\": "
-                "[\"a;b\"]}}", "offline.packages entry", "a bad package in the offline flavour");
+                "[\"a;b\"]}}",
+                "offline.packages entry", "a bad package in the offline flavour");
   json_refused ("{\"name\": \"x\", \"base_image\": \"b:1\", \"offline\": {}}", "offline",
                 "an offline flavour without an image");
   json_refused ("{\"name\": \"x\", \"packages\": \"jq\"}", "'packages' must be an array",
@@ -414,7 +419,7 @@ test_json (void)
       "to_json writes the seed's fields");
   sbx_runtime_t *again = from_json (out);
   struct sbx_runtime_plan q = again ? plan_of (again, SBX_FLAVOUR_SEED, false)
-                                    : (struct sbx_runtime_plan) { 0 };
+                                    : (struct sbx_runtime_plan){ 0 };
   is_str (q.image, p.image, "to_json and from_json round-trip to the same image");
   free (out);
   sbx_runtime_plan_clear (&p);
@@ -430,7 +435,7 @@ test_json (void)
       "a built-in's JSON keeps its offline flavour");
   struct sbx_runtime_plan a = plan_of (rt, SBX_FLAVOUR_OFFLINE, false);
   struct sbx_runtime_plan b = again ? plan_of (again, SBX_FLAVOUR_OFFLINE, false)
-                                    : (struct sbx_runtime_plan) { 0 };
+                                    : (struct sbx_runtime_plan){ 0 };
   is_str (b.image, a.image, "  and the same offline image");
   sbx_runtime_plan_clear (&a);
   sbx_runtime_plan_clear (&b);
@@ -455,7 +460,7 @@ test_json (void)
   sbx_error_t *err = NULL;
   int r = sbx_runtime_load_file (path, &rt, &err);
   ok (r == -SBX_E_INVALID && contains (sbx_error_message (err), path)
-        && contains (sbx_error_message (err), "work_dir"),
+          && contains (sbx_error_message (err), "work_dir"),
       "a bad runtime file's error names the file and the field");
   sbx_error_free (err), err = NULL;
   unlink (path);
@@ -467,9 +472,10 @@ test_json (void)
 static void
 test_options (void)
 {
-  sbx_runtime_t *rt = from_json ("{\"name\": \"opts\", \"base_image\": \"sbx/base:bookworm\", "
-                                 "\"package_manager\": \"apt\", \"packages\": [\"jq\"], "
-                                 "\"work_dir\": \"/app\", \"env_vars\": {\"GREETING\": \"hi there\"}}");
+  sbx_runtime_t *rt = from_json (
+      "{\"name\": \"opts\", \"base_image\": \"sbx/base:bookworm\", "
+      "\"package_manager\": \"apt\", \"packages\": [\"jq\"], "
+      "\"work_dir\": \"/app\", \"env_vars\": {\"GREETING\": \"hi there\"}}");
   sbx_options_t *o = sbx_options_new ();
   sbx_options_set_image (o, "something:1", NULL);
   sbx_error_t *err = NULL;
@@ -486,7 +492,7 @@ test_options (void)
   is_str (o->workdir, "/elsewhere", "  a work dir set afterwards wins");
   sbx_options_t copy;
   ok (sbx_options_copy (&copy, o) == 0 && copy.runtime && copy.runtime != o->runtime
-        && strcmp (sbx_runtime_name (copy.runtime), "opts") == 0,
+          && strcmp (sbx_runtime_name (copy.runtime), "opts") == 0,
       "  a copy of the options copies the runtime");
   sbx_options_clear (&copy);
   sbx_options_free (o);
