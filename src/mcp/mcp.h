@@ -397,7 +397,8 @@ void mcp_render_bg_list (FILE *f, const struct mcp_bg_result *r);
 /* A CallToolResult with one text content, made valid UTF-8 whatever it
  * holds (N bytes, NULs included); NULL when out of memory. */
 json_t *mcp_result_text (bool is_error, const char *text, size_t n);
-/* The result of a failed call: "Error: " and ERR's sentence. */
+/* The result of a failed call: "Error: " and ERR's sentence (a denial, which
+ * starts "Permission denied:", as it is). */
 json_t *mcp_result_error (const sbx_error_t *err);
 
 /* ----------------------------------------------------------- catalog.c */

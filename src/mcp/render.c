@@ -25,7 +25,10 @@ mcp_result_text (bool is_error, const char *text, size_t n)
 json_t *
 mcp_result_error (const sbx_error_t *err)
 {
-  cleanup_free char *text = sbx_strdup_printf ("Error: %s", sbx_error_message (err));
+  /* A denial says so itself ("Permission denied: ... by the rule ..."). */
+  const char *msg = sbx_error_message (err);
+  bool denial = strncmp (msg, "Permission denied:", 18) == 0;
+  cleanup_free char *text = sbx_strdup_printf ("%s%s", denial ? "" : "Error: ", msg);
   return text ? mcp_result_text (true, text, strlen (text)) : NULL;
 }
 
