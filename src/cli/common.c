@@ -336,11 +336,9 @@ report (int code, const char *message)
 int
 cli_usage_error (const struct cli_command *cmd, const char *fmt, ...)
 {
-  char *msg = NULL;
   va_list ap;
   va_start (ap, fmt);
-  if (vasprintf (&msg, fmt, ap) < 0)
-    msg = NULL;
+  char *msg = sbx_strdup_vprintf (fmt, ap);
   va_end (ap);
   if (cli_json)
     report (SBX_E_INVALID, msg ? msg : "out of memory");
@@ -431,11 +429,9 @@ cli_error (sbx_error_t *err)
 int
 cli_fail (int code, const char *fmt, ...)
 {
-  char *msg = NULL;
   va_list ap;
   va_start (ap, fmt);
-  if (vasprintf (&msg, fmt, ap) < 0)
-    msg = NULL;
+  char *msg = sbx_strdup_vprintf (fmt, ap);
   va_end (ap);
   report (msg ? code : SBX_E_NOMEM, msg ? msg : "out of memory");
   free (msg);

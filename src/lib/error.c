@@ -79,14 +79,10 @@ fail_v (sbx_error_t **err, int code, const char *suffix, const char *fmt, va_lis
   sbx_error_t *e = calloc (1, sizeof *e);
   if (e == NULL)
     return -code;
-  char *msg = NULL;
-  if (vasprintf (&msg, fmt, ap) < 0)
-    msg = NULL;
+  char *msg = sbx_strdup_vprintf (fmt, ap);
   if (msg && suffix)
     {
-      char *full = NULL;
-      if (asprintf (&full, "%s: %s", msg, suffix) < 0)
-        full = NULL;
+      char *full = sbx_strdup_printf ("%s: %s", msg, suffix);
       free (msg);
       msg = full;
     }

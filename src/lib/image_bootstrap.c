@@ -37,9 +37,7 @@ report (sbx_progress_cb progress, void *ud, const char *fmt, ...)
     return;
   va_list ap;
   va_start (ap, fmt);
-  char *line = NULL;
-  if (vasprintf (&line, fmt, ap) < 0)
-    line = NULL;
+  char *line = sbx_strdup_vprintf (fmt, ap);
   va_end (ap);
   if (line)
     progress (line, ud);

@@ -161,9 +161,7 @@ note (struct build_run *b, const char *fmt, ...)
     return;
   va_list ap;
   va_start (ap, fmt);
-  char *text = NULL;
-  if (vasprintf (&text, fmt, ap) < 0)
-    text = NULL;
+  char *text = sbx_strdup_vprintf (fmt, ap);
   va_end (ap);
   if (text)
     emit (b, SBX_BUILD_NOTE, text);

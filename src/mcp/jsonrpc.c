@@ -238,11 +238,9 @@ mcp_reply_result (json_t *id, json_t *result)
 json_t *
 mcp_reply_error (json_t *id, int code, const char *fmt, ...)
 {
-  char *text = NULL;
   va_list ap;
   va_start (ap, fmt);
-  if (vasprintf (&text, fmt, ap) < 0)
-    text = NULL;
+  char *text = sbx_strdup_vprintf (fmt, ap);
   va_end (ap);
   json_t *r = envelope (id);
   /* Messages may quote what the client sent: keep them valid UTF-8. */

@@ -291,7 +291,10 @@ grep_allowed (sbx_mcp_session_t *s, sbx_sandbox_t *sb, const sbx_grep_opts_t *go
       v[n++] = steal_pointer (&reals[i]);
     else
       (*hidden)++;
-  free_strv (reals);
+  /* Taken entries are NULL: each is freed, not up to the first NULL. */
+  for (size_t i = 0; reals && i < ntodo; i++)
+    free (reals[i]);
+  free (reals);
   sbx_file_list_free (&list);
   if (r < 0)
     {
