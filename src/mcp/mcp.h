@@ -226,9 +226,10 @@ void mcp_remember (sbx_mcp_session_t *s, sbx_sandbox_t *sb, const char *real);
 
 /* --------------------------------------------------------------- ops.c */
 
-/* Each tool as a typed operation: its arguments (borrowed from the caller),
- * its result (owned, freed with the clear function), and an sbx_error_t
- * with a sentence for the model on failure. */
+/* Each tool as a typed operation: its arguments (borrowed from the caller,
+ * and within the tool's schema: catalog.c checks them first), its result
+ * (owned, freed with the clear function), and an sbx_error_t with a
+ * sentence for the model on failure. */
 
 /* ls */
 struct mcp_ls_args
