@@ -141,13 +141,13 @@ $(BUILD)/tests/%: tests/integration/%.c $(BUILD)/libsbx.a tests/tap.h
 	@mkdir -p $(dir $@) $(BUILD)/obj/tests
 	$(CC) $(ALL_CFLAGS) $(LIB_CFLAGS) -Itests $(TEST_DEPS) -o $@ $< $(BUILD)/libsbx.a $(LIB_LIBS) $(LDHARDEN)
 
-tests: all $(UNIT_BIN) $(ITEST_BIN)
+tests: all $(UNIT_BIN) $(ITEST_BIN) build/sbx-bench
 
 asan:
 	$(MAKE) SAN=1 tests build-asan/sbx-agent
 
 tsan:
-	$(MAKE) SAN=thread build-tsan/sbx build-tsan/sbx-agent
+	$(MAKE) SAN=thread build-tsan/sbx build-tsan/sbx-agent build-tsan/tests/it_session
 
 # A sanitized build's programs find the (never sanitized) agent beside them.
 build-asan/sbx-agent build-tsan/sbx-agent: build/sbx-agent

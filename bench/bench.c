@@ -12,6 +12,14 @@
  *   grep      sbx_grep over a corpus made once by --tree-cmd
  *   cold      sbx_sandbox_new + first sbx_exec("true") (the lazy start);
  *             the removal is not timed
+ *   session_cold  sbx_manager_create_session + get_session + first exec, no
+ *             pool, with a workspace (by turns with cold); the end not timed
+ *   claim     the same from a warm pool of 2: the claim is create_session +
+ *             get_session; pool_first adds the first exec. Each run waits
+ *             for the pool to refill first (not timed)
+ *   density   --density N sandboxes started (4 at a time) and left idle:
+ *             the host's used memory (MemTotal - MemAvailable) before and
+ *             after, then they are removed
  * and prints one JSON line on stdout:
  *   {"image":..., "sandbox_id":..., "start_ms":..., "exec":[...], ...,
  *    "grep_matches":N, "errors":{"op":"message",...}}
@@ -24,6 +32,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <spawn.h>
@@ -163,8 +172,9 @@ static struct
   const char *tree_cmd;
   const char *pattern;
   const char *grep_path;
-  int runs_exec, runs_cli_exec, runs_file_1k, runs_file_1m, runs_cold, runs_grep;
+  int runs_exec, runs_cli_exec, runs_file_1k, runs_file_1m, runs_cold, runs_grep, runs_session;
   int warm_exec, warm_file, warm_cold, warm_grep;
+  int density;
   int hold;
 } cfg = {
   .runs_exec = 300,
@@ -173,6 +183,7 @@ static struct
   .runs_file_1m = 30,
   .runs_cold = 10,
   .runs_grep = 20,
+  .runs_session = 10,
   .warm_exec = 20,
   .warm_file = 3,
   .warm_cold = 1,
@@ -365,6 +376,248 @@ cold_once (double *ms)
   return r;
 }
 
+/* ------------------------------------------------------------ sessions */
+
+static char ws_root[] = "/tmp/sbx-bench-ws-XXXXXX";
+
+static char *
+manager_name (const char *kind)
+{
+  static char name[64];
+  snprintf (name, sizeof name, "bench-%s-%d", kind, (int) getpid ());
+  return name;
+}
+
+/* Frees M and removes its state on the host. */
+static void
+bench_manager_done (sbx_manager_t *m, const char *kind)
+{
+  sbx_error_t *err = NULL;
+  sbx_manager_free (m); /* removes the warm sandboxes */
+  int r = m ? sbx_manager_delete (manager_name (kind), &err) : 0;
+  if (r < 0)
+    fail_sbx (kind, "sbx_manager_delete", r, err);
+}
+
+static sbx_manager_t *
+bench_manager (const char *kind, size_t pool)
+{
+  const char *name = manager_name (kind);
+  sbx_options_t *o = make_options ();
+  sbx_manager_config_t c
+      = { .name = name, .sandbox = o, .workspace_root = ws_root, .pool_size = pool };
+  sbx_manager_t *m = NULL;
+  sbx_error_t *err = NULL;
+  int r = o ? sbx_manager_new (&c, &m, &err) : -SBX_E_NOMEM;
+  sbx_options_free (o);
+  if (r < 0)
+    fail_sbx (kind, "sbx_manager_new", r, err);
+  return m;
+}
+
+/* One session made and used: *CLAIM_MS until its sandbox's handle is had,
+ * *FIRST_MS until its first exec returned. Ended (and purged) untimed. */
+static int
+session_once (sbx_manager_t *m, const char *op, int i, double *claim_ms, double *first_ms)
+{
+  char user[32];
+  snprintf (user, sizeof user, "u%d", i);
+  char *id = NULL;
+  sbx_sandbox_t *sb = NULL;
+  sbx_error_t *err = NULL;
+  double t0 = now_ms ();
+  int r = sbx_manager_create_session (m, user, &id, &err);
+  if (r == 0)
+    r = sbx_manager_get_session (m, id, &sb, &err);
+  if (r < 0)
+    fail_sbx (op, "sbx_manager_create_session", r, err), err = NULL;
+  *claim_ms = now_ms () - t0;
+  if (r == 0)
+    r = exec_true (sb, op);
+  *first_ms = now_ms () - t0;
+  sbx_sandbox_free (sb);
+  if (id && (r = sbx_manager_end_session (m, id, true, &err)) < 0)
+    fail_sbx (op, "sbx_manager_end_session", r, err);
+  free (id);
+  return r;
+}
+
+static int
+pool_wait (sbx_manager_t *m, size_t n)
+{
+  for (double end = now_ms () + 120e3; now_ms () < end && !stop_requested; usleep (2000))
+    if (sbx_manager_pool_ready (m) >= n)
+      return 0;
+  record_error ("claim", "the pool did not refill within 120 s");
+  return -1;
+}
+
+/* Cold starts, plain and as sessions, by turns; then claims from a pool. */
+static void
+bench_sessions (samples_t *cold, samples_t *scold, samples_t *claim, samples_t *pfirst)
+{
+  int runs = cfg.runs_cold > cfg.runs_session ? cfg.runs_cold : cfg.runs_session;
+  cold->v = calloc ((size_t) runs + 1, sizeof (double));
+  scold->v = calloc ((size_t) runs + 1, sizeof (double));
+  claim->v = calloc ((size_t) runs + 1, sizeof (double));
+  pfirst->v = calloc ((size_t) runs + 1, sizeof (double));
+  if (!cold->v || !scold->v || !claim->v || !pfirst->v || mkdtemp (ws_root) == NULL)
+    return;
+  sbx_manager_t *m = bench_manager ("cold", 0);
+  progress ("cold: sbx_sandbox_new + first exec x %d, session create + first exec x %d, by turns",
+            cfg.runs_cold, cfg.runs_session);
+  for (int i = 0; m && i < cfg.warm_cold + runs && !stop_requested; i++)
+    {
+      double ms, claim_ms;
+      if (i < cfg.warm_cold + cfg.runs_cold)
+        {
+          if (cold_once (&ms) < 0)
+            break;
+          if (i >= cfg.warm_cold)
+            cold->v[cold->n++] = ms;
+        }
+      if (i < cfg.warm_cold + cfg.runs_session)
+        {
+          if (session_once (m, "session_cold", i, &claim_ms, &ms) < 0)
+            break;
+          if (i >= cfg.warm_cold)
+            scold->v[scold->n++] = ms;
+        }
+    }
+  report (cold, "cold create -> first exec");
+  report (scold, "cold session create -> first exec");
+  bench_manager_done (m, "cold");
+
+  m = cfg.runs_session > 0 ? bench_manager ("pool", 2) : NULL;
+  progress ("pool: session claim + first exec x %d (pool of 2, refilled between runs)",
+            cfg.runs_session);
+  for (int i = 0; m && i < 1 + cfg.runs_session && !stop_requested; i++)
+    {
+      double claim_ms, ms;
+      if (pool_wait (m, 2) < 0 || session_once (m, "claim", i, &claim_ms, &ms) < 0)
+        break;
+      if (i >= 1)
+        claim->v[claim->n++] = claim_ms, pfirst->v[pfirst->n++] = ms;
+    }
+  report (claim, "session claim from the pool");
+  report (pfirst, "session claim -> first exec");
+  bench_manager_done (m, "pool");
+  rmdir (ws_root);
+}
+
+/* ------------------------------------------------------------- density */
+
+/* The host's used memory in KiB: MemTotal - MemAvailable. */
+static long
+used_kib (long *total)
+{
+  FILE *f = fopen ("/proc/meminfo", "re");
+  char line[256];
+  long t = -1, avail = -1, v;
+  while (f && fgets (line, sizeof line, f))
+    if (sscanf (line, "MemTotal: %ld kB", &v) == 1)
+      t = v;
+    else if (sscanf (line, "MemAvailable: %ld kB", &v) == 1)
+      avail = v;
+  if (f)
+    fclose (f);
+  if (total)
+    *total = t;
+  return t < 0 || avail < 0 ? -1 : t - avail;
+}
+
+struct density
+{
+  sbx_sandbox_t **v;
+  int n, next, started;
+  pthread_mutex_t lock;
+};
+
+static void *
+density_worker (void *arg)
+{
+  struct density *d = arg;
+  for (;;)
+    {
+      pthread_mutex_lock (&d->lock);
+      int i = stop_requested ? d->n : d->next++;
+      pthread_mutex_unlock (&d->lock);
+      if (i >= d->n)
+        return NULL;
+      sbx_options_t *o = make_options ();
+      sbx_error_t *err = NULL;
+      int r = o ? sbx_sandbox_new (o, &d->v[i], &err) : -SBX_E_NOMEM;
+      sbx_options_free (o);
+      if (r == 0)
+        r = sbx_sandbox_start (d->v[i], &err);
+      if (r < 0)
+        fail_sbx ("density", "sbx_sandbox_start", r, err);
+      pthread_mutex_lock (&d->lock);
+      d->started += r == 0;
+      pthread_mutex_unlock (&d->lock);
+    }
+}
+
+static void *
+density_remover (void *arg)
+{
+  struct density *d = arg;
+  for (;;)
+    {
+      pthread_mutex_lock (&d->lock);
+      int i = d->next++;
+      pthread_mutex_unlock (&d->lock);
+      if (i >= d->n)
+        return NULL;
+      if (d->v[i] && sbx_sandbox_id (d->v[i]))
+        sbx_sandbox_remove (d->v[i], NULL);
+      sbx_sandbox_free (d->v[i]);
+    }
+}
+
+/* Runs FN on D with 4 threads. */
+static void
+density_run (struct density *d, void *(*fn) (void *) )
+{
+  pthread_t t[4];
+  int made = 0;
+  d->next = 0;
+  for (; made < 4; made++)
+    if (pthread_create (&t[made], NULL, fn, d) != 0)
+      break;
+  if (made == 0)
+    fn (d);
+  for (int i = 0; i < made; i++)
+    pthread_join (t[i], NULL);
+}
+
+/* ,"density":{...} for the result line ("" when not measured). */
+static char density_json[256];
+
+static void
+bench_density (void)
+{
+  struct density d = { .n = cfg.density, .lock = PTHREAD_MUTEX_INITIALIZER };
+  if (d.n <= 0 || (d.v = calloc ((size_t) d.n, sizeof *d.v)) == NULL)
+    return;
+  long total = 0, before = used_kib (&total);
+  progress ("density: starting %d idle sandboxes, 4 at a time", d.n);
+  double t0 = now_ms ();
+  density_run (&d, density_worker);
+  double start_ms = now_ms () - t0;
+  sleep (3); /* the engine's and the agents' allocations settle */
+  long after = used_kib (NULL);
+  progress ("density: %d started in %.0f ms; host used memory %ld -> %ld MiB; removing them",
+            d.started, start_ms, before / 1024, after / 1024);
+  density_run (&d, density_remover);
+  free (d.v);
+  if (d.started > 0 && before > 0 && after > 0)
+    snprintf (density_json, sizeof density_json,
+              ",\"density\":{\"sandboxes\":%d,\"used_before_kib\":%ld,\"used_after_kib\":%ld,"
+              "\"mem_total_kib\":%ld,\"start_ms\":%.0f}",
+              d.started, before, after, total, start_ms);
+}
+
 /* --------------------------------------------------------------- JSON */
 
 static void
@@ -428,7 +681,8 @@ usage (void)
 {
   fprintf (stderr, "usage: sbx-bench [--image IMG] [--cli PATH] [--tree-cmd CMD --pattern RE "
                    "--grep-path DIR]\n"
-                   "                 [--runs-{exec,cli-exec,file-1k,file-1m,cold,grep} N]\n"
+                   "                 [--runs-{exec,cli-exec,file-1k,file-1m,cold,grep,session} N]\n"
+                   "                 [--density N]\n"
                    "                 [--warmup-{exec,file,cold,grep} N] [--hold]\n"
                    "Normally run by bench/bench.py (make bench).\n");
 }
@@ -449,6 +703,8 @@ main (int argc, char **argv)
     O_R_1M,
     O_R_COLD,
     O_R_GREP,
+    O_R_SESSION,
+    O_DENSITY,
     O_W_EXEC,
     O_W_FILE,
     O_W_COLD,
@@ -468,6 +724,8 @@ main (int argc, char **argv)
     { "runs-file-1m", required_argument, NULL, O_R_1M },
     { "runs-cold", required_argument, NULL, O_R_COLD },
     { "runs-grep", required_argument, NULL, O_R_GREP },
+    { "runs-session", required_argument, NULL, O_R_SESSION },
+    { "density", required_argument, NULL, O_DENSITY },
     { "warmup-exec", required_argument, NULL, O_W_EXEC },
     { "warmup-file", required_argument, NULL, O_W_FILE },
     { "warmup-cold", required_argument, NULL, O_W_COLD },
@@ -513,6 +771,12 @@ main (int argc, char **argv)
       case O_R_GREP:
         cfg.runs_grep = atoi (optarg);
         break;
+      case O_R_SESSION:
+        cfg.runs_session = atoi (optarg);
+        break;
+      case O_DENSITY:
+        cfg.density = atoi (optarg);
+        break;
       case O_W_EXEC:
         cfg.warm_exec = atoi (optarg);
         break;
@@ -554,6 +818,8 @@ main (int argc, char **argv)
   samples_t s_exec = { "exec", NULL, 0 }, s_cli = { "cli_exec", NULL, 0 },
             s_1k = { "file_1k", NULL, 0 }, s_1m = { "file_1m", NULL, 0 },
             s_grep = { "grep", NULL, 0 }, s_cold = { "cold", NULL, 0 };
+  samples_t s_scold = { "session_cold", NULL, 0 }, s_claim = { "claim", NULL, 0 },
+            s_pfirst = { "pool_first", NULL, 0 };
   long grep_matches = -1;
   double start_ms = -1;
   sbx_sandbox_t *sb = NULL;
@@ -679,20 +945,10 @@ main (int argc, char **argv)
         }
     }
 
-  if (cfg.runs_cold > 0 && !stop_requested)
-    {
-      progress ("cold: sbx_sandbox_new + first sbx_exec x %d", cfg.runs_cold);
-      s_cold.v = calloc ((size_t) cfg.runs_cold, sizeof (double));
-      for (int i = 0; s_cold.v && i < cfg.warm_cold + cfg.runs_cold && !stop_requested; i++)
-        {
-          double ms;
-          if (cold_once (&ms) < 0)
-            break;
-          if (i >= cfg.warm_cold)
-            s_cold.v[s_cold.n++] = ms;
-        }
-      report (&s_cold, "cold create -> first exec");
-    }
+  if ((cfg.runs_cold > 0 || cfg.runs_session > 0) && !stop_requested)
+    bench_sessions (&s_cold, &s_scold, &s_claim, &s_pfirst);
+  if (!stop_requested)
+    bench_density ();
   if (stop_requested)
     record_error ("run", "interrupted");
 
@@ -705,12 +961,12 @@ main (int argc, char **argv)
   else
     printf ("null");
   printf (",\"start_ms\":%.3f", start_ms);
-  const samples_t *all[] = { &s_floor, &s_exec, &s_floor_cli, &s_cli, &s_help,
-                             &s_1k,    &s_1m,   &s_grep,      &s_cold };
+  const samples_t *all[] = { &s_floor, &s_exec, &s_floor_cli, &s_cli,   &s_help,  &s_1k,
+                             &s_1m,    &s_grep, &s_cold,      &s_scold, &s_claim, &s_pfirst };
   for (size_t i = 0; i < sizeof all / sizeof *all; i++)
     if (all[i]->n)
       json_samples (stdout, all[i]);
-  printf (",\"grep_matches\":");
+  printf ("%s,\"grep_matches\":", density_json);
   if (grep_matches >= 0)
     printf ("%ld", grep_matches);
   else

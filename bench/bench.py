@@ -61,14 +61,18 @@ RUNS = {
     "docker_file_1k": 20,
     "docker_file_1m": 15,
     "cold": 10,          # all three
+    "session": 10,       # sbx sessions: cold, and claimed from the warm pool
     "grep": 20,          # sbx
     "dpy_grep": 10,
     "docker_grep": 10,
 }
 WARMUP = {"exec": 20, "file": 3, "cold": 1, "grep": 2, "mcp": 10}
+# Idle sandboxes started at once to measure the host's memory per sandbox.
+DENSITY = 100
 if QUICK:
     RUNS = {k: min(v, 3) for k, v in RUNS.items()}
     WARMUP = {k: 1 for k in WARMUP}
+    DENSITY = 4
 
 # The container options sbx uses by default (src/lib/sandbox.c), applied to
 # the docker-py and docker CLI containers too so that only the mechanism
@@ -103,6 +107,15 @@ METHODS = [
     "grep: sbx_grep (PCRE2 in the agent) | exec_run([grep, -rn, PATTERN, DIR]) | `docker exec C "
     "grep -rn PATTERN DIR`, over the same 5,000 files",
     "agent memory: /proc/<State.Pid>/status on the host, read after all the sbx operations",
+]
+SESSION_METHODS = [
+    "cold session: sbx_manager_create_session (no pool, a workspace mounted) + get_session + "
+    "first sbx_exec, by turns with the plain cold create; ending it is not timed",
+    "pool claim: sbx_manager_create_session + get_session from a warm pool of 2, refilled "
+    "(untimed) before each run; then the first exec",
+    "density: N sandboxes started 4 at a time and left idle 3 s; the host's used memory "
+    "(MemTotal - MemAvailable in /proc/meminfo: the engine, containerd's shims, the agents, "
+    "kernel objects) before and after, divided by N",
 ]
 
 # The grep corpus: 5,000 files of 4 lines in /workspace/tree/dNN/fNNNN.txt;
@@ -210,8 +223,9 @@ class SbxRun:
         argv = [exe, "--image", self.image, "--cli", os.path.join(BUILD, "sbx"),
                 "--tree-cmd", TREE_CMD, "--pattern", GREP_PATTERN, "--grep-path", TREE_DIR,
                 "--hold"]
-        for key in ("exec", "cli_exec", "file_1k", "file_1m", "cold", "grep"):
+        for key in ("exec", "cli_exec", "file_1k", "file_1m", "cold", "grep", "session"):
             argv += ["--runs-" + key.replace("_", "-"), str(RUNS[key])]
+        argv += ["--density", str(DENSITY)]
         for key in ("exec", "file", "cold", "grep"):
             argv += ["--warmup-" + key, str(WARMUP[key])]
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
@@ -596,6 +610,60 @@ def evaluate(sbx, dpy, rss, mcp):
         t.append(("agent RSS <= 1 MiB", None, "not measured"))
     return t
 
+def print_session_table(sbx):
+    """Sessions: cold, from the pool, and the host memory each idle sandbox costs."""
+    def g(key):
+        return summary(sbx.get(key)) if sbx and sbx.get(key) else None
+
+    ex, cold, scold, claim, first = (g("exec"), g("cold"), g("session_cold"), g("claim"),
+                                     g("pool_first"))
+    rows = [
+        ("plain cold create -> first exec", cold, cold),
+        ("session create, cold -> first exec", scold, cold),
+        ("sbx_exec `true` on a started sandbox", ex, ex),
+        ("session create, claimed from the pool", claim, ex),
+        ("session claimed -> first exec", first, ex),
+    ]
+    head = ["sessions", "time", "ratio", "to"]
+    body = [[name, fmt_ms(x), vs_floor(x, base), "-" if x is base else
+             ("plain cold" if base is cold else "sbx_exec")] for name, x, base in rows]
+    d = sbx.get("density") if sbx else None
+    per = None
+    if d and d.get("sandboxes"):
+        per = (d["used_after_kib"] - d["used_before_kib"]) / 1024.0 / d["sandboxes"]
+        body.append(["host memory per idle sandbox (%d started in %.1f s)" % (
+            d["sandboxes"], d["start_ms"] / 1000.0), "%.1f MiB" % per, "", ""])
+        if per > 0:
+            body.append(["idle sandboxes this host's %.1f GiB could hold" % (
+                d["mem_total_kib"] / 1048576.0), "%d" % (d["mem_total_kib"] / 1024.0 / per),
+                "", ""])
+    widths = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]
+    line = lambda r: "| " + " | ".join(r[i].ljust(widths[i]) for i in range(len(r))) + " |"
+    out = [line(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    out += [line(r) for r in body]
+    out.append("How each is measured:")
+    out += ["  " + m for m in SESSION_METHODS]
+    out.append("Targets:")
+    targets = []
+    if claim and ex:
+        targets.append(("a pool claim <= 2x the exec round trip", claim["p50"] <= 2 * ex["p50"],
+                        "%.2fx (%.2f ms / %.2f ms)" % (claim["p50"] / ex["p50"], claim["p50"],
+                                                       ex["p50"])))
+    else:
+        targets.append(("a pool claim <= 2x the exec round trip", None, "not measured"))
+    # Medians of cold starts taken by turns differ by a few percent from noise alone.
+    if scold and cold:
+        r = scold["p50"] / cold["p50"]
+        targets.append(("a cold session create no slower than a plain cold create (within 3%)",
+                        r <= 1.03, "%.3fx (%.0f ms / %.0f ms)" % (r, scold["p50"], cold["p50"])))
+    else:
+        targets.append(("a cold session create no slower than a plain cold create", None,
+                        "not measured"))
+    for text, ok, detail in targets:
+        out.append("  [%s] %s: %s" % ({True: "met", False: "NOT MET", None: "n/a"}[ok], text,
+                                      detail))
+    print("\n".join(out) + "\n", flush=True)
+
 
 # ------------------------------------------------------------------ main
 
@@ -689,6 +757,7 @@ def main():
     elapsed = time.perf_counter() - started
     print_table(ctx, sbx, dpy, cli, rss, evaluate(sbx, dpy, rss, mcp))
     print_floor_table(sbx, mcp)
+    print_session_table(sbx)
     if errors:
         print("Errors:")
         for e in errors:

@@ -570,6 +570,104 @@ int sbx_runtime_prune (const char *name, bool all, sbx_progress_cb removed, void
  * set before is dropped. RT may be freed after the call. */
 int sbx_options_set_runtime (sbx_options_t *opts, const sbx_runtime_t *rt, sbx_error_t **err);
 
+/* ------------------------------------------------------------- sessions */
+
+/* A session manager: sandboxes for the users of a multi-user application,
+ * one per session, each user's files in a workspace of their own that
+ * outlives every session, idle sessions reaped, limits enforced, and an
+ * optional warm pool of started sandboxes that a new session claims. Its
+ * state lives on the host (under the state root, by the manager's name):
+ * a new manager of the same name, in this process or another, finds the
+ * sessions a previous one left, and cleans up what a crash left half-made.
+ * One manager serves many threads; each session has its own lock, so a
+ * slow call in one session never holds up another. */
+typedef struct sbx_manager sbx_manager_t;
+
+typedef struct sbx_manager_config
+{
+  const char *name;             /* NULL: "default"; ids' grammar (see below) */
+  const sbx_options_t *sandbox; /* the sessions' sandbox options (copied); NULL: defaults.
+                                 * A name is not allowed: each session's sandbox gets its own. */
+  const char *workspace_root;   /* NULL: no workspaces; else an existing folder where each user's
+                               * ROOT/USER/workspace is mounted at the work dir */
+  double idle_timeout;          /* seconds without activity before a session is reaped; 0: 3600 */
+  size_t max_sessions;          /* live sessions of this manager; 0: no limit */
+  size_t max_per_user;          /* live sessions of one user; 0: no limit */
+  size_t pool_size;             /* started sandboxes kept ready; 0: none */
+} sbx_manager_config_t;
+
+/* User and session ids: ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$ (they name host
+ * folders, so nothing else is accepted). */
+bool sbx_session_id_valid (const char *id);
+
+/* Makes a manager (with a warm pool, starts filling it in the background).
+ * Free with sbx_manager_free, which leaves the sessions running; end them
+ * with sbx_manager_shutdown. */
+int sbx_manager_new (const sbx_manager_config_t *config, sbx_manager_t **out, sbx_error_t **err);
+void sbx_manager_free (sbx_manager_t *m);
+/* Removes the state on the host of the manager NAME (its key, locks and
+ * records) once it has no session: refused (SBX_E_EXISTS) while it has
+ * one, or while a process holds its warm pool. Workspaces are not
+ * touched. */
+int sbx_manager_delete (const char *name, sbx_error_t **err);
+
+/* A new session for USER: its id in *SESSION_ID (malloc'd). A sandbox from
+ * the warm pool when one is ready, else one started now; with a workspace
+ * root, the user's folder is at the work dir. Fails with SBX_E_LIMIT at
+ * the maximum of sessions or of the user's sessions. */
+int sbx_manager_create_session (sbx_manager_t *m, const char *user, char **session_id,
+                                sbx_error_t **err);
+/* The session's sandbox: a handle of the caller's own (free it with
+ * sbx_sandbox_free; it may be used in parallel with other handles). A
+ * sandbox whose container died is replaced (its workspace kept); a stopped
+ * one is started. Counts as activity, as does every operation through any
+ * handle on the sandbox. SBX_E_NOT_FOUND for an unknown session. */
+int sbx_manager_get_session (sbx_manager_t *m, const char *session_id, sbx_sandbox_t **sb,
+                             sbx_error_t **err);
+/* The session SESSION_ID of USER, made if it does not exist; concurrent
+ * calls for one id make one sandbox. An existing session is served even
+ * at a limit; one of another user is refused (SBX_E_PERMISSION). */
+int sbx_manager_get_or_create (sbx_manager_t *m, const char *session_id, const char *user,
+                               sbx_sandbox_t **sb, sbx_error_t **err);
+/* Ends a session: its sandbox is removed, its workspace kept unless PURGE
+ * (refused while another session of the user is live). SBX_E_NOT_FOUND
+ * for an unknown session. */
+int sbx_manager_end_session (sbx_manager_t *m, const char *session_id, bool purge,
+                             sbx_error_t **err);
+
+typedef struct sbx_session_info
+{
+  char *id;
+  char *user;
+  char *sandbox;        /* the sandbox's id (every sbx_sandbox_* works on it) */
+  double created;       /* Unix time */
+  double last_activity; /* Unix time */
+  char *state; /* "running", "stopped", "dead" (its container is gone: replaced on next use),
+                * "starting" (being made) */
+} sbx_session_info_t;
+
+/* Every session of the manager's name, made by any process. Free with
+ * sbx_session_info_list_free. */
+int sbx_manager_list (sbx_manager_t *m, sbx_session_info_t **items, size_t *count,
+                      sbx_error_t **err);
+void sbx_session_info_list_free (sbx_session_info_t *items, size_t count);
+
+/* Ends the sessions idle for more than MAX_IDLE seconds (0: each session's
+ * idle timeout, as the manager that made it was configured), their
+ * workspaces kept; *REAPED (may be NULL) counts them. A session in use (its
+ * lock held) is not idle. */
+int sbx_manager_cleanup_idle (sbx_manager_t *m, double max_idle, size_t *reaped, sbx_error_t **err);
+/* Runs sbx_manager_cleanup_idle every INTERVAL seconds (0: 60) in a thread
+ * of the manager, until sbx_manager_stop_reaper or sbx_manager_free. */
+int sbx_manager_start_reaper (sbx_manager_t *m, double interval, sbx_error_t **err);
+void sbx_manager_stop_reaper (sbx_manager_t *m);
+/* How many warm sandboxes are ready now (a health check's number). */
+size_t sbx_manager_pool_ready (sbx_manager_t *m);
+/* Stops every session's sandbox, concurrently (the sessions and their
+ * workspaces stay: a later get_session starts them again), and removes the
+ * warm pool's, which is not refilled after. *STOPPED (may be NULL) counts the sessions stopped. */
+int sbx_manager_shutdown (sbx_manager_t *m, size_t *stopped, sbx_error_t **err);
+
 #ifdef __cplusplus
 }
 #endif

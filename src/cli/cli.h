@@ -213,6 +213,7 @@ json_t *cli_json_file_list (const sbx_file_list_t *list);
 
 extern const struct cli_command cli_cmd_create, cli_cmd_exec, cli_cmd_run, cli_cmd_write,
     cli_cmd_read, cli_cmd_cat, cli_cmd_edit, cli_cmd_ls, cli_cmd_glob, cli_cmd_grep, cli_cmd_ps,
-    cli_cmd_kill, cli_cmd_stop, cli_cmd_rm, cli_cmd_image, cli_cmd_bg, cli_cmd_mcp, cli_cmd_runtime;
+    cli_cmd_kill, cli_cmd_stop, cli_cmd_rm, cli_cmd_image, cli_cmd_bg, cli_cmd_mcp, cli_cmd_runtime,
+    cli_cmd_session;
 
 #endif

@@ -7,10 +7,10 @@
 #include <string.h>
 
 static const struct cli_command *const commands[] = {
-  &cli_cmd_create, &cli_cmd_exec,    &cli_cmd_run,  &cli_cmd_write, &cli_cmd_read,
-  &cli_cmd_cat,    &cli_cmd_edit,    &cli_cmd_ls,   &cli_cmd_glob,  &cli_cmd_grep,
-  &cli_cmd_ps,     &cli_cmd_kill,    &cli_cmd_stop, &cli_cmd_rm,    &cli_cmd_bg,
-  &cli_cmd_image,  &cli_cmd_runtime, &cli_cmd_mcp,  NULL,
+  &cli_cmd_create, &cli_cmd_exec,    &cli_cmd_run,     &cli_cmd_write, &cli_cmd_read,
+  &cli_cmd_cat,    &cli_cmd_edit,    &cli_cmd_ls,      &cli_cmd_glob,  &cli_cmd_grep,
+  &cli_cmd_ps,     &cli_cmd_kill,    &cli_cmd_stop,    &cli_cmd_rm,    &cli_cmd_bg,
+  &cli_cmd_image,  &cli_cmd_runtime, &cli_cmd_session, &cli_cmd_mcp,   NULL,
 };
 
 static const struct cli_command *

@@ -6,10 +6,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 
@@ -88,9 +90,28 @@ sbx_agent_broken (sbx_sandbox_t *sb, const char *why, sbx_error_t **err)
                         sb->id, why);
 }
 
+void
+sbx_sandbox_touch (sbx_sandbox_t *sb)
+{
+  double now = sbx_now ();
+  if (sb->state_dir == NULL || (sb->touched > 0 && now - sb->touched < 1.0))
+    return;
+  sb->touched = now;
+  char path[PATH_MAX];
+  snprintf (path, sizeof path, "%s/" SBX_ACTIVITY_FILE, sb->state_dir);
+  if (utimensat (AT_FDCWD, path, NULL, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT)
+    {
+      /* A sandbox made before the file existed. */
+      int fd = open (path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+      if (fd >= 0)
+        close (fd);
+    }
+}
+
 int
 sbx_agent_flush (sbx_sandbox_t *sb, sbx_error_t **err)
 {
+  sbx_sandbox_touch (sb);
   if (sb->out.failed)
     {
       sbx_agent_drop_request (sb);
@@ -186,8 +207,12 @@ sbx_agent_recv (sbx_sandbox_t *sb, sbx_msg_t *msg, double deadline, sbx_error_t 
   for (;;)
     {
       int r = sbx_agent_next (sb, msg, err);
+      /* A long operation keeps its sandbox in use. */
       if (r > 0 && msg->type == SBX_M_ALIVE)
-        continue;
+        {
+          sbx_sandbox_touch (sb);
+          continue;
+        }
       if (r > 0)
         return 0;
       if (r < 0)

@@ -205,6 +205,7 @@ handle_message (sbx_sandbox_t *sb, exec_state_t *st, const sbx_msg_t *msg, sbx_e
       keep_output (st, stream, data, len);
       return 0;
     case SBX_M_ALIVE:
+      sbx_sandbox_touch (sb);
       return 0;
     case SBX_M_EXIT:
       if ((r = sbx_agent_int (sb, msg, SBX_T_EXIT_CODE, 0, 255, &code, err)) < 0
@@ -333,6 +334,7 @@ sbx_exec (sbx_sandbox_t *sb, const char *command, const sbx_exec_opts_t *opts,
     }
   if (r == 0)
     {
+      sbx_sandbox_touch (sb);
       r = run_exec (sb, &st, o->timeout, err);
       /* The stream must stay in step: stdin the command did not wait for is
        * dropped if none of it went out, else the connection is; a failure

@@ -7,7 +7,9 @@
  *                its own, sealed read-only once the agent listens (as root)
  *   record.json  what sbx knows of the sandbox, host-only: a container that
  *                carries sbx's labels but no record with its id is not one of
- *                sbx's sandboxes, and nothing destructive is done to it. */
+ *                sbx's sandboxes, and nothing destructive is done to it
+ *   activity     host-only, empty: its modification time is when the
+ *                sandbox was last used (sbx_sandbox_touch) */
 #include "sandbox.h"
 #include "state.h"
 
@@ -36,23 +38,6 @@ sbx_hostdir_path (const char *name, char **dir, sbx_error_t **err)
   if (sub == NULL)
     return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
   return sbx_state_dir (sub, false, 0700, dir, err);
-}
-
-static int
-remove_entry (const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-  (void) st, (void) ftw;
-  if (type == FTW_DP)
-    rmdir (path);
-  else
-    unlink (path);
-  return 0;
-}
-
-static void
-remove_tree (const char *dir)
-{
-  nftw (dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
 }
 
 /* The run folder is writable from inside the sandbox (the agent makes its
@@ -112,7 +97,7 @@ sbx_hostdir_remove (const char *dir)
   cleanup_free char *run = sbx_strdup_printf ("%s/run", dir);
   if (run && geteuid () == 0)
     umount2 (run, MNT_DETACH);
-  remove_tree (dir);
+  sbx_remove_tree (dir);
 }
 
 /* An executable sbx-agent in DIR or its parent: *PATH, malloc'd. */

@@ -2,6 +2,7 @@
  * pulled: a minimal Debian made with debootstrap from the machine's own apt
  * sources, packed with libarchive and imported into the engine. */
 #include "internal.h"
+#include "state.h"
 #include "apt_sources.h"
 #include "dl.h"
 #include "engine.h"
@@ -288,31 +289,6 @@ run_forwarding (const char *const argv[], struct output *o)
 
 /* nftw has no user pointer; the count of what could not be removed rides in
  * a thread-local. */
-static __thread int remove_failures;
-
-static int
-remove_one (const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-  (void) st;
-  (void) ftw;
-  int r = (type == FTW_DP || type == FTW_DNR) ? rmdir (path) : unlink (path);
-  if (r < 0 && errno != ENOENT)
-    remove_failures++;
-  return 0;
-}
-
-/* Removes PATH and everything below it without following symlinks or
- * entering other file systems (a leftover mount stays, and is reported).
- * Returns the number of entries that could not be removed, or -1. */
-static int
-remove_tree (const char *path)
-{
-  remove_failures = 0;
-  if (nftw (path, remove_one, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) < 0 && errno != ENOENT)
-    return -1;
-  return remove_failures;
-}
-
 /* Removes the entries of DIR (relative to ROOT) whose names end in SUFFIX
  * (every entry when SUFFIX is ""). */
 static void
@@ -330,7 +306,7 @@ remove_entries (const char *root, const char *dir, const char *suffix)
         continue;
       cleanup_free char *child = sbx_strdup_printf ("%s/%s", path, de->d_name);
       if (child)
-        remove_tree (child);
+        sbx_remove_tree (child);
     }
   closedir (d);
 }
@@ -650,7 +626,7 @@ sbx_image_bootstrap (sbx_progress_cb progress, void *userdata, sbx_error_t **err
 
 out_dir:
   {
-    int left = remove_tree (root);
+    int left = sbx_remove_tree (root);
     if (left != 0)
       report (progress, userdata,
               "warning: could not remove all of %s; something may still be mounted there "

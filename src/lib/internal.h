@@ -15,4 +15,8 @@
 char *sbx_utf8_sanitize (const char *s, size_t n);
 bool sbx_utf8_valid (const char *s, size_t n);
 
+/* PREFIX and BYTES random bytes in hex ("sbx-1a2b3c4d5e6f"); NULL when out of
+ * memory or randomness. */
+char *sbx_random_id (const char *prefix, size_t bytes);
+
 #endif

@@ -89,6 +89,8 @@ sbx_options_clear (sbx_options_t *o)
   strv_free (o->volumes);
   strv_free (o->env);
   sbx_runtime_free (o->runtime);
+  free (o->slot);
+  strv_free (o->labels);
   memset (o, 0, sizeof *o);
 }
 
@@ -103,14 +105,34 @@ sbx_options_copy (sbx_options_t *dst, const sbx_options_t *src)
   dst->volumes = strv_copy (src->volumes);
   dst->env = strv_copy (src->env);
   dst->runtime = src->runtime ? sbx_runtime_dup (src->runtime) : NULL;
+  dst->slot = src->slot ? strdup (src->slot) : NULL;
+  dst->labels = strv_copy (src->labels);
   if ((src->image && !dst->image) || (src->name && !dst->name) || (src->workdir && !dst->workdir)
       || (src->network && !dst->network) || !dst->volumes || !dst->env
-      || (src->runtime && !dst->runtime))
+      || (src->runtime && !dst->runtime) || (src->slot && !dst->slot) || !dst->labels)
     {
       sbx_options_clear (dst);
       return -1;
     }
   return 0;
+}
+
+int
+sbx_options_set_slot (sbx_options_t *o, const char *dir, sbx_error_t **err)
+{
+  char *c = dir ? strdup (dir) : NULL;
+  if (dir && c == NULL)
+    return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
+  free (o->slot);
+  o->slot = c;
+  return 0;
+}
+
+int
+sbx_options_add_label (sbx_options_t *o, const char *key, const char *value, sbx_error_t **err)
+{
+  cleanup_free char *kv = sbx_strdup_printf ("%s=%s", key, value);
+  return kv ? strv_append (&o->labels, kv, err) : sbx_error_set (err, SBX_E_NOMEM, "out of memory");
 }
 
 SBX_EXPORT void
@@ -162,7 +184,7 @@ sbx_options_set_name (sbx_options_t *o, const char *name, sbx_error_t **err)
   if (name == NULL || !sbx_valid_name (name))
     return sbx_error_set (
         err, SBX_E_INVALID,
-        "invalid sandbox name '%s': use 1 to 63 letters, digits, '_', '.' or '-', "
+        "invalid sandbox name '%s': use 1 to 64 letters, digits, '_', '.' or '-', "
         "starting with a letter or digit",
         name ? name : "");
   return replace_str (&o->name, name, err);

@@ -238,6 +238,14 @@ container_config (sbx_sandbox_t *sb, bool quota)
         *mode++ = '\0';
       json_array_append_new (mounts, bind_mount (spec, ctr, mode && strcmp (mode, "ro") == 0));
     }
+  /* A warm sandbox's slot: what the host mounts on it later (the user's
+     workspace, at claim time) appears at the work dir. */
+  json_t *slot = o->slot ? bind_mount (o->slot, sb->workdir, false) : NULL;
+  if (slot)
+    {
+      json_object_set_new (slot, "BindOptions", json_pack ("{s:s}", "Propagation", "rslave"));
+      json_array_append_new (mounts, slot);
+    }
 
   json_t *host = json_pack ("{s:o, s:s, s:[s], s:o, s:[s], s:I, s:I, s:I, s:I, s:b, s:o, "
                             "s:{s:s, s:{s:s, s:s}}}",
@@ -266,6 +274,13 @@ container_config (sbx_sandbox_t *sb, bool quota)
    * trusts only its host record. */
   json_t *labels = json_pack ("{s:s, s:s, s:s}", SBX_LABEL_MANAGED, "1", SBX_LABEL_VERSION,
                               SBX_VERSION, SBX_LABEL_NAMED, o->name ? "1" : "0");
+  for (char **l = o->labels; labels && l && *l; l++)
+    {
+      const char *eq = strchr (*l, '=');
+      cleanup_free char *key = eq ? strndup (*l, (size_t) (eq - *l)) : NULL;
+      if (key)
+        json_object_set_new (labels, key, json_string (eq + 1));
+    }
   return json_pack ("{s:s, s:o, s:[], s:s, s:o, s:o, s:o, s:b, s:b}", "Image", sb->image,
                     "Entrypoint", entrypoint, "Cmd", "WorkingDir", sb->workdir, "Env",
                     string_array ((const char *const *) o->env), "Labels", labels, "HostConfig",
@@ -311,15 +326,6 @@ create_with_disk_limit (sbx_sandbox_t *sb, char **cid, sbx_error_t **err)
         sbx_error_propagate (err, cerr);
       return r;
     }
-}
-
-static char *
-random_name (void)
-{
-  unsigned char r[6];
-  if (getrandom (r, sizeof r, 0) != sizeof r)
-    return NULL;
-  return sbx_strdup_printf ("sbx-%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2], r[3], r[4], r[5]);
 }
 
 static int
@@ -650,7 +656,7 @@ sbx_sandbox_ensure (sbx_sandbox_t *sb, sbx_error_t **err)
     return ensure_named (sb, err);
   if (sb->id == NULL)
     {
-      cleanup_free char *name = random_name ();
+      cleanup_free char *name = sbx_random_id ("sbx-", 6);
       return name ? create_and_start (sb, name, err)
                   : sbx_error_set (err, SBX_E_IO, "cannot make a random sandbox name");
     }
@@ -708,6 +714,21 @@ sbx_sandbox_open (const char *id, sbx_sandbox_t **out, sbx_error_t **err)
     }
   *out = sb;
   return 0;
+}
+
+int
+sbx_sandbox_purge_name (const char *name, sbx_error_t **err)
+{
+  if (!sbx_valid_name (name))
+    return sbx_error_set (err, SBX_E_INVALID, "invalid sandbox name '%s'", name ? name : "");
+  sbx_engine_t *e = NULL;
+  int r = sbx_engine_get (&e, err);
+  if (r == 0)
+    r = sbx_engine_container_remove (e, name, err);
+  cleanup_free char *dir = NULL;
+  if (r == 0 && sbx_hostdir_path (name, &dir, NULL) == 0)
+    sbx_hostdir_remove (dir);
+  return r;
 }
 
 SBX_EXPORT int

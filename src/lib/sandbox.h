@@ -30,6 +30,10 @@ struct sbx_options
   int auto_remove;        /* -1: derived from whether a name was given */
   bool replace;           /* a named sandbox with other options is replaced */
   sbx_runtime_t *runtime; /* its image is resolved at start (runtime_build.c) */
+  /* Set by the session manager only: */
+  char *slot;    /* a host folder mounted at the work dir, receiving mounts made on it
+                  * later (rslave): a warm sandbox's workspace, given at claim time */
+  char **labels; /* NULL-terminated "key=value", what a container is for */
 };
 
 struct sbx_sandbox
@@ -54,10 +58,19 @@ struct sbx_sandbox
    * read. */
   size_t hello_len;
   bool hello_pending;
+  double touched; /* when this handle last marked the sandbox in use (sbx_now) */
 };
+
+/* Removes the container NAME and its host folder, whether or not its record
+ * was written: for names the caller's own host records give (the session
+ * manager's half-made sandboxes). A missing container is not an error. */
+int sbx_sandbox_purge_name (const char *name, sbx_error_t **err);
 
 /* Frees what an options struct owns (also for copies embedded in a sandbox). */
 void sbx_options_clear (sbx_options_t *o);
+/* The session manager's options (see struct sbx_options). */
+int sbx_options_set_slot (sbx_options_t *o, const char *dir, sbx_error_t **err);
+int sbx_options_add_label (sbx_options_t *o, const char *key, const char *value, sbx_error_t **err);
 /* Deep copy into DST; -1 when out of memory. */
 int sbx_options_copy (sbx_options_t *dst, const sbx_options_t *src);
 /* "KEY=VALUE" with the seed's key rule and no newline in the value. */
@@ -110,6 +123,11 @@ typedef enum sbx_agent_reach
  * PID 1: 0 and *REACH, or a negative sbx_errc when the attempt itself
  * failed. */
 int sbx_agent_try_connect (sbx_sandbox_t *sb, sbx_agent_reach_t *reach, sbx_error_t **err);
+/* Marks the sandbox in use now (at most once a second per handle): the
+ * modification time of the activity file in its host folder, which any
+ * process may read (the session manager's idle time). */
+void sbx_sandbox_touch (sbx_sandbox_t *sb);
+#define SBX_ACTIVITY_FILE "activity"
 /* Writes and clears sb->out. */
 int sbx_agent_flush (sbx_sandbox_t *sb, sbx_error_t **err);
 /* Drops the request being framed in sb->out (not a pending HELLO). */

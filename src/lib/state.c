@@ -5,6 +5,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <ftw.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/file.h>
@@ -66,12 +67,33 @@ bool
 sbx_valid_name (const char *s)
 {
   size_t n = s ? strlen (s) : 0;
-  if (n == 0 || n > 63 || !isalnum ((unsigned char) s[0]))
+  if (n == 0 || n > 64 || !isalnum ((unsigned char) s[0]))
     return false;
   for (size_t i = 1; i < n; i++)
     if (!isalnum ((unsigned char) s[i]) && !strchr ("_.-", s[i]))
       return false;
   return true;
+}
+
+static __thread int remove_failures;
+
+static int
+remove_one (const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+  (void) st, (void) ftw;
+  int r = (type == FTW_DP || type == FTW_DNR) ? rmdir (path) : unlink (path);
+  if (r < 0 && errno != ENOENT)
+    remove_failures++;
+  return 0;
+}
+
+int
+sbx_remove_tree (const char *path)
+{
+  remove_failures = 0;
+  if (nftw (path, remove_one, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) < 0 && errno != ENOENT)
+    return -1;
+  return remove_failures;
 }
 
 void

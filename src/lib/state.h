@@ -14,7 +14,12 @@ int sbx_state_root (char **root, sbx_error_t **err);
 /* ROOT/SUB (SUB may hold '/'), made with mode MODE when CREATE. */
 int sbx_state_dir (const char *sub, bool create, mode_t mode, char **path, sbx_error_t **err);
 
-/* A sandbox (container) name: [A-Za-z0-9][A-Za-z0-9_.-]{0,62}. Names become
+/* Removes PATH and everything below it without following symlinks or
+ * entering other file systems (a mount left there stays). The number of
+ * entries that could not be removed, or -1. */
+int sbx_remove_tree (const char *path);
+
+/* A sandbox (container) name, or a user or session id: [A-Za-z0-9][A-Za-z0-9_.-]{0,63}. Names become
  * host paths, so this is checked wherever one comes from. */
 bool sbx_valid_name (const char *name);
 

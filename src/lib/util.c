@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 /* Length of the valid UTF-8 sequence at S (at most N bytes), or 0. */
@@ -93,4 +94,20 @@ SBX_EXPORT char *
 sbx_utf8_sanitize_copy (const char *s, size_t n)
 {
   return sanitize (s, n, true);
+}
+
+char *
+sbx_random_id (const char *prefix, size_t bytes)
+{
+  unsigned char r[32];
+  if (bytes > sizeof r || getrandom (r, bytes, 0) != (ssize_t) bytes)
+    return NULL;
+  size_t n = strlen (prefix);
+  char *id = malloc (n + 2 * bytes + 1);
+  if (id == NULL)
+    return NULL;
+  memcpy (id, prefix, n);
+  for (size_t i = 0; i < bytes; i++)
+    snprintf (id + n + 2 * i, 3, "%02x", r[i]);
+  return id;
 }

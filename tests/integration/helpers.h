@@ -180,13 +180,50 @@ engine (const char *method, const char *path, const char *body, char *out, size_
   return r;
 }
 
+/* sbx's state root on the host. */
+static inline const char *
+state_root (void)
+{
+  const char *r = getenv ("SBX_STATE_DIR");
+  return r && *r ? r : "/var/lib/sbx";
+}
+
 /* The sandbox's run folder on the host. */
 static inline void
 run_dir (sbx_sandbox_t *sb, char *buf, size_t cap)
 {
-  const char *root = getenv ("SBX_STATE_DIR");
-  snprintf (buf, cap, "%s/sandboxes/%s/run", root && *root ? root : "/var/lib/sbx",
-            sbx_sandbox_id (sb));
+  snprintf (buf, cap, "%s/sandboxes/%s/run", state_root (), sbx_sandbox_id (sb));
+}
+
+static inline bool
+path_exists (const char *path)
+{
+  struct stat st;
+  return lstat (path, &st) == 0;
+}
+
+/* Containers of that name, as the engine sees them. */
+static inline bool
+container_exists (const char *name)
+{
+  char path[256], body[4096];
+  snprintf (path, sizeof path, "/containers/%s/json", name);
+  return engine ("GET", path, NULL, body, sizeof body) == 0 && strstr (body, "\"Id\":");
+}
+
+/* Whether anything is mounted below PATH. */
+static inline bool
+mounted_below (const char *path)
+{
+  FILE *f = fopen ("/proc/self/mountinfo", "re");
+  char line[4096];
+  bool found = false;
+  while (f && fgets (line, sizeof line, f))
+    if (strstr (line, path))
+      found = true;
+  if (f)
+    fclose (f);
+  return found;
 }
 
 #endif

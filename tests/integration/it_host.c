@@ -12,44 +12,6 @@
 
 extern char **environ;
 
-static const char *
-state_root (void)
-{
-  const char *r = getenv ("SBX_STATE_DIR");
-  return r && *r ? r : "/var/lib/sbx";
-}
-
-static bool
-path_exists (const char *path)
-{
-  struct stat st;
-  return lstat (path, &st) == 0;
-}
-
-/* Containers of that name, as the engine sees them. */
-static bool
-container_exists (const char *name)
-{
-  char path[256], body[4096];
-  snprintf (path, sizeof path, "/containers/%s/json", name);
-  return engine ("GET", path, NULL, body, sizeof body) == 0 && strstr (body, "\"Id\":");
-}
-
-/* Whether anything is mounted below PATH. */
-static bool
-mounted_below (const char *path)
-{
-  FILE *f = fopen ("/proc/self/mountinfo", "re");
-  char line[4096];
-  bool found = false;
-  while (f && fgets (line, sizeof line, f))
-    if (strstr (line, path))
-      found = true;
-  if (f)
-    fclose (f);
-  return found;
-}
-
 /* What a failed create may leave: a container, a host folder, a mount. */
 static void
 nothing_left (const char *name, const char *what)

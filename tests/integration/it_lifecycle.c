@@ -15,8 +15,7 @@ static char *
 state_dir_of (const char *id)
 {
   static char buf[512];
-  const char *root = getenv ("SBX_STATE_DIR");
-  snprintf (buf, sizeof buf, "%s/sandboxes/%s", root && *root ? root : "/var/lib/sbx", id);
+  snprintf (buf, sizeof buf, "%s/sandboxes/%s", state_root (), id);
   return buf;
 }
 
