@@ -96,7 +96,7 @@ $(BUILD)/libsbx-mcp.a: $(MCP_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/sbx: $(CLI_OBJ) $(BUILD)/libsbx-mcp.a $(BUILD)/libsbx.a
-	$(CC) $(LDHARDEN) -o $@ $(CLI_OBJ) $(BUILD)/libsbx-mcp.a $(BUILD)/libsbx.a $(CLI_LIBS) -lm -lpthread
+	$(CC) $(LDHARDEN) -o $@ $(CLI_OBJ) $(BUILD)/libsbx-mcp.a $(BUILD)/libsbx.a $(CLI_LIBS) -lpthread
 
 # The agent is static so it runs in any image; it is never sanitized (it runs
 # as PID 1 in containers where the sanitizer runtimes do not exist). With

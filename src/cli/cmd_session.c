@@ -3,7 +3,6 @@
  * (create, ls, end, gc) sees the sessions the others made. */
 #include "cli.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -120,6 +119,13 @@ find_session (sbx_manager_t *m, const char *which, char **id)
   return 0;
 }
 
+/* Whole seconds since LAST (0 when the clocks disagree). */
+static long long
+idle_seconds (double now, double last)
+{
+  return now > last ? (long long) (now - last) : 0;
+}
+
 static int
 cmd_ls (const struct cli_command *cmd, int argc, char **argv)
 {
@@ -146,11 +152,12 @@ cmd_ls (const struct cli_command *cmd, int argc, char **argv)
       json_t *list = json_array ();
       for (size_t i = 0; list && i < n; i++)
         if (json_array_append_new (
-                list, json_pack ("{s:o, s:o, s:o, s:f, s:f, s:o}", "session",
-                                 cli_json_str (v[i].id), "user", cli_json_str (v[i].user),
-                                 "sandbox", cli_json_str (v[i].sandbox), "created", v[i].created,
-                                 "idle_seconds", floor (fmax (0, now - v[i].last_activity)),
-                                 "state", cli_json_str (v[i].state)))
+                list,
+                json_pack ("{s:o, s:o, s:o, s:f, s:I, s:o}", "session", cli_json_str (v[i].id),
+                           "user", cli_json_str (v[i].user), "sandbox", cli_json_str (v[i].sandbox),
+                           "created", v[i].created, "idle_seconds",
+                           (json_int_t) idle_seconds (now, v[i].last_activity), "state",
+                           cli_json_str (v[i].state)))
             < 0)
           {
             json_decref (list);
@@ -162,8 +169,8 @@ cmd_ls (const struct cli_command *cmd, int argc, char **argv)
     {
       printf ("%-20s  %-16s  %-16s  %8s  %s\n", "SESSION", "USER", "SANDBOX", "IDLE", "STATE");
       for (size_t i = 0; i < n; i++)
-        printf ("%-20s  %-16s  %-16s  %7.0fs  %s\n", v[i].id, v[i].user, v[i].sandbox,
-                fmax (0, now - v[i].last_activity), v[i].state);
+        printf ("%-20s  %-16s  %-16s  %7llds  %s\n", v[i].id, v[i].user, v[i].sandbox,
+                idle_seconds (now, v[i].last_activity), v[i].state);
     }
   sbx_session_info_list_free (v, n);
   sbx_manager_free (m);
