@@ -60,7 +60,7 @@ UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 ITEST_SRC := $(wildcard tests/integration/*.c)
 ITEST_BIN := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(ITEST_SRC))
 
-.PHONY: all clean demo check tests asan tsan bench setup example install FORCE
+.PHONY: all clean demo check tests asan tsan bench setup example install python FORCE
 all: $(BUILD)/libsbx.so $(BUILD)/libsbx.a $(BUILD)/libsbx-mcp.a $(BUILD)/sbx $(BUILD)/sbx.pc build/sbx-agent
 
 $(BUILD)/obj/%.o: src/%.c
@@ -141,7 +141,16 @@ $(BUILD)/tests/%: tests/integration/%.c $(BUILD)/libsbx.a tests/tap.h
 	@mkdir -p $(dir $@) $(BUILD)/obj/tests
 	$(CC) $(ALL_CFLAGS) $(LIB_CFLAGS) -Itests $(TEST_DEPS) -o $@ $< $(BUILD)/libsbx.a $(LIB_LIBS) $(LDHARDEN)
 
-tests: all $(UNIT_BIN) $(ITEST_BIN) build/sbx-bench
+tests: all $(UNIT_BIN) $(ITEST_BIN) build/sbx-bench python
+
+# The Python package (python/): build/python/sbx, importable with
+# PYTHONPATH=build/python; `pip install ./python` makes the same.
+PY_SRC := $(wildcard python/sbx/*.py python/sbx/*.c) python/setup.py
+python: build/python/sbx/.built
+build/python/sbx/.built: $(PY_SRC) build/libsbx.a build/sbx-agent include/sbx.h
+	cd python && /usr/bin/python3 setup.py -q build --force --build-base ../build/python-build \
+	  --build-lib ../build/python 2>&1 | { grep -v 'byte-compiling is disabled' || true; }
+	@test -f build/python/sbx/_sbx.*.so && touch $@
 
 asan:
 	$(MAKE) SAN=1 tests build-asan/sbx-agent

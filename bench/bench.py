@@ -24,7 +24,7 @@ Environment:
   SBX_BENCH_IMAGE   image to use (default python:3.12-slim if present, else
                     sbx/base:bookworm)
   SBX_BENCH_QUICK=1 a few runs of each, for a smoke test
-  SBX_BENCH_ONLY    comma list among sbx,mcp,dockerpy,cli (default: all four)
+  SBX_BENCH_ONLY    comma list among sbx,mcp,python,dockerpy,cli (default: all five)
   SBX_BENCH_JSON    path: also write every sample as JSON there
 """
 
@@ -45,7 +45,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(ROOT, "build")
 QUICK = os.environ.get("SBX_BENCH_QUICK") == "1"
-ONLY = set((os.environ.get("SBX_BENCH_ONLY") or "sbx,mcp,dockerpy,cli").split(","))
+ONLY = set((os.environ.get("SBX_BENCH_ONLY") or "sbx,mcp,python,dockerpy,cli").split(","))
 
 # Runs of each measurement (after warm-up).
 RUNS = {
@@ -62,6 +62,8 @@ RUNS = {
     "docker_file_1m": 15,
     "cold": 10,          # all three
     "session": 10,       # sbx sessions: cold, and claimed from the warm pool
+    "py_exec": 300,      # the Python binding's execute
+    "py_file_1k": 100,   # the Python binding's write + read_bytes
     "grep": 20,          # sbx
     "dpy_grep": 10,
     "docker_grep": 10,
@@ -665,6 +667,67 @@ def print_session_table(sbx):
     print("\n".join(out) + "\n", flush=True)
 
 
+# ------------------------------------------------------------ Python
+
+def bench_python(image):
+    """The Python binding (build/python) in this process: execute("true")
+    and write + read_bytes of 1 KiB, as seed-style code calls them."""
+    import warnings
+    sys.path.insert(0, os.path.join(BUILD, "python"))
+    import sbx as sbxpy
+    warnings.simplefilter("ignore", RuntimeWarning)  # the machine's disk notice
+    res = {}
+    sb = sbxpy.DockerSandbox(image=image)
+    try:
+        sb.start()
+
+        def execute():
+            r = sb.execute("true")
+            if r.exit_code != 0:
+                raise RuntimeError("execute(true) gave %r" % (r,))
+        log("Python: DockerSandbox.execute('true')")
+        res["exec"] = measure("execute true", execute, RUNS["py_exec"], WARMUP["exec"])
+        data = payload(1024, 11)
+
+        def write_read():
+            w = sb.write("/workspace/py_file_1k.bin", data)
+            if w.error or sb.read_bytes("/workspace/py_file_1k.bin") != data:
+                raise RuntimeError("write+read_bytes 1 KiB mismatch: %r" % (w,))
+        log("Python: write + read_bytes 1 KiB")
+        res["file_1k"] = measure("write+read_bytes 1 KiB", write_read, RUNS["py_file_1k"],
+                                 WARMUP["file"])
+    finally:
+        sb.stop()
+    return res
+
+
+def print_python_table(py, sbx, dpy):
+    def g(res, key):
+        return summary(res.get(key)) if res and res.get(key) else None
+
+    rows = [("exec `true` (execute / sbx_exec / exec_run)", "exec"),
+            ("write + read 1 KiB", "file_1k")]
+    head = ["Python binding", "sbx (Python)", "sbx (C)", "docker-py", "Python/C", "docker-py/Python"]
+    body = []
+    targets = []
+    for name, key in rows:
+        p, c, d = g(py, key), g(sbx, key), g(dpy, key)
+        body.append([name, fmt_ms(p), fmt_ms(c), fmt_ms(d),
+                     "%.2fx" % (p["p50"] / c["p50"]) if p and c else "n/a", ratio(d, p)])
+        text = "Python %s <= 1.5x the C library's" % name.split(" (")[0]
+        targets.append((text, p["p50"] <= 1.5 * c["p50"] if p and c else None,
+                        "%.2fx" % (p["p50"] / c["p50"]) if p and c else "not measured"))
+    widths = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]
+    line = lambda r: "| " + " | ".join(r[i].ljust(widths[i]) for i in range(len(r))) + " |"
+    out = [line(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    out += [line(r) for r in body]
+    out.append("Targets:")
+    for text, ok, detail in targets:
+        out.append("  [%s] %s: %s" % ({True: "met", False: "NOT MET", None: "n/a"}[ok], text,
+                                      detail))
+    print("\n".join(out) + "\n", flush=True)
+
+
 # ------------------------------------------------------------------ main
 
 def cleanup_containers(client, names):
@@ -696,7 +759,7 @@ def main():
         c.remove(force=True)
 
     created = set()
-    sbx = dpy = cli = rss = mcp = None
+    sbx = dpy = cli = rss = mcp = py = None
     errors = []
     sbx_run = SbxRun(image)
     try:
@@ -729,6 +792,14 @@ def main():
                 errors.append("MCP: %s" % e)
                 log("MCP part failed: %s" % e)
 
+        if "python" in ONLY:
+            log("Python: the binding (build/python), in this process")
+            try:
+                py = bench_python(image)
+            except Exception as e:
+                errors.append("Python: %s" % e)
+                log("Python part failed: %s" % e)
+
         if "dockerpy" in ONLY or "cli" in ONLY:
             name = bench_name("warm")
             created.add(name)
@@ -758,6 +829,7 @@ def main():
     print_table(ctx, sbx, dpy, cli, rss, evaluate(sbx, dpy, rss, mcp))
     print_floor_table(sbx, mcp)
     print_session_table(sbx)
+    print_python_table(py, sbx, dpy)
     if errors:
         print("Errors:")
         for e in errors:
@@ -767,7 +839,7 @@ def main():
 
     if os.environ.get("SBX_BENCH_JSON"):
         with open(os.environ["SBX_BENCH_JSON"], "w") as f:
-            json.dump({"context": ctx, "sbx": sbx, "mcp": mcp, "docker_py": dpy,
+            json.dump({"context": ctx, "sbx": sbx, "mcp": mcp, "python": py, "docker_py": dpy,
                        "docker_cli": cli, "agent_memory": rss, "errors": errors}, f, indent=1)
     measured = any(isinstance(v, list) and v for res in (sbx, mcp, dpy, cli) if res
                    for v in res.values())

@@ -16,7 +16,7 @@ for f in build/sbx build-asan/sbx build-asan/tests/it_exec build-tsan/sbx build-
   [ -x "$f" ] || { echo "run-tests: $f is missing; run make tests asan tsan first" >&2; exit 1; }
 done
 tests=(scripts/check-format.sh build/tests/test_* build/tests/it_* tests/cli/*.t tests/mcp/*.t
-       tests/readme/*.t tests/bench/*.t build-asan/tests/test_* build-asan/tests/it_*
+       tests/readme/*.t tests/python/*.t tests/bench/*.t build-asan/tests/test_* build-asan/tests/it_*
        build-tsan/tests/it_session)
 # build-SAN/tests/T is a link to tests/sanitized.sh, which runs tests/T with
 # build-SAN/sbx and fails it on any sanitizer report.

@@ -8,6 +8,7 @@
 #include "state.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -287,6 +288,28 @@ container_config (sbx_sandbox_t *sb, bool quota)
                     host, "Tty", 0, "OpenStdin", 0);
 }
 
+/* Adds a sentence to what sbx_sandbox_notice says (once each). */
+static void notice_add (sbx_sandbox_t *sb, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
+
+static void
+notice_add (sbx_sandbox_t *sb, const char *fmt, ...)
+{
+  va_list ap;
+  va_start (ap, fmt);
+  cleanup_free char *text = NULL;
+  if (vasprintf (&text, fmt, ap) < 0)
+    text = NULL;
+  va_end (ap);
+  if (text == NULL || (sb->notice && strstr (sb->notice, text)))
+    return;
+  char *joined = sb->notice ? sbx_strdup_printf ("%s; %s", sb->notice, text) : strdup (text);
+  if (joined)
+    {
+      free (sb->notice);
+      sb->notice = joined;
+    }
+}
+
 /* Creates the container; its disk limit is a storage quota where the
  * engine has them, and capped files otherwise (said in sb->notice). */
 static int
@@ -312,9 +335,9 @@ create_with_disk_limit (sbx_sandbox_t *sb, char **cid, sbx_error_t **err)
         __atomic_store_n (&storage_quota, 1, __ATOMIC_RELAXED);
       if (r == 0 && !quota)
         {
-          free (sb->notice);
           char disk[32], tmp[32];
-          sb->notice = sbx_strdup_printf (
+          notice_add (
+              sb,
               "the engine's storage driver has no quota for a container's disk (overlay2 "
               "needs xfs with pquota): instead of a %s disk limit, each file is capped at %s "
               "and /tmp at %s",
@@ -333,6 +356,16 @@ resolve_image (sbx_sandbox_t *sb, sbx_error_t **err)
 {
   if (sb->image)
     return 0;
+  if (sb->opts.image && strcmp (sb->opts.image, SBX_SEED_IMAGE) == 0)
+    {
+      /* The seed's documents name it in every example: where it cannot be
+         had, sbx's base image stands in, and the notice says so. */
+      int r = sbx_image_default (&sb->image, NULL, err);
+      if (r == 0 && strcmp (sb->image, SBX_SEED_IMAGE) != 0)
+        notice_add (sb, "%s is not here and could not be pulled: sbx's base image %s stands in",
+                    SBX_SEED_IMAGE, sb->image);
+      return r;
+    }
   if (sb->opts.image)
     return (sb->image = strdup (sb->opts.image))
                ? 0

@@ -19,6 +19,7 @@ d = json.load(open(sys.argv[1]))
 want = {"sbx": ["floor", "exec", "floor_cli", "cli_exec", "cli_help", "file_1k", "file_1m",
                 "grep", "cold", "session_cold", "claim", "pool_first"],
         "mcp": ["floor", "read_file", "write_file", "execute"],
+        "python": ["exec", "file_1k"],
         "docker_py": ["exec", "file_1k", "file_1m", "cold", "grep"],
         "docker_cli": ["exec", "file_1k", "file_1m", "cold", "grep"]}
 missing = [p + "." + k for p, keys in want.items() for k in keys
@@ -31,7 +32,8 @@ PY
 )" "none" "every measurement has samples, the density included"
 for row in "session create, claimed from the pool" "host memory per idle sandbox" \
   "idle sandboxes this host's" "a pool claim <= 2x the exec round trip" \
-  "a cold session create no slower than a plain cold create" "sbx exec ID -- true"; do
+  "a cold session create no slower than a plain cold create" "sbx exec ID -- true" \
+  'Python exec `true` <= 1.5x the C library'"'"'s'; do
   ok "$(grep -qF -- "$row" "$tmp/out"; echo $?)" "the report shows: $row"
 done
 ok "$(! grep -qE '\[n/a\]' "$tmp/out"; echo $?)" "no target is left unmeasured"

@@ -11,7 +11,9 @@ Every fenced block runs by default, with the runner of its language (RUNNERS):
           definition to `sbx runtime show --runtime-file`, an MCP client's
           config (mcpServers) is started with /path/to/sbx as build/sbx; each
           server must answer initialize and tools/list
-  python  run by python3; stdout checked against `# prints `TEXT`` comments
+  python  run by python3 (with PYTHONPATH=build/python, where `make python`
+          puts the package); stdout (not stderr, where warnings go) checked
+          against `# prints `TEXT`` comments
 An HTML comment on the line before a block changes that:
   <!-- test: skip (REASON) -->     not run
   <!-- test: compile (REASON) -->  compiled only (C), py_compile, bash -n
@@ -72,20 +74,23 @@ def blocks(path):
         i += 1
 
 
-def run(cmd, line, cwd, stdin=None, shell=True):
-    """Runs CMD (stdout and stderr merged); a failure is a Fail naming it."""
+def run(cmd, line, cwd, stdin=None, shell=True, merge=True):
+    """Runs CMD (stdout and stderr merged unless not MERGE: then stdout, with
+    stderr shown only on failure); a failure is a Fail naming it."""
     shown = cmd if shell else shlex.join(cmd)
     p = subprocess.Popen(cmd, shell=shell, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, start_new_session=True)
+                         stderr=subprocess.STDOUT if merge else subprocess.PIPE,
+                         start_new_session=True)
     try:
-        out, _ = p.communicate(stdin or b"", timeout=TIMEOUT)
+        out, err = p.communicate(stdin or b"", timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
         os.killpg(p.pid, signal.SIGKILL)  # the block's children too
-        out, _ = p.communicate()
-        raise Fail(line, f"{shown} (timed out after {TIMEOUT} s)", out.decode(errors="replace"))
+        out, err = p.communicate()
+        raise Fail(line, f"{shown} (timed out after {TIMEOUT} s)",
+                   (out + (err or b"")).decode(errors="replace"))
     out = out.decode(errors="replace")
     if p.returncode != 0:
-        raise Fail(line, f"{shown} (exit {p.returncode})", out)
+        raise Fail(line, f"{shown} (exit {p.returncode})", out + (err or b"").decode(errors="replace"))
     return out
 
 
@@ -187,9 +192,11 @@ def run_python(line, code, mode, work):
     with open(path, "w") as f:
         f.write(code)
     if mode in ("compile", "fragment"):
-        run(["python3", "-m", "py_compile", path], line, work, shell=False)
+        run(["/usr/bin/python3", "-m", "py_compile", path], line, work, shell=False)
         return "compiled only"
-    out = run(["python3", path], line, work, shell=False)
+    # A library's warnings go to stderr, as Python's do: the README's
+    # `prints` comments are about stdout.
+    out = run(["/usr/bin/python3", path], line, work, shell=False, merge=False)
     check_stdout(line, f"python3 {path}", code, out)
     return None
 
@@ -305,6 +312,8 @@ def main():
         if not name.startswith("."):
             os.symlink(os.path.join(REPO, name), os.path.join(work, name))
     os.environ["SBX_STATE_DIR"] = state
+    # Python blocks import the package `make python` builds.
+    os.environ["PYTHONPATH"] = os.path.join(REPO, "build", "python")
     n = failed = 0
     try:
         for line, lang, mode, arg, code in blocks(README):

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The Python package's pytest suite (tests/python/test_*.py) against the
+# real engine, with Debian's python3 and pytest, reported as TAP: one line
+# per test, from pytest's own summary.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+if [ ! -f build/python/sbx/__init__.py ]; then
+  echo "Bail out! build/python is missing; run make python"
+  exit 1
+fi
+out=$(mktemp /tmp/sbx-pytest.XXXXXX)
+trap 'rm -f "$out"' EXIT
+PYTHONPATH=$PWD/build/python /usr/bin/python3 -m pytest tests/python -rA -p no:cacheprovider \
+  -o console_output_style=classic >"$out" 2>&1
+rc=$?
+n=0
+while read -r status name; do
+  n=$((n + 1))
+  case $status in
+    PASSED) echo "ok $n - $name" ;;
+    *) echo "not ok $n - $name ($status)" ;;
+  esac
+done < <(sed -n 's/^\(PASSED\|FAILED\|ERROR\|SKIPPED\|XFAIL\|XPASS\) \([^ ]*\).*/\1 \2/p' "$out")
+if [ "$rc" != 0 ]; then
+  n=$((n + 1))
+  echo "not ok $n - pytest exited $rc"
+  sed 's/^/# /' "$out" | tail -80
+fi
+echo "1..$n"
+[ "$rc" = 0 ]

@@ -1,0 +1,2 @@
+from sbx import DockerSandbox
+sandbox = DockerSandbox(image="python:3.12-slim")
