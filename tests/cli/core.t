@@ -160,4 +160,23 @@ for cmd in create exec write read cat edit ls glob grep ps stop rm run image bg;
   ok 0 "$cmd --help"
 done
 
+# --- the seed's image ---------------------------------------------------------
+# The seed's documents name python:3.12-slim everywhere: where it can't be
+# had, sbx's base image stands in, and sbx says so.
+if ! docker image inspect python:3.12-slim >/dev/null 2>&1; then
+  run "$sbx" create --image python:3.12-slim
+  seed_id=$(out)
+  cleanup_ids+=("$seed_id")
+  is "$(rc)" 0 "create --image python:3.12-slim works where that image can't be had"
+  ok "$(has err "sbx: python:3.12-slim is not here and could not be pulled: sbx's base image sbx/base:bookworm stands in"; echo $?)" \
+    "and says which image stands in"
+  ok "$(has err "sbx: sandbox $seed_id using image sbx/base:bookworm"; echo $?)" "and that it uses it"
+  run "$sbx" exec "$seed_id" -- 'python -c "print(6*7)"'
+  is "$(out)" 42 "the stand-in runs the seed's python commands"
+else
+  run "$sbx" create --image python:3.12-slim
+  cleanup_ids+=("$(out)")
+  ok "$(! has err "stands in"; echo $?)" "the seed's image, when present, is used as asked"
+fi
+
 done_testing
