@@ -635,10 +635,9 @@ def print_session_table(sbx):
         per = (d["used_after_kib"] - d["used_before_kib"]) / 1024.0 / d["sandboxes"]
         body.append(["host memory per idle sandbox (%d started in %.1f s)" % (
             d["sandboxes"], d["start_ms"] / 1000.0), "%.1f MiB" % per, "", ""])
-        if per > 0:
-            body.append(["idle sandboxes this host's %.1f GiB could hold" % (
-                d["mem_total_kib"] / 1048576.0), "%d" % (d["mem_total_kib"] / 1024.0 / per),
-                "", ""])
+        body.append(["idle sandboxes this host's %.1f GiB could hold" % (
+            d["mem_total_kib"] / 1048576.0), "%d" % (d["mem_total_kib"] / 1024.0 / per)
+            if per > 0 else "n/a (the host's memory use fell meanwhile: measure again)", "", ""])
     widths = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]
     line = lambda r: "| " + " | ".join(r[i].ljust(widths[i]) for i in range(len(r))) + " |"
     out = [line(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]

@@ -8,8 +8,10 @@ if [ ! -x build/sbx-bench ]; then
   echo "Bail out! build/sbx-bench is missing; run make tests first"
   exit 1
 fi
-before=$(docker ps -aq | wc -l)
-SBX_BENCH_QUICK=1 SBX_BENCH_JSON="$tmp/bench.json" /usr/bin/python3 bench/bench.py >"$tmp/out" 2>"$tmp/err"
+# A state root of its own: whatever sbx leaves of a sandbox is in it.
+state=$tmp/state
+SBX_STATE_DIR=$state SBX_BENCH_QUICK=1 SBX_BENCH_JSON="$tmp/bench.json" \
+  /usr/bin/python3 bench/bench.py >"$tmp/out" 2>"$tmp/err"
 is "$?" 0 "the quick benchmark exits 0"
 ok "$(! grep -q '^Errors:' "$tmp/out"; echo $?)" "it reports no error"
 grep -q "^Errors:" "$tmp/out" && diag "$(grep -A5 "^Errors:" "$tmp/out")"
@@ -37,6 +39,9 @@ for row in "session create, claimed from the pool" "host memory per idle sandbox
   ok "$(grep -qF -- "$row" "$tmp/out"; echo $?)" "the report shows: $row"
 done
 ok "$(! grep -qE '\[n/a\]' "$tmp/out"; echo $?)" "no target is left unmeasured"
-is "$(docker ps -aq | wc -l)" "$before" "no container is left behind"
-is "$(ls "${SBX_STATE_DIR:-/var/lib/sbx}/managers" 2>/dev/null | grep -c '^bench-')" 0 "nor a session manager's state"
+left=$(docker ps -aq | xargs -r docker inspect -f '{{.Name}} {{range .Mounts}}{{.Source}} {{end}}' |
+  grep -F "$state/" | cut -d' ' -f1)
+is "$left$(docker ps -aq --filter label=io.sbx.bench=1)" "" "no container is left behind"
+is "$(ls -A "$state/sandboxes" "$state/managers" 2>/dev/null | grep -v -e '^$' -e ':$')" "" \
+  "nor a sandbox's host folder, nor a session manager's state"
 done_testing
