@@ -69,7 +69,8 @@ def _stop_forgotten() -> None:
         left = list(_live)
     for sb in left:
         try:
-            sb.stop()
+            if sb._sb.id() is not None:
+                sb._sb.stop()
         except SbxError:
             pass
 
@@ -102,9 +103,10 @@ class DockerSandbox:
         self.session_id = session_id
         self.idle_timeout = idle_timeout
         self.default_timeout = default_timeout
-        self._auto_remove = auto_remove
+        # As in the seed, a named container is kept by stop().
+        self._auto_remove = auto_remove and container_name is None
         self._warned = False
-        opts = dict(auto_remove=auto_remove, name=container_name, network=network_mode,
+        opts = dict(auto_remove=self._auto_remove, name=container_name, network=network_mode,
                     volumes=_volumes(volumes), memory=_size(mem_limit, "mem_limit"),
                     disk=_size(disk_limit, "disk_limit"), cpus=cpus, pids=pids_limit,
                     env=["%s=%s" % kv for kv in (env or {}).items()])
@@ -120,8 +122,9 @@ class DockerSandbox:
             opts["workdir"] = work_dir
         self._options = {k: v for k, v in opts.items() if v is not None}
         self._sb = _sbx.new(**self._options)
-        with _live_lock:
-            _live.add(self)
+        if self._auto_remove:
+            with _live_lock:
+                _live.add(self)
 
     @classmethod
     def _wrap(cls, handle, session_id: Optional[str] = None,
@@ -177,20 +180,25 @@ class DockerSandbox:
         self._sb.start()
         self._say_notice()
 
+    def _forget(self) -> None:
+        """After its container is removed, the next operation starts a new
+        one, as in the seed (a session's sandbox is its manager's business)."""
+        if self._options:
+            self._sb = _sbx.new(**self._options)
+
     def stop(self) -> None:
-        """Stops the container; removes it when ``auto_remove`` (the default).
-        A sandbox that never started is left as it is."""
-        with _live_lock:
-            _live.discard(self)
+        """Stops the container; removes it when ``auto_remove`` (the default,
+        unless it is named). A sandbox that never started is left as it is."""
         if self._sb.id() is not None:
             self._sb.stop()
+            if self._auto_remove:
+                self._forget()
 
     def remove(self) -> None:
         """Removes the container, whatever ``auto_remove`` says."""
-        with _live_lock:
-            _live.discard(self)
         if self._sb.id() is not None:
             self._sb.remove()
+            self._forget()
 
     def is_alive(self) -> bool:
         return self._sb.id() is not None and self._sb.is_alive()
@@ -257,7 +265,7 @@ class DockerSandbox:
             self._sb.bg_kill(process_id)
             return True
         except SbxError as e:
-            if e.code == "not_found":
+            if e.code in ("no_such_process", "not_found"):
                 return False
             raise
 

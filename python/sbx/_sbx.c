@@ -174,10 +174,9 @@ mod_runtime_builtin_names (PyObject *m, PyObject *unused)
 static sbx_options_t *
 options_from (PyObject *kw)
 {
-  static const char *const known[] = { "image",   "name",  "workdir",     "volumes",
-                                       "env",     "memory", "disk",       "cpus",
-                                       "pids",    "network", "auto_remove", "replace",
-                                       "runtime", NULL };
+  static const char *const known[] = { "image",       "name",    "workdir", "volumes", "env",
+                                       "memory",      "disk",    "cpus",    "pids",    "network",
+                                       "auto_remove", "replace", "runtime", NULL };
   PyObject *key, *value;
   Py_ssize_t pos = 0;
   while (kw && PyDict_Next (kw, &pos, &key, &value))
@@ -265,7 +264,8 @@ options_from (PyObject *kw)
 #undef INT_OPT
   if (r < 0)
     {
-      raise_err (r, err);
+      raise_err (r, err); /* frees ERR */
+      err = NULL;
       goto fail;
     }
   return o;
@@ -284,25 +284,36 @@ typedef struct
 {
   PyObject_HEAD sbx_sandbox_t *sb;
   PyThread_type_lock lock;
+  unsigned long owner; /* the thread in a call on SB, or 0 */
 } SandboxObject;
 
 /* Runs STMT with the GIL released and the handle's lock held. */
 #define UNLOCKED(self, stmt)                                                                       \
   do                                                                                               \
     {                                                                                              \
+      unsigned long me_ = PyThread_get_thread_ident ();                                            \
       Py_BEGIN_ALLOW_THREADS PyThread_acquire_lock ((self)->lock, WAIT_LOCK);                      \
+      __atomic_store_n (&(self)->owner, me_, __ATOMIC_RELAXED);                                    \
       stmt;                                                                                        \
+      __atomic_store_n (&(self)->owner, 0, __ATOMIC_RELAXED);                                      \
       PyThread_release_lock ((self)->lock);                                                        \
       Py_END_ALLOW_THREADS                                                                         \
     }                                                                                              \
   while (0)
 
+/* The handle is open, and not in a call of this thread's (an on_output
+ * callback using its own sandbox would wait for itself for ever). */
 static int
 check_open (SandboxObject *self)
 {
-  if (self->sb)
+  if (self->sb == NULL)
+    PyErr_SetString (Error, "this sandbox handle is closed");
+  else if (__atomic_load_n (&self->owner, __ATOMIC_RELAXED) == PyThread_get_thread_ident ())
+    PyErr_SetString (Error, "this sandbox is running a command for this thread (is this an "
+                            "on_output callback?); use it after the command, or from another "
+                            "handle");
+  else
     return 0;
-  PyErr_SetString (Error, "this sandbox handle is closed");
   return -1;
 }
 
@@ -328,6 +339,7 @@ wrap_sandbox (sbx_sandbox_t *sb)
       return NULL;
     }
   o->sb = sb;
+  o->owner = 0;
   o->lock = PyThread_allocate_lock ();
   if (o->lock == NULL)
     {
@@ -454,6 +466,8 @@ static PyObject *
 sandbox_close (SandboxObject *self, PyObject *unused)
 {
   (void) unused;
+  if (self->sb && check_open (self) < 0)
+    return NULL;
   sbx_sandbox_t *sb = self->sb;
   UNLOCKED (self, self->sb = NULL);
   sbx_sandbox_free (sb);
@@ -529,7 +543,7 @@ exec_opts_from (sbx_exec_opts_t *opts, const char *cwd, PyObject *env, double ti
 static PyObject *
 sandbox_exec (SandboxObject *self, PyObject *args, PyObject *kw)
 {
-  static char *kwlist[] = { "command", "timeout",  "cwd",       "env", "max_output",
+  static char *kwlist[] = { "command",  "timeout", "cwd",       "env", "max_output",
                             "separate", "stdin",   "on_output", NULL };
   const char *command, *cwd = NULL;
   double timeout = 0;
@@ -537,8 +551,8 @@ sandbox_exec (SandboxObject *self, PyObject *args, PyObject *kw)
   int separate = 0;
   PyObject *env = NULL, *callback = Py_None;
   Py_buffer in = { 0 };
-  if (!PyArg_ParseTupleAndKeywords (args, kw, "s|dzOnpz*O", kwlist, &command, &timeout, &cwd,
-                                    &env, &max_output, &separate, &in, &callback)
+  if (!PyArg_ParseTupleAndKeywords (args, kw, "s|dzOnpz*O", kwlist, &command, &timeout, &cwd, &env,
+                                    &max_output, &separate, &in, &callback)
       || check_open (self) < 0)
     {
       PyBuffer_Release (&in);
@@ -581,13 +595,12 @@ sandbox_exec (SandboxObject *self, PyObject *args, PyObject *kw)
     }
   if (r < 0)
     return raise_err (r, err);
-  PyObject *out = Py_BuildValue ("(NNNiOOOO)", bytes_or_none (res.output, res.output_len),
-                                 bytes_or_none (res.stdout_data, res.stdout_len),
-                                 bytes_or_none (res.stderr_data, res.stderr_len), res.exit_code,
-                                 res.truncated ? Py_True : Py_False,
-                                 res.timed_out ? Py_True : Py_False,
-                                 res.oom_killed ? Py_True : Py_False,
-                                 res.cancelled ? Py_True : Py_False);
+  PyObject *out
+      = Py_BuildValue ("(NNNiOOOO)", bytes_or_none (res.output, res.output_len),
+                       bytes_or_none (res.stdout_data, res.stdout_len),
+                       bytes_or_none (res.stderr_data, res.stderr_len), res.exit_code,
+                       res.truncated ? Py_True : Py_False, res.timed_out ? Py_True : Py_False,
+                       res.oom_killed ? Py_True : Py_False, res.cancelled ? Py_True : Py_False);
   sbx_exec_result_free (&res);
   return out;
 }
@@ -710,9 +723,9 @@ sandbox_resolve (SandboxObject *self, PyObject *args)
   UNLOCKED (self, r = sbx_resolve (self->sb, path, &info, &err));
   if (r < 0)
     return raise_err (r, err);
-  PyObject *t = Py_BuildValue ("(NOOOK)", str_or_none (info.path),
-                               info.exists ? Py_True : Py_False, info.is_dir ? Py_True : Py_False,
-                               info.is_file ? Py_True : Py_False, (unsigned long long) info.size);
+  PyObject *t = Py_BuildValue ("(NOOOK)", str_or_none (info.path), info.exists ? Py_True : Py_False,
+                               info.is_dir ? Py_True : Py_False, info.is_file ? Py_True : Py_False,
+                               (unsigned long long) info.size);
   sbx_path_info_clear (&info);
   return t;
 }
@@ -827,8 +840,7 @@ sandbox_edit (SandboxObject *self, PyObject *args)
 {
   const char *path, *old_text, *new_text;
   int all = 0;
-  if (!PyArg_ParseTuple (args, "sss|p", &path, &old_text, &new_text, &all)
-      || check_open (self) < 0)
+  if (!PyArg_ParseTuple (args, "sss|p", &path, &old_text, &new_text, &all) || check_open (self) < 0)
     return NULL;
   size_t n = 0;
   sbx_error_t *err = NULL;
@@ -935,9 +947,9 @@ manager_dealloc (ManagerObject *self)
 static int
 manager_init (ManagerObject *self, PyObject *args, PyObject *kw)
 {
-  static const char *const own[]
-      = { "name", "workspace_root", "idle_timeout", "max_sessions", "max_per_user", "pool_size",
-          NULL };
+  static const char *const own[] = {
+    "name", "workspace_root", "idle_timeout", "max_sessions", "max_per_user", "pool_size", NULL
+  };
   if (PyTuple_GET_SIZE (args) != 0)
     {
       PyErr_SetString (PyExc_TypeError, "Manager() takes keyword arguments only");
@@ -1013,7 +1025,7 @@ manager_check (ManagerObject *self)
 {
   if (self->m)
     return 0;
-  PyErr_SetString (Error, "this manager is not initialised");
+  PyErr_SetString (Error, "this manager is closed");
   return -1;
 }
 
@@ -1144,7 +1156,19 @@ manager_shutdown (ManagerObject *self, PyObject *unused)
   Py_END_ALLOW_THREADS return r < 0 ? raise_err (r, err) : PyLong_FromSize_t (stopped);
 }
 
+static PyObject *
+manager_close (ManagerObject *self, PyObject *unused)
+{
+  (void) unused;
+  sbx_manager_t *m = self->m;
+  self->m = NULL;
+  Py_BEGIN_ALLOW_THREADS sbx_manager_free (m);
+  Py_END_ALLOW_THREADS Py_RETURN_NONE;
+}
+
 static PyMethodDef manager_methods[] = {
+  { "close", (PyCFunction) manager_close, METH_NOARGS,
+    "Free the manager: its warm sandboxes are removed, its sessions keep running." },
   { "create_session", (PyCFunction) manager_create_session, METH_VARARGS, "A new session's id." },
   { "get_session", (PyCFunction) manager_get_session, METH_VARARGS,
     "get_session(id[, user]): the session's Sandbox (made for USER when missing)." },
@@ -1212,7 +1236,8 @@ static PyObject *
 mod_set_error_class (PyObject *m, PyObject *cls)
 {
   (void) m;
-  if (!PyType_Check (cls) || !PyType_IsSubtype ((PyTypeObject *) cls, (PyTypeObject *) PyExc_Exception))
+  if (!PyType_Check (cls)
+      || !PyType_IsSubtype ((PyTypeObject *) cls, (PyTypeObject *) PyExc_Exception))
     return PyErr_Format (PyExc_TypeError, "an exception class is needed");
   Py_SETREF (Error, Py_NewRef (cls));
   Py_RETURN_NONE;
@@ -1240,9 +1265,15 @@ static PyMethodDef module_methods[] = {
 };
 
 static struct PyModuleDef module = {
-  PyModuleDef_HEAD_INIT, "sbx._sbx", "libsbx for Python (see the sbx package).", -1,
-  module_methods,        NULL,       NULL,
-  NULL,                  NULL,
+  PyModuleDef_HEAD_INIT,
+  "sbx._sbx",
+  "libsbx for Python (see the sbx package).",
+  -1,
+  module_methods,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
 };
 
 PyMODINIT_FUNC PyInit__sbx (void);
@@ -1256,8 +1287,8 @@ PyInit__sbx (void)
   PyObject *m = PyModule_Create (&module);
   if (m == NULL)
     return NULL;
-  Error = PyErr_NewExceptionWithDoc ("sbx._sbx.Error",
-                                     "An sbx failure: args are (code, message).", NULL, NULL);
+  Error = PyErr_NewExceptionWithDoc ("sbx._sbx.Error", "An sbx failure: args are (code, message).",
+                                     NULL, NULL);
   if (Error == NULL || PyModule_AddObjectRef (m, "Error", Error) < 0
       || PyModule_AddObjectRef (m, "Sandbox", (PyObject *) &SandboxType) < 0
       || PyModule_AddObjectRef (m, "Manager", (PyObject *) &ManagerType) < 0

@@ -17,7 +17,9 @@ def _call(fn, *args):
         return fn(*args)
     except SbxError as e:
         if e.code == "limit_reached":
-            raise SessionLimitExceeded(str(e)) from None
+            limit = SessionLimitExceeded(str(e))
+            limit.code = e.code
+            raise limit from None
         raise
 
 
@@ -114,8 +116,12 @@ class SessionManager:
 
     async def cleanup_idle(self, max_idle: Optional[float] = None) -> int:
         """Ends sessions idle longer than MAX_IDLE seconds (None: each
-        session's own timeout); how many."""
-        return await asyncio.to_thread(self._m.cleanup_idle, float(max_idle or 0))
+        session's own timeout; 0: every session not in use); how many."""
+        if max_idle is not None and max_idle < 0:
+            raise ValueError("max_idle must not be negative")
+        # libsbx reads 0 as "each session's own timeout".
+        limit = 0.0 if max_idle is None else max(float(max_idle), 1e-6)
+        return await asyncio.to_thread(self._m.cleanup_idle, limit)
 
     def start_cleanup_loop(self, interval: float = 300) -> None:
         """Runs cleanup_idle every INTERVAL seconds in a thread of the manager."""
@@ -128,6 +134,18 @@ class SessionManager:
         """Stops every session's container, concurrently; how many."""
         return await asyncio.to_thread(self._m.shutdown)
 
+    def close(self) -> None:
+        """Lets go of the manager: its reaper stops and its warm sandboxes
+        are removed; the sessions keep running, for a later manager of the
+        same name. Call it when no other thread uses the manager."""
+        self._m.close()
+
+    def __enter__(self) -> "SessionManager":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def pool_ready(self) -> int:
         """Warm sandboxes ready to be claimed."""
         return self._m.pool_ready()
@@ -138,18 +156,23 @@ class SessionManager:
         return [dict(session_id=i, user_id=u, sandbox=s, created=c, last_activity=a, state=st)
                 for i, u, s, c, a, st in self._m.list()]
 
+    def _running(self):
+        """(id, sandbox) of the sessions whose sandbox runs: what the seed's
+        dict of live sessions holds (stopped ones, after shutdown, come
+        back through get_or_create with their files)."""
+        return [(i, s) for i, _, s, _, _, st in self._m.list() if st == "running"]
+
     @property
     def sessions(self) -> Dict[str, DockerSandbox]:
-        """A copy: session id -> its sandbox."""
-        return {i: self._sandbox(_sbx.open(s), i) for i, _, s, _, _, st in self._m.list()
-                if st == "running"}
+        """A copy: session id -> its sandbox, for the running sessions."""
+        return {i: self._sandbox(_sbx.open(s), i) for i, s in self._running()}
 
     @property
     def session_count(self) -> int:
-        return len(self._m.list())
+        return len(self._running())
 
     def __len__(self) -> int:
         return self.session_count
 
     def __contains__(self, session_id: object) -> bool:
-        return any(i == session_id for i, *_ in self._m.list())
+        return any(i == session_id for i, _ in self._running())

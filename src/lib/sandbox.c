@@ -289,7 +289,8 @@ container_config (sbx_sandbox_t *sb, bool quota)
 }
 
 /* Adds a sentence to what sbx_sandbox_notice says (once each). */
-static void notice_add (sbx_sandbox_t *sb, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
+static void notice_add (sbx_sandbox_t *sb, const char *fmt, ...)
+    __attribute__ ((format (printf, 2, 3)));
 
 static void
 notice_add (sbx_sandbox_t *sb, const char *fmt, ...)
@@ -522,6 +523,10 @@ undo_create (sbx_sandbox_t *sb, bool container)
   if (container)
     sbx_engine_container_remove (sb->engine, sb->id, NULL);
   sbx_hostdir_remove (sb->state_dir);
+  /* The handle knows no sandbox again: a later operation tries anew and
+     says the real cause, not that a sandbox never made is gone. */
+  free (sb->id), sb->id = NULL;
+  free (sb->state_dir), sb->state_dir = NULL;
 }
 
 /* Each volume's host path exists (the engine checks too, with a vaguer

@@ -144,6 +144,9 @@ test_errors (void)
   err = NULL;
   check_fails (sbx_sandbox_start (sb, &err), &err, SBX_E_IMAGE_MISSING, "sbx-test/no-such-image:1",
                "a missing image is reported by name");
+  ok (sbx_sandbox_id (sb) == NULL, "the handle names no sandbox after the failed start");
+  check_fails (sbx_write (sb, "a", "x", 1, &err), &err, SBX_E_IMAGE_MISSING,
+               "sbx-test/no-such-image:1", "a later operation tries again and says the real cause");
   sbx_sandbox_free (sb);
 
   /* The engine unreachable: the error names the socket. */
