@@ -144,13 +144,21 @@ $(BUILD)/tests/%: tests/integration/%.c $(BUILD)/libsbx.a tests/tap.h
 tests: all $(UNIT_BIN) $(ITEST_BIN) build/sbx-bench python
 
 # The Python package (python/): build/python/sbx, importable with
-# PYTHONPATH=build/python; `pip install ./python` makes the same.
+# PYTHONPATH=build/python; `pip install ./python` makes the same. Under
+# SAN=1 the extension and libsbx are sanitized (build-asan/python; Python
+# itself is not, so the tests preload the sanitizers' runtimes).
 PY_SRC := $(wildcard python/sbx/*.py python/sbx/*.c) python/setup.py
-python: build/python/sbx/.built
-build/python/sbx/.built: $(PY_SRC) build/libsbx.a build/sbx-agent include/sbx.h
-	cd python && /usr/bin/python3 setup.py -q build --force --build-base ../build/python-build \
-	  --build-lib ../build/python 2>&1 | { grep -v 'byte-compiling is disabled' || true; }
-	@test -f build/python/sbx/_sbx.*.so && touch $@
+PY_ENV := SBX_LIBSBX_A=$(ABS_BUILD)/libsbx.a
+ifeq ($(SAN),1)
+  PY_ENV += CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer" \
+            LDFLAGS="-fsanitize=address,undefined"
+endif
+python: $(BUILD)/python/sbx/.built
+$(BUILD)/python/sbx/.built: $(PY_SRC) $(BUILD)/libsbx.a build/sbx-agent include/sbx.h
+	cd python && $(PY_ENV) /usr/bin/python3 setup.py -q build --force \
+	  --build-base $(ABS_BUILD)/python-build --build-lib $(ABS_BUILD)/python 2>&1 \
+	  | { grep -v 'byte-compiling is disabled' || true; }
+	@test -f $(BUILD)/python/sbx/_sbx.*.so && touch $@
 
 asan:
 	$(MAKE) SAN=1 tests build-asan/sbx-agent

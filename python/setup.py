@@ -47,7 +47,8 @@ setup(
         sources=[os.path.join("sbx", "_sbx.c") if os.getcwd() == HERE
                  else os.path.join(HERE, "sbx", "_sbx.c")],
         include_dirs=[os.path.join(ROOT, "include")],
-        extra_objects=[os.path.join(BUILD, "libsbx.a")],
+        # SBX_LIBSBX_A: another build of libsbx (the sanitized one, by make).
+        extra_objects=[os.environ.get("SBX_LIBSBX_A", os.path.join(BUILD, "libsbx.a"))],
         libraries=["jansson", "dl", "pthread"],
         extra_compile_args=["-std=gnu11", "-Wall", "-Wextra", "-Werror", "-Wno-cast-function-type",
                             "-Wno-missing-field-initializers"],

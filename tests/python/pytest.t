@@ -2,16 +2,19 @@
 # The Python package's pytest suite (tests/python/test_*.py) against the
 # real engine, with Debian's python3 and pytest, reported as TAP: one line
 # per test, from pytest's own summary.
+# SBX_PYTHON_BUILD=build-asan runs it on the sanitized package (pytest-asan.t);
+# extra arguments go to pytest.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-if [ ! -f build/python/sbx/__init__.py ]; then
-  echo "Bail out! build/python is missing; run make python"
+build=${SBX_PYTHON_BUILD:-build}
+if [ ! -f "$build/python/sbx/__init__.py" ]; then
+  echo "Bail out! $build/python is missing; run make python (or make asan)"
   exit 1
 fi
 out=$(mktemp /tmp/sbx-pytest.XXXXXX)
 trap 'rm -f "$out"' EXIT
-PYTHONPATH=$PWD/build/python /usr/bin/python3 -m pytest tests/python -rA -p no:cacheprovider \
-  -o console_output_style=classic >"$out" 2>&1
+PYTHONPATH=$PWD/$build/python /usr/bin/python3 -m pytest tests/python -rA -p no:cacheprovider \
+  -o console_output_style=classic "$@" >"$out" 2>&1
 rc=$?
 n=0
 while read -r status name; do
