@@ -31,6 +31,22 @@ raise_err (int r, sbx_error_t *err)
   return NULL;
 }
 
+/* The UTF-8 of a str without NUL characters, or NULL with an exception. */
+static const char *
+utf8_arg (PyObject *v, const char *what)
+{
+  Py_ssize_t len = 0;
+  const char *s = PyUnicode_Check (v) ? PyUnicode_AsUTF8AndSize (v, &len) : NULL;
+  if (s && strlen (s) != (size_t) len)
+    {
+      PyErr_Format (PyExc_ValueError, "%s must not hold NUL characters", what);
+      return NULL;
+    }
+  if (s == NULL && !PyErr_Occurred ())
+    PyErr_Format (PyExc_TypeError, "%s must be a str", what);
+  return s;
+}
+
 static void
 str_vector_free (char **v)
 {
@@ -45,6 +61,8 @@ str_vector_free (char **v)
 static char **
 str_vector (PyObject *seq, const char *what)
 {
+  if (seq && (PyUnicode_Check (seq) || PyBytes_Check (seq)))
+    return (char **) PyErr_Format (PyExc_TypeError, "%s must be a list of str, not one str", what);
   PyObject *t = seq && seq != Py_None ? PySequence_Tuple (seq) : PyTuple_New (0);
   if (t == NULL)
     return NULL;
@@ -203,9 +221,9 @@ options_from (PyObject *kw)
       PyObject *v_ = GET (name);                                                                   \
       if (r == 0 && v_ && v_ != Py_None)                                                           \
         {                                                                                          \
-          const char *s_ = PyUnicode_Check (v_) ? PyUnicode_AsUTF8 (v_) : NULL;                    \
+          const char *s_ = utf8_arg (v_, name);                                                    \
           if (s_ == NULL)                                                                          \
-            goto type_error;                                                                       \
+            goto fail;                                                                             \
           r = setter (o, s_, &err);                                                                \
         }                                                                                          \
     }                                                                                              \
@@ -287,19 +305,37 @@ typedef struct
   unsigned long owner; /* the thread in a call on SB, or 0 */
 } SandboxObject;
 
-/* Runs STMT with the GIL released and the handle's lock held. */
-#define UNLOCKED(self, stmt)                                                                       \
+/* Runs STMT with the GIL released and the handle's lock held; when another
+ * thread closed the handle meanwhile, ON_CLOSED instead (with the GIL). */
+#define UNLOCKED_OR(self, stmt, on_closed)                                                         \
   do                                                                                               \
     {                                                                                              \
       unsigned long me_ = PyThread_get_thread_ident ();                                            \
+      bool closed_ = false;                                                                        \
       Py_BEGIN_ALLOW_THREADS PyThread_acquire_lock ((self)->lock, WAIT_LOCK);                      \
-      __atomic_store_n (&(self)->owner, me_, __ATOMIC_RELAXED);                                    \
-      stmt;                                                                                        \
-      __atomic_store_n (&(self)->owner, 0, __ATOMIC_RELAXED);                                      \
+      if ((self)->sb == NULL)                                                                      \
+        closed_ = true;                                                                            \
+      else                                                                                         \
+        {                                                                                          \
+          __atomic_store_n (&(self)->owner, me_, __ATOMIC_RELAXED);                                \
+          stmt;                                                                                    \
+          __atomic_store_n (&(self)->owner, 0, __ATOMIC_RELAXED);                                  \
+        }                                                                                          \
       PyThread_release_lock ((self)->lock);                                                        \
-      Py_END_ALLOW_THREADS                                                                         \
+      Py_END_ALLOW_THREADS if (closed_)                                                            \
+      {                                                                                            \
+        on_closed;                                                                                 \
+      }                                                                                            \
     }                                                                                              \
   while (0)
+#define UNLOCKED(self, stmt) UNLOCKED_OR (self, stmt, return closed_error ())
+
+static PyObject *
+closed_error (void)
+{
+  PyErr_SetString (Error, "this sandbox handle is closed");
+  return NULL;
+}
 
 /* The handle is open, and not in a call of this thread's (an on_output
  * callback using its own sandbox would wait for itself for ever). */
@@ -468,9 +504,12 @@ sandbox_close (SandboxObject *self, PyObject *unused)
   (void) unused;
   if (self->sb && check_open (self) < 0)
     return NULL;
-  sbx_sandbox_t *sb = self->sb;
-  UNLOCKED (self, self->sb = NULL);
-  sbx_sandbox_free (sb);
+  sbx_sandbox_t *sb;
+  Py_BEGIN_ALLOW_THREADS PyThread_acquire_lock (self->lock, WAIT_LOCK);
+  sb = self->sb;
+  self->sb = NULL;
+  PyThread_release_lock (self->lock);
+  Py_END_ALLOW_THREADS sbx_sandbox_free (sb);
   Py_RETURN_NONE;
 }
 
@@ -500,8 +539,13 @@ on_output (enum sbx_stream stream, const char *data, size_t len, void *userdata)
             c->error = Py_NewRef (Py_None);
           stop = 1;
         }
-      else
-        stop = res != Py_None && PyObject_IsTrue (res) == 1;
+      else if (res != Py_None && (stop = PyObject_IsTrue (res)) < 0)
+        {
+          PyErr_Fetch (&c->etype, &c->error, &c->etb);
+          if (c->error == NULL)
+            c->error = Py_NewRef (Py_None);
+          stop = 1;
+        }
       Py_XDECREF (res);
     }
   PyGILState_Release (g);
@@ -583,7 +627,11 @@ sandbox_exec (SandboxObject *self, PyObject *args, PyObject *kw)
   sbx_exec_result_t res = { 0 };
   sbx_error_t *err = NULL;
   int r;
-  UNLOCKED (self, r = sbx_exec (self->sb, command, &opts, &res, &err));
+  UNLOCKED_OR (self, r = sbx_exec (self->sb, command, &opts, &res, &err), {
+    str_vector_free (envv);
+    PyBuffer_Release (&in);
+    return closed_error ();
+  });
   str_vector_free (envv);
   PyBuffer_Release (&in);
   if (ctx.error)
@@ -629,7 +677,10 @@ sandbox_bg_start (SandboxObject *self, PyObject *args, PyObject *kw)
   char *id = NULL;
   sbx_error_t *err = NULL;
   int r;
-  UNLOCKED (self, r = sbx_bg_start (self->sb, command, &opts, &id, &err));
+  UNLOCKED_OR (self, r = sbx_bg_start (self->sb, command, &opts, &id, &err), {
+    str_vector_free (envv);
+    return closed_error ();
+  });
   str_vector_free (envv);
   if (r < 0)
     return raise_err (r, err);
@@ -828,7 +879,10 @@ sandbox_write (SandboxObject *self, PyObject *args)
     }
   sbx_error_t *err = NULL;
   int r;
-  UNLOCKED (self, r = sbx_write (self->sb, path, data.buf, (size_t) data.len, &err));
+  UNLOCKED_OR (self, r = sbx_write (self->sb, path, data.buf, (size_t) data.len, &err), {
+    PyBuffer_Release (&data);
+    return closed_error ();
+  });
   PyBuffer_Release (&data);
   if (r < 0)
     return raise_err (r, err);
@@ -931,7 +985,18 @@ static PyTypeObject SandboxType = {
 typedef struct
 {
   PyObject_HEAD sbx_manager_t *m;
+  unsigned busy; /* calls in flight (counted with the GIL held): close waits for none */
 } ManagerObject;
+
+/* Runs STMT on the manager with the GIL released, counted in BUSY. */
+#define MANAGER_CALL(self, stmt)                                                                   \
+  do                                                                                               \
+    {                                                                                              \
+      (self)->busy++;                                                                              \
+      Py_BEGIN_ALLOW_THREADS stmt;                                                                 \
+      Py_END_ALLOW_THREADS (self)->busy--;                                                         \
+    }                                                                                              \
+  while (0)
 
 static void
 manager_dealloc (ManagerObject *self)
@@ -955,6 +1020,11 @@ manager_init (ManagerObject *self, PyObject *args, PyObject *kw)
       PyErr_SetString (PyExc_TypeError, "Manager() takes keyword arguments only");
       return -1;
     }
+  if (self->m)
+    {
+      PyErr_SetString (PyExc_RuntimeError, "this manager is made already");
+      return -1;
+    }
   PyObject *sandbox_kw = kw ? PyDict_Copy (kw) : PyDict_New ();
   if (sandbox_kw == NULL)
     return -1;
@@ -967,9 +1037,9 @@ manager_init (ManagerObject *self, PyObject *args, PyObject *kw)
           {
             if (strcmp (*k, "name") == 0 || strcmp (*k, "workspace_root") == 0)
               {
-                const char *s = PyUnicode_Check (v) ? PyUnicode_AsUTF8 (v) : NULL;
+                const char *s = utf8_arg (v, *k);
                 if (s == NULL)
-                  goto type_error;
+                  goto fail;
                 *(strcmp (*k, "name") == 0 ? &c.name : &c.workspace_root) = s;
               }
             else if (strcmp (*k, "idle_timeout") == 0)
@@ -1004,8 +1074,8 @@ manager_init (ManagerObject *self, PyObject *args, PyObject *kw)
   c.sandbox = o;
   sbx_error_t *err = NULL;
   int r;
-  Py_BEGIN_ALLOW_THREADS r = sbx_manager_new (&c, &self->m, &err);
-  Py_END_ALLOW_THREADS sbx_options_free (o);
+  MANAGER_CALL (self, r = sbx_manager_new (&c, &self->m, &err));
+  sbx_options_free (o);
   Py_DECREF (sandbox_kw);
   if (r < 0)
     {
@@ -1013,8 +1083,6 @@ manager_init (ManagerObject *self, PyObject *args, PyObject *kw)
       return -1;
     }
   return 0;
-type_error:
-  PyErr_SetString (PyExc_TypeError, "name and workspace_root must be str");
 fail:
   Py_DECREF (sandbox_kw);
   return -1;
@@ -1038,8 +1106,9 @@ manager_create_session (ManagerObject *self, PyObject *args)
   char *id = NULL;
   sbx_error_t *err = NULL;
   int r;
-  Py_BEGIN_ALLOW_THREADS r = sbx_manager_create_session (self->m, user, &id, &err);
-  Py_END_ALLOW_THREADS if (r < 0) return raise_err (r, err);
+  MANAGER_CALL (self, r = sbx_manager_create_session (self->m, user, &id, &err));
+  if (r < 0)
+    return raise_err (r, err);
   PyObject *s = PyUnicode_FromString (id);
   free (id);
   return s;
@@ -1054,9 +1123,9 @@ manager_get_session (ManagerObject *self, PyObject *args)
   sbx_sandbox_t *sb = NULL;
   sbx_error_t *err = NULL;
   int r;
-  Py_BEGIN_ALLOW_THREADS r = user ? sbx_manager_get_or_create (self->m, id, user, &sb, &err)
-                                  : sbx_manager_get_session (self->m, id, &sb, &err);
-  Py_END_ALLOW_THREADS return r < 0 ? raise_err (r, err) : wrap_sandbox (sb);
+  MANAGER_CALL (self, r = user ? sbx_manager_get_or_create (self->m, id, user, &sb, &err)
+                               : sbx_manager_get_session (self->m, id, &sb, &err));
+  return r < 0 ? raise_err (r, err) : wrap_sandbox (sb);
 }
 
 static PyObject *
@@ -1068,8 +1137,9 @@ manager_end_session (ManagerObject *self, PyObject *args)
     return NULL;
   sbx_error_t *err = NULL;
   int r;
-  Py_BEGIN_ALLOW_THREADS r = sbx_manager_end_session (self->m, id, purge, &err);
-  Py_END_ALLOW_THREADS if (r < 0) return raise_err (r, err);
+  MANAGER_CALL (self, r = sbx_manager_end_session (self->m, id, purge, &err));
+  if (r < 0)
+    return raise_err (r, err);
   Py_RETURN_NONE;
 }
 
@@ -1083,8 +1153,9 @@ manager_list (ManagerObject *self, PyObject *unused)
   size_t n = 0;
   sbx_error_t *err = NULL;
   int r;
-  Py_BEGIN_ALLOW_THREADS r = sbx_manager_list (self->m, &v, &n, &err);
-  Py_END_ALLOW_THREADS if (r < 0) return raise_err (r, err);
+  MANAGER_CALL (self, r = sbx_manager_list (self->m, &v, &n, &err));
+  if (r < 0)
+    return raise_err (r, err);
   PyObject *list = PyList_New ((Py_ssize_t) n);
   for (size_t i = 0; list && i < n; i++)
     {
@@ -1109,8 +1180,8 @@ manager_cleanup_idle (ManagerObject *self, PyObject *args)
   size_t reaped = 0;
   sbx_error_t *err = NULL;
   int r;
-  Py_BEGIN_ALLOW_THREADS r = sbx_manager_cleanup_idle (self->m, max_idle, &reaped, &err);
-  Py_END_ALLOW_THREADS return r < 0 ? raise_err (r, err) : PyLong_FromSize_t (reaped);
+  MANAGER_CALL (self, r = sbx_manager_cleanup_idle (self->m, max_idle, &reaped, &err));
+  return r < 0 ? raise_err (r, err) : PyLong_FromSize_t (reaped);
 }
 
 static PyObject *
@@ -1132,8 +1203,8 @@ manager_stop_reaper (ManagerObject *self, PyObject *unused)
   (void) unused;
   if (manager_check (self) < 0)
     return NULL;
-  Py_BEGIN_ALLOW_THREADS sbx_manager_stop_reaper (self->m);
-  Py_END_ALLOW_THREADS Py_RETURN_NONE;
+  MANAGER_CALL (self, sbx_manager_stop_reaper (self->m));
+  Py_RETURN_NONE;
 }
 
 static PyObject *
@@ -1152,14 +1223,18 @@ manager_shutdown (ManagerObject *self, PyObject *unused)
   size_t stopped = 0;
   sbx_error_t *err = NULL;
   int r;
-  Py_BEGIN_ALLOW_THREADS r = sbx_manager_shutdown (self->m, &stopped, &err);
-  Py_END_ALLOW_THREADS return r < 0 ? raise_err (r, err) : PyLong_FromSize_t (stopped);
+  MANAGER_CALL (self, r = sbx_manager_shutdown (self->m, &stopped, &err));
+  return r < 0 ? raise_err (r, err) : PyLong_FromSize_t (stopped);
 }
 
 static PyObject *
 manager_close (ManagerObject *self, PyObject *unused)
 {
   (void) unused;
+  if (self->busy)
+    return PyErr_Format (PyExc_RuntimeError,
+                         "the manager is in use by %u call(s) of other threads; close it after",
+                         self->busy);
   sbx_manager_t *m = self->m;
   self->m = NULL;
   Py_BEGIN_ALLOW_THREADS sbx_manager_free (m);

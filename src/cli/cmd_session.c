@@ -111,7 +111,7 @@ find_session (sbx_manager_t *m, const char *which, char **id)
   if (sbx_manager_list (m, &v, &n, &err) < 0)
     return cli_error (err);
   for (size_t i = 0; i < n && *id == NULL; i++)
-    if (strcmp (v[i].id, which) == 0 || strcmp (v[i].sandbox, which) == 0)
+    if (strcmp (v[i].id, which) == 0 || (v[i].sandbox[0] && strcmp (v[i].sandbox, which) == 0))
       *id = strdup (v[i].id);
   sbx_session_info_list_free (v, n);
   if (*id == NULL)

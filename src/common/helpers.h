@@ -38,6 +38,15 @@ sbx_steal_pointer (void *pp)
 }
 #define steal_pointer(pp) ((__typeof__ (*(pp))) sbx_steal_pointer (pp))
 
+/* The same for a cleanup_close descriptor: *FD becomes -1. */
+static inline int
+steal_fd (int *fd)
+{
+  int v = *fd;
+  *fd = -1;
+  return v;
+}
+
 /* Monotonic clock in seconds. */
 double sbx_now (void);
 

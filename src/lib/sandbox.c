@@ -273,8 +273,12 @@ container_config (sbx_sandbox_t *sb, bool quota)
     }
   /* Labels say what a container is for `sbx ps` and the docker CLI; sbx
    * trusts only its host record. */
-  json_t *labels = json_pack ("{s:s, s:s, s:s}", SBX_LABEL_MANAGED, "1", SBX_LABEL_VERSION,
-                              SBX_VERSION, SBX_LABEL_NAMED, o->name ? "1" : "0");
+  /* A session manager's labels are set empty unless given, so that an
+   * image (one committed from a session's container, say) can't pass its
+   * own on to a sandbox. */
+  json_t *labels = json_pack ("{s:s, s:s, s:s, s:s, s:s, s:s}", SBX_LABEL_MANAGED, "1",
+                              SBX_LABEL_VERSION, SBX_VERSION, SBX_LABEL_NAMED, o->name ? "1" : "0",
+                              SBX_LABEL_MANAGER, "", SBX_LABEL_ROLE, "", SBX_LABEL_MANAGER_KEY, "");
   for (char **l = o->labels; labels && l && *l; l++)
     {
       const char *eq = strchr (*l, '=');

@@ -13,6 +13,12 @@
 #define SBX_LABEL_MANAGED "io.sbx.managed"
 #define SBX_LABEL_NAMED "io.sbx.named"
 #define SBX_LABEL_VERSION "io.sbx.version"
+/* A session manager's (session.c): its name, the sandbox's role (session
+ * or pool), and its key (STATE/managers/NAME/key): a container carrying the
+ * key was made by the manager, which labels from an image cannot fake. */
+#define SBX_LABEL_MANAGER "io.sbx.manager"
+#define SBX_LABEL_ROLE "io.sbx.role"
+#define SBX_LABEL_MANAGER_KEY "io.sbx.manager-key"
 
 /* Validated sandbox options (see sbx_options_*). */
 struct sbx_options

@@ -20,6 +20,7 @@
  * folder onto the slot and it appears at the work dir. That takes mount(2)
  * on the host: a pool with workspaces needs root. */
 #include "sandbox.h"
+#include "sha256.h"
 #include "state.h"
 
 #include <dirent.h>
@@ -43,12 +44,6 @@
 /* Sandboxes stopped at once by a shutdown. */
 #define STOP_THREADS 8
 
-#define LABEL_MANAGER "io.sbx.manager"
-#define LABEL_ROLE "io.sbx.role"
-/* The manager's key (STATE/managers/NAME/key): a container carrying it was
- * made by the manager, which labels from an image cannot fake. */
-#define LABEL_KEY "io.sbx.manager-key"
-
 struct pool_entry
 {
   char *sandbox;
@@ -66,7 +61,10 @@ struct sbx_manager
   size_t max_sessions, max_per_user, pool_size;
   char *dir;   /* STATE/managers/NAME */
   char *locks; /* managers/NAME/locks, for sbx_lock_take */
-  char *key;   /* see LABEL_KEY */
+  char *key;   /* see SBX_LABEL_MANAGER_KEY */
+  /* Held by start_reaper and stop_reaper for all they do: a stop's join
+     never meets a start's new thread. */
+  pthread_mutex_t reaper_ctl;
 
   pthread_mutex_t lock; /* what follows */
   pthread_cond_t cond;
@@ -237,9 +235,17 @@ record_read (const sbx_manager_t *m, const char *id, struct srec *r, sbx_error_t
   r->pid = (long) json_integer_value (json_object_get (doc, "pid"));
   r->start = (unsigned long long) json_integer_value (json_object_get (doc, "start"));
   json_decref (doc);
+  /* A slot is this manager's, named after the sandbox; a workspace is
+     ROOT/USER/workspace (and is opened step by step before any use). */
+  cleanup_free char *slot = r->slot && r->sandbox
+                                ? sbx_strdup_printf ("%s/slots/%s", m->dir, r->sandbox)
+                                : NULL;
+  size_t wl = r->workspace ? strlen (r->workspace) : 0;
   if (r->id == NULL || strcmp (r->id, id) != 0 || !sbx_valid_name (r->user)
-      || (r->sandbox && !sbx_valid_name (r->sandbox)) || (r->workspace && r->workspace[0] != '/')
-      || (r->slot && r->slot[0] != '/') || !(r->idle >= 0))
+      || (r->sandbox && !sbx_valid_name (r->sandbox))
+      || (r->workspace
+          && (r->workspace[0] != '/' || wl < 11 || strcmp (r->workspace + wl - 10, "/workspace")))
+      || (r->slot && (slot == NULL || strcmp (r->slot, slot) != 0)) || !(r->idle >= 0))
     {
       srec_clear (r);
       return sbx_error_set (err, SBX_E_IO, "the record %s is damaged; remove it", path);
@@ -347,6 +353,42 @@ user_workspace (const sbx_manager_t *m, const char *user, char **path, bool *mad
   return *path ? 0 : sbx_error_set (err, SBX_E_NOMEM, "out of memory");
 }
 
+/* The workspace WS of USER, as a record names it (ROOT/USER/workspace),
+ * opened one step at a time: ROOT as given, then USER and workspace each a
+ * real folder (O_NOFOLLOW), so that a user folder replaced by a symbolic
+ * link is refused, not followed. *USERFD (ROOT/USER) and *WSFD, each may
+ * be NULL; *ROOTFD too. */
+static int
+workspace_open (const char *ws, const char *user, int *rootfd, int *userfd, int *wsfd,
+                sbx_error_t **err)
+{
+  size_t n = strlen (ws), tail = strlen (user) + sizeof "//workspace" - 1;
+  if (n <= tail || ws[n - tail] != '/' || strncmp (ws + n - tail + 1, user, strlen (user)) != 0
+      || strcmp (ws + n - sizeof "/workspace" + 1, "/workspace") != 0)
+    return sbx_error_set (err, SBX_E_IO, "the workspace %s is not ROOT/%s/workspace", ws, user);
+  cleanup_free char *root = strndup (ws, n - tail);
+  if (root == NULL)
+    return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
+  cleanup_close int rfd = open (*root ? root : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  cleanup_close int ufd = rfd >= 0
+                              ? openat (rfd, user, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                              : -1;
+  cleanup_close int wfd
+      = ufd >= 0 ? openat (ufd, "workspace", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
+  if (wfd < 0)
+    return sbx_error_set_errno (err, errno == ENOENT ? SBX_E_NOT_FOUND : SBX_E_IO, errno,
+                                "the workspace %s cannot be used (each of its last two steps "
+                                "must be a folder, not a symbolic link)",
+                                ws);
+  if (rootfd)
+    *rootfd = steal_fd (&rfd);
+  if (userfd)
+    *userfd = steal_fd (&ufd);
+  if (wsfd)
+    *wsfd = steal_fd (&wfd);
+  return 0;
+}
+
 /* A warm sandbox's slot: STATE/managers/NAME/slots/SANDBOX, a shared mount
  * point, so that what is mounted on it later reaches the container. */
 static int
@@ -383,12 +425,16 @@ slot_drop (const char *slot)
  * sandbox of SLOT (mounted through a descriptor: no symlink swapped in
  * between is followed). */
 static int
-slot_fill (const char *slot, const char *workspace, sbx_error_t **err)
+slot_fill (const char *slot, const char *workspace, const char *user, sbx_error_t **err)
 {
-  cleanup_close int fd = open (workspace, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  int fd = -1;
+  int r = workspace_open (workspace, user, NULL, NULL, &fd, err);
+  if (r < 0)
+    return r;
+  cleanup_close int wfd = fd;
   char src[64];
-  snprintf (src, sizeof src, "/proc/self/fd/%d", fd);
-  if (fd < 0 || mount (src, slot, NULL, MS_BIND, NULL) < 0)
+  snprintf (src, sizeof src, "/proc/self/fd/%d", wfd);
+  if (mount (src, slot, NULL, MS_BIND, NULL) < 0)
     return sbx_error_set_errno (err, SBX_E_IO, errno, "cannot mount %s on %s", workspace, slot);
   return 0;
 }
@@ -417,11 +463,11 @@ make_sandbox (const sbx_manager_t *m, const char *name, const char *role, const 
   cleanup_free char *volume = workspace ? sbx_strdup_printf ("%s:%s", workspace, m->workdir) : NULL;
   int r = sbx_options_set_name (&o, name, err);
   if (r == 0)
-    r = sbx_options_add_label (&o, LABEL_MANAGER, m->name, err);
+    r = sbx_options_add_label (&o, SBX_LABEL_MANAGER, m->name, err);
   if (r == 0)
-    r = sbx_options_add_label (&o, LABEL_ROLE, role, err);
+    r = sbx_options_add_label (&o, SBX_LABEL_ROLE, role, err);
   if (r == 0)
-    r = sbx_options_add_label (&o, LABEL_KEY, m->key, err);
+    r = sbx_options_add_label (&o, SBX_LABEL_MANAGER_KEY, m->key, err);
   if (r == 0 && slot)
     r = sbx_options_set_slot (&o, slot, err);
   else if (r == 0 && workspace)
@@ -596,6 +642,34 @@ manager_key (const sbx_manager_t *m, char **key, sbx_error_t **err)
   return *key ? 0 : sbx_error_set (err, SBX_E_NOMEM, "out of memory");
 }
 
+/* Removes the sandbox NAME that a record names, if this manager made it
+ * (its container carries the manager's key): a record is never enough to
+ * remove somebody else's container. With no container of that name, only
+ * what sbx keeps of it on the host goes. */
+static int
+purge_ours (const sbx_manager_t *m, const char *name, sbx_error_t **err)
+{
+  sbx_engine_t *e = NULL;
+  json_t *info = NULL;
+  int r = sbx_engine_get (&e, err);
+  if (r < 0)
+    return r;
+  sbx_error_t *ierr = NULL;
+  r = sbx_engine_container_inspect (e, name, &info, &ierr);
+  if (r == -SBX_E_GONE)
+    {
+      sbx_error_free (ierr);
+      return sbx_sandbox_purge_name (name, err);
+    }
+  if (r < 0)
+    return sbx_error_propagate (err, ierr);
+  const char *key = json_string_value (json_object_get (
+      json_object_get (json_object_get (info, "Config"), "Labels"), SBX_LABEL_MANAGER_KEY));
+  bool ours = key && m->key && strcmp (key, m->key) == 0;
+  json_decref (info);
+  return ours ? sbx_sandbox_purge_name (name, err) : 0;
+}
+
 /* Whether the container NAME is named by a session's record or the pool's. */
 static bool
 recorded (const sbx_manager_t *m, const struct srec *v, size_t n, const char *name)
@@ -616,7 +690,7 @@ sweep_orphans (sbx_manager_t *m)
 {
   sbx_engine_t *e = NULL;
   json_t *list = NULL;
-  cleanup_free char *label = sbx_strdup_printf ("%s=%s", LABEL_KEY, m->key);
+  cleanup_free char *label = sbx_strdup_printf ("%s=%s", SBX_LABEL_MANAGER_KEY, m->key);
   if (label == NULL || sbx_engine_get (&e, NULL) < 0
       || sbx_engine_container_list (e, label, &list, NULL) < 0)
     return;
@@ -648,7 +722,7 @@ recover (sbx_manager_t *m)
       if (v[i].creating && !process_alive (v[i].pid, v[i].start))
         {
           if (v[i].sandbox)
-            sbx_sandbox_purge_name (v[i].sandbox, NULL);
+            purge_ours (m, v[i].sandbox, NULL);
           slot_drop (v[i].slot);
           record_remove (m, "sessions", v[i].id);
         }
@@ -667,7 +741,7 @@ recover (sbx_manager_t *m)
               (long) json_integer_value (json_object_get (doc, "pid")),
               (unsigned long long) json_integer_value (json_object_get (doc, "start"))))
         {
-          sbx_sandbox_purge_name (name, NULL);
+          purge_ours (m, name, NULL);
           cleanup_free char *slot = sbx_strdup_printf ("%s/slots/%s", m->dir, name);
           slot_drop (slot);
           unlink (path);
@@ -693,7 +767,7 @@ sbx_manager_new (const sbx_manager_config_t *c, sbx_manager_t **out, sbx_error_t
     return sbx_error_set (err, SBX_E_INVALID,
                           "a session manager's sandbox options take no name: each session's "
                           "sandbox gets its own");
-  if (c && c->idle_timeout < 0)
+  if (c && !(c->idle_timeout >= 0 && c->idle_timeout <= SBX_MAX_TIMEOUT))
     return sbx_error_set (err, SBX_E_INVALID, "an idle timeout of %g s is out of range",
                           c->idle_timeout);
   if (c && c->pool_size > 0 && c->workspace_root && geteuid () != 0)
@@ -713,6 +787,7 @@ sbx_manager_new (const sbx_manager_config_t *c, sbx_manager_t **out, sbx_error_t
   if (m == NULL)
     return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
   pthread_mutex_init (&m->lock, NULL);
+  pthread_mutex_init (&m->reaper_ctl, NULL);
   pthread_cond_init (&m->cond, NULL);
   sbx_options_t *defaults = c && c->sandbox ? NULL : sbx_options_new ();
   const sbx_options_t *o = c && c->sandbox ? c->sandbox : defaults;
@@ -782,6 +857,7 @@ sbx_manager_free (sbx_manager_t *m)
   sbx_options_clear (&m->opts);
   pthread_cond_destroy (&m->cond);
   pthread_mutex_destroy (&m->lock);
+  pthread_mutex_destroy (&m->reaper_ctl);
   free (m->name);
   free (m->workdir);
   free (m->ws_root);
@@ -879,49 +955,77 @@ reserve (sbx_manager_t *m, const char *id, const char *user, struct srec *rec, s
   return r;
 }
 
-/* Fails when a session of REC's user other than REC counts. */
+/* Fails when a session other than REC uses REC's workspace: one of any
+ * manager on this state root (several may share a workspace root). */
 static int
 workspace_shared (const sbx_manager_t *m, const struct srec *rec, sbx_error_t **err)
 {
-  struct srec *v = NULL;
-  size_t n = 0;
-  int r = records_scan (m, &v, &n, err);
-  for (size_t i = 0; r == 0 && i < n; i++)
-    if (strcmp (v[i].id, rec->id) != 0 && strcmp (v[i].user, rec->user) == 0 && counts (&v[i]))
-      r = sbx_error_set (err, SBX_E_EXISTS,
-                         "the workspace of user %s is in use by session %s; end that session "
-                         "before purging",
-                         rec->user, v[i].id);
-  srecs_free (v, n);
+  cleanup_free char *all = sbx_strdup_printf ("%s/..", m->dir);
+  DIR *d = all ? opendir (all) : NULL;
+  int r = 0;
+  for (struct dirent *de; r == 0 && d && (de = readdir (d));)
+    {
+      if (!sbx_valid_name (de->d_name))
+        continue;
+      sbx_manager_t other = { .dir = sbx_strdup_printf ("%s/%s", all, de->d_name) };
+      struct srec *v = NULL;
+      size_t n = 0;
+      if (other.dir && records_scan (&other, &v, &n, NULL) == 0)
+        for (size_t i = 0; r == 0 && i < n; i++)
+          if ((strcmp (v[i].id, rec->id) != 0 || strcmp (de->d_name, m->name) != 0)
+              && v[i].workspace && strcmp (v[i].workspace, rec->workspace) == 0 && counts (&v[i]))
+            r = sbx_error_set (err, SBX_E_EXISTS,
+                               "the workspace of user %s is in use by session %s (manager %s); "
+                               "end that session before purging",
+                               rec->user, v[i].id, de->d_name);
+      srecs_free (v, n);
+      free (other.dir);
+    }
+  if (d)
+    closedir (d);
   return r;
 }
 
+/* The lock of the workspace WS, shared by every manager on this state root:
+ * a purge and a new session of its user take turns. */
+static int
+workspace_lock (const char *ws, sbx_lock_t *lock, sbx_error_t **err)
+{
+  char hex[65];
+  sbx_sha256_hex (ws, strlen (ws), hex);
+  return sbx_lock_take ("workspace-locks", hex, LOCK_WAIT, NULL, NULL, lock, err);
+}
+
 /* Removes the workspace of the session REC, whose record is gone or going,
- * under the manager's lock so that no session of its user is being made
- * meanwhile: PURGE removes it with its files, else only an empty one; then
- * ROOT/USER when empty. Refused while another session of the user counts. */
+ * under its lock: PURGE removes it with its files, else only an empty one;
+ * then ROOT/USER when empty. Refused while another session uses it. The
+ * removal goes through descriptors from ROOT/USER, never through a path a
+ * sandbox could change. */
 static int
 workspace_remove (sbx_manager_t *m, const struct srec *rec, bool purge, sbx_error_t **err)
 {
   sbx_lock_t lock;
-  int r = sbx_lock_take (m->locks, "manager", LOCK_WAIT, NULL, NULL, &lock, err);
+  int r = workspace_lock (rec->workspace, &lock, err);
   if (r < 0)
     return r;
-  r = workspace_shared (m, rec, err);
-  if (r == 0 && purge && sbx_remove_tree (rec->workspace) != 0)
+  int rootfd = -1, userfd = -1;
+  sbx_error_t *werr = NULL;
+  if ((r = workspace_shared (m, rec, err)) == 0
+      && (r = workspace_open (rec->workspace, rec->user, &rootfd, &userfd, NULL, &werr)) < 0)
+    {
+      /* A workspace that is not there is nothing to remove. */
+      r = r == -SBX_E_NOT_FOUND ? 1 : sbx_error_propagate (err, steal_pointer (&werr));
+      sbx_error_free (werr);
+    }
+  cleanup_close int rfd = rootfd, ufd = userfd;
+  if (r == 0 && purge && sbx_remove_tree_at (ufd, "workspace") != 0)
     r = sbx_error_set (err, SBX_E_IO, "some of %s could not be removed", rec->workspace);
   else if (r == 0 && !purge)
-    rmdir (rec->workspace);
-  /* ROOT/USER, derived from the record's path (no workspace root needed). */
-  char *slash = r == 0 ? strrchr (rec->workspace, '/') : NULL;
-  if (slash && strcmp (slash, "/workspace") == 0)
-    {
-      *slash = '\0';
-      rmdir (rec->workspace);
-      *slash = '/';
-    }
+    unlinkat (ufd, "workspace", AT_REMOVEDIR);
+  if (r == 0)
+    unlinkat (rfd, rec->user, AT_REMOVEDIR);
   sbx_lock_release (&lock);
-  return r;
+  return r > 0 ? 0 : r;
 }
 
 /* Gives the reserved session REC its sandbox: a warm one claimed, else a
@@ -932,8 +1036,26 @@ give_sandbox (sbx_manager_t *m, struct srec *rec, sbx_sandbox_t **sb, sbx_error_
 {
   bool new_user = false;
   int r = m->ws_root ? user_workspace (m, rec->user, &rec->workspace, &new_user, err) : 0;
+  if (r == 0 && rec->workspace)
+    {
+      /* Named by the record before any purge of it can look (it takes the
+         same lock), so that a purge refuses rather than empties it. */
+      sbx_lock_t lock;
+      if ((r = workspace_lock (rec->workspace, &lock, err)) == 0)
+        {
+          r = workspace_open (rec->workspace, rec->user, NULL, NULL, NULL, err);
+          if (r == 0)
+            r = record_write (m, rec, err);
+          sbx_lock_release (&lock);
+        }
+      if (r < 0)
+        {
+          record_remove (m, "sessions", rec->id);
+          return r;
+        }
+    }
   struct pool_entry *e = r == 0 ? pool_take (m) : NULL;
-  if (e && (!e->slot || slot_fill (e->slot, rec->workspace, NULL) == 0))
+  if (e && (!e->slot || slot_fill (e->slot, rec->workspace, rec->user, NULL) == 0))
     {
       /* The session's record names it before the pool's forgets it. */
       rec->sandbox = steal_pointer (&e->sandbox);
@@ -1042,8 +1164,11 @@ static int
 revive_locked (sbx_manager_t *m, struct srec *rec, sbx_sandbox_t **sb, sbx_error_t **err)
 {
   sbx_error_t *oerr = NULL;
+  /* The user's folder is checked again: it may have been replaced since. */
+  if (rec->workspace && workspace_open (rec->workspace, rec->user, NULL, NULL, NULL, err) < 0)
+    return -SBX_E_IO;
   if (rec->slot && rec->workspace && !slot_filled (rec->slot, rec->workspace))
-    slot_fill (rec->slot, rec->workspace, NULL); /* after a reboot */
+    slot_fill (rec->slot, rec->workspace, rec->user, NULL); /* after a reboot */
   int r = sbx_sandbox_open (rec->sandbox, sb, &oerr);
   if (r == 0 && (r = sbx_sandbox_start (*sb, &oerr)) < 0)
     sbx_sandbox_free (*sb), *sb = NULL;
@@ -1138,9 +1263,14 @@ end_locked (sbx_manager_t *m, struct srec *rec, bool purge, sbx_error_t **err)
 {
   int r = 0;
   /* Refused before anything is removed (and checked again at the end). */
-  if (purge && rec->workspace && (r = workspace_shared (m, rec, err)) < 0)
-    return r;
-  if (rec->sandbox && (r = sbx_sandbox_purge_name (rec->sandbox, err)) < 0)
+  sbx_error_t *werr = NULL;
+  if (purge && rec->workspace
+      && ((r = workspace_shared (m, rec, err)) < 0
+          || ((r = workspace_open (rec->workspace, rec->user, NULL, NULL, NULL, &werr)) < 0
+              && r != -SBX_E_NOT_FOUND)))
+    return werr ? sbx_error_propagate (err, werr) : r;
+  sbx_error_free (werr);
+  if (rec->sandbox && (r = purge_ours (m, rec->sandbox, err)) < 0)
     return r;
   slot_drop (rec->slot);
   record_remove (m, "sessions", rec->id);
@@ -1305,33 +1435,40 @@ reaper_thread (void *arg)
 SBX_EXPORT int
 sbx_manager_start_reaper (sbx_manager_t *m, double interval, sbx_error_t **err)
 {
-  if (interval < 0 || interval > 86400)
+  if (!(interval >= 0 && interval <= 86400))
     return sbx_error_set (err, SBX_E_INVALID, "a reaper interval of %g s is out of range",
                           interval);
+  pthread_mutex_lock (&m->reaper_ctl);
   pthread_mutex_lock (&m->lock);
   bool running = m->reaper_running;
   m->reaper_interval = interval > 0 ? interval : DEFAULT_REAPER_INTERVAL;
   m->reaper_stop = false;
-  pthread_mutex_unlock (&m->lock);
-  if (running)
-    return 0;
-  if ((errno = pthread_create (&m->reaper_thread, NULL, reaper_thread, m)) != 0)
-    return sbx_error_set_errno (err, SBX_E_IO, errno, "cannot start the reaper's thread");
   m->reaper_running = true;
-  return 0;
+  pthread_mutex_unlock (&m->lock);
+  int e = running ? 0 : pthread_create (&m->reaper_thread, NULL, reaper_thread, m);
+  if (e != 0)
+    {
+      pthread_mutex_lock (&m->lock);
+      m->reaper_running = false;
+      pthread_mutex_unlock (&m->lock);
+    }
+  pthread_mutex_unlock (&m->reaper_ctl);
+  return e ? sbx_error_set_errno (err, SBX_E_IO, e, "cannot start the reaper's thread") : 0;
 }
 
 SBX_EXPORT void
 sbx_manager_stop_reaper (sbx_manager_t *m)
 {
-  if (!m->reaper_running)
-    return;
+  pthread_mutex_lock (&m->reaper_ctl);
   pthread_mutex_lock (&m->lock);
+  bool running = m->reaper_running;
+  m->reaper_running = false;
   m->reaper_stop = true;
   pthread_cond_broadcast (&m->cond);
   pthread_mutex_unlock (&m->lock);
-  pthread_join (m->reaper_thread, NULL);
-  m->reaper_running = false;
+  if (running)
+    pthread_join (m->reaper_thread, NULL);
+  pthread_mutex_unlock (&m->reaper_ctl);
 }
 
 /* Shutdown's workers share the list of sandboxes to stop. */

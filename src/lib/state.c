@@ -4,8 +4,8 @@
 #include "state.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/file.h>
@@ -75,25 +75,68 @@ sbx_valid_name (const char *s)
   return true;
 }
 
-static __thread int remove_failures;
+/* Deeper than this, a tree is left (and counted as not removed): each
+ * level holds a descriptor. */
+#define REMOVE_MAX_DEPTH 200
 
+/* Removes NAME in the folder DFD and all below it; how many entries could
+ * not be removed. Each folder is opened relative to its parent with
+ * O_NOFOLLOW and checked to be the one stat saw, and each entry is removed
+ * relative to its folder's descriptor: a tree changed meanwhile (a folder
+ * swapped for a symbolic link by a sandbox) never leads it elsewhere. It
+ * does not cross into another file system (a mount point is left). */
 static int
-remove_one (const char *path, const struct stat *st, int type, struct FTW *ftw)
+remove_at (int dfd, const char *name, dev_t dev, int depth)
 {
-  (void) st, (void) ftw;
-  int r = (type == FTW_DP || type == FTW_DNR) ? rmdir (path) : unlink (path);
-  if (r < 0 && errno != ENOENT)
-    remove_failures++;
-  return 0;
+  struct stat st, opened;
+  if (fstatat (dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+    return errno == ENOENT ? 0 : 1;
+  if (!S_ISDIR (st.st_mode))
+    return unlinkat (dfd, name, 0) < 0 && errno != ENOENT;
+  if (st.st_dev != dev || depth > REMOVE_MAX_DEPTH)
+    return 1;
+  int fd = openat (dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return errno == ENOENT ? 0 : 1;
+  DIR *d = NULL;
+  if (fstat (fd, &opened) < 0 || opened.st_dev != st.st_dev || opened.st_ino != st.st_ino
+      || (d = fdopendir (fd)) == NULL)
+    {
+      close (fd);
+      return 1;
+    }
+  int failures = 0;
+  for (struct dirent *de; (de = readdir (d));)
+    if (strcmp (de->d_name, ".") != 0 && strcmp (de->d_name, ".."))
+      failures += remove_at (dirfd (d), de->d_name, dev, depth + 1);
+  closedir (d);
+  if (unlinkat (dfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+    failures++;
+  return failures;
+}
+
+int
+sbx_remove_tree_at (int dfd, const char *name)
+{
+  struct stat st;
+  if (fstatat (dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+    return errno == ENOENT ? 0 : -1;
+  return remove_at (dfd, name, st.st_dev, 0);
 }
 
 int
 sbx_remove_tree (const char *path)
 {
-  remove_failures = 0;
-  if (nftw (path, remove_one, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) < 0 && errno != ENOENT)
+  cleanup_free char *copy = strdup (path);
+  char *slash = copy ? strrchr (copy, '/') : NULL;
+  if (slash == NULL || slash[1] == '\0')
     return -1;
-  return remove_failures;
+  *slash = '\0';
+  /* The path up to its last folder is the caller's to trust. */
+  cleanup_close int dfd = open (slash == copy ? "/" : copy, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0)
+    return errno == ENOENT ? 0 : -1;
+  return sbx_remove_tree_at (dfd, slash + 1);
 }
 
 void

@@ -18,6 +18,8 @@ int sbx_state_dir (const char *sub, bool create, mode_t mode, char **path, sbx_e
  * entering other file systems (a mount left there stays). The number of
  * entries that could not be removed, or -1. */
 int sbx_remove_tree (const char *path);
+/* The same for NAME in the folder DFD. */
+int sbx_remove_tree_at (int dfd, const char *name);
 
 /* A sandbox (container) name, or a user or session id: [A-Za-z0-9][A-Za-z0-9_.-]{0,63}. Names become
  * host paths, so this is checked wherever one comes from. */

@@ -875,6 +875,136 @@ test_crash (void)
   finish (m);
 }
 
+/* -------------------------------------------------------------- attacks */
+
+/* The record of session ID of the manager NAME, rewritten by F. */
+static bool
+record_edit (const char *name, const char *id, const char *from, const char *to)
+{
+  char path[512], buf[8192] = "", out[8192];
+  snprintf (path, sizeof path, "%s/managers/%s-%s/sessions/%s.json", state_root (), prefix, name,
+            id);
+  FILE *f = fopen (path, "re");
+  size_t n = f ? fread (buf, 1, sizeof buf - 1, f) : 0;
+  if (f)
+    fclose (f);
+  buf[n] = '\0';
+  char *at = strstr (buf, from);
+  if (at == NULL)
+    return false;
+  snprintf (out, sizeof out, "%.*s%s%s", (int) (at - buf), buf, to, at + strlen (from));
+  f = fopen (path, "we");
+  bool ok = f && fputs (out, f) >= 0;
+  if (f)
+    ok = fclose (f) == 0 && ok;
+  return ok;
+}
+
+static void
+test_attacks (void)
+{
+  sbx_manager_t *m = manager ("attack", false, 0, 0, 0, 0);
+  sbx_manager_t *m2 = manager ("attack2", false, 0, 0, 0, 0);
+  if (!ok (m && m2, "two managers on one workspace root"))
+    return;
+  sbx_error_t *err = NULL;
+  char victim[] = "/tmp/sbx-it-victim-XXXXXX", path[600];
+  if (mkdtemp (victim) == NULL)
+    return;
+  snprintf (path, sizeof path, "%s/keep.txt", victim);
+  FILE *f = fopen (path, "we");
+  if (f)
+    fputs ("host data\n", f), fclose (f);
+
+  /* Symbolic links a sandbox makes in its workspace are not followed by a purge. */
+  char *a = create (m, "ivy");
+  char cmd[2048];
+  snprintf (cmd, sizeof cmd,
+            "ln -s %s /workspace/dir-link; ln -s %s /workspace/file-link; "
+            "mkdir -p /workspace/d; ln -s / /workspace/d/root",
+            victim, path);
+  run_in (m, a, cmd);
+  check_ok (sbx_manager_end_session (m, a, true, &err), &err,
+            "a workspace full of links is purged");
+  ok (path_exists (path), "the links' targets on the host are untouched");
+  char ivy[512];
+  snprintf (ivy, sizeof ivy, "%s/ivy", ws_root);
+  ok (!path_exists (ivy), "and the user's folder is gone");
+  free (a);
+
+  /* A purge is refused while another manager's session uses the workspace. */
+  a = create (m, "jo");
+  char *b = create (m2, "jo");
+  run_in (m2, b, "echo live > /workspace/live.txt");
+  check_fails (sbx_manager_end_session (m, a, true, &err), &err, SBX_E_EXISTS, "in use by session",
+               "a purge with a session of another manager running is refused");
+  ok (host_file_is ("jo", "live.txt", "live\n"), "and the running session's files are kept");
+  check_ok (sbx_manager_end_session (m2, b, false, &err), &err, "that session ends");
+  check_ok (sbx_manager_end_session (m, a, true, &err), &err, "then the purge goes through");
+  free (a), free (b);
+
+  /* A user folder replaced by a link is not followed when a session is revived. */
+  a = create (m, "kit");
+  char sandbox[128], kit[512], link_target[600];
+  snprintf (sandbox, sizeof sandbox, "%s", sandbox_of (m, a));
+  snprintf (kit, sizeof kit, "%s/kit", ws_root);
+  snprintf (link_target, sizeof link_target, "%s/workspace", victim);
+  mkdir (link_target, 0755);
+  snprintf (cmd, sizeof cmd, "docker rm -f %s >/dev/null 2>&1 && rm -rf %s && ln -s %s %s", sandbox,
+            kit, victim, kit);
+  ok (system (cmd) == 0, "kit's container is removed and her folder made a link to a host folder");
+  sbx_sandbox_t *sb = NULL;
+  check_fails (sbx_manager_get_session (m, a, &sb, &err), &err, SBX_E_IO, "symbolic link",
+               "reviving the session refuses the link");
+  sbx_sandbox_free (sb);
+  check_fails (sbx_manager_end_session (m, a, true, &err), &err, SBX_E_IO, "symbolic link",
+               "and a purge refuses it too");
+  ok (path_exists (path) && path_exists (link_target), "the host folder is untouched");
+  unlink (kit);
+  check_ok (sbx_manager_end_session (m, a, false, &err), &err, "the session ends");
+  free (a);
+
+  /* A record edited to name host paths or another sandbox is not acted on. */
+  sbx_options_t *o = test_options ();
+  sbx_sandbox_t *other = NULL;
+  char other_id[128] = "";
+  if (check_ok (sbx_sandbox_new (o, &other, &err), &err, "a sandbox of nobody's session")
+      && check_ok (sbx_sandbox_start (other, &err), &err, "started"))
+    snprintf (other_id, sizeof other_id, "%s", sbx_sandbox_id (other));
+  sbx_options_free (o);
+  a = create (m, "lee");
+  char own[128], ws_json[700], vic_json[700];
+  snprintf (own, sizeof own, "\"sandbox\":\"%s\"", sandbox_of (m, a));
+  char hostile[200];
+  snprintf (hostile, sizeof hostile, "\"sandbox\":\"%s\"", other_id);
+  snprintf (ws_json, sizeof ws_json, "\"workspace\":\"%s/lee/workspace\"", ws_root);
+  snprintf (vic_json, sizeof vic_json, "\"workspace\":\"%s\"", victim);
+  ok (record_edit ("attack", a, ws_json, vic_json), "lee's record now names a host folder");
+  check_fails (sbx_manager_end_session (m, a, true, &err), &err, SBX_E_IO, "damaged",
+               "a purge by that record is refused");
+  ok (path_exists (path), "the host folder is untouched");
+  ok (record_edit ("attack", a, vic_json, ws_json) && record_edit ("attack", a, own, hostile),
+      "lee's record now names another sandbox");
+  check_ok (sbx_manager_end_session (m, a, false, &err), &err, "ending that session");
+  ok (container_exists (other_id), "does not remove the sandbox it was not made with");
+  /* Plain sandboxes carry empty manager labels, whatever their image says. */
+  snprintf (cmd, sizeof cmd,
+            "test \"$(docker inspect -f '{{index .Config.Labels \"io.sbx.manager-key\"}}|"
+            "{{index .Config.Labels \"io.sbx.role\"}}' %s)\" = '|'",
+            other_id);
+  ok (other_id[0] && system (cmd) == 0, "a plain sandbox's manager labels are set, empty");
+  if (other)
+    sbx_sandbox_remove (other, NULL);
+  sbx_sandbox_free (other);
+  free (a);
+
+  snprintf (cmd, sizeof cmd, "rm -rf %s", victim);
+  if (system (cmd) != 0)
+    diag ("cannot remove %s", victim);
+  sbx_manager_free (m);
+  sbx_manager_free (m2);
+}
+
 /* ------------------------------------------------------------- deletion */
 
 static void
@@ -932,6 +1062,7 @@ main (void)
   test_dead ();
   test_pool ();
   test_crash ();
+  test_attacks ();
   test_delete ();
   char cmd[256];
   snprintf (cmd, sizeof cmd, "rm -rf %s %s/managers/%s-*", ws_root, state_root (), prefix);
