@@ -273,10 +273,19 @@ options_from (PyObject *kw)
         r = i == 0 ? sbx_options_add_volume (o, *p, &err) : sbx_options_add_env (o, *p, &err);
       str_vector_free (vec);
     }
+  int truth;
   if ((v = GET ("auto_remove")) && v != Py_None)
-    sbx_options_set_auto_remove (o, PyObject_IsTrue (v));
+    {
+      if ((truth = PyObject_IsTrue (v)) < 0)
+        goto fail;
+      sbx_options_set_auto_remove (o, truth);
+    }
   if ((v = GET ("replace")) && v != Py_None)
-    sbx_options_set_replace (o, PyObject_IsTrue (v));
+    {
+      if ((truth = PyObject_IsTrue (v)) < 0)
+        goto fail;
+      sbx_options_set_replace (o, truth);
+    }
 #undef GET
 #undef STR_OPT
 #undef INT_OPT
@@ -342,7 +351,7 @@ closed_error (void)
 static int
 check_open (SandboxObject *self)
 {
-  if (self->sb == NULL)
+  if (__atomic_load_n (&self->sb, __ATOMIC_RELAXED) == NULL)
     PyErr_SetString (Error, "this sandbox handle is closed");
   else if (__atomic_load_n (&self->owner, __ATOMIC_RELAXED) == PyThread_get_thread_ident ())
     PyErr_SetString (Error, "this sandbox is running a command for this thread (is this an "
@@ -507,7 +516,7 @@ sandbox_close (SandboxObject *self, PyObject *unused)
   sbx_sandbox_t *sb;
   Py_BEGIN_ALLOW_THREADS PyThread_acquire_lock (self->lock, WAIT_LOCK);
   sb = self->sb;
-  self->sb = NULL;
+  __atomic_store_n (&self->sb, NULL, __ATOMIC_RELAXED);
   PyThread_release_lock (self->lock);
   Py_END_ALLOW_THREADS sbx_sandbox_free (sb);
   Py_RETURN_NONE;
@@ -1074,7 +1083,8 @@ manager_init (ManagerObject *self, PyObject *args, PyObject *kw)
   c.sandbox = o;
   sbx_error_t *err = NULL;
   int r;
-  MANAGER_CALL (self, r = sbx_manager_new (&c, &self->m, &err));
+  sbx_manager_t *made = NULL;
+  MANAGER_CALL (self, r = sbx_manager_new (&c, &made, &err));
   sbx_options_free (o);
   Py_DECREF (sandbox_kw);
   if (r < 0)
@@ -1082,6 +1092,14 @@ manager_init (ManagerObject *self, PyObject *args, PyObject *kw)
       raise_err (r, err);
       return -1;
     }
+  if (self->m)
+    {
+      /* Another thread's __init__ won meanwhile. */
+      Py_BEGIN_ALLOW_THREADS sbx_manager_free (made);
+      Py_END_ALLOW_THREADS PyErr_SetString (PyExc_RuntimeError, "this manager is made already");
+      return -1;
+    }
+  self->m = made;
   return 0;
 fail:
   Py_DECREF (sandbox_kw);
@@ -1191,7 +1209,9 @@ manager_start_reaper (ManagerObject *self, PyObject *args)
   if (!PyArg_ParseTuple (args, "|d", &interval) || manager_check (self) < 0)
     return NULL;
   sbx_error_t *err = NULL;
-  int r = sbx_manager_start_reaper (self->m, interval, &err);
+  int r;
+  /* It may wait for a stop's join (a cleanup in flight). */
+  MANAGER_CALL (self, r = sbx_manager_start_reaper (self->m, interval, &err));
   if (r < 0)
     return raise_err (r, err);
   Py_RETURN_NONE;

@@ -10,7 +10,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -287,8 +286,6 @@ run_forwarding (const char *const argv[], struct output *o)
   return status;
 }
 
-/* nftw has no user pointer; the count of what could not be removed rides in
- * a thread-local. */
 /* Removes the entries of DIR (relative to ROOT) whose names end in SUFFIX
  * (every entry when SUFFIX is ""). */
 static void

@@ -74,6 +74,7 @@ struct sbx_manager
   pthread_t pool_thread;
   bool pool_running;
   pthread_t reaper_thread;
+  pthread_cond_t reaper_cond; /* its own: the pool's wake-ups don't reach it */
   bool reaper_running, reaper_stop;
   double reaper_interval;
 };
@@ -624,11 +625,11 @@ manager_key (const sbx_manager_t *m, char **key, sbx_error_t **err)
     return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
   /* Written whole under a temporary name, then linked: a reader sees no
      key or all of it, and the first process's wins. */
-  cleanup_free char *tmp = sbx_strdup_printf ("%s.%ld", path, (long) getpid ());
-  cleanup_close int fd = tmp ? open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) : -1;
+  cleanup_free char *tmp = sbx_strdup_printf ("%s.XXXXXX", path);
+  cleanup_close int fd = tmp ? mkostemp (tmp, O_CLOEXEC) : -1; /* 0600 */
   int e = fd < 0 || sbx_write_all (fd, fresh, strlen (fresh)) < 0 || link (tmp, path) < 0 ? errno
                                                                                           : 0;
-  if (tmp)
+  if (fd >= 0)
     unlink (tmp);
   if (e != 0 && e != EEXIST)
     return sbx_error_set_errno (err, SBX_E_IO, e, "cannot make the manager's key %s", path);
@@ -710,6 +711,16 @@ sweep_orphans (sbx_manager_t *m)
   json_decref (list);
 }
 
+/* Removes what the half-made session REC (its maker died) left. */
+static void
+discard_half_made (sbx_manager_t *m, const struct srec *rec)
+{
+  if (rec->sandbox)
+    purge_ours (m, rec->sandbox, NULL);
+  slot_drop (rec->slot);
+  record_remove (m, "sessions", rec->id);
+}
+
 /* What a crash left half-made: sessions whose maker died before they were
  * made, and warm sandboxes whose process is gone. */
 static void
@@ -720,12 +731,7 @@ recover (sbx_manager_t *m)
   if (records_scan (m, &v, &n, NULL) == 0)
     for (size_t i = 0; i < n; i++)
       if (v[i].creating && !process_alive (v[i].pid, v[i].start))
-        {
-          if (v[i].sandbox)
-            purge_ours (m, v[i].sandbox, NULL);
-          slot_drop (v[i].slot);
-          record_remove (m, "sessions", v[i].id);
-        }
+        discard_half_made (m, &v[i]);
   srecs_free (v, n);
 
   cleanup_free char *dir = sbx_strdup_printf ("%s/pool", m->dir);
@@ -788,6 +794,7 @@ sbx_manager_new (const sbx_manager_config_t *c, sbx_manager_t **out, sbx_error_t
     return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
   pthread_mutex_init (&m->lock, NULL);
   pthread_mutex_init (&m->reaper_ctl, NULL);
+  pthread_cond_init (&m->reaper_cond, NULL);
   pthread_cond_init (&m->cond, NULL);
   sbx_options_t *defaults = c && c->sandbox ? NULL : sbx_options_new ();
   const sbx_options_t *o = c && c->sandbox ? c->sandbox : defaults;
@@ -836,28 +843,41 @@ sbx_manager_new (const sbx_manager_config_t *c, sbx_manager_t **out, sbx_error_t
   return 0;
 }
 
+/* Stops the pool's thread (the caller that finds it running joins it) and
+ * removes the warm sandboxes: they are this process's, none outlives it. */
+static void
+pool_stop (sbx_manager_t *m)
+{
+  pthread_mutex_lock (&m->lock);
+  m->stopping = true;
+  bool running = m->pool_running;
+  m->pool_running = false;
+  struct pool_entry *ready = m->ready;
+  m->ready = NULL;
+  m->nready = 0;
+  pthread_cond_broadcast (&m->cond);
+  pthread_mutex_unlock (&m->lock);
+  if (running)
+    pthread_join (m->pool_thread, NULL);
+  for (struct pool_entry *e = ready, *next; e; e = next)
+    {
+      next = e->next;
+      pool_discard (m, e);
+    }
+}
+
 SBX_EXPORT void
 sbx_manager_free (sbx_manager_t *m)
 {
   if (m == NULL)
     return;
   sbx_manager_stop_reaper (m);
-  pthread_mutex_lock (&m->lock);
-  m->stopping = true;
-  pthread_cond_broadcast (&m->cond);
-  pthread_mutex_unlock (&m->lock);
-  if (m->pool_running)
-    pthread_join (m->pool_thread, NULL);
-  /* The warm sandboxes are this process's: none outlives it. */
-  for (struct pool_entry *e = m->ready, *next; e; e = next)
-    {
-      next = e->next;
-      pool_discard (m, e);
-    }
+  pool_stop (m);
   sbx_options_clear (&m->opts);
   pthread_cond_destroy (&m->cond);
   pthread_mutex_destroy (&m->lock);
   pthread_mutex_destroy (&m->reaper_ctl);
+  pthread_cond_destroy (&m->reaper_cond);
   free (m->name);
   free (m->workdir);
   free (m->ws_root);
@@ -1165,8 +1185,9 @@ revive_locked (sbx_manager_t *m, struct srec *rec, sbx_sandbox_t **sb, sbx_error
 {
   sbx_error_t *oerr = NULL;
   /* The user's folder is checked again: it may have been replaced since. */
-  if (rec->workspace && workspace_open (rec->workspace, rec->user, NULL, NULL, NULL, err) < 0)
-    return -SBX_E_IO;
+  int wr = rec->workspace ? workspace_open (rec->workspace, rec->user, NULL, NULL, NULL, err) : 0;
+  if (wr < 0)
+    return wr;
   if (rec->slot && rec->workspace && !slot_filled (rec->slot, rec->workspace))
     slot_fill (rec->slot, rec->workspace, rec->user, NULL); /* after a reboot */
   int r = sbx_sandbox_open (rec->sandbox, sb, &oerr);
@@ -1207,9 +1228,16 @@ get_or_make (sbx_manager_t *m, const char *id, const char *user, sbx_sandbox_t *
     r = sbx_error_set (err, SBX_E_PERMISSION, "session %s belongs to another user", id);
   if (r == 0 && !rec.creating && sbx_sandbox_open (rec.sandbox, sb, NULL) == 0)
     {
-      sbx_sandbox_touch (*sb);
-      srec_clear (&rec);
-      return 0;
+      /* Connected to its agent: running. Otherwise (stopped, gone) the
+         locked path revives it, checking its workspace again. */
+      if ((*sb)->fd >= 0)
+        {
+          sbx_sandbox_touch (*sb);
+          srec_clear (&rec);
+          return 0;
+        }
+      sbx_sandbox_free (*sb);
+      *sb = NULL;
     }
   srec_clear (&rec);
   if (r < 0 && r != -SBX_E_NOT_FOUND)
@@ -1219,6 +1247,14 @@ get_or_make (sbx_manager_t *m, const char *id, const char *user, sbx_sandbox_t *
   if ((r = sbx_lock_take (m->locks, id, LOCK_WAIT, NULL, NULL, &lock, err)) < 0)
     return r;
   r = record_read (m, id, &rec, err);
+  if (r == 0 && rec.creating)
+    {
+      /* Its maker died (it would hold the lock otherwise): what it left
+         goes, and the session is made anew when asked to. */
+      discard_half_made (m, &rec);
+      srec_clear (&rec);
+      r = -SBX_E_NOT_FOUND;
+    }
   if (r == -SBX_E_NOT_FOUND && user)
     r = create_locked (m, id, user, sb, err);
   else if (r == -SBX_E_NOT_FOUND)
@@ -1226,12 +1262,6 @@ get_or_make (sbx_manager_t *m, const char *id, const char *user, sbx_sandbox_t *
                        id);
   else if (r == 0 && user && strcmp (rec.user, user) != 0)
     r = sbx_error_set (err, SBX_E_PERMISSION, "session %s belongs to another user", id);
-  else if (r == 0 && rec.creating)
-    /* Its maker died (it held the lock otherwise): made again. */
-    r = sbx_error_set (err, SBX_E_GONE,
-                       "session %s was being made by a process that is gone; open a new manager "
-                       "to clean it up",
-                       id);
   else if (r == 0)
     r = revive_locked (m, &rec, sb, err);
   srec_clear (&rec);
@@ -1418,7 +1448,9 @@ reaper_thread (void *arg)
       until.tv_nsec += (long) ((m->reaper_interval - (double) (time_t) m->reaper_interval) * 1e9);
       if (until.tv_nsec >= 1000000000L)
         until.tv_sec++, until.tv_nsec -= 1000000000L;
-      pthread_cond_timedwait (&m->cond, &m->lock, &until);
+      /* The whole interval, unless told to stop. */
+      while (!m->reaper_stop && pthread_cond_timedwait (&m->reaper_cond, &m->lock, &until) == 0)
+        ;
       if (m->reaper_stop)
         break;
       pthread_mutex_unlock (&m->lock);
@@ -1464,7 +1496,7 @@ sbx_manager_stop_reaper (sbx_manager_t *m)
   bool running = m->reaper_running;
   m->reaper_running = false;
   m->reaper_stop = true;
-  pthread_cond_broadcast (&m->cond);
+  pthread_cond_broadcast (&m->reaper_cond);
   pthread_mutex_unlock (&m->lock);
   if (running)
     pthread_join (m->reaper_thread, NULL);
@@ -1508,21 +1540,7 @@ sbx_manager_shutdown (sbx_manager_t *m, size_t *stopped, sbx_error_t **err)
   if (stopped)
     *stopped = 0;
   sbx_manager_stop_reaper (m);
-  pthread_mutex_lock (&m->lock);
-  m->stopping = true;
-  pthread_cond_broadcast (&m->cond);
-  struct pool_entry *ready = m->ready;
-  m->ready = NULL;
-  m->nready = 0;
-  pthread_mutex_unlock (&m->lock);
-  if (m->pool_running)
-    pthread_join (m->pool_thread, NULL);
-  m->pool_running = false;
-  for (struct pool_entry *e = ready, *next; e; e = next)
-    {
-      next = e->next;
-      pool_discard (m, e);
-    }
+  pool_stop (m);
 
   struct stopping s = { .lock = PTHREAD_MUTEX_INITIALIZER };
   int r = records_scan (m, &s.v, &s.n, err);

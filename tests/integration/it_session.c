@@ -964,6 +964,21 @@ test_attacks (void)
   check_ok (sbx_manager_end_session (m, a, false, &err), &err, "the session ends");
   free (a);
 
+  /* The same with the container only stopped: get_session starts it only
+     after checking the folder again. */
+  a = create (m, "max");
+  snprintf (sandbox, sizeof sandbox, "%s", sandbox_of (m, a));
+  char maxdir[512];
+  snprintf (maxdir, sizeof maxdir, "%s/max", ws_root);
+  snprintf (cmd, sizeof cmd, "docker stop -t 1 %s >/dev/null 2>&1 && rm -rf %s && ln -s %s %s",
+            sandbox, maxdir, victim, maxdir);
+  ok (system (cmd) == 0, "max's container is stopped and her folder made a link");
+  check_fails (sbx_manager_get_session (m, a, &sb, &err), &err, SBX_E_IO, "symbolic link",
+               "getting the stopped session refuses the link");
+  unlink (maxdir);
+  check_ok (sbx_manager_end_session (m, a, false, &err), &err, "the session ends");
+  free (a);
+
   /* A record edited to name host paths or another sandbox is not acted on. */
   sbx_options_t *o = test_options ();
   sbx_sandbox_t *other = NULL;
