@@ -255,21 +255,11 @@ sbx_record_write (const char *dir, const sbx_record_t *rec, sbx_error_t **err)
                            rec->workdir, "image", rec->image, "auto_remove", rec->auto_remove,
                            "memory", (json_int_t) rec->memory, "pid", (json_int_t) rec->pid,
                            "options", rec->options);
-  cleanup_free char *tmp = sbx_strdup_printf ("%s/.record.tmp", dir);
   cleanup_free char *dst = sbx_strdup_printf ("%s/record.json", dir);
-  if (doc == NULL || tmp == NULL || dst == NULL)
-    {
-      json_decref (doc);
-      return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
-    }
-  int r = json_dump_file (doc, tmp, JSON_COMPACT);
+  int r = dst && doc ? sbx_json_write_file (dst, doc, err)
+                     : sbx_error_set (err, SBX_E_NOMEM, "out of memory");
   json_decref (doc);
-  if (r < 0 || rename (tmp, dst) < 0)
-    {
-      unlink (tmp);
-      return sbx_error_set_errno (err, SBX_E_IO, errno, "cannot write %s", dst);
-    }
-  return 0;
+  return r;
 }
 
 /* A container id: 64 lowercase hex digits. */
@@ -284,16 +274,7 @@ sbx_record_read (const char *dir, sbx_record_t *rec)
 {
   memset (rec, 0, sizeof *rec);
   cleanup_free char *path = sbx_strdup_printf ("%s/record.json", dir);
-  cleanup_close int fd = path ? open (path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) : -1;
-  struct stat st;
-  if (fd < 0 || fstat (fd, &st) < 0 || !S_ISREG (st.st_mode) || st.st_size > MAX_RECORD)
-    return -1;
-  /* One read: json_loadfd reads a byte at a time. */
-  cleanup_free char *buf = malloc ((size_t) st.st_size + 1);
-  ssize_t n = buf ? pread (fd, buf, (size_t) st.st_size + 1, 0) : -1;
-  if (n < 0 || n != st.st_size)
-    return -1;
-  json_t *doc = json_loadb (buf, (size_t) n, JSON_REJECT_DUPLICATES, NULL);
+  json_t *doc = path ? sbx_json_read_file (path, MAX_RECORD) : NULL;
   const char *id = json_string_value (json_object_get (doc, "id"));
   const char *workdir = json_string_value (json_object_get (doc, "workdir"));
   const char *image = json_string_value (json_object_get (doc, "image"));

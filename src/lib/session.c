@@ -162,48 +162,6 @@ record_path (const sbx_manager_t *m, const char *kind, const char *id)
   return sbx_strdup_printf ("%s/%s/%s.json", m->dir, kind, id);
 }
 
-/* Written to a temporary file renamed over the record: a reader sees the
- * old record or the new one. */
-static int
-write_json (const char *path, json_t *doc, sbx_error_t **err)
-{
-  cleanup_free char *tmp = sbx_strdup_printf ("%s.XXXXXX", path);
-  cleanup_free char *text = doc ? json_dumps (doc, JSON_COMPACT) : NULL;
-  if (tmp == NULL || text == NULL)
-    return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
-  cleanup_close int fd = mkostemp (tmp, O_CLOEXEC);
-  if (fd < 0)
-    return sbx_error_set_errno (err, SBX_E_IO, errno, "cannot write %s", tmp);
-  if (sbx_write_all (fd, text, strlen (text)) < 0 || rename (tmp, path) < 0)
-    {
-      int e = errno;
-      unlink (tmp);
-      return sbx_error_set_errno (err, SBX_E_IO, e, "cannot write %s", path);
-    }
-  return 0;
-}
-
-/* The JSON document at PATH, or NULL with errno (ENOENT: there is none). */
-static json_t *
-read_json (const char *path)
-{
-  cleanup_close int fd = open (path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  struct stat st;
-  if (fd < 0)
-    return NULL;
-  if (fstat (fd, &st) < 0 || !S_ISREG (st.st_mode) || st.st_size > MAX_RECORD)
-    {
-      errno = EINVAL;
-      return NULL;
-    }
-  cleanup_free char *buf = malloc ((size_t) st.st_size + 1);
-  ssize_t n = buf ? pread (fd, buf, (size_t) st.st_size + 1, 0) : -1;
-  json_t *doc = n == st.st_size ? json_loadb (buf, (size_t) n, JSON_REJECT_DUPLICATES, NULL) : NULL;
-  if (doc == NULL)
-    errno = EINVAL;
-  return doc;
-}
-
 static char *
 dup_or_null (json_t *v)
 {
@@ -221,7 +179,7 @@ record_read (const sbx_manager_t *m, const char *id, struct srec *r, sbx_error_t
   cleanup_free char *path = record_path (m, "sessions", id);
   if (path == NULL)
     return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
-  json_t *doc = read_json (path);
+  json_t *doc = sbx_json_read_file (path, MAX_RECORD);
   if (doc == NULL)
     return errno == ENOENT ? -SBX_E_NOT_FOUND
                            : sbx_error_set (err, SBX_E_IO, "the record %s cannot be read", path);
@@ -262,7 +220,8 @@ record_write (const sbx_manager_t *m, const struct srec *r, sbx_error_t **err)
                            "user", r->user, "sandbox", r->sandbox, "workspace", r->workspace,
                            "slot", r->slot, "created", r->created, "idle", r->idle, "creating",
                            r->creating, "pid", (json_int_t) r->pid, "start", (json_int_t) r->start);
-  int ret = path ? write_json (path, doc, err) : sbx_error_set (err, SBX_E_NOMEM, "out of memory");
+  int ret = path ? sbx_json_write_file (path, doc, err)
+                 : sbx_error_set (err, SBX_E_NOMEM, "out of memory");
   json_decref (doc);
   return ret;
 }
@@ -527,7 +486,7 @@ pool_make (sbx_manager_t *m)
   cleanup_free char *path = record_path (m, "pool", e->sandbox);
   json_t *doc = json_pack ("{s:s, s:I, s:I}", "sandbox", e->sandbox, "pid", (json_int_t) getpid (),
                            "start", (json_int_t) process_start (getpid ()));
-  int r = path ? write_json (path, doc, &err) : -SBX_E_NOMEM;
+  int r = path ? sbx_json_write_file (path, doc, &err) : -SBX_E_NOMEM;
   json_decref (doc);
   if (r == 0 && m->ws_root)
     r = slot_make (m, e->sandbox, &e->slot, &err);
@@ -741,7 +700,8 @@ recover (sbx_manager_t *m)
       size_t len = strlen (de->d_name);
       cleanup_free char *name = len > 5 ? strndup (de->d_name, len - 5) : NULL;
       cleanup_free char *path = sbx_strdup_printf ("%s/%s", dir, de->d_name);
-      json_t *doc = name && path && sbx_valid_name (name) ? read_json (path) : NULL;
+      json_t *doc = name && path && sbx_valid_name (name) ? sbx_json_read_file (path, MAX_RECORD)
+                                                          : NULL;
       if (doc
           && !process_alive (
               (long) json_integer_value (json_object_get (doc, "pid")),

@@ -203,3 +203,44 @@ sbx_lock_take (const char *dir, const char *name, double wait, void (*waiting) (
       close (fd);
     }
 }
+
+int
+sbx_json_write_file (const char *path, json_t *doc, sbx_error_t **err)
+{
+  cleanup_free char *tmp = sbx_strdup_printf ("%s.XXXXXX", path);
+  cleanup_free char *text = doc ? json_dumps (doc, JSON_COMPACT) : NULL;
+  if (tmp == NULL || text == NULL)
+    return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
+  cleanup_close int fd = mkostemp (tmp, O_CLOEXEC);
+  if (fd < 0)
+    return sbx_error_set_errno (err, SBX_E_IO, errno, "cannot write %s", tmp);
+  if (sbx_write_all (fd, text, strlen (text)) < 0 || fchmod (fd, 0644) < 0
+      || rename (tmp, path) < 0)
+    {
+      int e = errno;
+      unlink (tmp);
+      return sbx_error_set_errno (err, SBX_E_IO, e, "cannot write %s", path);
+    }
+  return 0;
+}
+
+json_t *
+sbx_json_read_file (const char *path, size_t max)
+{
+  cleanup_close int fd = open (path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  struct stat st;
+  if (fd < 0)
+    return NULL;
+  if (fstat (fd, &st) < 0 || !S_ISREG (st.st_mode) || (size_t) st.st_size > max)
+    {
+      errno = EINVAL;
+      return NULL;
+    }
+  /* One read: json_loadfd reads a byte at a time. */
+  cleanup_free char *buf = malloc ((size_t) st.st_size + 1);
+  ssize_t n = buf ? pread (fd, buf, (size_t) st.st_size + 1, 0) : -1;
+  json_t *doc = n == st.st_size ? json_loadb (buf, (size_t) n, JSON_REJECT_DUPLICATES, NULL) : NULL;
+  if (doc == NULL)
+    errno = EINVAL;
+  return doc;
+}

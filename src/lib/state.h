@@ -5,6 +5,7 @@
 
 #include "internal.h"
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -20,6 +21,13 @@ int sbx_state_dir (const char *sub, bool create, mode_t mode, char **path, sbx_e
 int sbx_remove_tree (const char *path);
 /* The same for NAME in the folder DFD. */
 int sbx_remove_tree_at (int dfd, const char *name);
+
+/* DOC written whole to PATH (mode 0644): to a temporary file beside it,
+ * renamed over it, so a reader sees the old document or the new one. */
+int sbx_json_write_file (const char *path, json_t *doc, sbx_error_t **err);
+/* The JSON document in the regular file PATH (not a link) of at most MAX
+ * bytes, or NULL with errno (ENOENT: there is none; EINVAL: not one). */
+json_t *sbx_json_read_file (const char *path, size_t max);
 
 /* A sandbox (container) name, or a user or session id: [A-Za-z0-9][A-Za-z0-9_.-]{0,63}. Names become
  * host paths, so this is checked wherever one comes from. */
