@@ -871,6 +871,23 @@ sbx_manager_delete (const char *name, sbx_error_t **err)
                            "first",
                            m->name);
       srecs_free (v, n);
+      /* No slot is left mounted (a user's folder on one would be removed
+         with the rest): each is emptied and must go. */
+      cleanup_free char *slots = sbx_strdup_printf ("%s/slots", m->dir);
+      DIR *d = r == 0 && slots ? opendir (slots) : NULL;
+      for (struct dirent *de; d && (de = readdir (d));)
+        if (sbx_valid_name (de->d_name))
+          {
+            cleanup_free char *slot = sbx_strdup_printf ("%s/%s", slots, de->d_name);
+            slot_drop (slot);
+            if (slot && access (slot, F_OK) == 0)
+              r = sbx_error_set (err, SBX_E_IO,
+                                 "the slot %s could not be unmounted; nothing "
+                                 "of manager %s is removed",
+                                 slot, m->name);
+          }
+      if (d)
+        closedir (d);
       if (r == 0 && sbx_remove_tree (m->dir) != 0)
         r = sbx_error_set (err, SBX_E_IO, "some of %s could not be removed", m->dir);
       sbx_lock_release (&lock);
