@@ -552,22 +552,23 @@ test_kill_all_mid_exec (sbx_sandbox_t *sb)
 /* ------------------------------------------------------ the socket */
 
 /* The agent may put its socket back between the unlink and the bind: the
- * impostor tries again until its bind wins. */
+ * impostor tries again until its bind (and its chmod, which the agent's
+ * repair can beat) wins. */
 static const char *impersonate_script = "import os, socket, time\n"
-                                        "s = socket.socket(socket.AF_UNIX)\n"
                                         "for _ in range(1000):\n"
+                                        "    s = socket.socket(socket.AF_UNIX)\n"
                                         "    try:\n"
                                         "        os.unlink('/.sbx/run/agent.sock')\n"
                                         "    except FileNotFoundError:\n"
                                         "        pass\n"
                                         "    try:\n"
                                         "        s.bind('/.sbx/run/agent.sock')\n"
+                                        "        os.chmod('/.sbx/run/agent.sock', 0o666)\n"
                                         "        break\n"
                                         "    except OSError:\n"
-                                        "        pass\n"
+                                        "        s.close()\n"
                                         "else:\n"
                                         "    raise SystemExit('the agent kept its place')\n"
-                                        "os.chmod('/.sbx/run/agent.sock', 0o666)\n"
                                         "s.listen(5)\n"
                                         "print('listening', flush=True)\n"
                                         "time.sleep(600)\n";
