@@ -1002,6 +1002,12 @@ test_attacks (void)
       "lee's record now names another sandbox");
   check_ok (sbx_manager_end_session (m, a, false, &err), &err, "ending that session");
   ok (container_exists (other_id), "does not remove the sandbox it was not made with");
+  char lee_sandbox[128];
+  snprintf (lee_sandbox, sizeof lee_sandbox, "%.*s", (int) strlen (own) - 12, own + 11);
+  sbx_manager_t *again = manager ("attack", false, 0, 0, 0, 0);
+  ok (again && strlen (lee_sandbox) == 16 && !container_exists (lee_sandbox),
+      "lee's own container, which no record names now, goes with the next manager's recovery");
+  sbx_manager_free (again);
   /* Plain sandboxes carry empty manager labels, whatever their image says. */
   snprintf (cmd, sizeof cmd,
             "test \"$(docker inspect -f '{{index .Config.Labels \"io.sbx.manager-key\"}}|"
@@ -1047,8 +1053,8 @@ test_delete (void)
                "a name that tries path traversal is refused");
 
   /* Every manager of this test ends with nothing left to delete. */
-  static const char *const used[] = { "ids",   "users", "idle", "limits", "broken",
-                                      "races", "dead",  "pool", "cold",   "crash" };
+  static const char *const used[] = { "ids",  "users", "idle", "limits", "broken", "races",
+                                      "dead", "pool",  "cold", "crash",  "attack", "attack2" };
   bool all = true;
   for (size_t i = 0; i < sizeof used / sizeof *used; i++)
     {
@@ -1061,6 +1067,10 @@ test_delete (void)
       sbx_error_free (err), err = NULL;
     }
   ok (all, "every other manager of the tests has no session left, and is deleted");
+  int left = 0;
+  for (size_t i = 0; i < sizeof used / sizeof *used; i++)
+    left += containers_of (used[i]);
+  is_int (left, 0, "no container of any of them is left");
 }
 
 int
