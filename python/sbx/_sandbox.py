@@ -2,9 +2,7 @@
 sandbox's agent through libsbx, with the GIL released while it waits."""
 from __future__ import annotations
 
-import atexit
 import re
-import threading
 import warnings
 import weakref
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Union
@@ -57,22 +55,14 @@ def _file_info(entries) -> List[FileInfo]:
     return [FileInfo(name=n, path=p, is_dir=d, size=s) for n, p, d, s in entries]
 
 
-# Sandboxes this process made and did not stop: removed at exit when they
-# are auto-remove ones, so that a forgotten stop() leaves no container.
-_live: "weakref.WeakSet[DockerSandbox]" = weakref.WeakSet()
-_live_lock = threading.Lock()
-
-
-@atexit.register
-def _stop_forgotten() -> None:
-    with _live_lock:
-        left = list(_live)
-    for sb in left:
-        try:
-            if sb._sb.id() is not None:
-                sb._sb.stop()
-        except SbxError:
-            pass
+def _reap(holder: list) -> None:
+    """An auto-remove sandbox dropped (or left at exit) without stop():
+    its container goes, so that a forgotten stop() leaves none behind."""
+    try:
+        if holder[0].id() is not None:
+            holder[0].stop()
+    except SbxError:
+        pass
 
 
 class DockerSandbox:
@@ -122,9 +112,10 @@ class DockerSandbox:
             opts["workdir"] = work_dir
         self._options = {k: v for k, v in opts.items() if v is not None}
         self._sb = _sbx.new(**self._options)
+        # The finalizer holds the handle, not the object (which it outlives).
+        self._holder = [self._sb]
         if self._auto_remove:
-            with _live_lock:
-                _live.add(self)
+            weakref.finalize(self, _reap, self._holder)
 
     @classmethod
     def _wrap(cls, handle, session_id: Optional[str] = None,
@@ -184,7 +175,7 @@ class DockerSandbox:
         """After its container is removed, the next operation starts a new
         one, as in the seed (a session's sandbox is its manager's business)."""
         if self._options:
-            self._sb = _sbx.new(**self._options)
+            self._sb = self._holder[0] = _sbx.new(**self._options)
 
     def stop(self) -> None:
         """Stops the container; removes it when ``auto_remove`` (the default,

@@ -110,3 +110,28 @@ def test_on_output_result_whose_truth_raises(shared_sb):
     with pytest.raises(ValueError, match="no truth here"):
         shared_sb.run("echo go; sleep 5", on_output=lambda stream, data: Bad())
     assert shared_sb.execute("echo still").output == "still\n"
+
+
+def test_a_dropped_sandbox_leaves_no_container():
+    import gc
+    from conftest import container_state
+    sb = sbx.DockerSandbox(image=BUSYBOX)
+    assert sb.execute("echo hi").output == "hi\n"
+    name = sb.container_id
+    assert container_state(name) is not None
+    del sb
+    gc.collect()
+    assert container_state(name) is None
+
+
+def test_a_forgotten_sandbox_is_removed_at_exit(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from conftest import container_state
+    code = ("import warnings, sbx; warnings.simplefilter('ignore'); "
+            "s = sbx.DockerSandbox(image=%r); s.start(); print(s.container_id)" % BUSYBOX)
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ))
+    assert p.returncode == 0, p.stderr
+    assert container_state(p.stdout.strip()) is None
