@@ -24,6 +24,14 @@ while read -r status name; do
     *) echo "not ok $n - $name ($status)" ;;
   esac
 done < <(sed -n 's/^\(PASSED\|FAILED\|ERROR\|SKIPPED\|XFAIL\|XPASS\) \([^ ]*\).*/\1 \2/p' "$out")
+# A run that reports no test (pytest's summary not found) is a failure,
+# and so is one whose count differs from what pytest says it passed.
+passed=$(sed -n 's/^=* \([0-9][0-9]*\) passed.*/\1/p' "$out" | tail -n1)
+if [ "$n" = 0 ] || [ "${passed:-0}" != "$(grep -c '^PASSED ' "$out")" ]; then
+  echo "not ok $((n + 1)) - pytest's summary lists every test it ran (found $n, pytest says ${passed:-none} passed)"
+  n=$((n + 1))
+  rc=${rc/#0/1}
+fi
 if [ "$rc" != 0 ]; then
   n=$((n + 1))
   echo "not ok $n - pytest exited $rc"
