@@ -49,11 +49,13 @@ COMMON_SRC := $(wildcard src/common/*.c)
 LIB_SRC := $(wildcard src/lib/*.c) $(COMMON_SRC)
 MCP_SRC := $(wildcard src/mcp/*.c)
 CLI_SRC := $(wildcard src/cli/*.c)
+SBXD_SRC := $(wildcard src/sbxd/*.c)
 AGENT_SRC := $(wildcard src/agent/*.c) $(COMMON_SRC)
 
 LIB_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC))
 CLI_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(CLI_SRC))
 MCP_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(MCP_SRC))
+SBXD_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SBXD_SRC))
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
@@ -61,7 +63,8 @@ ITEST_SRC := $(wildcard tests/integration/*.c)
 ITEST_BIN := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(ITEST_SRC))
 
 .PHONY: all clean demo check tests asan tsan bench setup example install python FORCE
-all: $(BUILD)/libsbx.so $(BUILD)/libsbx.a $(BUILD)/libsbx-mcp.a $(BUILD)/sbx $(BUILD)/sbx.pc build/sbx-agent
+all: $(BUILD)/libsbx.so $(BUILD)/libsbx.a $(BUILD)/libsbx-mcp.a $(BUILD)/sbx $(BUILD)/sbxd \
+     $(BUILD)/sbx.pc build/sbx-agent
 
 $(BUILD)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
@@ -97,6 +100,14 @@ $(BUILD)/libsbx-mcp.a: $(MCP_OBJ)
 
 $(BUILD)/sbx: $(CLI_OBJ) $(BUILD)/libsbx-mcp.a $(BUILD)/libsbx.a
 	$(CC) $(LDHARDEN) -o $@ $(CLI_OBJ) $(BUILD)/libsbx-mcp.a $(BUILD)/libsbx.a $(CLI_LIBS) -lpthread
+
+# sbxd, the server (src/sbxd), on libsbx and libmicrohttpd. It is built
+# with libsbx's internals (its state root, records, SHA-256) rather than
+# with copies of them.
+$(SBXD_OBJ): ALL_CFLAGS += -Isrc/lib
+$(BUILD)/sbxd: $(SBXD_OBJ) $(BUILD)/libsbx-mcp.a $(BUILD)/libsbx.a
+	$(CC) $(LDHARDEN) -o $@ $(SBXD_OBJ) $(BUILD)/libsbx-mcp.a $(BUILD)/libsbx.a $(CLI_LIBS) \
+	  $$(pkg-config --libs libmicrohttpd) -lpthread
 
 # The agent is static so it runs in any image; it is never sanitized (it runs
 # as PID 1 in containers where the sanitizer runtimes do not exist). With

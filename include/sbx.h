@@ -266,7 +266,9 @@ void sbx_bg_info_list_free (sbx_bg_info_t *items, size_t count);
 
 /* ---------------------------------------------------------------- files */
 
-/* Relative paths resolve against the sandbox's workdir. */
+/* Relative paths resolve against the sandbox's workdir (SBX_DEFAULT_WORKDIR unless
+ * its options or runtime say otherwise). */
+#define SBX_DEFAULT_WORKDIR "/workspace"
 
 /* PATH made absolute against BASE (unless it is absolute already) and
  * lexically normalised: "." and empty segments vanish, ".." pops, never

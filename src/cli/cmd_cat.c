@@ -1,6 +1,8 @@
 /* sbx cat: a file's raw bytes, streamed to stdout. */
 #include "cli.h"
 
+#include "base64.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,26 +20,6 @@ to_stdout (const void *data, size_t len, void *userdata)
   return 0;
 }
 
-static char *
-base64 (const unsigned char *s, size_t n)
-{
-  static const char digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  char *out = malloc ((n + 2) / 3 * 4 + 1), *o = out;
-  if (out == NULL)
-    return NULL;
-  for (size_t i = 0; i < n; i += 3)
-    {
-      uint32_t v = (uint32_t) s[i] << 16 | (i + 1 < n ? s[i + 1] << 8 : 0)
-                   | (i + 2 < n ? s[i + 2] : 0);
-      *o++ = digits[v >> 18 & 63];
-      *o++ = digits[v >> 12 & 63];
-      *o++ = i + 1 < n ? digits[v >> 6 & 63] : '=';
-      *o++ = i + 2 < n ? digits[v & 63] : '=';
-    }
-  *o = '\0';
-  return out;
-}
-
 /* JSON cannot hold bytes: text stays text, anything else is base64. */
 static int
 print_json (const char *path, const char *data, size_t len)
@@ -46,7 +28,7 @@ print_json (const char *path, const char *data, size_t len)
   json_t *content = valid;
   if (content == NULL)
     {
-      char *b64 = base64 ((const unsigned char *) data, len);
+      char *b64 = sbx_base64_encode (data, len);
       content = b64 ? json_string (b64) : NULL;
       free (b64);
     }

@@ -22,7 +22,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#define DEFAULT_WORKDIR "/workspace"
 #define MAX_NAME 64
 #define MAX_DESCRIPTION 1024
 #define MAX_IMAGE 255
@@ -63,12 +62,12 @@ struct builtin
  * the last major version that runs on Node 18. */
 static const struct builtin builtins[] = {
   { "python-minimal",
-    DEFAULT_WORKDIR,
+    SBX_DEFAULT_WORKDIR,
     { "Clean Python 3.12", SBX_SEED_IMAGE, NULL, "pip", NULL, NULL },
     { "Debian's Python 3.11 with pip and venv", NULL, SBX_BASE_IMAGE, "apt",
       LIST ("python3-pip", "python3-venv"), NULL } },
   { "python-datascience",
-    DEFAULT_WORKDIR,
+    SBX_DEFAULT_WORKDIR,
     { "pandas, numpy, matplotlib, scikit-learn, seaborn", NULL, SBX_SEED_IMAGE, "pip",
       LIST ("pandas", "numpy", "matplotlib", "scikit-learn", "seaborn"), NULL },
     { "Debian's pandas, numpy, matplotlib, scikit-learn, seaborn for Python 3.11", NULL,
@@ -77,7 +76,7 @@ static const struct builtin builtins[] = {
             "python3-seaborn", "python3-pip", "python3-venv"),
       NULL } },
   { "python-web",
-    DEFAULT_WORKDIR,
+    SBX_DEFAULT_WORKDIR,
     { "FastAPI, Uvicorn, SQLAlchemy, httpx", NULL, SBX_SEED_IMAGE, "pip",
       LIST ("fastapi", "uvicorn", "sqlalchemy", "httpx"), NULL },
     { "Debian's FastAPI, Uvicorn, SQLAlchemy, httpx for Python 3.11", NULL, SBX_BASE_IMAGE, "apt",
@@ -404,7 +403,7 @@ sbx_runtime_new (const char *name, sbx_runtime_t **out, sbx_error_t **err)
                           name ? name : "", MAX_NAME);
   sbx_runtime_t *rt = calloc (1, sizeof *rt);
   if (rt == NULL || (rt->name = strdup (name)) == NULL
-      || (rt->workdir = strdup (DEFAULT_WORKDIR)) == NULL)
+      || (rt->workdir = strdup (SBX_DEFAULT_WORKDIR)) == NULL)
     {
       sbx_runtime_free (rt);
       return sbx_error_set (err, SBX_E_NOMEM, "out of memory");

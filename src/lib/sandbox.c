@@ -14,7 +14,6 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#define DEFAULT_WORKDIR "/workspace"
 #define AGENT_START_TIMEOUT 20.0
 /* A running sandbox whose socket is being made again (see listener.c). */
 #define AGENT_RECONNECT_TIMEOUT 3.0
@@ -88,7 +87,7 @@ sbx_sandbox_new (const sbx_options_t *opts, sbx_sandbox_t **out, sbx_error_t **e
   sbx_options_free (defaults);
   sb->memory = sb->opts.memory;
   sb->auto_remove = sb->opts.auto_remove >= 0 ? sb->opts.auto_remove : sb->opts.name == NULL;
-  sb->workdir = strdup (sb->opts.workdir ? sb->opts.workdir : DEFAULT_WORKDIR);
+  sb->workdir = strdup (sb->opts.workdir ? sb->opts.workdir : SBX_DEFAULT_WORKDIR);
   if (sb->workdir == NULL)
     {
       sbx_sandbox_free (sb);
@@ -650,7 +649,8 @@ ensure_named (sbx_sandbox_t *sb, sbx_error_t **err)
       sbx_lock_release (&lock);
       return r;
     }
-  json_t *want = options_request (&sb->opts, sb->opts.workdir ? sb->opts.workdir : DEFAULT_WORKDIR);
+  json_t *want = options_request (&sb->opts,
+                                  sb->opts.workdir ? sb->opts.workdir : SBX_DEFAULT_WORKDIR);
   cleanup_free char *diff = want ? differences (rec.options, want) : strdup ("(out of memory)");
   json_decref (want);
   if (diff && sb->opts.replace)
@@ -663,7 +663,7 @@ ensure_named (sbx_sandbox_t *sb, sbx_error_t **err)
           sbx_hostdir_remove (sb->state_dir);
           free (sb->image), sb->image = NULL;
           free (sb->workdir);
-          sb->workdir = strdup (sb->opts.workdir ? sb->opts.workdir : DEFAULT_WORKDIR);
+          sb->workdir = strdup (sb->opts.workdir ? sb->opts.workdir : SBX_DEFAULT_WORKDIR);
           sb->auto_remove = sb->opts.auto_remove >= 0 ? sb->opts.auto_remove : false;
           r = sb->workdir ? create_and_start (sb, name, err)
                           : sbx_error_set (err, SBX_E_NOMEM, "out of memory");

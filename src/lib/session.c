@@ -763,7 +763,7 @@ sbx_manager_new (const sbx_manager_config_t *c, sbx_manager_t **out, sbx_error_t
               : sbx_error_set (err, SBX_E_NOMEM, "out of memory");
   sbx_options_free (defaults);
   m->name = strdup (name);
-  m->workdir = strdup (m->opts.workdir ? m->opts.workdir : "/workspace");
+  m->workdir = strdup (m->opts.workdir ? m->opts.workdir : SBX_DEFAULT_WORKDIR);
   m->ws_root = c && c->workspace_root ? strdup (c->workspace_root) : NULL;
   m->idle = c && c->idle_timeout > 0 ? c->idle_timeout : DEFAULT_IDLE;
   m->max_sessions = c ? c->max_sessions : 0;

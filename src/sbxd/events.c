@@ -1,0 +1,106 @@
+#include "events.h"
+
+#include "sbx.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* S cut after MAX characters (UTF-8 code points, as sandboxd counts them
+ * in Python), with "…" added when cut. */
+static char *
+cut_chars (const char *s, size_t max)
+{
+  char *valid = sbx_utf8_sanitize_copy (s, strlen (s));
+  if (valid == NULL)
+    return NULL;
+  size_t chars = 0, i = 0;
+  for (; valid[i] && chars < max; chars++)
+    {
+      i++;
+      while (((unsigned char) valid[i] & 0xc0) == 0x80)
+        i++;
+    }
+  if (valid[i] == '\0')
+    return valid;
+  char *out = malloc (i + sizeof "\u2026");
+  if (out != NULL)
+    {
+      memcpy (out, valid, i);
+      memcpy (out + i, "\u2026", sizeof "\u2026");
+    }
+  free (valid);
+  return out;
+}
+
+static void
+event_clear (sbxd_event_t *e)
+{
+  free (e->target);
+  free (e->detail);
+  memset (e, 0, sizeof *e);
+}
+
+int
+sbxd_events_add (sbxd_events_t *ev, double at, const char *op, const char *target, bool ok,
+                 const char *detail, double duration_ms)
+{
+  char *t = cut_chars (target ? target : "", SBXD_EVENT_TARGET_CHARS);
+  char *d = sbx_utf8_sanitize_copy (detail ? detail : "", detail ? strlen (detail) : 0);
+  if (t == NULL || d == NULL)
+    {
+      free (t);
+      free (d);
+      return -1;
+    }
+  size_t slot;
+  if (ev->count < SBXD_EVENTS_KEPT)
+    slot = (ev->head + ev->count++) % SBXD_EVENTS_KEPT;
+  else
+    {
+      slot = ev->head;
+      ev->head = (ev->head + 1) % SBXD_EVENTS_KEPT;
+      event_clear (&ev->ring[slot]);
+    }
+  sbxd_event_t *e = &ev->ring[slot];
+  e->seq = ++ev->latest_seq;
+  e->at = at;
+  snprintf (e->op, sizeof e->op, "%s", op);
+  e->target = t;
+  e->detail = d;
+  e->ok = ok;
+  e->duration_ms = duration_ms;
+  return 0;
+}
+
+json_t *
+sbxd_events_json (const sbxd_events_t *ev, int64_t after)
+{
+  json_t *list = json_array ();
+  if (list == NULL)
+    return NULL;
+  for (size_t i = 0; i < ev->count; i++)
+    {
+      const sbxd_event_t *e = &ev->ring[(ev->head + i) % SBXD_EVENTS_KEPT];
+      if (e->seq <= after)
+        continue;
+      if (json_array_append_new (list, json_pack ("{s:I,s:f,s:s,s:s,s:b,s:s,s:f}", "seq",
+                                                  (json_int_t) e->seq, "at", e->at, "op", e->op,
+                                                  "target", e->target, "ok", e->ok, "detail",
+                                                  e->detail, "duration_ms", e->duration_ms))
+          < 0)
+        {
+          json_decref (list);
+          return NULL;
+        }
+    }
+  return json_pack ("{s:o,s:I}", "events", list, "latest_seq", (json_int_t) ev->latest_seq);
+}
+
+void
+sbxd_events_clear (sbxd_events_t *ev)
+{
+  for (size_t i = 0; i < ev->count; i++)
+    event_clear (&ev->ring[(ev->head + i) % SBXD_EVENTS_KEPT]);
+  ev->count = ev->head = 0;
+}

@@ -1,0 +1,391 @@
+/* libmicrohttpd's side: a small pool of polling threads reads requests;
+ * each whole request is handed to a pool of workers (the connection
+ * suspended meanwhile), since an operation may block for as long as its
+ * command runs. Bodies are bounded (413 past --max-body, said before the
+ * body is read when its length is announced); the Host and Origin headers
+ * are checked against DNS rebinding. SIGTERM and SIGINT stop the
+ * listening, let the requests in flight finish, then stop. */
+#include "sbxd.h"
+
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+
+typedef struct conn_req
+{
+  sbxd_server_t *srv;
+  struct MHD_Connection *conn;
+  char *method, *path, *token, *content_type, *host, *origin;
+  json_t *query;
+  char *body;
+  size_t len;
+  bool too_big, queued, done;
+  sbxd_reply_t reply;
+  struct conn_req *next;
+} conn_req_t;
+
+static struct
+{
+  pthread_mutex_t lock;
+  pthread_cond_t cond, idle;
+  conn_req_t *head, *tail;
+  size_t busy; /* requests queued or running */
+  bool stopping;
+} jobs = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER, .idle = PTHREAD_COND_INITIALIZER };
+
+static void
+conn_req_free (conn_req_t *r)
+{
+  free (r->method);
+  free (r->path);
+  if (r->token)
+    explicit_bzero (r->token, strlen (r->token));
+  free (r->token);
+  free (r->content_type);
+  free (r->host);
+  free (r->origin);
+  json_decref (r->query);
+  free (r->body);
+  free (r->reply.body);
+  free (r);
+}
+
+static char *
+header (struct MHD_Connection *c, const char *name)
+{
+  const char *v = MHD_lookup_connection_value (c, MHD_HEADER_KIND, name);
+  return v ? strdup (v) : NULL;
+}
+
+static enum MHD_Result
+add_query (void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+  (void) kind;
+  json_object_set_new (cls, key, json_string (value ? value : ""));
+  return MHD_YES;
+}
+
+static enum MHD_Result
+send_reply (struct MHD_Connection *c, sbxd_reply_t *reply)
+{
+  struct MHD_Response *resp
+    = MHD_create_response_from_buffer (reply->len, reply->body, MHD_RESPMEM_MUST_COPY);
+  if (resp == NULL)
+    return MHD_NO;
+  MHD_add_response_header (resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                           reply->content_type ? reply->content_type : "application/json");
+  MHD_add_response_header (resp, "X-Content-Type-Options", "nosniff");
+  MHD_add_response_header (resp, "Cache-Control", "no-store");
+  if (reply->allow)
+    MHD_add_response_header (resp, "Allow", reply->allow);
+  enum MHD_Result r = MHD_queue_response (c, (unsigned) reply->status, resp);
+  MHD_destroy_response (resp);
+  return r;
+}
+
+static enum MHD_Result
+send_detail (struct MHD_Connection *c, int status, const char *detail)
+{
+  json_t *doc = json_pack ("{s:s}", "detail", detail);
+  sbxd_reply_t reply = { .status = status };
+  reply.body = doc ? json_dumps (doc, JSON_COMPACT) : NULL;
+  reply.len = reply.body ? strlen (reply.body) : 0;
+  json_decref (doc);
+  enum MHD_Result r = send_reply (c, &reply);
+  free (reply.body);
+  return r;
+}
+
+static void *
+worker_main (void *arg)
+{
+  (void) arg;
+  for (;;)
+    {
+      pthread_mutex_lock (&jobs.lock);
+      while (jobs.head == NULL && !jobs.stopping)
+        pthread_cond_wait (&jobs.cond, &jobs.lock);
+      if (jobs.head == NULL)
+        {
+          pthread_mutex_unlock (&jobs.lock);
+          return NULL;
+        }
+      conn_req_t *r = jobs.head;
+      jobs.head = r->next;
+      if (jobs.head == NULL)
+        jobs.tail = NULL;
+      pthread_mutex_unlock (&jobs.lock);
+      sbxd_request_t req = {
+        .method = r->method,
+        .path = r->path,
+        .token = r->token,
+        .content_type = r->content_type,
+        .host = r->host,
+        .origin = r->origin,
+        .query = r->query,
+        .body = r->body ? r->body : "",
+        .body_len = r->len,
+      };
+      sbxd_route (r->srv, &req, &r->reply);
+      r->done = true;
+      MHD_resume_connection (r->conn);
+    }
+}
+
+static void
+enqueue (conn_req_t *r)
+{
+  pthread_mutex_lock (&jobs.lock);
+  jobs.busy++;
+  if (jobs.tail)
+    jobs.tail->next = r;
+  else
+    jobs.head = r;
+  jobs.tail = r;
+  pthread_cond_signal (&jobs.cond);
+  pthread_mutex_unlock (&jobs.lock);
+}
+
+static enum MHD_Result
+on_request (void *cls, struct MHD_Connection *c, const char *url, const char *method,
+            const char *version, const char *upload_data, size_t *upload_data_size,
+            void **req_cls)
+{
+  (void) version;
+  sbxd_server_t *srv = cls;
+  conn_req_t *r = *req_cls;
+  if (r == NULL)
+    {
+      r = calloc (1, sizeof *r);
+      if (r == NULL)
+        return MHD_NO;
+      *req_cls = r;
+      r->srv = srv;
+      r->conn = c;
+      r->method = strdup (method);
+      r->path = strdup (url);
+      r->content_type = header (c, MHD_HTTP_HEADER_CONTENT_TYPE);
+      r->host = header (c, MHD_HTTP_HEADER_HOST);
+      r->origin = header (c, "Origin");
+      r->token = header (c, "X-Sandbox-Token");
+      const char *auth = MHD_lookup_connection_value (c, MHD_HEADER_KIND, "Authorization");
+      if (r->token == NULL && auth && strncasecmp (auth, "Bearer ", 7) == 0)
+        r->token = strdup (auth + 7);
+      r->query = json_object ();
+      if (r->query)
+        MHD_get_connection_values (c, MHD_GET_ARGUMENT_KIND, add_query, r->query);
+      if (r->method == NULL || r->path == NULL || r->query == NULL)
+        return MHD_NO;
+      const char *cl = MHD_lookup_connection_value (c, MHD_HEADER_KIND, "Content-Length");
+      if (cl && strtoull (cl, NULL, 10) > srv->config->max_body)
+        {
+          r->too_big = true;
+          return MHD_YES;
+        }
+      return MHD_YES;
+    }
+  if (*upload_data_size)
+    {
+      size_t n = *upload_data_size;
+      *upload_data_size = 0;
+      if (r->too_big || r->len + n > srv->config->max_body)
+        {
+          r->too_big = true;
+          free (r->body);
+          r->body = NULL;
+          return MHD_YES;
+        }
+      char *grown = realloc (r->body, r->len + n + 1);
+      if (grown == NULL)
+        return MHD_NO;
+      memcpy (grown + r->len, upload_data, n);
+      r->body = grown;
+      r->len += n;
+      r->body[r->len] = '\0';
+      return MHD_YES;
+    }
+  if (r->too_big)
+    {
+      char msg[128];
+      snprintf (msg, sizeof msg, "Request body larger than %zu bytes", srv->config->max_body);
+      sbxd_metrics_request ("other", 413, 0);
+      return send_detail (c, 413, msg);
+    }
+  if (r->done)
+    return send_reply (c, &r->reply);
+  r->queued = true;
+  MHD_suspend_connection (c);
+  enqueue (r);
+  return MHD_YES;
+}
+
+static void
+on_completed (void *cls, struct MHD_Connection *c, void **req_cls,
+              enum MHD_RequestTerminationCode toe)
+{
+  (void) cls;
+  (void) c;
+  (void) toe;
+  conn_req_t *r = *req_cls;
+  if (r && r->queued)
+    {
+      pthread_mutex_lock (&jobs.lock);
+      if (--jobs.busy == 0)
+        pthread_cond_broadcast (&jobs.idle);
+      pthread_mutex_unlock (&jobs.lock);
+    }
+  if (r)
+    conn_req_free (r);
+  *req_cls = NULL;
+}
+
+/* A listening socket on a Unix path (mode 0600: only this user, root
+ * aside, may connect), made before the daemon. */
+static int
+unix_listener (const char *path)
+{
+  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+  if (strlen (path) >= sizeof addr.sun_path)
+    {
+      fprintf (stderr, "sbxd: the socket path %s is too long\n", path);
+      return -1;
+    }
+  strcpy (addr.sun_path, path);
+  int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct stat st;
+  /* A stale socket of an earlier run is replaced; anything else stays. */
+  if (lstat (path, &st) == 0 && S_ISSOCK (st.st_mode))
+    unlink (path);
+  mode_t old = umask (0177);
+  int r = fd >= 0 ? bind (fd, (struct sockaddr *) &addr, sizeof addr) : -1;
+  umask (old);
+  if (r < 0 || listen (fd, 256) < 0)
+    {
+      fprintf (stderr, "sbxd: cannot listen on %s: %s\n", path, strerror (errno));
+      if (fd >= 0)
+        close (fd);
+      return -1;
+    }
+  return fd;
+}
+
+static struct addrinfo *
+tcp_address (const char *listen)
+{
+  const char *colon = strrchr (listen, ':');
+  if (colon == NULL || colon == listen || !colon[1])
+    {
+      fprintf (stderr, "sbxd: --listen wants HOST:PORT or unix:PATH, not '%s'\n", listen);
+      return NULL;
+    }
+  char host[256];
+  size_t n = (size_t) (colon - listen);
+  if (listen[0] == '[' && n >= 2 && listen[n - 1] == ']')
+    listen++, n -= 2;
+  if (n >= sizeof host)
+    return NULL;
+  memcpy (host, listen, n);
+  host[n] = '\0';
+  struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                            .ai_flags = AI_NUMERICSERV | AI_PASSIVE };
+  struct addrinfo *ai = NULL;
+  int r = getaddrinfo (host, colon + 1, &hints, &ai);
+  if (r != 0)
+    {
+      fprintf (stderr, "sbxd: --listen %s: %s\n", listen, gai_strerror (r));
+      return NULL;
+    }
+  return ai;
+}
+
+int
+sbxd_http_serve (sbxd_server_t *srv)
+{
+  sbxd_config_t *c = srv->config;
+  sigset_t sigs;
+  sigemptyset (&sigs);
+  sigaddset (&sigs, SIGTERM);
+  sigaddset (&sigs, SIGINT);
+  pthread_sigmask (SIG_BLOCK, &sigs, NULL);
+  signal (SIGPIPE, SIG_IGN);
+
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_ALLOW_SUSPEND_RESUME
+                   | MHD_USE_ERROR_LOG;
+  int lfd = -1;
+  struct addrinfo *ai = NULL;
+  bool is_unix = strncmp (c->listen, "unix:", 5) == 0;
+  if (is_unix)
+    lfd = unix_listener (c->listen + 5);
+  else if ((ai = tcp_address (c->listen)) != NULL && ai->ai_family == AF_INET6)
+    flags |= MHD_USE_IPv6;
+  if (is_unix ? lfd < 0 : ai == NULL)
+    return -1;
+  struct MHD_Daemon *d = MHD_start_daemon (
+    flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_THREAD_POOL_SIZE, 2u,
+    MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_CONNECTION_LIMIT, 4096u,
+    MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+    is_unix ? MHD_OPTION_LISTEN_SOCKET : MHD_OPTION_SOCK_ADDR,
+    is_unix ? (intptr_t) lfd : (intptr_t) ai->ai_addr, MHD_OPTION_END);
+  if (ai)
+    freeaddrinfo (ai);
+  if (d == NULL)
+    {
+      fprintf (stderr, "sbxd: cannot listen on %s: %s\n", c->listen,
+               errno ? strerror (errno) : "libmicrohttpd refused to start");
+      if (lfd >= 0)
+        close (lfd);
+      return -1;
+    }
+  pthread_t *workers = calloc (c->workers, sizeof *workers);
+  unsigned started = 0;
+  while (workers && started < c->workers
+         && pthread_create (&workers[started], NULL, worker_main, NULL) == 0)
+    started++;
+  if (is_unix)
+    printf ("sbxd: listening on %s\n", c->listen);
+  else
+    {
+      const union MHD_DaemonInfo *info = MHD_get_daemon_info (d, MHD_DAEMON_INFO_BIND_PORT);
+      const char *colon = strrchr (c->listen, ':');
+      printf ("sbxd: listening on http://%.*s:%u\n", (int) (colon - c->listen), c->listen,
+              info ? info->port : 0);
+    }
+  fflush (stdout);
+
+  int sig = 0;
+  sigwait (&sigs, &sig);
+  fprintf (stderr, "sbxd: %s: finishing the requests in flight\n", strsignal (sig));
+  MHD_quiesce_daemon (d);
+  /* The requests in flight end within the ceiling of their operation. */
+  struct timespec deadline;
+  clock_gettime (CLOCK_REALTIME, &deadline);
+  deadline.tv_sec += (time_t) c->execute_timeout + 10;
+  pthread_mutex_lock (&jobs.lock);
+  while (jobs.busy > 0
+         && pthread_cond_timedwait (&jobs.idle, &jobs.lock, &deadline) != ETIMEDOUT)
+    ;
+  size_t left = jobs.busy;
+  jobs.stopping = true;
+  pthread_cond_broadcast (&jobs.cond);
+  pthread_mutex_unlock (&jobs.lock);
+  if (left)
+    {
+      /* Their workers still hold connections: nothing can be stopped cleanly. */
+      fprintf (stderr, "sbxd: %zu requests still running at the deadline; exiting\n", left);
+      _exit (1);
+    }
+  MHD_stop_daemon (d);
+  for (unsigned i = 0; i < started; i++)
+    pthread_join (workers[i], NULL);
+  free (workers);
+  if (is_unix)
+    unlink (c->listen + 5);
+  return 0;
+}

@@ -1,0 +1,207 @@
+/* sbxd: sessions of sandboxes served over HTTP, speaking the sandboxd
+ * protocol (see the README's "sbxd" section). The modules:
+ *  - config.c:   flags, the config file and the service token;
+ *  - registry.c: the sessions (tokens, tenants, limits, hibernation,
+ *                records on the host for a restart), on the session manager;
+ *  - ops.c:      the nine operations, as sandboxd answers them;
+ *  - routes.c:   the routes, authentication and the service's documents;
+ *  - workspaces.c: the read-only routes over workspaces on the host;
+ *  - http.c:     libmicrohttpd, its connections handed to a pool of workers;
+ *  - events.c:   each session's event log;  metrics.c: counters for /metrics. */
+#ifndef SBXD_H
+#define SBXD_H
+
+#include "events.h"
+#include "helpers.h"
+#include "sbx.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/* ------------------------------------------------------------------ config */
+
+typedef struct sbxd_runtime
+{
+  char *alias;
+  char *image; /* the image its sandboxes run (resolved at start) */
+  char *description;
+  bool builds; /* a built-in runtime whose image sbx builds */
+  sbx_options_t *opts;
+  sbx_manager_t *manager;
+} sbxd_runtime_t;
+
+typedef struct sbxd_config
+{
+  char *listen; /* "HOST:PORT", or "unix:PATH" */
+  char *name;   /* the instance: its records and managers on the host */
+  char *token;  /* the service token; NULL only with auth off (tests of the protocol) */
+  bool auth_off;
+  sbxd_runtime_t *runtimes;
+  size_t n_runtimes;
+  size_t max_sessions;        /* resident (running) sessions; 0: none */
+  size_t max_open_sessions;   /* running and hibernated; 0: none */
+  size_t max_per_tenant;      /* 0: none */
+  double idle_timeout;        /* seconds before an idle session is ended */
+  double execute_timeout;     /* every operation's ceiling (504 past it) */
+  double evict_idle_after;    /* hibernate at capacity a session idle this long; 0: never */
+  size_t max_read_bytes;      /* read, read_bytes and the workspace routes */
+  size_t max_body;            /* request bodies */
+  char *workspace_root;       /* NULL: none */
+  size_t pool_size;           /* warm sandboxes of the default runtime */
+  unsigned workers;           /* threads that run operations */
+  bool stop_on_exit;          /* SIGTERM stops the sessions' sandboxes (else they keep running) */
+  int64_t memory, pids;       /* sandbox limits (0: sbx's defaults) */
+  double cpus;
+  char *network;
+  char **allowed_hosts; /* Host header values accepted (besides loopback ones); NULL-terminated */
+} sbxd_config_t;
+
+/* Fills CONFIG from ARGV (and the config file and token it names). 0; 1
+ * when it printed --help; -1 after printing the mistake on stderr. */
+int sbxd_config_load (int argc, char **argv, sbxd_config_t *config);
+void sbxd_config_free (sbxd_config_t *config);
+/* The runtime named ALIAS (NULL: the default one), or NULL. */
+sbxd_runtime_t *sbxd_config_runtime (sbxd_config_t *config, const char *alias);
+
+/* ---------------------------------------------------------------- registry */
+
+typedef enum sbxd_state
+{
+  SBXD_OPENING,
+  SBXD_RUNNING,
+  SBXD_HIBERNATED,
+  SBXD_CLOSED, /* deleted or reaped: out of the registry, freed by its last holder */
+} sbxd_state_t;
+
+typedef struct sbxd_session sbxd_session_t;
+
+typedef struct sbxd_registry sbxd_registry_t;
+
+int sbxd_registry_open (sbxd_config_t *config, sbxd_registry_t **out, sbx_error_t **err);
+/* Stops the sweeper; with STOP, stops every session's sandbox too. */
+void sbxd_registry_close (sbxd_registry_t *reg, bool stop);
+
+/* Why a call failed, as an HTTP status and a sentence. */
+typedef struct sbxd_fail
+{
+  int status;
+  char *detail;
+} sbxd_fail_t;
+
+int sbxd_fail (sbxd_fail_t *f, int status, const char *fmt, ...) __attribute__ ((format (printf, 3, 4)));
+void sbxd_fail_clear (sbxd_fail_t *f);
+
+/* POST /sessions. On success *INFO is the SessionCreated document. */
+int sbxd_session_create (sbxd_registry_t *reg, const char *id, const char *runtime,
+                         const char *tenant, bool reuse, json_t **info, sbxd_fail_t *f);
+/* The session ID, referenced (release with sbxd_session_unref), or NULL. */
+sbxd_session_t *sbxd_session_find (sbxd_registry_t *reg, const char *id);
+void sbxd_session_unref (sbxd_session_t *s);
+/* Whether TOKEN is one of the session's (constant time). */
+bool sbxd_session_token_ok (const sbxd_session_t *s, const char *token);
+/* SessionInfo. */
+json_t *sbxd_session_info (sbxd_session_t *s);
+/* SessionList (svc). */
+json_t *sbxd_session_list (sbxd_registry_t *reg);
+json_t *sbxd_session_events (sbxd_session_t *s, int64_t after);
+/* DELETE: ends the session (its sandbox removed; with PURGE its workspace too). */
+int sbxd_session_delete (sbxd_registry_t *reg, sbxd_session_t *s, bool purge, sbxd_fail_t *f);
+
+/* A sandbox handle of the session's to run one operation with, waking a
+ * hibernated session and replacing a dead container; give it back with
+ * sbxd_session_put (BROKEN: the operation lost the sandbox, do not keep it). */
+int sbxd_session_get (sbxd_registry_t *reg, sbxd_session_t *s, sbx_sandbox_t **sb, sbxd_fail_t *f);
+void sbxd_session_put (sbxd_session_t *s, sbx_sandbox_t *sb, bool broken);
+/* Logs an operation in the session's events and counts it as activity. */
+void sbxd_session_event (sbxd_session_t *s, const char *op, const char *target, bool ok,
+                         const char *detail, double started);
+const char *sbxd_session_id (const sbxd_session_t *s);
+sbxd_config_t *sbxd_registry_config (sbxd_registry_t *reg);
+
+/* /healthz numbers. */
+void sbxd_registry_counts (sbxd_registry_t *reg, size_t *resident, size_t *open);
+
+/* --------------------------------------------------------------------- ops */
+
+/* Runs operation OP (exec, read, ...) with the request BODY in session S:
+ * *REPLY is the response document (operation failures are in it, as
+ * sandboxd answers them: status 200); a failure of the service in F. */
+int sbxd_op_run (sbxd_registry_t *reg, sbxd_session_t *s, const char *op, json_t *body,
+                 json_t **reply, sbxd_fail_t *f);
+
+/* Request validation, as FastAPI reports it (422 with a list). */
+typedef struct sbxd_invalid
+{
+  json_t *list; /* [{loc, msg, type}] */
+} sbxd_invalid_t;
+
+void sbxd_invalid_add (sbxd_invalid_t *inv, const char *where, const char *field, const char *msg,
+                       const char *type);
+/* Whether OP names an operation route; what its body must hold (adds to
+ * INV), and that as a JSON Schema (for /openapi.json). */
+bool sbxd_op_known (const char *op);
+void sbxd_op_validate (const char *op, json_t *body, sbxd_invalid_t *inv);
+json_t *sbxd_op_schema (const char *op);
+
+/* Field readers: a missing optional field keeps *OUT; a wrong type adds to INV. */
+const char *sbxd_field_str (json_t *body, const char *name, bool required, sbxd_invalid_t *inv);
+bool sbxd_field_bool (json_t *body, const char *name, bool dflt, sbxd_invalid_t *inv);
+int64_t sbxd_field_int (json_t *body, const char *name, int64_t dflt, int64_t min,
+                        sbxd_invalid_t *inv);
+
+/* ------------------------------------------------------------------ routes */
+
+typedef struct sbxd_request
+{
+  const char *method;
+  const char *path;
+  const char *token; /* X-Sandbox-Token, else Authorization: Bearer; NULL: none */
+  const char *content_type;
+  const char *host;
+  const char *origin;
+  json_t *query; /* {name: value} */
+  const char *body;
+  size_t body_len;
+} sbxd_request_t;
+
+typedef struct sbxd_reply
+{
+  int status;
+  char *body; /* malloc'd */
+  size_t len;
+  const char *content_type;
+  const char *allow; /* for 405 */
+} sbxd_reply_t;
+
+typedef struct sbxd_server
+{
+  sbxd_config_t *config;
+  sbxd_registry_t *registry;
+} sbxd_server_t;
+
+void sbxd_route (sbxd_server_t *srv, const sbxd_request_t *req, sbxd_reply_t *reply);
+
+/* POST /workspaces/{id}/{ls,read} (svc). */
+int sbxd_workspace_op (sbxd_config_t *config, const char *id, const char *op, json_t *body,
+                       json_t **reply, sbxd_fail_t *f);
+/* The text sandboxd's read returns for DATA: lines [OFFSET, OFFSET+LIMIT)
+ * unnumbered, a hint when more remain. Malloc'd, NULL when out of memory. */
+char *sbxd_read_format (const char *data, size_t len, int64_t offset, int64_t limit);
+
+/* ----------------------------------------------------------------- metrics */
+
+void sbxd_metrics_request (const char *route, int status, double seconds);
+void sbxd_metrics_op (const char *op, bool ok, double seconds);
+/* The Prometheus text; malloc'd. */
+char *sbxd_metrics_text (sbxd_registry_t *reg);
+
+/* -------------------------------------------------------------------- http */
+
+int sbxd_http_serve (sbxd_server_t *srv);
+
+/* Unix time. */
+double sbxd_wall (void);
+
+#endif
