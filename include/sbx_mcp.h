@@ -85,6 +85,9 @@ void sbx_mcp_conn_free (sbx_mcp_conn_t *c);
  * NULL. Fails only when out of memory. */
 int sbx_mcp_conn_handle (sbx_mcp_conn_t *c, const char *msg, size_t len, char **reply,
                          sbx_mcp_call_t **call, sbx_error_t **err);
+/* Whether VERSION is a protocol version the connections speak (an HTTP
+ * transport checks the MCP-Protocol-Version header with it). */
+bool sbx_mcp_version_supported (const char *version);
 /* Whether initialize was answered; the client's "name version" and the
  * protocol version agreed on, for logs (NULL before). Owned by C. */
 bool sbx_mcp_conn_initialized (const sbx_mcp_conn_t *c);

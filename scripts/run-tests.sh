@@ -12,11 +12,11 @@ cd "$(dirname "$0")/.."
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export TSAN_OPTIONS=halt_on_error=1:abort_on_error=1:disable_coredump=1
-for f in build/sbx build-asan/sbx build-asan/tests/it_exec build-tsan/sbx build-tsan/tests/it_session; do
+for f in build/sbx build/sbxd build-asan/sbx build-asan/sbxd build-asan/tests/it_exec build-tsan/sbx build-tsan/tests/it_session; do
   [ -x "$f" ] || { echo "run-tests: $f is missing; run make tests asan tsan first" >&2; exit 1; }
 done
 tests=(scripts/check-format.sh build/tests/test_* build/tests/it_* tests/cli/*.t tests/mcp/*.t
-       tests/readme/*.t tests/python/*.t tests/bench/*.t build-asan/tests/test_* build-asan/tests/it_*
+       tests/readme/*.t tests/python/*.t tests/sbxd/*.t tests/bench/*.t build-asan/tests/test_* build-asan/tests/it_*
        build-tsan/tests/it_session)
 # build-SAN/tests/T is a link to tests/sanitized.sh, which runs tests/T with
 # build-SAN/sbx and fails it on any sanitizer report.

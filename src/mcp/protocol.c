@@ -38,6 +38,15 @@ mcp_negotiate_version (const char *requested)
 }
 
 bool
+sbx_mcp_version_supported (const char *version)
+{
+  for (size_t i = 0; version && mcp_versions[i]; i++)
+    if (strcmp (version, mcp_versions[i]) == 0)
+      return true;
+  return false;
+}
+
+bool
 mcp_version_at_least (const char *version, const char *min)
 {
   /* Versions are dates, YYYY-MM-DD: they sort as strings. */

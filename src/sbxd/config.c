@@ -12,36 +12,40 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static const char usage[] =
-  "usage: sbxd [options]\n"
-  "Serves sandbox sessions over HTTP: the sandboxd protocol (0.2.21) and more.\n"
-  "\n"
-  "  --listen ADDR             HOST:PORT or unix:PATH (default 127.0.0.1:8080)\n"
-  "  --config FILE             a JSON object of these options (\"max-sessions\": 5, ...);\n"
-  "                            flags given as well win\n"
-  "  --token-file FILE         the service token (a file only its owner may read);\n"
-  "                            else the environment variable SBXD_TOKEN\n"
-  "  --no-auth                 no token at all (loopback addresses only: protocol tests)\n"
-  "  --name NAME               this instance's records and managers on the host (sbxd)\n"
-  "  --runtime ALIAS=IMAGE     a runtime clients may ask for (repeat; the first is the\n"
-  "                            default); --runtime NAME for a built-in runtime, whose\n"
-  "                            image is built at start (default: one runtime, \"default\",\n"
-  "                            on sbx's default image)\n"
-  "  --max-sessions N          running sessions (20); past it, 429 or hibernation\n"
-  "  --max-open-sessions N     running and hibernated sessions (no limit)\n"
-  "  --max-sessions-per-tenant N  (no limit)\n"
-  "  --idle-timeout SECONDS    an idle session is ended (1800)\n"
-  "  --execute-timeout SECONDS every operation's ceiling: exec's timeout at most, 504 past it (300)\n"
-  "  --evict-idle-after SECONDS  at capacity, hibernate the session idle longest if idle\n"
-  "                            this long (needs --workspace-root; default: never)\n"
-  "  --workspace-root DIR      each session's files in DIR/ID/workspace, kept across its sandboxes\n"
-  "  --pool-size N             warm sandboxes of the default runtime (0)\n"
-  "  --max-read-bytes SIZE     read, read_bytes and workspace reads (8MiB)\n"
-  "  --max-body SIZE           request bodies (16MiB)\n"
-  "  --workers N               threads running operations (64)\n"
-  "  --on-exit keep|stop       on SIGTERM, leave the sandboxes running (keep) or stop them\n"
-  "  --memory SIZE --cpus N --pids N --network MODE   the sandboxes' limits (sbx's defaults)\n"
-  "  --allowed-host HOST       a Host header value to accept besides loopback ones (repeat)\n";
+static const char usage[]
+    = "usage: sbxd [options]\n"
+      "Serves sandbox sessions over HTTP: the sandboxd protocol (0.2.21) and more.\n"
+      "\n"
+      "  --listen ADDR             HOST:PORT or unix:PATH (default 127.0.0.1:8080)\n"
+      "  --config FILE             a JSON object of these options (\"max-sessions\": 5, ...);\n"
+      "                            flags given as well win\n"
+      "  --token-file FILE         the service token (a file only its owner may read);\n"
+      "                            else the environment variable SBXD_TOKEN\n"
+      "  --no-auth                 no token at all (loopback addresses only: protocol tests)\n"
+      "  --name NAME               this instance's records and managers on the host (sbxd)\n"
+      "  --runtime ALIAS=IMAGE     a runtime clients may ask for (repeat; the first is the\n"
+      "                            default); --runtime NAME for a built-in runtime, whose\n"
+      "                            image is built at start (default: one runtime, \"default\",\n"
+      "                            on sbx's default image)\n"
+      "  --max-sessions N          running sessions (20); past it, 429 or hibernation\n"
+      "  --max-open-sessions N     running and hibernated sessions (no limit)\n"
+      "  --max-sessions-per-tenant N  (no limit)\n"
+      "  --idle-timeout SECONDS    an idle session is ended (1800)\n"
+      "  --execute-timeout SECONDS every operation's ceiling: exec's timeout at most, 504 past it "
+      "(300)\n"
+      "  --evict-idle-after SECONDS  at capacity, hibernate the session idle longest if idle\n"
+      "                            this long (needs --workspace-root; default: never)\n"
+      "  --workspace-root DIR      each session's files in DIR/ID/workspace, kept across its "
+      "sandboxes\n"
+      "  --pool-size N             warm sandboxes of the default runtime (0)\n"
+      "  --max-read-bytes SIZE     read, read_bytes and workspace reads (8MiB)\n"
+      "  --max-body SIZE           request bodies (16MiB)\n"
+      "  --workers N               threads running operations (64)\n"
+      "  --on-exit keep|stop       on SIGTERM, leave the sandboxes running (keep) or stop them\n"
+      "  --memory SIZE --cpus N --pids N --network MODE   the sandboxes' limits (sbx's defaults)\n"
+      "  --allowed-host HOST       a Host header value to accept besides loopback ones (repeat)\n"
+      "  --mcp-permissions P       what /mcp's tools may touch: a preset (default, permissive,\n"
+      "                            readonly, strict) or a rules file (default: default)\n";
 
 enum
 {
@@ -68,6 +72,7 @@ enum
   OPT_PIDS,
   OPT_NETWORK,
   OPT_ALLOWED_HOST,
+  OPT_MCP_PERMISSIONS,
   OPT_HELP,
 };
 
@@ -95,12 +100,12 @@ static const struct option options[] = {
   { "pids", required_argument, NULL, OPT_PIDS },
   { "network", required_argument, NULL, OPT_NETWORK },
   { "allowed-host", required_argument, NULL, OPT_ALLOWED_HOST },
+  { "mcp-permissions", required_argument, NULL, OPT_MCP_PERMISSIONS },
   { "help", no_argument, NULL, OPT_HELP },
   { NULL, 0, NULL, 0 },
 };
 
-static int
-bad (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
+static int bad (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
 static int
 bad (const char *fmt, ...)
 {
@@ -322,6 +327,8 @@ apply (sbxd_config_t *c, int opt, const char *arg, bool from_file, char **token_
       return set_string (&c->network, arg);
     case OPT_ALLOWED_HOST:
       return add_host (c, arg);
+    case OPT_MCP_PERMISSIONS:
+      return set_string (&c->mcp_permissions, arg);
     default:
       return bad ("unknown option");
     }
@@ -341,40 +348,41 @@ apply_file (sbxd_config_t *c, const char *path, char **token_file)
   if (!json_is_object (doc))
     r = bad ("the config file %s is not a JSON object", path);
   json_object_foreach (json_is_object (doc) ? doc : NULL, key, value)
-  {
-    const struct option *o = options;
-    while (o->name && strcmp (o->name, key) != 0)
-      o++;
-    if (o->name == NULL || o->val == OPT_HELP)
-      {
-        r = bad ("the config file %s: unknown option \"%s\" (see sbxd --help)", path, key);
+    {
+      const struct option *o = options;
+      while (o->name && strcmp (o->name, key) != 0)
+        o++;
+      if (o->name == NULL || o->val == OPT_HELP)
+        {
+          r = bad ("the config file %s: unknown option \"%s\" (see sbxd --help)", path, key);
+          break;
+        }
+      json_t *items = json_is_array (value) ? value : NULL;
+      size_t n = items ? json_array_size (items) : 1;
+      for (size_t i = 0; i < n && r == 0; i++)
+        {
+          json_t *v = items ? json_array_get (items, i) : value;
+          char num[64];
+          const char *arg = NULL;
+          if (json_is_string (v))
+            arg = json_string_value (v);
+          else if (json_is_integer (v))
+            arg = (snprintf (num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value (v)),
+                   num);
+          else if (json_is_real (v))
+            arg = (snprintf (num, sizeof num, "%.17g", json_real_value (v)), num);
+          else if (json_is_true (v) && o->has_arg == no_argument)
+            arg = "";
+          else if (json_is_false (v) && o->has_arg == no_argument)
+            continue;
+          if (arg == NULL)
+            r = bad ("the config file %s: \"%s\" has a value of the wrong type", path, key);
+          else
+            r = apply (c, o->val, arg, true, token_file);
+        }
+      if (r < 0)
         break;
-      }
-    json_t *items = json_is_array (value) ? value : NULL;
-    size_t n = items ? json_array_size (items) : 1;
-    for (size_t i = 0; i < n && r == 0; i++)
-      {
-        json_t *v = items ? json_array_get (items, i) : value;
-        char num[64];
-        const char *arg = NULL;
-        if (json_is_string (v))
-          arg = json_string_value (v);
-        else if (json_is_integer (v))
-          arg = (snprintf (num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value (v)), num);
-        else if (json_is_real (v))
-          arg = (snprintf (num, sizeof num, "%.17g", json_real_value (v)), num);
-        else if (json_is_true (v) && o->has_arg == no_argument)
-          arg = "";
-        else if (json_is_false (v) && o->has_arg == no_argument)
-          continue;
-        if (arg == NULL)
-          r = bad ("the config file %s: \"%s\" has a value of the wrong type", path, key);
-        else
-          r = apply (c, o->val, arg, true, token_file);
-      }
-    if (r < 0)
-      break;
-  }
+    }
   json_decref (doc);
   return r;
 }
@@ -415,8 +423,8 @@ sbxd_config_load (int argc, char **argv, sbxd_config_t *c)
       /* No abbreviations: "--token x" must not read as --token-file. */
       if (index >= 0)
         {
-          const char *given = argv[optind - 1 - (options[index].has_arg && optarg
-                                                 && optarg == argv[optind - 1])];
+          const char *given
+              = argv[optind - 1 - (options[index].has_arg && optarg && optarg == argv[optind - 1])];
           size_t n = strlen (options[index].name);
           if (strncmp (given + 2, options[index].name, n) != 0
               || (given[2 + n] != '\0' && given[2 + n] != '='))
@@ -429,8 +437,7 @@ sbxd_config_load (int argc, char **argv, sbxd_config_t *c)
         }
       if (opt == '?' || opt == ':')
         return bad ("%s '%s' (see sbxd --help)",
-                    opt == '?' ? "unknown option" : "a value is missing after",
-                    argv[optind - 1]);
+                    opt == '?' ? "unknown option" : "a value is missing after", argv[optind - 1]);
       if (opt == OPT_RUNTIME && !flag_runtimes)
         {
           for (size_t i = 0; i < c->n_runtimes; i++)
@@ -457,6 +464,13 @@ sbxd_config_load (int argc, char **argv, sbxd_config_t *c)
     return -1;
   if (c->n_runtimes == 0 && add_runtime (c, "default") < 0)
     return -1;
+  sbx_error_t *err = NULL;
+  if (sbx_mcp_perms_load (c->mcp_permissions ? c->mcp_permissions : "default", &c->perms, &err) < 0)
+    {
+      bad ("--mcp-permissions: %s", sbx_error_message (err));
+      sbx_error_free (err);
+      return -1;
+    }
   if (c->evict_idle_after > 0 && c->workspace_root == NULL)
     return bad ("--evict-idle-after needs --workspace-root: a hibernated session's files "
                 "must outlive its sandbox");
@@ -468,8 +482,7 @@ sbxd_config_load (int argc, char **argv, sbxd_config_t *c)
       if (token_file || getenv ("SBXD_TOKEN"))
         return bad ("--no-auth and a service token exclude each other");
       if (!loopback_listen (c->listen))
-        return bad ("--no-auth is for a loopback address or a Unix socket only, not %s",
-                    c->listen);
+        return bad ("--no-auth is for a loopback address or a Unix socket only, not %s", c->listen);
       return 0;
     }
   if (token_file)
@@ -510,6 +523,8 @@ sbxd_config_free (sbxd_config_t *c)
   free (c->token);
   free (c->workspace_root);
   free (c->network);
+  free (c->mcp_permissions);
+  sbx_mcp_perms_free (c->perms);
   memset (c, 0, sizeof *c);
 }
 

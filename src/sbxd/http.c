@@ -22,7 +22,7 @@ typedef struct conn_req
 {
   sbxd_server_t *srv;
   struct MHD_Connection *conn;
-  char *method, *path, *token, *content_type, *host, *origin;
+  char *method, *path, *token, *content_type, *host, *origin, *accept, *mcp_session, *mcp_version;
   json_t *query;
   char *body;
   size_t len;
@@ -38,7 +38,9 @@ static struct
   conn_req_t *head, *tail;
   size_t busy; /* requests queued or running */
   bool stopping;
-} jobs = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER, .idle = PTHREAD_COND_INITIALIZER };
+} jobs = { .lock = PTHREAD_MUTEX_INITIALIZER,
+           .cond = PTHREAD_COND_INITIALIZER,
+           .idle = PTHREAD_COND_INITIALIZER };
 
 static void
 conn_req_free (conn_req_t *r)
@@ -51,6 +53,10 @@ conn_req_free (conn_req_t *r)
   free (r->content_type);
   free (r->host);
   free (r->origin);
+  free (r->accept);
+  free (r->mcp_session);
+  free (r->mcp_version);
+  free (r->reply.mcp_session);
   json_decref (r->query);
   free (r->body);
   free (r->reply.body);
@@ -75,8 +81,8 @@ add_query (void *cls, enum MHD_ValueKind kind, const char *key, const char *valu
 static enum MHD_Result
 send_reply (struct MHD_Connection *c, sbxd_reply_t *reply)
 {
-  struct MHD_Response *resp
-    = MHD_create_response_from_buffer (reply->len, reply->body, MHD_RESPMEM_MUST_COPY);
+  struct MHD_Response *resp = MHD_create_response_from_buffer (reply->len, reply->body,
+                                                               MHD_RESPMEM_MUST_COPY);
   if (resp == NULL)
     return MHD_NO;
   MHD_add_response_header (resp, MHD_HTTP_HEADER_CONTENT_TYPE,
@@ -85,6 +91,10 @@ send_reply (struct MHD_Connection *c, sbxd_reply_t *reply)
   MHD_add_response_header (resp, "Cache-Control", "no-store");
   if (reply->allow)
     MHD_add_response_header (resp, "Allow", reply->allow);
+  if (reply->mcp_session)
+    MHD_add_response_header (resp, "Mcp-Session-Id", reply->mcp_session);
+  if (reply->bearer_challenge)
+    MHD_add_response_header (resp, "WWW-Authenticate", "Bearer");
   enum MHD_Result r = MHD_queue_response (c, (unsigned) reply->status, resp);
   MHD_destroy_response (resp);
   return r;
@@ -129,6 +139,9 @@ worker_main (void *arg)
         .content_type = r->content_type,
         .host = r->host,
         .origin = r->origin,
+        .accept = r->accept,
+        .mcp_session = r->mcp_session,
+        .mcp_version = r->mcp_version,
         .query = r->query,
         .body = r->body ? r->body : "",
         .body_len = r->len,
@@ -155,8 +168,7 @@ enqueue (conn_req_t *r)
 
 static enum MHD_Result
 on_request (void *cls, struct MHD_Connection *c, const char *url, const char *method,
-            const char *version, const char *upload_data, size_t *upload_data_size,
-            void **req_cls)
+            const char *version, const char *upload_data, size_t *upload_data_size, void **req_cls)
 {
   (void) version;
   sbxd_server_t *srv = cls;
@@ -174,6 +186,9 @@ on_request (void *cls, struct MHD_Connection *c, const char *url, const char *me
       r->content_type = header (c, MHD_HTTP_HEADER_CONTENT_TYPE);
       r->host = header (c, MHD_HTTP_HEADER_HOST);
       r->origin = header (c, "Origin");
+      r->accept = header (c, MHD_HTTP_HEADER_ACCEPT);
+      r->mcp_session = header (c, "Mcp-Session-Id");
+      r->mcp_version = header (c, "MCP-Protocol-Version");
       r->token = header (c, "X-Sandbox-Token");
       const char *auth = MHD_lookup_connection_value (c, MHD_HEADER_KIND, "Authorization");
       if (r->token == NULL && auth && strncasecmp (auth, "Bearer ", 7) == 0)
@@ -293,7 +308,8 @@ tcp_address (const char *listen)
     return NULL;
   memcpy (host, listen, n);
   host[n] = '\0';
-  struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+  struct addrinfo hints = { .ai_family = AF_UNSPEC,
+                            .ai_socktype = SOCK_STREAM,
                             .ai_flags = AI_NUMERICSERV | AI_PASSIVE };
   struct addrinfo *ai = NULL;
   int r = getaddrinfo (host, colon + 1, &hints, &ai);
@@ -327,12 +343,12 @@ sbxd_http_serve (sbxd_server_t *srv)
     flags |= MHD_USE_IPv6;
   if (is_unix ? lfd < 0 : ai == NULL)
     return -1;
-  struct MHD_Daemon *d = MHD_start_daemon (
-    flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_THREAD_POOL_SIZE, 2u,
-    MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_CONNECTION_LIMIT, 4096u,
-    MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-    is_unix ? MHD_OPTION_LISTEN_SOCKET : MHD_OPTION_SOCK_ADDR,
-    is_unix ? (intptr_t) lfd : (intptr_t) ai->ai_addr, MHD_OPTION_END);
+  struct MHD_Daemon *d
+      = MHD_start_daemon (flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_THREAD_POOL_SIZE, 2u,
+                          MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_CONNECTION_LIMIT, 4096u,
+                          MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+                          is_unix ? MHD_OPTION_LISTEN_SOCKET : MHD_OPTION_SOCK_ADDR,
+                          is_unix ? (intptr_t) lfd : (intptr_t) ai->ai_addr, MHD_OPTION_END);
   if (ai)
     freeaddrinfo (ai);
   if (d == NULL)
@@ -368,8 +384,7 @@ sbxd_http_serve (sbxd_server_t *srv)
   clock_gettime (CLOCK_REALTIME, &deadline);
   deadline.tv_sec += (time_t) c->execute_timeout + 10;
   pthread_mutex_lock (&jobs.lock);
-  while (jobs.busy > 0
-         && pthread_cond_timedwait (&jobs.idle, &jobs.lock, &deadline) != ETIMEDOUT)
+  while (jobs.busy > 0 && pthread_cond_timedwait (&jobs.idle, &jobs.lock, &deadline) != ETIMEDOUT)
     ;
   size_t left = jobs.busy;
   jobs.stopping = true;

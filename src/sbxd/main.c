@@ -91,6 +91,7 @@ main (int argc, char **argv)
              i == 0 ? " (default)" : "", config.runtimes[i].image);
   sbxd_server_t srv = { .config = &config, .registry = reg };
   r = sbxd_http_serve (&srv);
+  sbxd_mcp_close_all (&srv);
   sbxd_registry_close (reg, config.stop_on_exit);
   sbxd_config_free (&config);
   return r < 0 ? 1 : 0;

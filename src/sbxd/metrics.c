@@ -7,13 +7,15 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *const ops[]
-  = { "exec", "read", "read_bytes", "write", "edit", "exists", "ls", "glob", "grep" };
+static const char *const ops[] = { "exec",   "read", "read_bytes", "write", "edit",
+                                   "exists", "ls",   "glob",       "grep" };
 #define N_OPS (sizeof ops / sizeof *ops)
-static const double buckets[] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30 };
+static const double buckets[] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                  0.25,  0.5,    1,     2.5,  5,     10,   30 };
 #define N_BUCKETS (sizeof buckets / sizeof *buckets)
 
-static const char *const routes[] = { "sessions", "session", "events", "op", "workspaces", "mcp", "service", "other" };
+static const char *const routes[] = { "sessions",   "session", "events",  "op",
+                                      "workspaces", "mcp",     "service", "other" };
 #define N_ROUTES (sizeof routes / sizeof *routes)
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;

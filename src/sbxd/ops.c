@@ -110,15 +110,15 @@ service_error (op_ctx_t *c, sbx_error_t *err, sbxd_fail_t *f)
       || code == SBX_E_NOMEM)
     {
       c->broken = code != SBX_E_NOMEM;
-      return sbxd_fail (f, 502, "The sandbox of session %s failed: %s%s",
-                        sbxd_session_id (c->s), sbx_error_message (err),
+      return sbxd_fail (f, 502, "The sandbox of session %s failed: %s%s", sbxd_session_id (c->s),
+                        sbx_error_message (err),
                         c->broken ? " (it is replaced on the next request)" : "");
     }
   return 0;
 }
 
-static void
-set_detail (op_ctx_t *c, bool ok, const char *fmt, ...) __attribute__ ((format (printf, 3, 4)));
+static void set_detail (op_ctx_t *c, bool ok, const char *fmt, ...)
+    __attribute__ ((format (printf, 3, 4)));
 static void
 set_detail (op_ctx_t *c, bool ok, const char *fmt, ...)
 {
@@ -162,8 +162,8 @@ op_exec (op_ctx_t *c, json_t **reply, sbxd_fail_t *f)
       return r;
     }
   char *out = sbx_utf8_sanitize_copy (res.output ? res.output : "", res.output_len);
-  *reply = out ? json_pack ("{s:s,s:i,s:b}", "output", out, "exit_code", res.exit_code,
-                            "truncated", res.truncated)
+  *reply = out ? json_pack ("{s:s,s:i,s:b}", "output", out, "exit_code", res.exit_code, "truncated",
+                            res.truncated)
                : NULL;
   free (out);
   set_detail (c, res.exit_code == 0, "exit %d", res.exit_code);
@@ -231,7 +231,8 @@ sbxd_read_format (const char *data, size_t len, int64_t offset, int64_t limit)
     if (data[pos++] == '\n')
       line++;
   start = pos;
-  size_t end_line = (uint64_t) limit > total - (size_t) offset ? total : (size_t) offset + (size_t) limit;
+  size_t end_line = (uint64_t) limit > total - (size_t) offset ? total
+                                                               : (size_t) offset + (size_t) limit;
   while (line < end_line && pos < len)
     {
       const char *nl = memchr (data + pos, '\n', len - pos);
@@ -270,8 +271,8 @@ op_read (op_ctx_t *c, json_t **reply, sbxd_fail_t *f)
     }
   if (r < 0)
     text = sbx_error_code (err) == SBX_E_NOT_FOUND
-             ? sbx_strdup_printf ("Error: File '%s' not found", path)
-             : sbx_strdup_printf ("[Error: %s]", sbx_error_message (err));
+               ? sbx_strdup_printf ("Error: File '%s' not found", path)
+               : sbx_strdup_printf ("[Error: %s]", sbx_error_message (err));
   else if (memchr (b.data, '\0', b.len))
     text = sbx_strdup_printf ("[Error: '%s' is not a text file (it holds NUL bytes); use "
                               "read_bytes]",
@@ -387,13 +388,13 @@ op_edit (op_ctx_t *c, json_t **reply, sbxd_fail_t *f)
     }
   int code = sbx_error_code (err);
   cleanup_free char *msg
-    = code == SBX_E_NOT_FOUND ? sbx_strdup_printf ("File '%s' not found", path)
-      : code == SBX_E_EDIT_NO_MATCH ? sbx_strdup_printf ("String '%s' not found in file", old_s)
-      : code == SBX_E_EDIT_AMBIGUOUS
-        ? sbx_strdup_printf ("String '%s' found more than once. Use replace_all=True to replace "
-                             "every occurrence, or give more context to make it unique",
-                             old_s)
-        : strdup (sbx_error_message (err));
+      = code == SBX_E_NOT_FOUND        ? sbx_strdup_printf ("File '%s' not found", path)
+        : code == SBX_E_EDIT_NO_MATCH  ? sbx_strdup_printf ("String '%s' not found in file", old_s)
+        : code == SBX_E_EDIT_AMBIGUOUS ? sbx_strdup_printf (
+              "String '%s' found more than once. Use replace_all=True to replace "
+              "every occurrence, or give more context to make it unique",
+              old_s)
+                                       : strdup (sbx_error_message (err));
   *reply = json_pack ("{s:n,s:s*,s:n}", "path", "error", msg, "occurrences");
   set_detail (c, false, "%s", msg ? msg : "out of memory");
   sbx_error_free (err);
@@ -486,7 +487,9 @@ op_grep (op_ctx_t *c, json_t **reply, sbxd_fail_t *f)
   if (c->inv.list)
     return -1;
   c->target = strdup (pattern);
-  sbx_grep_opts_t opts = { .path = path, .glob = glob, .include_hidden = !ignore_hidden,
+  sbx_grep_opts_t opts = { .path = path,
+                           .glob = glob,
+                           .include_hidden = !ignore_hidden,
                            .max_bytes = sbxd_registry_config (c->reg)->max_read_bytes };
   sbx_grep_result_t res = { 0 };
   sbx_error_t *err = NULL;
@@ -604,8 +607,8 @@ dispatch (op_ctx_t *c, const char *op, json_t **reply, sbxd_fail_t *f)
 }
 
 int
-sbxd_op_run (sbxd_registry_t *reg, sbxd_session_t *s, const char *op, json_t *body,
-             json_t **reply, sbxd_fail_t *f)
+sbxd_op_run (sbxd_registry_t *reg, sbxd_session_t *s, const char *op, json_t *body, json_t **reply,
+             sbxd_fail_t *f)
 {
   *reply = NULL;
   op_ctx_t c = { .reg = reg, .s = s, .body = body };

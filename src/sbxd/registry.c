@@ -207,6 +207,22 @@ sbxd_session_token_ok (const sbxd_session_t *s, const char *token)
   return ok;
 }
 
+sbxd_session_t *
+sbxd_session_by_token (sbxd_registry_t *reg, const char *token)
+{
+  if (token == NULL)
+    return NULL;
+  pthread_mutex_lock (&reg->lock);
+  sbxd_session_t *found = NULL;
+  for (sbxd_session_t *s = reg->list; s; s = s->next)
+    if (s->state != SBXD_OPENING && sbxd_session_token_ok (s, token) && found == NULL)
+      found = s;
+  if (found)
+    found->refs++;
+  pthread_mutex_unlock (&reg->lock);
+  return found;
+}
+
 /* ------------------------------------------------------------- records */
 
 static char *
@@ -250,8 +266,7 @@ mint_token (sbxd_session_t *s)
   if (getrandom (raw, sizeof raw, 0) != (ssize_t) sizeof raw)
     return NULL;
   /* URL-safe text, as sandboxd's tokens: 43 characters of base64url. */
-  static const char digits[]
-    = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  static const char digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
   token = malloc (44);
   char (*hashes)[65] = realloc (s->hashes, (s->n_hashes + 1) * sizeof *hashes);
   if (token == NULL || hashes == NULL)
@@ -283,8 +298,7 @@ mint_token (sbxd_session_t *s)
 /* --------------------------------------------------------------- limits */
 
 static void
-count (sbxd_registry_t *reg, const char *tenant, size_t *resident, size_t *open,
-       size_t *of_tenant)
+count (sbxd_registry_t *reg, const char *tenant, size_t *resident, size_t *open, size_t *of_tenant)
 {
   *resident = *open = 0;
   if (of_tenant)
@@ -387,14 +401,12 @@ sbxd_session_list (sbxd_registry_t *reg)
       json_array_append_new (list, info_locked (s));
   pthread_mutex_unlock (&reg->lock);
   sbxd_config_t *c = reg->config;
-  return json_pack ("{s:o*,s:o,s:o,s:o}", "sessions", list, "limit",
-                    c->max_sessions ? json_integer ((json_int_t) c->max_sessions) : json_null (),
-                    "open_limit",
-                    c->max_open_sessions ? json_integer ((json_int_t) c->max_open_sessions)
-                                         : json_null (),
-                    "tenant_limit",
-                    c->max_per_tenant ? json_integer ((json_int_t) c->max_per_tenant)
-                                      : json_null ());
+  return json_pack (
+      "{s:o*,s:o,s:o,s:o}", "sessions", list, "limit",
+      c->max_sessions ? json_integer ((json_int_t) c->max_sessions) : json_null (), "open_limit",
+      c->max_open_sessions ? json_integer ((json_int_t) c->max_open_sessions) : json_null (),
+      "tenant_limit",
+      c->max_per_tenant ? json_integer ((json_int_t) c->max_per_tenant) : json_null ());
 }
 
 json_t *
@@ -583,8 +595,8 @@ allowed_runtimes (sbxd_config_t *c)
 }
 
 int
-sbxd_session_create (sbxd_registry_t *reg, const char *id, const char *runtime,
-                     const char *tenant, bool reuse, json_t **info, sbxd_fail_t *f)
+sbxd_session_create (sbxd_registry_t *reg, const char *id, const char *runtime, const char *tenant,
+                     bool reuse, json_t **info, sbxd_fail_t *f)
 {
   *info = NULL;
   sbxd_config_t *c = reg->config;
@@ -644,8 +656,9 @@ sbxd_session_create (sbxd_registry_t *reg, const char *id, const char *runtime,
           unlink_session (reg, closing);
         }
       else
-        r = sbxd_fail (f, 429, "Open session limit of %zu reached, none hibernated to close. "
-                               "End a session first.",
+        r = sbxd_fail (f, 429,
+                       "Open session limit of %zu reached, none hibernated to close. "
+                       "End a session first.",
                        c->max_open_sessions);
     }
   if (r == 0)
@@ -848,7 +861,7 @@ recover (sbxd_registry_t *reg, sbx_error_t **err)
       if (doc == NULL
           || json_unpack (doc, "{s:s,s:s,s?s,s:F,s:o}", "id", &rid, "runtime", &alias, "tenant",
                           &tenant, "created", &created, "token_sha256", &hashes)
-               < 0
+                 < 0
           || strcmp (rid, id) != 0 || (rt = sbxd_config_runtime (c, alias)) == NULL
           || !json_is_array (hashes) || json_array_size (hashes) == 0
           || json_array_size (hashes) > 1024)
@@ -971,6 +984,36 @@ sbxd_registry_open (sbxd_config_t *config, sbxd_registry_t **out, sbx_error_t **
   return 0;
 }
 
+/* The managers' state and the records' folder, once no session is left. */
+static void
+forget_instance (sbxd_registry_t *reg)
+{
+  sbxd_config_t *c = reg->config;
+  for (size_t i = 0; i < c->n_runtimes; i++)
+    {
+      sbxd_runtime_t *rt = &c->runtimes[i];
+      if (rt->manager == NULL)
+        continue;
+      sbx_manager_free (rt->manager);
+      rt->manager = NULL;
+      cleanup_free char *name = sbx_strdup_printf ("%s-%s", c->name, rt->alias);
+      sbx_error_t *err = NULL;
+      if (name && sbx_manager_delete (name, &err) < 0 && sbx_error_code (err) != SBX_E_NOT_FOUND)
+        fprintf (stderr, "sbxd: %s\n", sbx_error_message (err));
+      sbx_error_free (err);
+    }
+  /* rmdir: removed only when empty (a record written meanwhile stays). */
+  if (rmdir (reg->dir) == 0)
+    {
+      char *up = strrchr (reg->dir, '/');
+      if (up)
+        {
+          *up = '\0';
+          rmdir (reg->dir);
+        }
+    }
+}
+
 void
 sbxd_registry_close (sbxd_registry_t *reg, bool stop)
 {
@@ -980,23 +1023,28 @@ sbxd_registry_close (sbxd_registry_t *reg, bool stop)
   pthread_mutex_unlock (&reg->lock);
   if (reg->sweeping)
     pthread_join (reg->sweeper, NULL);
-  for (sbxd_session_t *s = reg->list, *next; s; s = next)
-    {
-      next = s->next;
-      session_free (s);
-    }
   sbxd_config_t *c = reg->config;
   for (size_t i = 0; stop && i < c->n_runtimes; i++)
     {
       sbx_error_t *err = NULL;
       size_t stopped = 0;
-      if (c->runtimes[i].manager && sbx_manager_shutdown (c->runtimes[i].manager, &stopped, &err) < 0)
+      if (c->runtimes[i].manager
+          && sbx_manager_shutdown (c->runtimes[i].manager, &stopped, &err) < 0)
         fprintf (stderr, "sbxd: stopping the sessions of '%s': %s\n", c->runtimes[i].alias,
                  sbx_error_message (err));
       else if (c->runtimes[i].manager)
         fprintf (stderr, "sbxd: %zu sessions of '%s' stopped\n", stopped, c->runtimes[i].alias);
       sbx_error_free (err);
     }
+  bool empty = reg->list == NULL;
+  for (sbxd_session_t *s = reg->list, *next; s; s = next)
+    {
+      next = s->next;
+      session_free (s);
+    }
+  /* An instance that leaves no session leaves nothing on the host. */
+  if (empty && reg->dir)
+    forget_instance (reg);
   free (reg->dir);
   pthread_mutex_destroy (&reg->lock);
   pthread_cond_destroy (&reg->stop_cond);

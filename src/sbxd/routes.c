@@ -62,8 +62,8 @@ reply_invalid (route_ctx_t *rc, const char *where, const char *field, const char
 
 /* Whether TOKEN is the service token: the SHA-256 of both compared in
  * constant time (so neither length nor a prefix leaks). */
-static bool
-is_service (const sbxd_config_t *c, const char *token)
+bool
+sbxd_is_service (const sbxd_config_t *c, const char *token)
 {
   if (c->auth_off)
     return true;
@@ -81,10 +81,11 @@ is_service (const sbxd_config_t *c, const char *token)
 static bool
 require_service (route_ctx_t *rc)
 {
-  if (is_service (rc->srv->config, rc->req->token))
+  if (sbxd_is_service (rc->srv->config, rc->req->token))
     return true;
-  reply_detail (rc, 401, "Invalid or missing service token (X-Sandbox-Token or "
-                         "Authorization: Bearer)");
+  reply_detail (rc, 401,
+                "Invalid or missing service token (X-Sandbox-Token or "
+                "Authorization: Bearer)");
   return false;
 }
 
@@ -100,7 +101,7 @@ authorized_session (route_ctx_t *rc, const char *id)
                      "string_pattern_mismatch");
       return NULL;
     }
-  bool service = is_service (rc->srv->config, rc->req->token);
+  bool service = sbxd_is_service (rc->srv->config, rc->req->token);
   sbxd_session_t *s = sbxd_session_find (rc->srv->registry, id);
   if (!service && (s == NULL || !sbxd_session_token_ok (s, rc->req->token)))
     {
@@ -128,13 +129,12 @@ health_doc (sbxd_server_t *srv)
   json_t *rts = json_array ();
   for (size_t i = 0; rts && i < c->n_runtimes; i++)
     json_array_append_new (rts, json_string (c->runtimes[i].alias));
-  return json_pack ("{s:s,s:I,s:o,s:I,s:o,s:o*}", "status", "ok", "sessions", (json_int_t) resident,
-                    "limit",
-                    c->max_sessions ? json_integer ((json_int_t) c->max_sessions) : json_null (),
-                    "open_sessions", (json_int_t) open, "open_limit",
-                    c->max_open_sessions ? json_integer ((json_int_t) c->max_open_sessions)
-                                         : json_null (),
-                    "runtimes", rts);
+  return json_pack (
+      "{s:s,s:I,s:o,s:I,s:o,s:o*}", "status", "ok", "sessions", (json_int_t) resident, "limit",
+      c->max_sessions ? json_integer ((json_int_t) c->max_sessions) : json_null (), "open_sessions",
+      (json_int_t) open, "open_limit",
+      c->max_open_sessions ? json_integer ((json_int_t) c->max_open_sessions) : json_null (),
+      "runtimes", rts);
 }
 
 static json_t *
@@ -151,28 +151,28 @@ policy_doc (sbxd_config_t *c)
     {
       sbxd_runtime_t *rt = &c->runtimes[i];
       json_array_append_new (
-        rts, json_pack ("{s:s,s:s,s:s,s:b,s:o,s:o,s:o,s:n,s:o,s:s,s:s}", "alias", rt->alias,
-                        "image", rt->image ? rt->image : "", "description",
-                        rt->description ? rt->description : "", "builds", rt->builds, "mem_limit",
-                        opt_int (c->memory), "memswap_limit", opt_int (c->memory), "cpus",
-                        c->cpus > 0 ? json_real (c->cpus) : json_null (), "cpu_shares",
-                        "pids_limit", opt_int (c->pids), "network_mode",
-                        c->network ? c->network : "none", "oci_runtime", "runc"));
+          rts, json_pack ("{s:s,s:s,s:s,s:b,s:o,s:o,s:o,s:n,s:o,s:s,s:s}", "alias", rt->alias,
+                          "image", rt->image ? rt->image : "", "description",
+                          rt->description ? rt->description : "", "builds", rt->builds, "mem_limit",
+                          opt_int (c->memory), "memswap_limit", opt_int (c->memory), "cpus",
+                          c->cpus > 0 ? json_real (c->cpus) : json_null (), "cpu_shares",
+                          "pids_limit", opt_int (c->pids), "network_mode",
+                          c->network ? c->network : "none", "oci_runtime", "runc"));
     }
   json_t *doc = json_pack (
-    "{s:o*,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:n,s:o,s:s,s:I,s:I,s:I,s:b,s:n,s:n,s:n,s:n,s:b,s:b}",
-    "runtimes", rts, "default_runtime", c->runtimes[0].alias, "max_sessions",
-    opt_int ((int64_t) c->max_sessions), "max_open_sessions",
-    opt_int ((int64_t) c->max_open_sessions), "max_sessions_per_tenant",
-    opt_int ((int64_t) c->max_per_tenant), "evict_idle_after",
-    c->evict_idle_after > 0 ? json_integer ((json_int_t) c->evict_idle_after) : json_null (),
-    "mem_limit", opt_int (c->memory), "memswap_limit", opt_int (c->memory), "cpus",
-    c->cpus > 0 ? json_real (c->cpus) : json_null (), "cpu_shares", "pids_limit",
-    opt_int (c->pids), "network_mode", c->network ? c->network : "none", "idle_timeout",
-    (json_int_t) c->idle_timeout, "execute_timeout", (json_int_t) c->execute_timeout,
-    "max_read_bytes", (json_int_t) c->max_read_bytes, "persist_containers", false,
-    "sandbox_uid", "workspace_ttl", "container_ttl", "tmpfs_size", "prewarm",
-    c->pool_size > 0, "buildkit", false);
+      "{s:o*,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:n,s:o,s:s,s:I,s:I,s:I,s:b,s:n,s:n,s:n,s:n,s:b,s:b}",
+      "runtimes", rts, "default_runtime", c->runtimes[0].alias, "max_sessions",
+      opt_int ((int64_t) c->max_sessions), "max_open_sessions",
+      opt_int ((int64_t) c->max_open_sessions), "max_sessions_per_tenant",
+      opt_int ((int64_t) c->max_per_tenant), "evict_idle_after",
+      c->evict_idle_after > 0 ? json_integer ((json_int_t) c->evict_idle_after) : json_null (),
+      "mem_limit", opt_int (c->memory), "memswap_limit", opt_int (c->memory), "cpus",
+      c->cpus > 0 ? json_real (c->cpus) : json_null (), "cpu_shares", "pids_limit",
+      opt_int (c->pids), "network_mode", c->network ? c->network : "none", "idle_timeout",
+      (json_int_t) c->idle_timeout, "execute_timeout", (json_int_t) c->execute_timeout,
+      "max_read_bytes", (json_int_t) c->max_read_bytes, "persist_containers", false, "sandbox_uid",
+      "workspace_ttl", "container_ttl", "tmpfs_size", "prewarm", c->pool_size > 0, "buildkit",
+      false);
   if (doc)
     json_object_set_new (doc, "work_dir", json_string (SBX_DEFAULT_WORKDIR));
   return doc;
@@ -198,8 +198,7 @@ static const struct
     "The session's last 200 operations (?after=SEQ)" },
   { "post", "/sessions/{session_id}/exec", "session", "exec", "Run a shell command" },
   { "post", "/sessions/{session_id}/read", "session", "read", "Read lines of a text file" },
-  { "post", "/sessions/{session_id}/read_bytes", "session", "read_bytes",
-    "Read a file, base64" },
+  { "post", "/sessions/{session_id}/read_bytes", "session", "read_bytes", "Read a file, base64" },
   { "post", "/sessions/{session_id}/write", "session", "write", "Write a file (base64)" },
   { "post", "/sessions/{session_id}/edit", "session", "edit", "Replace a string in a file" },
   { "post", "/sessions/{session_id}/exists", "session", "exists", "Whether a regular file exists" },
@@ -250,11 +249,10 @@ openapi_doc (void)
         json_object_set_new (op, "security", json_pack ("[{s:[]},{s:[]}]", "token", "bearer"));
       json_object_set_new (op, "x-sbx-auth", json_string (catalog[i].auth));
       if (strstr (catalog[i].path, "{session_id}"))
-        json_object_set_new (
-          op, "parameters",
-          json_pack ("[{s:s,s:s,s:b,s:{s:s,s:s}}]", "name", "session_id", "in", "path", "required",
-                     true, "schema", "type", "string", "pattern",
-                     "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"));
+        json_object_set_new (op, "parameters",
+                             json_pack ("[{s:s,s:s,s:b,s:{s:s,s:s}}]", "name", "session_id", "in",
+                                        "path", "required", true, "schema", "type", "string",
+                                        "pattern", "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"));
       if (catalog[i].op)
         json_object_set_new (op, "requestBody",
                              json_pack ("{s:b,s:{s:{s:o*}}}", "required", true, "content",
@@ -263,13 +261,14 @@ openapi_doc (void)
       json_object_set_new (item, catalog[i].method, op);
     }
   return json_pack (
-    "{s:s,s:{s:s,s:s,s:s},s:o*,s:{s:{s:{s:s,s:s,s:s},s:{s:s,s:s}}}}", "openapi", "3.1.0", "info",
-    "title", "sbxd", "version", SBX_VERSION, "description",
-    "Sandbox sessions over HTTP: the sandboxd protocol (0.2.21). Failed operations answer 200 "
-    "with the failure in the body; 401 bad token, 404 no such session, 409 conflict, 413 body too "
-    "large, 422 invalid request, 429 at a limit, 502 the sandbox failed, 504 past the ceiling.",
-    "paths", paths, "components", "securitySchemes", "token", "type", "apiKey", "in", "header",
-    "name", "X-Sandbox-Token", "bearer", "type", "http", "scheme", "bearer");
+      "{s:s,s:{s:s,s:s,s:s},s:o*,s:{s:{s:{s:s,s:s,s:s},s:{s:s,s:s}}}}", "openapi", "3.1.0", "info",
+      "title", "sbxd", "version", SBX_VERSION, "description",
+      "Sandbox sessions over HTTP: the sandboxd protocol (0.2.21). Failed operations answer 200 "
+      "with the failure in the body; 401 bad token, 404 no such session, 409 conflict, 413 body "
+      "too "
+      "large, 422 invalid request, 429 at a limit, 502 the sandbox failed, 504 past the ceiling.",
+      "paths", paths, "components", "securitySchemes", "token", "type", "apiKey", "in", "header",
+      "name", "X-Sandbox-Token", "bearer", "type", "http", "scheme", "bearer");
 }
 
 /* --------------------------------------------------------------- routes */
@@ -278,8 +277,9 @@ static bool
 query_bool (const sbxd_request_t *req, const char *name)
 {
   const char *v = json_string_value (json_object_get (req->query, name));
-  return v && (strcmp (v, "true") == 0 || strcmp (v, "1") == 0 || strcmp (v, "yes") == 0
-               || strcmp (v, "on") == 0 || strcmp (v, "True") == 0);
+  return v
+         && (strcmp (v, "true") == 0 || strcmp (v, "1") == 0 || strcmp (v, "yes") == 0
+             || strcmp (v, "on") == 0 || strcmp (v, "True") == 0);
 }
 
 /* The body as a JSON object; EMPTY_OK: no body reads as {}. */
@@ -465,8 +465,7 @@ host_allowed (const sbxd_config_t *c, const char *host, size_t n)
   for (size_t i = 0; c->allowed_hosts && c->allowed_hosts[i]; i++)
     if (strlen (c->allowed_hosts[i]) == n && strncasecmp (host, c->allowed_hosts[i], n) == 0)
       return true;
-  bool loopback_listen = strncmp (c->listen, "unix:", 5) == 0
-                         || strncmp (c->listen, "127.", 4) == 0
+  bool loopback_listen = strncmp (c->listen, "unix:", 5) == 0 || strncmp (c->listen, "127.", 4) == 0
                          || strncmp (c->listen, "localhost:", 10) == 0
                          || strncmp (c->listen, "[::1]:", 6) == 0;
   return !loopback_listen && c->allowed_hosts == NULL;
@@ -518,9 +517,10 @@ sbxd_route (sbxd_server_t *srv, const sbxd_request_t *req, sbxd_reply_t *reply)
     ;
   else if (bad_path)
     reply_detail (&rc, 404, "Not Found");
-  else if (n == 0 || (n == 1 && (strcmp (seg[0], "healthz") == 0 || strcmp (seg[0], "policy") == 0
-                                 || strcmp (seg[0], "openapi.json") == 0
-                                 || strcmp (seg[0], "metrics") == 0)))
+  else if (n == 0
+           || (n == 1
+               && (strcmp (seg[0], "healthz") == 0 || strcmp (seg[0], "policy") == 0
+                   || strcmp (seg[0], "openapi.json") == 0 || strcmp (seg[0], "metrics") == 0)))
     {
       rc.metric = "service";
       const char *what = n ? seg[0] : "";
@@ -547,6 +547,11 @@ sbxd_route (sbxd_server_t *srv, const sbxd_request_t *req, sbxd_reply_t *reply)
           reply->status = reply->body ? 200 : 500;
           reply->content_type = "text/plain; version=0.0.4";
         }
+    }
+  else if (strcmp (seg[0], "mcp") == 0 && n == 1)
+    {
+      rc.metric = "mcp";
+      sbxd_mcp_route (srv, req, reply);
     }
   else if (strcmp (seg[0], "sessions") == 0 && n == 1)
     {

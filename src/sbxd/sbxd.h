@@ -14,6 +14,7 @@
 #include "events.h"
 #include "helpers.h"
 #include "sbx.h"
+#include "sbx_mcp.h"
 
 #include <jansson.h>
 #include <pthread.h>
@@ -40,22 +41,24 @@ typedef struct sbxd_config
   bool auth_off;
   sbxd_runtime_t *runtimes;
   size_t n_runtimes;
-  size_t max_sessions;        /* resident (running) sessions; 0: none */
-  size_t max_open_sessions;   /* running and hibernated; 0: none */
-  size_t max_per_tenant;      /* 0: none */
-  double idle_timeout;        /* seconds before an idle session is ended */
-  double execute_timeout;     /* every operation's ceiling (504 past it) */
-  double evict_idle_after;    /* hibernate at capacity a session idle this long; 0: never */
-  size_t max_read_bytes;      /* read, read_bytes and the workspace routes */
-  size_t max_body;            /* request bodies */
-  char *workspace_root;       /* NULL: none */
-  size_t pool_size;           /* warm sandboxes of the default runtime */
-  unsigned workers;           /* threads that run operations */
-  bool stop_on_exit;          /* SIGTERM stops the sessions' sandboxes (else they keep running) */
-  int64_t memory, pids;       /* sandbox limits (0: sbx's defaults) */
+  size_t max_sessions;      /* resident (running) sessions; 0: none */
+  size_t max_open_sessions; /* running and hibernated; 0: none */
+  size_t max_per_tenant;    /* 0: none */
+  double idle_timeout;      /* seconds before an idle session is ended */
+  double execute_timeout;   /* every operation's ceiling (504 past it) */
+  double evict_idle_after;  /* hibernate at capacity a session idle this long; 0: never */
+  size_t max_read_bytes;    /* read, read_bytes and the workspace routes */
+  size_t max_body;          /* request bodies */
+  char *workspace_root;     /* NULL: none */
+  size_t pool_size;         /* warm sandboxes of the default runtime */
+  unsigned workers;         /* threads that run operations */
+  bool stop_on_exit;        /* SIGTERM stops the sessions' sandboxes (else they keep running) */
+  int64_t memory, pids;     /* sandbox limits (0: sbx's defaults) */
   double cpus;
   char *network;
-  char **allowed_hosts; /* Host header values accepted (besides loopback ones); NULL-terminated */
+  char **allowed_hosts;   /* Host header values accepted (besides loopback ones); NULL-terminated */
+  char *mcp_permissions;  /* a preset or a rules file, for /mcp's tools */
+  sbx_mcp_perms_t *perms; /* loaded from it */
 } sbxd_config_t;
 
 /* Fills CONFIG from ARGV (and the config file and token it names). 0; 1
@@ -90,7 +93,8 @@ typedef struct sbxd_fail
   char *detail;
 } sbxd_fail_t;
 
-int sbxd_fail (sbxd_fail_t *f, int status, const char *fmt, ...) __attribute__ ((format (printf, 3, 4)));
+int sbxd_fail (sbxd_fail_t *f, int status, const char *fmt, ...)
+    __attribute__ ((format (printf, 3, 4)));
 void sbxd_fail_clear (sbxd_fail_t *f);
 
 /* POST /sessions. On success *INFO is the SessionCreated document. */
@@ -99,6 +103,8 @@ int sbxd_session_create (sbxd_registry_t *reg, const char *id, const char *runti
 /* The session ID, referenced (release with sbxd_session_unref), or NULL. */
 sbxd_session_t *sbxd_session_find (sbxd_registry_t *reg, const char *id);
 void sbxd_session_unref (sbxd_session_t *s);
+/* The session whose token TOKEN is, referenced, or NULL. */
+sbxd_session_t *sbxd_session_by_token (sbxd_registry_t *reg, const char *token);
 /* Whether TOKEN is one of the session's (constant time). */
 bool sbxd_session_token_ok (const sbxd_session_t *s, const char *token);
 /* SessionInfo. */
@@ -161,7 +167,10 @@ typedef struct sbxd_request
   const char *content_type;
   const char *host;
   const char *origin;
-  json_t *query; /* {name: value} */
+  const char *accept;
+  const char *mcp_session; /* Mcp-Session-Id */
+  const char *mcp_version; /* MCP-Protocol-Version */
+  json_t *query;           /* {name: value} */
   const char *body;
   size_t body_len;
 } sbxd_request_t;
@@ -172,7 +181,9 @@ typedef struct sbxd_reply
   char *body; /* malloc'd */
   size_t len;
   const char *content_type;
-  const char *allow; /* for 405 */
+  const char *allow;     /* for 405 */
+  char *mcp_session;     /* Mcp-Session-Id to send (malloc'd), or NULL */
+  bool bearer_challenge; /* a 401 of /mcp: WWW-Authenticate: Bearer */
 } sbxd_reply_t;
 
 typedef struct sbxd_server
@@ -182,6 +193,13 @@ typedef struct sbxd_server
 } sbxd_server_t;
 
 void sbxd_route (sbxd_server_t *srv, const sbxd_request_t *req, sbxd_reply_t *reply);
+/* Whether TOKEN is the service token (constant time; always with auth off). */
+bool sbxd_is_service (const sbxd_config_t *c, const char *token);
+
+/* /mcp: MCP over Streamable HTTP (mcp_http.c). */
+void sbxd_mcp_route (sbxd_server_t *srv, const sbxd_request_t *req, sbxd_reply_t *reply);
+/* Ends every MCP session (the sandbox sessions they made included). */
+void sbxd_mcp_close_all (sbxd_server_t *srv);
 
 /* POST /workspaces/{id}/{ls,read} (svc). */
 int sbxd_workspace_op (sbxd_config_t *config, const char *id, const char *op, json_t *body,

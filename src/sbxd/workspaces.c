@@ -72,8 +72,8 @@ list_dir (int fd, const char *rel, json_t **reply, sbxd_fail_t *f)
         continue;
       cleanup_free char *name = sbx_utf8_sanitize_copy (e->d_name, strlen (e->d_name));
       cleanup_free char *path
-        = name ? (strcmp (rel, ".") == 0 ? strdup (name) : sbx_strdup_printf ("%s/%s", rel, name))
-               : NULL;
+          = name ? (strcmp (rel, ".") == 0 ? strdup (name) : sbx_strdup_printf ("%s/%s", rel, name))
+                 : NULL;
       cleanup_free char *vpath = path ? sbx_utf8_sanitize_copy (path, strlen (path)) : NULL;
       if (n == cap)
         {
@@ -83,10 +83,10 @@ list_dir (int fd, const char *rel, json_t **reply, sbxd_fail_t *f)
           else
             rows = grown;
         }
-      json_t *row = vpath && r == 0 ? json_pack ("{s:s,s:s,s:b,s:I}", "name", name, "path", vpath,
-                                                 "is_dir", S_ISDIR (st.st_mode), "size",
-                                                 (json_int_t) st.st_size)
-                                    : NULL;
+      json_t *row = vpath && r == 0
+                        ? json_pack ("{s:s,s:s,s:b,s:I}", "name", name, "path", vpath, "is_dir",
+                                     S_ISDIR (st.st_mode), "size", (json_int_t) st.st_size)
+                        : NULL;
       if (row == NULL)
         r = -1;
       else
@@ -176,10 +176,10 @@ sbxd_workspace_op (sbxd_config_t *c, const char *id, const char *op, json_t *bod
                       strerror (errno));
   /* ROOT/ID/workspace: made by the manager; a link there is not followed. */
   cleanup_free char *ws_path = sbx_strdup_printf ("%s/workspace", id);
-  cleanup_close int ws
-    = ws_path ? open_beneath (root, ws_path, O_PATH | O_DIRECTORY,
-                              RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV)
-              : -1;
+  cleanup_close int ws = ws_path ? open_beneath (root, ws_path, O_PATH | O_DIRECTORY,
+                                                 RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS
+                                                     | RESOLVE_NO_XDEV)
+                                 : -1;
   if (ws < 0)
     return sbxd_fail (f, 404, "No workspace for session %s", id);
   int fd = open_beneath (ws, rel, O_RDONLY | O_NONBLOCK,

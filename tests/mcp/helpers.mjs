@@ -6,8 +6,11 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 
+import { randomBytes } from 'node:crypto';
+
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 // SBX_CLI runs the tests against another build (build-asan/sbx, build-tsan/sbx);
@@ -31,9 +34,57 @@ export function assertCleanExit({ code, signal }, stderr, want = 0) {
   assert.doesNotMatch(stderr, /Sanitizer|runtime error:/);
 }
 
+// SBX_MCP_TRANSPORT=http runs the same tests over MCP's Streamable HTTP
+// transport: each connect() starts an sbxd (SBXD_BIN, else build/sbxd) on
+// loopback with a service token, and the SDK's StreamableHTTPClientTransport
+// sends it as Authorization: Bearer. sbx mcp's flags map to sbxd's.
+export const HTTP = process.env.SBX_MCP_TRANSPORT === 'http';
+export const SBXD = resolve(here, '../..', process.env.SBXD_BIN || 'build/sbxd');
+
+export function sbxdArgs(args) {
+  const out = ['--listen', '127.0.0.1:0', '--name', `mcp${process.pid}-${randomBytes(3).toString('hex')}`,
+    '--runtime', `default=${IMAGE}`];
+  for (let i = 0; i < args.length; i += 2) {
+    const [flag, value] = [args[i], args[i + 1]];
+    if (flag === '--image') out.splice(out.indexOf(`default=${IMAGE}`), 1, `default=${value}`);
+    else if (flag === '--permissions') out.push('--mcp-permissions', value);
+    else out.push(flag, value);
+  }
+  return out;
+}
+
+async function connectHttp(args) {
+  const token = randomBytes(24).toString('hex');
+  const child = spawn(SBXD, sbxdArgs(args), {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, SBXD_TOKEN: token },
+  });
+  const log = { text: '' };
+  child.stderr.on('data', (chunk) => {
+    log.text += chunk;
+  });
+  const exited = exitOf(child);
+  const port = await new Promise((res, rej) => {
+    createInterface({ input: child.stdout }).once('line', (line) => {
+      const m = /listening on http:\/\/127\.0\.0\.1:(\d+)$/.exec(line);
+      if (m) res(Number(m[1]));
+      else rej(new Error(`sbxd said ${line}; its log:\n${log.text}`));
+    });
+    child.once('close', () => rej(new Error(`sbxd did not start; its log:\n${log.text}`)));
+    child.once('error', rej);
+  });
+  const transport = new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${port}/mcp`), {
+    requestInit: { headers: { Authorization: `Bearer ${token}` } },
+  });
+  const client = new Client({ name: 'sbx-tests', version: '1.0.0' });
+  await client.connect(transport);
+  return { client, transport, log, exited, child, port, token };
+}
+
 // Starts `sbx mcp ARGS` and connects the SDK client to it. The server's
 // stderr (its log) is kept: it names the sandbox.
 export async function connect(args = []) {
+  if (HTTP) return connectHttp(args);
   const transport = new StdioClientTransport({
     command: SBX,
     args: ['mcp', '--image', IMAGE, ...args],
@@ -56,6 +107,14 @@ export async function connect(args = []) {
 // Closes the client (the end of the server's stdin) and checks that the
 // server ended well.
 export async function disconnect(server) {
+  if (HTTP) {
+    // The MCP session ends (its sandbox with it), then sbxd, by SIGTERM.
+    await server.transport.terminateSession();
+    await server.client.close();
+    server.child.kill('SIGTERM');
+    assertCleanExit(await server.exited, server.log.text);
+    return;
+  }
   await server.client.close();
   assertCleanExit(await server.exited, server.log.text);
 }

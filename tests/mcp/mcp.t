@@ -21,4 +21,14 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   npm ci --no-audit --no-fund --loglevel=error 1>&2 \
     || { echo "Bail out! npm ci failed (is the npm registry reachable?)"; exit 1; }
 fi
+# SBX_MCP_TRANSPORT=http (tests/sbxd/mcp-http.t): the tool tests over
+# sbxd's /mcp instead, with the SDK's Streamable HTTP client.
+if [ "${SBX_MCP_TRANSPORT:-}" = http ]; then
+  sbxd=${SBXD_BIN:-build/sbxd}
+  if [ ! -x "$(cd ../.. && realpath -m "$sbxd")" ]; then
+    echo "Bail out! $sbxd is missing; run make first"
+    exit 1
+  fi
+  exec node --test --test-reporter=tap tools.test.mjs permissions.test.mjs busybox.test.mjs
+fi
 exec node --test --test-reporter=tap ./*.test.mjs

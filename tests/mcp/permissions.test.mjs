@@ -9,7 +9,9 @@ import { join } from 'node:path';
 
 import { ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
 
-import { IMAGE, SBX, assertCleanExit, call, connect, disconnect } from './helpers.mjs';
+import {
+  HTTP, IMAGE, SBX, SBXD, assertCleanExit, call, connect, disconnect, sbxdArgs,
+} from './helpers.mjs';
 
 async function withServer(args, fn) {
   const server = await connect(args);
@@ -101,8 +103,12 @@ test('a rules file: first match wins, the denying rule is named', async () => {
 });
 
 test('a bad --permissions stops the server before it serves', () => {
-  const r = spawnSync(SBX, ['mcp', '--image', IMAGE, '--permissions', 'lenient'], { input: '', encoding: 'utf8' });
-  assertCleanExit({ code: r.status, signal: r.signal }, r.stderr, 125);
+  const r = HTTP
+    ? spawnSync(SBXD, sbxdArgs(['--permissions', 'lenient']), {
+      input: '', encoding: 'utf8', env: { ...process.env, SBXD_TOKEN: 'x'.repeat(32) },
+    })
+    : spawnSync(SBX, ['mcp', '--image', IMAGE, '--permissions', 'lenient'], { input: '', encoding: 'utf8' });
+  assertCleanExit({ code: r.status, signal: r.signal }, r.stderr, HTTP ? 2 : 125);
   assert.equal(r.stdout, '');
   assert.match(r.stderr, /not a preset \(default, permissive, readonly, strict\) and no such rules file/);
 });

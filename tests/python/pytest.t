@@ -3,6 +3,7 @@
 # real engine, with Debian's python3 and pytest, reported as TAP: one line
 # per test, from pytest's own summary.
 # SBX_PYTHON_BUILD=build-asan runs it on the sanitized package (pytest-asan.t);
+# SBX_PYTEST_DIR=tests/sbxd runs sbxd's suite instead (tests/sbxd/*.t);
 # extra arguments go to pytest.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -13,7 +14,7 @@ if [ ! -f "$build/python/sbx/__init__.py" ]; then
 fi
 out=$(mktemp /tmp/sbx-pytest.XXXXXX)
 trap 'rm -f "$out"' EXIT
-PYTHONPATH=$PWD/$build/python /usr/bin/python3 -m pytest tests/python -rA -p no:cacheprovider \
+PYTHONPATH=$PWD/$build/python /usr/bin/python3 -m pytest "${SBX_PYTEST_DIR:-tests/python}" -rA -p no:cacheprovider \
   -o console_output_style=classic "$@" >"$out" 2>&1
 rc=$?
 n=0

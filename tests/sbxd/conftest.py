@@ -160,6 +160,8 @@ class Server:
             finally:
                 rc = self.stop()
                 assert rc == 0, "sbxd exited %d: %s" % (rc, self.read_log())
+        log = self.read_log()
+        assert "Sanitizer" not in log and "runtime error:" not in log, log
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
