@@ -31,6 +31,152 @@ typedef struct conn_req
   struct conn_req *next;
 } conn_req_t;
 
+/* ------------------------------------------------------------- streams */
+
+/* What a stream holds before the client takes it: past this, the writer
+ * waits (and so does the command whose output it is). */
+#define STREAM_BUFFER (256u << 10)
+
+struct sbxd_stream
+{
+  pthread_mutex_t lock;
+  pthread_cond_t room;
+  char *buf;
+  size_t len;
+  bool ended, gone, suspended;
+  struct MHD_Connection *conn; /* set before the first read */
+  int refs;
+};
+
+sbxd_stream_t *
+sbxd_stream_new (void)
+{
+  sbxd_stream_t *st = calloc (1, sizeof *st);
+  if (st == NULL || (st->buf = malloc (STREAM_BUFFER)) == NULL)
+    {
+      free (st);
+      return NULL;
+    }
+  pthread_mutex_init (&st->lock, NULL);
+  pthread_cond_init (&st->room, NULL);
+  st->refs = 1;
+  return st;
+}
+
+sbxd_stream_t *
+sbxd_stream_ref (sbxd_stream_t *st)
+{
+  pthread_mutex_lock (&st->lock);
+  st->refs++;
+  pthread_mutex_unlock (&st->lock);
+  return st;
+}
+
+void
+sbxd_stream_unref (sbxd_stream_t *st)
+{
+  if (st == NULL)
+    return;
+  pthread_mutex_lock (&st->lock);
+  bool last = --st->refs == 0;
+  pthread_mutex_unlock (&st->lock);
+  if (!last)
+    return;
+  pthread_mutex_destroy (&st->lock);
+  pthread_cond_destroy (&st->room);
+  free (st->buf);
+  free (st);
+}
+
+/* st->lock held: the connection, suspended for want of data, goes on. */
+static void
+wake_reader (sbxd_stream_t *st)
+{
+  if (st->suspended)
+    {
+      st->suspended = false;
+      MHD_resume_connection (st->conn);
+    }
+}
+
+int
+sbxd_stream_write (sbxd_stream_t *st, const char *data, size_t len, double timeout)
+{
+  struct timespec deadline;
+  clock_gettime (CLOCK_REALTIME, &deadline);
+  deadline.tv_sec += (time_t) timeout + 1;
+  pthread_mutex_lock (&st->lock);
+  while (len > 0 && !st->gone)
+    {
+      while (st->len == STREAM_BUFFER && !st->gone)
+        if (pthread_cond_timedwait (&st->room, &st->lock, &deadline) == ETIMEDOUT)
+          {
+            pthread_mutex_unlock (&st->lock);
+            return -1;
+          }
+      size_t n = STREAM_BUFFER - st->len < len ? STREAM_BUFFER - st->len : len;
+      memcpy (st->buf + st->len, data, n);
+      st->len += n;
+      data += n;
+      len -= n;
+      wake_reader (st);
+    }
+  bool gone = st->gone;
+  pthread_mutex_unlock (&st->lock);
+  return gone ? -1 : 0;
+}
+
+void
+sbxd_stream_end (sbxd_stream_t *st)
+{
+  pthread_mutex_lock (&st->lock);
+  st->ended = true;
+  wake_reader (st);
+  pthread_mutex_unlock (&st->lock);
+}
+
+static ssize_t
+stream_read (void *cls, uint64_t pos, char *buf, size_t max)
+{
+  (void) pos;
+  sbxd_stream_t *st = cls;
+  pthread_mutex_lock (&st->lock);
+  ssize_t n = 0;
+  if (st->len > 0)
+    {
+      size_t k = st->len < max ? st->len : max;
+      memcpy (buf, st->buf, k);
+      memmove (st->buf, st->buf + k, st->len - k);
+      st->len -= k;
+      n = (ssize_t) k;
+      pthread_cond_broadcast (&st->room);
+    }
+  else if (st->ended)
+    n = MHD_CONTENT_READER_END_OF_STREAM;
+  else
+    {
+      /* Nothing yet: the connection sleeps until the writer wakes it. */
+      st->suspended = true;
+      MHD_suspend_connection (st->conn);
+    }
+  pthread_mutex_unlock (&st->lock);
+  return n;
+}
+
+/* The response is done with (sent, or the client went away). */
+static void
+stream_gone (void *cls)
+{
+  sbxd_stream_t *st = cls;
+  pthread_mutex_lock (&st->lock);
+  st->gone = true;
+  pthread_cond_broadcast (&st->room);
+  pthread_mutex_unlock (&st->lock);
+  sbxd_stream_unref (st);
+}
+
+/* ---------------------------------------------------------------- jobs */
+
 static struct
 {
   pthread_mutex_t lock;
@@ -57,6 +203,17 @@ conn_req_free (conn_req_t *r)
   free (r->mcp_session);
   free (r->mcp_version);
   free (r->reply.mcp_session);
+  if (r->reply.stream)
+    {
+      /* Never sent (the client left first): its writer must not wait. */
+      sbxd_stream_t *st = r->reply.stream;
+      pthread_mutex_lock (&st->lock);
+      if (st->conn == NULL)
+        st->gone = true;
+      pthread_cond_broadcast (&st->room);
+      pthread_mutex_unlock (&st->lock);
+      sbxd_stream_unref (st);
+    }
   json_decref (r->query);
   free (r->body);
   free (r->reply.body);
@@ -81,12 +238,28 @@ add_query (void *cls, enum MHD_ValueKind kind, const char *key, const char *valu
 static enum MHD_Result
 send_reply (struct MHD_Connection *c, sbxd_reply_t *reply)
 {
-  struct MHD_Response *resp = MHD_create_response_from_buffer (reply->len, reply->body,
-                                                               MHD_RESPMEM_MUST_COPY);
+  struct MHD_Response *resp;
+  if (reply->stream)
+    {
+      pthread_mutex_lock (&reply->stream->lock);
+      reply->stream->conn = c;
+      reply->stream->refs++; /* the response's */
+      pthread_mutex_unlock (&reply->stream->lock);
+      resp = MHD_create_response_from_callback (MHD_SIZE_UNKNOWN, 16384, stream_read, reply->stream,
+                                                stream_gone);
+      if (resp == NULL)
+        stream_gone (reply->stream);
+      else
+        MHD_add_response_header (resp, "X-Accel-Buffering", "no");
+    }
+  else
+    resp = MHD_create_response_from_buffer (reply->len, reply->body, MHD_RESPMEM_MUST_COPY);
   if (resp == NULL)
     return MHD_NO;
   MHD_add_response_header (resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-                           reply->content_type ? reply->content_type : "application/json");
+                           reply->stream         ? "text/event-stream"
+                           : reply->content_type ? reply->content_type
+                                                 : "application/json");
   MHD_add_response_header (resp, "X-Content-Type-Options", "nosniff");
   MHD_add_response_header (resp, "Cache-Control", "no-store");
   if (reply->allow)
@@ -147,8 +320,13 @@ worker_main (void *arg)
         .body_len = r->len,
       };
       sbxd_route (r->srv, &req, &r->reply);
+      void (*then) (void *) = r->reply.then;
+      void *then_arg = r->reply.then_arg;
       r->done = true;
       MHD_resume_connection (r->conn);
+      /* R may be freed from here on: the continuation has what it needs. */
+      if (then)
+        then (then_arg);
     }
 }
 

@@ -178,8 +178,8 @@ source (void *userdata, bool create, sbx_sandbox_t **sb, sbx_error_t **err)
           sbxd_fail_clear (&f);
           return -code;
         }
-      const char *id = json_string_value (json_object_get (json_object_get (info, "session"),
-                                                           "session_id"));
+      const char *id
+          = json_string_value (json_object_get (json_object_get (info, "session"), "session_id"));
       m->bound = id ? sbxd_session_find (reg, id) : NULL;
       json_decref (info);
       if (m->bound == NULL)

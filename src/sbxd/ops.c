@@ -603,7 +603,9 @@ dispatch (op_ctx_t *c, const char *op, json_t **reply, sbxd_fail_t *f)
     return op_exists (c, reply, f);
   if (strcmp (op, "ls") == 0 || strcmp (op, "glob") == 0)
     return op_list (c, op[0] == 'g', reply, f);
-  return op_grep (c, reply, f);
+  if (strcmp (op, "grep") == 0)
+    return op_grep (c, reply, f);
+  return sbxd_fail (f, 404, "Not Found");
 }
 
 int
@@ -639,6 +641,9 @@ sbxd_op_run (sbxd_registry_t *reg, sbxd_session_t *s, const char *op, json_t *bo
 json_t *
 sbxd_op_schema (const char *op)
 {
+  if (strcmp (op, "bg") == 0)
+    return json_pack ("{s:s,s:{s:{s:s}},s:[s]}", "type", "object", "properties", "command", "type",
+                      "string", "required", "command");
   for (size_t i = 0; i < sizeof schemas / sizeof *schemas; i++)
     if (strcmp (op, schemas[i].op) == 0)
       {
@@ -658,4 +663,122 @@ sbxd_op_schema (const char *op)
                           required);
       }
   return NULL;
+}
+
+/* ------------------------------------------------------------ exec_stream */
+
+typedef struct stream_job
+{
+  sbxd_registry_t *reg;
+  sbxd_session_t *s;
+  sbx_sandbox_t *sb;
+  sbxd_stream_t *st;
+  char *command;
+  double timeout, ceiling, started;
+} stream_job_t;
+
+/* One server-sent event: EVENT with DOC as its data (one line of JSON). */
+static int
+send_event (sbxd_stream_t *st, const char *event, json_t *doc, double timeout)
+{
+  cleanup_free char *data = doc ? json_dumps (doc, JSON_COMPACT) : NULL;
+  json_decref (doc);
+  cleanup_free char *text = data ? sbx_strdup_printf ("event: %s\ndata: %s\n\n", event, data)
+                                 : NULL;
+  return text ? sbxd_stream_write (st, text, strlen (text), timeout) : -1;
+}
+
+static int
+stream_output (enum sbx_stream stream, const char *data, size_t len, void *userdata)
+{
+  stream_job_t *j = userdata;
+  cleanup_free char *text = sbx_utf8_sanitize_copy (data, len);
+  json_t *doc = text ? json_pack ("{s:s,s:s}", "stream", stream == SBX_STDERR ? "stderr" : "stdout",
+                                  "text", text)
+                     : NULL;
+  /* A client gone (or not reading for the whole ceiling) cancels the command. */
+  return send_event (j->st, "output", doc, j->ceiling) < 0;
+}
+
+static void
+stream_run (void *arg)
+{
+  stream_job_t *j = arg;
+  sbx_exec_opts_t opts;
+  sbx_exec_opts_init (&opts);
+  opts.timeout = j->timeout;
+  opts.max_output = SBX_DEFAULT_MAX_OUTPUT;
+  opts.separate_streams = true; /* each chunk says its stream */
+  opts.on_output = stream_output;
+  opts.userdata = j;
+  sbx_exec_result_t res = { 0 };
+  sbx_error_t *err = NULL;
+  int r = sbx_exec (j->sb, j->command, &opts, &res, &err);
+  int code = r < 0 ? sbx_error_code (err) : 0;
+  bool broken = code == SBX_E_GONE || code == SBX_E_AGENT || code == SBX_E_PROTOCOL
+                || code == SBX_E_ENGINE;
+  cleanup_free char *detail = r < 0           ? strdup (sbx_error_message (err))
+                              : res.cancelled ? strdup ("cancelled: the client went away")
+                                              : sbx_strdup_printf ("exit %d", res.exit_code);
+  if (r < 0)
+    send_event (j->st, "error", json_pack ("{s:s}", "detail", sbx_error_message (err)), j->ceiling);
+  else if (!res.cancelled)
+    send_event (j->st, "exit",
+                json_pack ("{s:i,s:b,s:b}", "exit_code", res.exit_code, "truncated", res.truncated,
+                           "timed_out", res.timed_out),
+                j->ceiling);
+  sbxd_stream_end (j->st);
+  sbxd_session_put (j->s, j->sb, broken);
+  sbxd_session_event (j->s, "exec", j->command, r == 0 && !res.cancelled && res.exit_code == 0,
+                      detail ? detail : "", j->started);
+  sbxd_metrics_op ("exec", r == 0 && res.exit_code == 0, sbx_now () - j->started);
+  sbx_exec_result_free (&res);
+  sbx_error_free (err);
+  sbxd_stream_unref (j->st);
+  sbxd_session_unref (j->s);
+  free (j->command);
+  free (j);
+}
+
+int
+sbxd_op_exec_stream (sbxd_registry_t *reg, sbxd_session_t *s, json_t *body, sbxd_reply_t *reply,
+                     json_t **invalid, sbxd_fail_t *f)
+{
+  sbxd_invalid_t inv = { 0 };
+  sbxd_op_validate ("exec", body, &inv);
+  if (inv.list)
+    {
+      *invalid = inv.list;
+      return sbxd_fail (f, 422, "invalid request");
+    }
+  stream_job_t *j = calloc (1, sizeof *j);
+  if (j == NULL)
+    return sbxd_fail (f, 500, "out of memory");
+  int64_t timeout = sbxd_field_int (body, "timeout_seconds", 0, INT64_MIN, &inv);
+  j->reg = reg;
+  j->ceiling = sbxd_registry_config (reg)->execute_timeout;
+  j->timeout = timeout > 0 && (double) timeout < j->ceiling ? (double) timeout : j->ceiling;
+  j->command = strdup (sbxd_field_str (body, "command", true, &inv));
+  j->started = sbx_now ();
+  j->st = sbxd_stream_new ();
+  if (j->command == NULL || j->st == NULL)
+    {
+      free (j->command);
+      sbxd_stream_unref (j->st);
+      free (j);
+      return sbxd_fail (f, 500, "out of memory");
+    }
+  if (sbxd_session_get (reg, s, &j->sb, f) < 0)
+    {
+      free (j->command);
+      sbxd_stream_unref (j->st);
+      free (j);
+      return -1;
+    }
+  j->s = sbxd_session_ref (s);
+  reply->status = 200;
+  reply->stream = sbxd_stream_ref (j->st); /* the reply's; the job keeps its own */
+  reply->then = stream_run;
+  reply->then_arg = j;
+  return 0;
 }

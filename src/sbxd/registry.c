@@ -171,6 +171,15 @@ sbxd_session_find (sbxd_registry_t *reg, const char *id)
   return s;
 }
 
+sbxd_session_t *
+sbxd_session_ref (sbxd_session_t *s)
+{
+  pthread_mutex_lock (&s->reg->lock);
+  s->refs++;
+  pthread_mutex_unlock (&s->reg->lock);
+  return s;
+}
+
 void
 sbxd_session_unref (sbxd_session_t *s)
 {
@@ -462,6 +471,11 @@ make_room (sbxd_registry_t *reg, const sbxd_session_t *except, const char *what,
   *victim = pick_hibernation (reg, except);
   if (*victim)
     return 0;
+  if (reg->config->evict_idle_after <= 0)
+    return sbxd_fail (f, 429,
+                      "%s: %zu sessions are running, the limit. End a session first (sbxd "
+                      "--evict-idle-after SECONDS hibernates idle ones instead).",
+                      what, resident);
   return sbxd_fail (f, 429,
                     "%s: %zu sessions are running, the limit, and none has been idle for "
                     "%.0f s to hibernate. End a session or retry later.",

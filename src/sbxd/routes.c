@@ -205,6 +205,19 @@ static const struct
   { "post", "/sessions/{session_id}/ls", "session", "ls", "List a folder" },
   { "post", "/sessions/{session_id}/glob", "session", "glob", "Files matching a glob" },
   { "post", "/sessions/{session_id}/grep", "session", "grep", "Search files (PCRE2)" },
+  { "post", "/sessions/{session_id}/exec_stream", "session", "exec",
+    "Run a shell command, its output as server-sent events (output, then exit or error)" },
+  { "post", "/sessions/{session_id}/bg", "session", "bg", "Start a background process: {id}" },
+  { "get", "/sessions/{session_id}/bg", "session", NULL, "The background processes" },
+  { "get", "/sessions/{session_id}/bg/{bg_id}", "session", NULL,
+    "A background process: its new output and status" },
+  { "delete", "/sessions/{session_id}/bg/{bg_id}", "session", NULL,
+    "Kill a background process (its process tree)" },
+  { "post", "/sessions/{session_id}/kill_all", "session", NULL,
+    "Kill every process in the sandbox but its agent: {killed}" },
+  { "post", "/mcp", "token", NULL,
+    "MCP over Streamable HTTP (a session's token binds it to that session)" },
+  { "delete", "/mcp", "token", NULL, "End an MCP session (Mcp-Session-Id)" },
   { "post", "/workspaces/{session_id}/ls", "service", "ls",
     "List a folder of a session's workspace on the host" },
   { "post", "/workspaces/{session_id}/read", "service", "read",
@@ -248,11 +261,20 @@ openapi_doc (void)
       if (strcmp (catalog[i].auth, "none") != 0)
         json_object_set_new (op, "security", json_pack ("[{s:[]},{s:[]}]", "token", "bearer"));
       json_object_set_new (op, "x-sbx-auth", json_string (catalog[i].auth));
+      json_t *params = json_array ();
       if (strstr (catalog[i].path, "{session_id}"))
-        json_object_set_new (op, "parameters",
-                             json_pack ("[{s:s,s:s,s:b,s:{s:s,s:s}}]", "name", "session_id", "in",
-                                        "path", "required", true, "schema", "type", "string",
-                                        "pattern", "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"));
+        json_array_append_new (params,
+                               json_pack ("{s:s,s:s,s:b,s:{s:s,s:s}}", "name", "session_id", "in",
+                                          "path", "required", true, "schema", "type", "string",
+                                          "pattern", "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"));
+      if (strstr (catalog[i].path, "{bg_id}"))
+        json_array_append_new (params,
+                               json_pack ("{s:s,s:s,s:b,s:{s:s}}", "name", "bg_id", "in", "path",
+                                          "required", true, "schema", "type", "string"));
+      if (json_array_size (params))
+        json_object_set_new (op, "parameters", params);
+      else
+        json_decref (params);
       if (catalog[i].op)
         json_object_set_new (op, "requestBody",
                              json_pack ("{s:b,s:{s:{s:o*}}}", "required", true, "content",
@@ -341,21 +363,46 @@ route_create (route_ctx_t *rc)
   json_decref (body);
 }
 
+/* The methods a session's route takes (OP NULL: the session itself). */
+static const char *
+session_methods (const char *op, const char *bg_id)
+{
+  if (op == NULL)
+    return "GET, DELETE";
+  if (strcmp (op, "events") == 0)
+    return "GET";
+  if (strcmp (op, "bg") == 0)
+    return bg_id ? "GET, DELETE" : "GET, POST";
+  return "POST";
+}
+
+static bool
+method_in (const char *method, const char *list)
+{
+  size_t n = strlen (method);
+  for (const char *p = list; (p = strstr (p, method)) != NULL; p += n)
+    if ((p == list || p[-1] == ' ') && (p[n] == ',' || p[n] == '\0'))
+      return true;
+  return false;
+}
+
 static void
-route_session (route_ctx_t *rc, const char *id, const char *op)
+route_session (route_ctx_t *rc, const char *id, const char *op, const char *bg_id)
 {
   const sbxd_request_t *req = rc->req;
-  bool get = strcmp (req->method, "GET") == 0, post = strcmp (req->method, "POST") == 0,
-       del = strcmp (req->method, "DELETE") == 0;
-  if (op == NULL ? !(get || del) : strcmp (op, "events") == 0 ? !get : !post)
-    {
-      rc->reply->allow = op == NULL ? "GET, DELETE" : strcmp (op, "events") == 0 ? "GET" : "POST";
-      reply_detail (rc, 405, "Method Not Allowed");
-      return;
-    }
-  if (op && strcmp (op, "events") != 0 && !sbxd_op_known (op))
+  bool known = op == NULL || strcmp (op, "events") == 0 || sbxd_op_known (op)
+               || strcmp (op, "exec_stream") == 0 || strcmp (op, "bg") == 0
+               || strcmp (op, "kill_all") == 0;
+  if (!known || (bg_id && strcmp (op, "bg") != 0))
     {
       reply_detail (rc, 404, "Not Found");
+      return;
+    }
+  const char *methods = session_methods (op, bg_id);
+  if (!method_in (req->method, methods))
+    {
+      rc->reply->allow = methods;
+      reply_detail (rc, 405, "Method Not Allowed");
       return;
     }
   rc->metric = op == NULL ? "session" : strcmp (op, "events") == 0 ? "events" : "op";
@@ -377,33 +424,53 @@ route_session (route_ctx_t *rc, const char *id, const char *op)
   if (s == NULL)
     return;
   sbxd_fail_t f = { 0 };
-  if (op == NULL && get)
+  bool get = strcmp (req->method, "GET") == 0, post = strcmp (req->method, "POST") == 0;
+  json_t *body = post ? body_object (rc, op && strcmp (op, "kill_all") == 0) : NULL;
+  json_t *reply = NULL;
+  if (post && body == NULL)
+    ; /* answered: an invalid body */
+  else if (op == NULL && get)
     reply_json (rc, 200, sbxd_session_info (s));
   else if (op == NULL)
     {
       if (sbxd_session_delete (rc->srv->registry, s, query_bool (req, "purge"), &f) < 0)
         reply_fail (rc, &f, NULL);
       else
-        {
-          rc->reply->status = 204;
-          rc->reply->body = strdup ("");
-        }
+        reply_json (rc, 204, json_null ());
     }
   else if (strcmp (op, "events") == 0)
     reply_json (rc, 200, sbxd_session_events (s, after));
+  else if (strcmp (op, "exec_stream") == 0)
+    {
+      if (sbxd_op_exec_stream (rc->srv->registry, s, body, rc->reply, &reply, &f) < 0)
+        reply_fail (rc, &f, reply);
+    }
+  else if (strcmp (op, "bg") == 0 || strcmp (op, "kill_all") == 0)
+    {
+      if (sbxd_op_process (rc->srv->registry, s, req->method, op, bg_id, body, &reply, &f) < 0)
+        reply_fail (rc, &f, reply);
+      else
+        {
+          bool deleted = json_is_null (reply);
+          reply_json (rc, deleted ? 204 : 200, reply);
+          reply = NULL;
+        }
+    }
+  else if (sbxd_op_run (rc->srv->registry, s, op, body, &reply, &f) < 0)
+    reply_fail (rc, &f, reply);
   else
     {
-      json_t *body = body_object (rc, false);
-      json_t *reply = NULL;
-      if (body && sbxd_op_run (rc->srv->registry, s, op, body, &reply, &f) < 0)
-        {
-          reply_fail (rc, &f, reply);
-          json_decref (reply);
-        }
-      else if (body)
-        reply_json (rc, 200, reply);
-      json_decref (body);
+      reply_json (rc, 200, reply);
+      reply = NULL;
     }
+  if (rc->reply->status == 204)
+    {
+      free (rc->reply->body);
+      rc->reply->body = strdup ("");
+      rc->reply->len = 0;
+    }
+  json_decref (reply);
+  json_decref (body);
   sbxd_session_unref (s);
 }
 
@@ -569,8 +636,8 @@ sbxd_route (sbxd_server_t *srv, const sbxd_request_t *req, sbxd_reply_t *reply)
           reply_detail (&rc, 405, "Method Not Allowed");
         }
     }
-  else if (strcmp (seg[0], "sessions") == 0 && n <= 3)
-    route_session (&rc, seg[1], n == 3 ? seg[2] : NULL);
+  else if (strcmp (seg[0], "sessions") == 0 && n <= 4)
+    route_session (&rc, seg[1], n >= 3 ? seg[2] : NULL, n == 4 ? seg[3] : NULL);
   else if (strcmp (seg[0], "workspaces") == 0 && n == 3)
     route_workspace (&rc, seg[1], seg[2]);
   else

@@ -103,6 +103,7 @@ int sbxd_session_create (sbxd_registry_t *reg, const char *id, const char *runti
 /* The session ID, referenced (release with sbxd_session_unref), or NULL. */
 sbxd_session_t *sbxd_session_find (sbxd_registry_t *reg, const char *id);
 void sbxd_session_unref (sbxd_session_t *s);
+sbxd_session_t *sbxd_session_ref (sbxd_session_t *s);
 /* The session whose token TOKEN is, referenced, or NULL. */
 sbxd_session_t *sbxd_session_by_token (sbxd_registry_t *reg, const char *token);
 /* Whether TOKEN is one of the session's (constant time). */
@@ -129,34 +130,6 @@ sbxd_config_t *sbxd_registry_config (sbxd_registry_t *reg);
 /* /healthz numbers. */
 void sbxd_registry_counts (sbxd_registry_t *reg, size_t *resident, size_t *open);
 
-/* --------------------------------------------------------------------- ops */
-
-/* Runs operation OP (exec, read, ...) with the request BODY in session S:
- * *REPLY is the response document (operation failures are in it, as
- * sandboxd answers them: status 200); a failure of the service in F. */
-int sbxd_op_run (sbxd_registry_t *reg, sbxd_session_t *s, const char *op, json_t *body,
-                 json_t **reply, sbxd_fail_t *f);
-
-/* Request validation, as FastAPI reports it (422 with a list). */
-typedef struct sbxd_invalid
-{
-  json_t *list; /* [{loc, msg, type}] */
-} sbxd_invalid_t;
-
-void sbxd_invalid_add (sbxd_invalid_t *inv, const char *where, const char *field, const char *msg,
-                       const char *type);
-/* Whether OP names an operation route; what its body must hold (adds to
- * INV), and that as a JSON Schema (for /openapi.json). */
-bool sbxd_op_known (const char *op);
-void sbxd_op_validate (const char *op, json_t *body, sbxd_invalid_t *inv);
-json_t *sbxd_op_schema (const char *op);
-
-/* Field readers: a missing optional field keeps *OUT; a wrong type adds to INV. */
-const char *sbxd_field_str (json_t *body, const char *name, bool required, sbxd_invalid_t *inv);
-bool sbxd_field_bool (json_t *body, const char *name, bool dflt, sbxd_invalid_t *inv);
-int64_t sbxd_field_int (json_t *body, const char *name, int64_t dflt, int64_t min,
-                        sbxd_invalid_t *inv);
-
 /* ------------------------------------------------------------------ routes */
 
 typedef struct sbxd_request
@@ -175,16 +148,69 @@ typedef struct sbxd_request
   size_t body_len;
 } sbxd_request_t;
 
+/* A response body written as it is made (server-sent events): the route
+ * makes it, the server sends what is written, the route's continuation
+ * (run by the worker once the response has started) writes it and ends it. */
+typedef struct sbxd_stream sbxd_stream_t;
+sbxd_stream_t *sbxd_stream_new (void);
+/* Appends LEN bytes, waiting at most TIMEOUT seconds for the client to
+ * take what is buffered; -1 when the client is gone or too slow. */
+int sbxd_stream_write (sbxd_stream_t *st, const char *data, size_t len, double timeout);
+void sbxd_stream_end (sbxd_stream_t *st);
+sbxd_stream_t *sbxd_stream_ref (sbxd_stream_t *st);
+void sbxd_stream_unref (sbxd_stream_t *st);
+
 typedef struct sbxd_reply
 {
   int status;
   char *body; /* malloc'd */
   size_t len;
   const char *content_type;
-  const char *allow;     /* for 405 */
-  char *mcp_session;     /* Mcp-Session-Id to send (malloc'd), or NULL */
-  bool bearer_challenge; /* a 401 of /mcp: WWW-Authenticate: Bearer */
+  const char *allow;        /* for 405 */
+  char *mcp_session;        /* Mcp-Session-Id to send (malloc'd), or NULL */
+  bool bearer_challenge;    /* a 401 of /mcp: WWW-Authenticate: Bearer */
+  sbxd_stream_t *stream;    /* the body, streamed (text/event-stream), instead of BODY */
+  void (*then) (void *arg); /* run after the response started; it owns ARG */
+  void *then_arg;
 } sbxd_reply_t;
+
+/* --------------------------------------------------------------------- ops */
+
+/* Runs operation OP (exec, read, ...) with the request BODY in session S:
+ * *REPLY is the response document (operation failures are in it, as
+ * sandboxd answers them: status 200); a failure of the service in F. */
+int sbxd_op_run (sbxd_registry_t *reg, sbxd_session_t *s, const char *op, json_t *body,
+                 json_t **reply, sbxd_fail_t *f);
+
+/* Request validation, as FastAPI reports it (422 with a list). */
+typedef struct sbxd_invalid
+{
+  json_t *list; /* [{loc, msg, type}] */
+} sbxd_invalid_t;
+
+void sbxd_invalid_add (sbxd_invalid_t *inv, const char *where, const char *field, const char *msg,
+                       const char *type);
+/* POST /sessions/{id}/exec_stream: exec's body; the output as server-sent
+ * events ("output" {stream, text}, then "exit" {exit_code, truncated,
+ * timed_out} or "error" {detail}). Sets up REPLY's stream. */
+int sbxd_op_exec_stream (sbxd_registry_t *reg, sbxd_session_t *s, json_t *body, sbxd_reply_t *reply,
+                         json_t **invalid, sbxd_fail_t *f);
+/* Background processes and kill-all: POST bg {command} -> {id}, GET bg,
+ * GET bg/ID (new output and status), DELETE bg/ID, POST kill_all. */
+int sbxd_op_process (sbxd_registry_t *reg, sbxd_session_t *s, const char *method, const char *what,
+                     const char *bg_id, json_t *body, json_t **reply, sbxd_fail_t *f);
+
+/* Whether OP names an operation route; what its body must hold (adds to
+ * INV), and that as a JSON Schema (for /openapi.json). */
+bool sbxd_op_known (const char *op);
+void sbxd_op_validate (const char *op, json_t *body, sbxd_invalid_t *inv);
+json_t *sbxd_op_schema (const char *op);
+
+/* Field readers: a missing optional field keeps *OUT; a wrong type adds to INV. */
+const char *sbxd_field_str (json_t *body, const char *name, bool required, sbxd_invalid_t *inv);
+bool sbxd_field_bool (json_t *body, const char *name, bool dflt, sbxd_invalid_t *inv);
+int64_t sbxd_field_int (json_t *body, const char *name, int64_t dflt, int64_t min,
+                        sbxd_invalid_t *inv);
 
 typedef struct sbxd_server
 {

@@ -167,7 +167,8 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server():
-    s = Server().start()
+    # Room for every test's sessions: the limits have tests of their own.
+    s = Server("--max-sessions", "100").start()
     yield s
     s.close()
 

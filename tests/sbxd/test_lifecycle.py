@@ -26,8 +26,9 @@ def test_session_and_tenant_limits(fresh):
         "Tenant 'acme' has 1 sessions, its limit. End one first."
     s.session("l-2", tenant="other")
     r = s.open("l-3")
-    assert r.status == 429 and r.json()["detail"].startswith(
-        "Session limit reached: 2 sessions are running, the limit")
+    assert r.status == 429 and r.json()["detail"] == (
+        "Session limit reached: 2 sessions are running, the limit. End a session first "
+        "(sbxd --evict-idle-after SECONDS hibernates idle ones instead).")
     # An existing session is still served at the limit.
     r = s.open("l-1", reuse=True)
     assert r.status == 200

@@ -22,7 +22,7 @@ def test_healthz_needs_no_token(server):
     r = server.request("GET", "/healthz")
     assert r.status == 200
     doc = r.json()
-    assert doc["status"] == "ok" and doc["runtimes"] == ["default"] and doc["limit"] == 20
+    assert doc["status"] == "ok" and doc["runtimes"] == ["default"] and doc["limit"] == 100
     assert isinstance(doc["sessions"], int) and isinstance(doc["open_sessions"], int)
 
 
@@ -162,7 +162,7 @@ def test_create_needs_the_service_token(server):
 def test_list_and_get(server):
     sid, tok = server.session("listed-1", tenant="acme")
     doc = server.request("GET", "/sessions", token=server.token).json()
-    assert doc["limit"] == 20 and doc["open_limit"] is None and doc["tenant_limit"] is None
+    assert doc["limit"] == 100 and doc["open_limit"] is None and doc["tenant_limit"] is None
     row = [s for s in doc["sessions"] if s["session_id"] == sid]
     assert row and row[0]["tenant"] == "acme"
     for token in (tok, server.token):
@@ -491,3 +491,103 @@ def test_no_auth_is_loopback_only(tmp_path):
     assert p.returncode == 2 and "no service token" in p.stderr
     p = subprocess.run([SBXD, "--token", "x"], capture_output=True, text=True, timeout=30)
     assert p.returncode == 2 and "unknown option '--token'" in p.stderr
+
+
+# ------------------------------------------------------- beyond sandboxd
+
+def sse_events(body: bytes):
+    events = []
+    for block in body.decode().split("\n\n"):
+        if not block.strip():
+            continue
+        lines = dict(line.split(": ", 1) for line in block.splitlines())
+        events.append((lines["event"], json.loads(lines["data"])))
+    return events
+
+
+def test_exec_stream_sends_output_as_it_comes(server):
+    import http.client
+    import time
+    sid, tok = server.session()
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    conn.request("POST", "/sessions/%s/exec_stream" % sid,
+                 json.dumps({"command": "echo one; sleep 1.5; echo two >&2; exit 4"}),
+                 {"X-Sandbox-Token": tok, "Content-Type": "application/json"})
+    t0 = time.time()
+    r = conn.getresponse()
+    assert r.status == 200 and r.headers["Content-Type"] == "text/event-stream"
+    first = b""
+    while b"\n\n" not in first:
+        first += r.read1(65536)
+    # The first line arrives before the command ends.
+    assert time.time() - t0 < 1.2, time.time() - t0
+    rest = r.read()
+    conn.close()
+    events = sse_events(first + rest)
+    assert events == [("output", {"stream": "stdout", "text": "one\n"}),
+                      ("output", {"stream": "stderr", "text": "two\n"}),
+                      ("exit", {"exit_code": 4, "truncated": False, "timed_out": False})]
+    r = server.op(sid, tok, "exec_stream", {"command": "sleep 5", "timeout_seconds": 1})
+    assert sse_events(r.body)[-1] == ("exit", {"exit_code": 124, "truncated": False,
+                                               "timed_out": True})
+    assert server.op(sid, tok, "exec_stream", {}).status == 422
+    _, other = server.session()
+    assert server.op(sid, other, "exec_stream", {"command": "true"}).status == 401
+    ev = server.request("GET", "/sessions/%s/events" % sid, token=tok).json()["events"]
+    assert [(e["op"], e["detail"]) for e in ev] == [("exec", "exit 4"), ("exec", "exit 124")]
+
+
+def test_exec_stream_client_gone_cancels_the_command(server):
+    import http.client
+    import time
+    sid, tok = server.session()
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    conn.request("POST", "/sessions/%s/exec_stream" % sid,
+                 json.dumps({"command": "while true; do echo tick; sleep 0.1; done"}),
+                 {"X-Sandbox-Token": tok, "Content-Type": "application/json"})
+    r = conn.getresponse()
+    r.read1(100)
+    conn.close()
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        ps = server.op(sid, tok, "exec", {"command": "ps | grep -c '[s]leep 0.1'"}).json()
+        if ps["output"].strip() == "0":
+            break
+        time.sleep(0.3)
+    assert ps["output"].strip() == "0", "the command still runs after its client left"
+
+
+def test_background_processes_and_kill_all(server):
+    import time
+    sid, tok = server.session()
+    r = server.request("POST", "/sessions/%s/bg" % sid, {"command": "echo started; sleep 30"},
+                       token=tok)
+    assert r.status == 200
+    bg = r.json()["id"]
+    r = server.request("POST", "/sessions/%s/bg" % sid, {"command": "echo quick; exit 3"},
+                       token=tok)
+    quick = r.json()["id"]
+    time.sleep(0.5)
+    rows = server.request("GET", "/sessions/%s/bg" % sid, token=tok).json()
+    by_id = {row["id"]: row for row in rows}
+    assert by_id[bg]["running"] is True and by_id[bg]["command"] == "echo started; sleep 30"
+    assert by_id[quick] == {**by_id[quick], "running": False, "exit_code": 3}
+    r = server.request("GET", "/sessions/%s/bg/%s" % (sid, bg), token=tok).json()
+    assert r == {"output": "started\n", "running": True, "exit_code": None, "dropped": 0}
+    r = server.request("GET", "/sessions/%s/bg/%s" % (sid, bg), token=tok).json()
+    assert r["output"] == ""
+    r = server.request("DELETE", "/sessions/%s/bg/%s" % (sid, bg), token=tok)
+    assert r.status == 204
+    assert server.request("GET", "/sessions/%s/bg/nosuch" % sid, token=tok).status == 404
+    assert server.request("POST", "/sessions/%s/bg" % sid, {}, token=tok).status == 422
+    r = server.request("PUT", "/sessions/%s/bg" % sid, token=tok)
+    assert r.status == 405 and r.headers["Allow"] == "GET, POST"
+    server.request("POST", "/sessions/%s/bg" % sid, {"command": "sleep 60"}, token=tok)
+    server.request("POST", "/sessions/%s/bg" % sid, {"command": "sleep 61"}, token=tok)
+    r = server.request("POST", "/sessions/%s/kill_all" % sid, token=tok)
+    assert r.status == 200 and r.json()["killed"] >= 2
+    out = server.op(sid, tok, "exec", {"command": "ps | grep -c '[s]leep 6'"}).json()["output"]
+    assert out.strip() == "0"
+    _, other = server.session()
+    assert server.request("GET", "/sessions/%s/bg" % sid, token=other).status == 401
+    assert server.request("POST", "/sessions/%s/kill_all" % sid, token=other).status == 401
