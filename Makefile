@@ -148,6 +148,13 @@ $(BUILD)/tests/test_mcp_%: tests/unit/test_mcp_%.c $(BUILD)/libsbx-mcp.a $(BUILD
 	@mkdir -p $(dir $@) $(BUILD)/obj/tests
 	$(CC) $(ALL_CFLAGS) $(LIB_CFLAGS) -Itests -Isrc/mcp $(TEST_DEPS) -o $@ $< $(BUILD)/libsbx-mcp.a $(BUILD)/libsbx.a $(LIB_LIBS) -lpthread $(LDHARDEN)
 
+# sbxd's pure parts (src/sbxd/text.c, events.c) with their unit tests.
+$(BUILD)/tests/test_sbxd_%: tests/unit/test_sbxd_%.c $(BUILD)/obj/sbxd/text.o \
+                            $(BUILD)/obj/sbxd/events.o $(BUILD)/libsbx.a tests/tap.h
+	@mkdir -p $(dir $@) $(BUILD)/obj/tests
+	$(CC) $(ALL_CFLAGS) $(LIB_CFLAGS) -Itests -Isrc/sbxd $(TEST_DEPS) -o $@ $< \
+	  $(BUILD)/obj/sbxd/text.o $(BUILD)/obj/sbxd/events.o $(BUILD)/libsbx.a $(LIB_LIBS) $(LDHARDEN)
+
 $(BUILD)/tests/%: tests/integration/%.c $(BUILD)/libsbx.a tests/tap.h
 	@mkdir -p $(dir $@) $(BUILD)/obj/tests
 	$(CC) $(ALL_CFLAGS) $(LIB_CFLAGS) -Itests $(TEST_DEPS) -o $@ $< $(BUILD)/libsbx.a $(LIB_LIBS) $(LDHARDEN)
@@ -239,14 +246,15 @@ FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 5
 FUZZ_TARGETS := $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
 FUZZ_CFLAGS := $(WARN) -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
-  -fno-sanitize-recover=all -D_GNU_SOURCE -Iinclude -Isrc/common -Isrc/mcp $(LIB_CFLAGS)
-FUZZ_OBJ := $(patsubst src/%.c,build-fuzz/obj/%.o,$(LIB_SRC) $(MCP_SRC))
+  -fno-sanitize-recover=all -D_GNU_SOURCE -Iinclude -Isrc/common -Isrc/mcp -Isrc/sbxd $(LIB_CFLAGS)
+FUZZ_OBJ := $(patsubst src/%.c,build-fuzz/obj/%.o,$(LIB_SRC) $(MCP_SRC) src/sbxd/text.c)
 # The longest input per target: a few frames, lines or rules; a runtime with
 # many packages.
 FUZZ_MAX_LEN_proto := 4096
 FUZZ_MAX_LEN_jsonrpc := 8192
 FUZZ_MAX_LEN_permissions := 4096
 FUZZ_MAX_LEN_runtime := 16384
+FUZZ_MAX_LEN_base64 := 4096
 
 .PHONY: fuzz fuzz-build fuzz-smoke fuzz-clean
 build-fuzz/obj/%.o: src/%.c

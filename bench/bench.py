@@ -13,7 +13,10 @@ the same image and the same container options:
   4. grep a pattern over 5,000 files;
   5. the resident memory of sbx's agent (the container's PID 1);
   6. MCP tool calls (read_file, write_file, execute) through the official SDK
-     client over stdio, against `sbx mcp`.
+     client over stdio, against `sbx mcp`;
+  7. sbxd: exec and write + read through its REST routes (keep-alive HTTP on
+     loopback) by turns with the library, p50 and p99; 50 concurrent sessions
+     looping exec for a fixed time (throughput, p50, p99); sbxd's memory.
 
 Progress goes to stderr, the table to stdout. Every container this script or
 sbx-bench creates is removed, also on failure. The benchmark only reports: it
@@ -24,7 +27,7 @@ Environment:
   SBX_BENCH_IMAGE   image to use (default python:3.12-slim if present, else
                     sbx/base:bookworm)
   SBX_BENCH_QUICK=1 a few runs of each, for a smoke test
-  SBX_BENCH_ONLY    comma list among sbx,mcp,python,dockerpy,cli (default: all five)
+  SBX_BENCH_ONLY    comma list among sbx,mcp,python,sbxd,dockerpy,cli (default: all six)
   SBX_BENCH_JSON    path: also write every sample as JSON there
 """
 
@@ -45,7 +48,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(ROOT, "build")
 QUICK = os.environ.get("SBX_BENCH_QUICK") == "1"
-ONLY = set((os.environ.get("SBX_BENCH_ONLY") or "sbx,mcp,python,dockerpy,cli").split(","))
+ONLY = set((os.environ.get("SBX_BENCH_ONLY") or "sbx,mcp,python,sbxd,dockerpy,cli").split(","))
 
 # Runs of each measurement (after warm-up).
 RUNS = {
@@ -64,6 +67,8 @@ RUNS = {
     "session": 10,       # sbx sessions: cold, and claimed from the warm pool
     "py_exec": 300,      # the Python binding's execute
     "py_file_1k": 100,   # the Python binding's write + read_bytes
+    "sbxd_exec": 300,    # sbxd exec, by turns with the binding's
+    "sbxd_file_1k": 100, # sbxd write + read_bytes, by turns with the binding's
     "grep": 20,          # sbx
     "dpy_grep": 10,
     "docker_grep": 10,
@@ -75,6 +80,9 @@ if QUICK:
     RUNS = {k: min(v, 3) for k, v in RUNS.items()}
     WARMUP = {k: 1 for k in WARMUP}
     DENSITY = 4
+# sbxd under load: clients, each with a session, looping exec for this long.
+LOAD_CLIENTS = 50
+LOAD_SECONDS = 2 if QUICK else 15
 
 # The container options sbx uses by default (src/lib/sandbox.c), applied to
 # the docker-py and docker CLI containers too so that only the mechanism
@@ -727,6 +735,203 @@ def print_python_table(py, sbx, dpy):
     print("\n".join(out) + "\n", flush=True)
 
 
+# ------------------------------------------------------------------ sbxd
+
+class Sbxd:
+    """build/sbxd on loopback, its state in a private folder."""
+
+    def __init__(self, image):
+        import tempfile
+        self.dir = tempfile.mkdtemp(prefix="sbx-bench-sbxd-")
+        self.token = secrets.token_hex(24)
+        env = dict(os.environ, SBXD_TOKEN=self.token, SBX_STATE_DIR=os.path.join(self.dir, "state"))
+        self.log = open(os.path.join(self.dir, "log"), "wb")
+        self.proc = subprocess.Popen(
+            [os.path.join(BUILD, "sbxd"), "--listen", "127.0.0.1:0", "--name", "bench",
+             "--runtime", "default=" + image, "--max-sessions", str(LOAD_CLIENTS + 10),
+             "--workers", "64"], stdout=subprocess.PIPE, stderr=self.log, env=env)
+        line = self.proc.stdout.readline().decode()
+        if "listening on" not in line:
+            raise RuntimeError("sbxd did not start: %r" % line)
+        self.port = int(line.rsplit(":", 1)[1])
+
+    def client(self, token=None):
+        import http.client
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=300)
+        tok = token or self.token
+
+        def call(method, path, body=None):
+            conn.request(method, path, None if body is None else json.dumps(body),
+                         {"X-Sandbox-Token": tok, "Content-Type": "application/json"})
+            r = conn.getresponse()
+            data = r.read()
+            if r.status >= 300:
+                raise RuntimeError("%s %s: %d %r" % (method, path, r.status, data[:300]))
+            return json.loads(data) if data else None
+        return call
+
+    def open_session(self, sid):
+        doc = self.client()("POST", "/sessions", {"session_id": sid})
+        return sid, doc["token"]
+
+    def memory(self):
+        m = {}
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                if k in ("VmRSS", "VmHWM", "Threads"):
+                    m[k] = v.strip()
+        return m
+
+    def stop(self):
+        import shutil
+        try:
+            call = self.client()
+            for s in call("GET", "/sessions")["sessions"]:
+                call("DELETE", "/sessions/%s" % s["session_id"])
+        finally:
+            self.proc.send_signal(signal.SIGTERM)
+            rc = self.proc.wait(120)
+            self.log.close()
+            shutil.rmtree(self.dir, ignore_errors=True)
+            if rc != 0:
+                raise RuntimeError("sbxd exited %d" % rc)
+
+
+def by_turns(name_a, fa, name_b, fb, runs, warmup):
+    for _ in range(warmup):
+        fa()
+        fb()
+    a, b = [], []
+    for _ in range(runs):
+        a.append(timed(fa))
+        b.append(timed(fb))
+    for name, s in ((name_a, summary(a)), (name_b, summary(b))):
+        log("  %-28s p50 %8.2f ms  p99 %8.2f ms  (n=%d)" % (name, s["p50"],
+                                                         percentile(a if name == name_a else b,
+                                                                    0.99), s["n"]))
+    return a, b
+
+
+def bench_sbxd(image):
+    """sbxd's REST routes by turns with the Python binding on a sandbox of
+    its own (the library's time, in the same process), then 50 sessions at
+    once."""
+    import threading
+    import warnings
+    sys.path.insert(0, os.path.join(BUILD, "python"))
+    import sbx as sbxpy
+    warnings.simplefilter("ignore", RuntimeWarning)
+    res = {}
+    d = Sbxd(image)
+    lib = sbxpy.DockerSandbox(image=image)
+    try:
+        lib.start()
+        sid, tok = d.open_session("bench-0")
+        call = d.client(tok)
+        data = payload(1024, 12)
+        b64 = __import__("base64").b64encode(data).decode()
+
+        def sbxd_exec():
+            if call("POST", "/sessions/%s/exec" % sid, {"command": "true"})["exit_code"] != 0:
+                raise RuntimeError("exec true failed")
+
+        def lib_exec():
+            if lib.execute("true").exit_code != 0:
+                raise RuntimeError("execute(true) failed")
+
+        def sbxd_file():
+            call("POST", "/sessions/%s/write" % sid, {"path": "f.bin", "content_b64": b64})
+            got = call("POST", "/sessions/%s/read_bytes" % sid, {"path": "f.bin"})["content_b64"]
+            if got != b64:
+                raise RuntimeError("sbxd read back other bytes")
+
+        def lib_file():
+            lib.write("/workspace/f.bin", data)
+            if lib.read_bytes("/workspace/f.bin") != data:
+                raise RuntimeError("read back other bytes")
+
+        log("sbxd: exec true, by turns with the binding's execute")
+        res["exec"], res["lib_exec"] = by_turns("sbxd exec true", sbxd_exec, "library execute true",
+                                                lib_exec, RUNS["sbxd_exec"], WARMUP["exec"])
+        log("sbxd: write + read_bytes 1 KiB, by turns with the binding's")
+        res["file_1k"], res["lib_file_1k"] = by_turns("sbxd write+read 1 KiB", sbxd_file,
+                                                      "library write+read 1 KiB", lib_file,
+                                                      RUNS["sbxd_file_1k"], WARMUP["file"])
+        log("sbxd: %d sessions, each looping exec true for %d s" % (LOAD_CLIENTS, LOAD_SECONDS))
+        sessions = [d.open_session("load-%d" % i) for i in range(LOAD_CLIENTS)]
+        lat = [[] for _ in sessions]
+        errors = []
+        barrier = threading.Barrier(LOAD_CLIENTS)
+
+        def loop(i):
+            s_id, s_tok = sessions[i]
+            c = d.client(s_tok)
+            barrier.wait()
+            end = time.perf_counter() + LOAD_SECONDS
+            try:
+                while time.perf_counter() < end:
+                    t0 = time.perf_counter()
+                    c("POST", "/sessions/%s/exec" % s_id, {"command": "true"})
+                    lat[i].append((time.perf_counter() - t0) * 1000)
+            except Exception as e:  # reported
+                errors.append(str(e))
+
+        threads = [threading.Thread(target=loop, args=(i,)) for i in range(LOAD_CLIENTS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise RuntimeError("under load: %s" % errors[0])
+        res["load"] = [x for l in lat for x in l]
+        res["load_ops_per_s"] = len(res["load"]) / LOAD_SECONDS
+        res["memory"] = d.memory()
+        log("  %d ops in %d s: %.0f exec/s, p50 %.2f ms, p99 %.2f ms; sbxd %s" % (
+            len(res["load"]), LOAD_SECONDS, res["load_ops_per_s"],
+            percentile(res["load"], 0.5), percentile(res["load"], 0.99), res["memory"]))
+    finally:
+        lib.stop()
+        d.stop()
+    return res
+
+
+def print_sbxd_table(sd):
+    if not sd:
+        return
+
+    def pct(key, q):
+        return percentile(sd[key], q) if sd.get(key) else None
+
+    rows = [("exec `true`", "exec", "lib_exec"), ("write + read 1 KiB", "file_1k", "lib_file_1k")]
+    head = ["sbxd (REST, keep-alive, loopback)", "sbxd p50", "sbxd p99", "library p50",
+            "sbxd - library (p50)"]
+    body, targets = [], []
+    for name, key, lib in rows:
+        a, b = pct(key, 0.5), pct(lib, 0.5)
+        body.append([name, "%.2f ms" % a, "%.2f ms" % pct(key, 0.99), "%.2f ms" % b,
+                     "%+.2f ms" % (a - b)])
+        targets.append(("%s through sbxd <= the library's + 1 ms at p50" % name, a <= b + 1.0,
+                        "%.2f ms vs %.2f ms" % (a, b)))
+    p50, p99 = pct("load", 0.5), pct("load", 0.99)
+    body.append(["exec `true`, %d sessions at once" % LOAD_CLIENTS, "%.2f ms" % p50,
+                 "%.2f ms" % p99, "", "%.0f exec/s" % sd["load_ops_per_s"]])
+    targets.append(("with %d concurrent sessions, p99 exec <= 5x its p50" % LOAD_CLIENTS,
+                    p99 <= 5 * p50, "%.2fx" % (p99 / p50)))
+    widths = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]
+    line = lambda r: "| " + " | ".join(r[i].ljust(widths[i]) for i in range(len(r))) + " |"
+    out = [line(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    out += [line(r) for r in body]
+    mem = sd.get("memory") or {}
+    out.append("sbxd's memory after the load: VmRSS %s, VmHWM %s, %s threads" % (
+        mem.get("VmRSS"), mem.get("VmHWM"), mem.get("Threads")))
+    out.append("Targets:")
+    for text, ok, detail in targets:
+        out.append("  [%s] %s: %s" % ({True: "met", False: "NOT MET", None: "n/a"}[ok], text,
+                                      detail))
+    print("\n".join(out) + "\n", flush=True)
+
+
 # ------------------------------------------------------------------ main
 
 def cleanup_containers(client, names):
@@ -758,7 +963,7 @@ def main():
         c.remove(force=True)
 
     created = set()
-    sbx = dpy = cli = rss = mcp = py = None
+    sbx = dpy = cli = rss = mcp = py = sd = None
     errors = []
     sbx_run = SbxRun(image)
     try:
@@ -799,6 +1004,14 @@ def main():
                 errors.append("Python: %s" % e)
                 log("Python part failed: %s" % e)
 
+        if "sbxd" in ONLY:
+            log("sbxd: REST through build/sbxd on loopback")
+            try:
+                sd = bench_sbxd(image)
+            except Exception as e:
+                errors.append("sbxd: %s" % e)
+                log("sbxd part failed: %s" % e)
+
         if "dockerpy" in ONLY or "cli" in ONLY:
             name = bench_name("warm")
             created.add(name)
@@ -829,6 +1042,7 @@ def main():
     print_floor_table(sbx, mcp)
     print_session_table(sbx)
     print_python_table(py, sbx, dpy)
+    print_sbxd_table(sd)
     if errors:
         print("Errors:")
         for e in errors:
@@ -839,8 +1053,9 @@ def main():
     if os.environ.get("SBX_BENCH_JSON"):
         with open(os.environ["SBX_BENCH_JSON"], "w") as f:
             json.dump({"context": ctx, "sbx": sbx, "mcp": mcp, "python": py, "docker_py": dpy,
-                       "docker_cli": cli, "agent_memory": rss, "errors": errors}, f, indent=1)
-    measured = any(isinstance(v, list) and v for res in (sbx, mcp, dpy, cli) if res
+                       "docker_cli": cli, "agent_memory": rss, "sbxd": sd, "errors": errors}, f,
+                      indent=1)
+    measured = any(isinstance(v, list) and v for res in (sbx, mcp, dpy, cli, py, sd) if res
                    for v in res.values())
     return 0 if measured else 1
 

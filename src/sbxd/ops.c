@@ -211,44 +211,6 @@ read_whole (op_ctx_t *c, const char *path, bounded_t *b, sbx_error_t **err)
   return r;
 }
 
-char *
-sbxd_read_format (const char *data, size_t len, int64_t offset, int64_t limit)
-{
-  /* Lines as Python's splitlines() on "\n" ends: a final newline ends the
-   * last line rather than starting an empty one. */
-  size_t total = 0;
-  for (size_t i = 0; i < len; i++)
-    if (data[i] == '\n')
-      total++;
-  if (len > 0 && data[len - 1] != '\n')
-    total++;
-  if (total == 0)
-    return strdup ("");
-  if ((uint64_t) offset >= total)
-    return strdup ("[End of file]");
-  size_t line = 0, start = 0, pos = 0;
-  while (line < (size_t) offset)
-    if (data[pos++] == '\n')
-      line++;
-  start = pos;
-  size_t end_line = (uint64_t) limit > total - (size_t) offset ? total
-                                                               : (size_t) offset + (size_t) limit;
-  while (line < end_line && pos < len)
-    {
-      const char *nl = memchr (data + pos, '\n', len - pos);
-      pos = nl ? (size_t) (nl - data) + 1 : len;
-      line++;
-    }
-  size_t stop = pos > start && data[pos - 1] == '\n' ? pos - 1 : pos;
-  char *slice = sbx_utf8_sanitize_copy (data + start, stop - start);
-  if (slice == NULL || end_line >= total)
-    return slice;
-  char *out = sbx_strdup_printf ("%s\n\n[... %zu more lines. Use offset=%zu to read more.]", slice,
-                                 total - end_line, end_line);
-  free (slice);
-  return out;
-}
-
 static int
 op_read (op_ctx_t *c, json_t **reply, sbxd_fail_t *f)
 {

@@ -124,7 +124,10 @@ sbxd_op_process (sbxd_registry_t *reg, sbxd_session_t *s, const char *method, co
     r = sbxd_fail (f, 500, "out of memory");
   sbxd_session_put (s, sb, broken);
   if (kill_all || target)
-    sbxd_session_event (s, kill_all ? "kill_all" : command ? "bg" : "bg_kill",
+    sbxd_session_event (s,
+                        kill_all  ? "kill_all"
+                        : command ? "bg"
+                                  : "bg_kill",
                         target ? target : "", r == 0, r == 0 ? "" : f->detail, started);
   return r;
 }

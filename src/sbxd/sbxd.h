@@ -12,6 +12,7 @@
 #define SBXD_H
 
 #include "events.h"
+#include "text.h"
 #include "helpers.h"
 #include "sbx.h"
 #include "sbx_mcp.h"
@@ -230,9 +231,6 @@ void sbxd_mcp_close_all (sbxd_server_t *srv);
 /* POST /workspaces/{id}/{ls,read} (svc). */
 int sbxd_workspace_op (sbxd_config_t *config, const char *id, const char *op, json_t *body,
                        json_t **reply, sbxd_fail_t *f);
-/* The text sandboxd's read returns for DATA: lines [OFFSET, OFFSET+LIMIT)
- * unnumbered, a hint when more remain. Malloc'd, NULL when out of memory. */
-char *sbxd_read_format (const char *data, size_t len, int64_t offset, int64_t limit);
 
 /* ----------------------------------------------------------------- metrics */
 

@@ -1,0 +1,83 @@
+/* Unit tests for sbxd's pure parts: the read format (src/sbxd/text.c)
+ * and the event log (src/sbxd/events.c). */
+#include "events.h"
+#include "tap.h"
+#include "text.h"
+
+static void
+check_read (const char *data, int64_t offset, int64_t limit, const char *want)
+{
+  char *got = sbxd_read_format (data, strlen (data), offset, limit);
+  is_str (got, want, "read of %zu bytes, offset %lld, limit %lld", strlen (data),
+          (long long) offset, (long long) limit);
+  free (got);
+}
+
+int
+main (void)
+{
+  check_read ("", 0, 2000, "");
+  check_read ("a", 0, 2000, "a");
+  check_read ("a\n", 0, 2000, "a");
+  check_read ("a\nb\n", 0, 2000, "a\nb");
+  check_read ("a\nb", 0, 2000, "a\nb");
+  check_read ("a\n\n", 0, 2000, "a\n");
+  check_read ("\n", 0, 2000, "");
+  check_read ("a\nb\nc\n", 1, 1, "b\n\n[... 1 more lines. Use offset=2 to read more.]");
+  check_read ("a\nb\nc\n", 0, 2, "a\nb\n\n[... 1 more lines. Use offset=2 to read more.]");
+  check_read ("a\nb\nc\n", 2, 5, "c");
+  check_read ("a\nb\nc\n", 3, 5, "[End of file]");
+  check_read ("a\nb\nc\n", 999, 1, "[End of file]");
+  check_read ("a\nb\nc\n", 1, INT64_MAX, "b\nc");
+  check_read ("x\xff\n", 0, 1, "x\xef\xbf\xbd");
+  check_read ("a\r\nb\r\n", 0, 5, "a\r\nb\r");
+
+  sbxd_events_t *ev = calloc (1, sizeof *ev);
+  char target[512];
+  memset (target, 'y', sizeof target - 1);
+  target[sizeof target - 1] = '\0';
+  ok (sbxd_events_add (ev, 1.5, "exec", target, false, "exit 2", 3.25) == 0, "an event is added");
+  json_t *doc = sbxd_events_json (ev, 0);
+  json_t *e = json_array_get (json_object_get (doc, "events"), 0);
+  const char *t = json_string_value (json_object_get (e, "target"));
+  ok (t && strlen (t) == 200 + 3 && strcmp (t + 200, "\xe2\x80\xa6") == 0
+        && strspn (t, "y") == 200,
+      "a target is cut at 200 characters, with an ellipsis");
+  ok (json_integer_value (json_object_get (e, "seq")) == 1
+        && json_is_false (json_object_get (e, "ok"))
+        && strcmp (json_string_value (json_object_get (e, "detail")), "exit 2") == 0
+        && json_real_value (json_object_get (e, "duration_ms")) == 3.25,
+      "its fields are kept");
+  json_decref (doc);
+
+  /* 200 characters of two bytes each: cut by characters, not bytes. */
+  char wide[801] = "";
+  for (int i = 0; i < 250; i++)
+    strcat (wide, "\xc3\xa9");
+  sbxd_events_add (ev, 2, "read", wide, true, "\xff bad", 0);
+  doc = sbxd_events_json (ev, 1);
+  e = json_array_get (json_object_get (doc, "events"), 0);
+  t = json_string_value (json_object_get (e, "target"));
+  ok (json_array_size (json_object_get (doc, "events")) == 1 && t && strlen (t) == 403,
+      "after=1 gives the second only, its target cut after 200 two-byte characters");
+  is_str (json_string_value (json_object_get (e, "detail")), "\xef\xbf\xbd bad",
+          "invalid UTF-8 in a detail is replaced");
+  json_decref (doc);
+
+  for (int i = 0; i < 250; i++)
+    sbxd_events_add (ev, 3, "exists", "f", true, "found", 0);
+  doc = sbxd_events_json (ev, 0);
+  json_t *list = json_object_get (doc, "events");
+  ok (json_array_size (list) == SBXD_EVENTS_KEPT
+        && json_integer_value (json_object_get (doc, "latest_seq")) == 252
+        && json_integer_value (json_object_get (json_array_get (list, 0), "seq")) == 53
+        && json_integer_value (json_object_get (json_array_get (list, 199), "seq")) == 252,
+      "the ring keeps the last 200 (seq 53 to 252)");
+  json_decref (doc);
+  doc = sbxd_events_json (ev, 252);
+  ok (json_array_size (json_object_get (doc, "events")) == 0, "nothing after the latest");
+  json_decref (doc);
+  sbxd_events_clear (ev);
+  free (ev);
+  return done_testing ();
+}
