@@ -32,7 +32,11 @@ valid_utf8 (const unsigned char *s, size_t n)
   for (size_t i = 0; i < n;)
     {
       unsigned char c = s[i];
-      size_t len = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+      size_t len = c < 0x80             ? 1
+                   : (c & 0xe0) == 0xc0 ? 2
+                   : (c & 0xf0) == 0xe0 ? 3
+                   : (c & 0xf8) == 0xf0 ? 4
+                                        : 0;
       if (len == 0 || i + len > n || c == 0)
         return 0;
       for (size_t k = 1; k < len; k++)

@@ -22,6 +22,7 @@ want = {"sbx": ["floor", "exec", "floor_cli", "cli_exec", "cli_help", "file_1k",
                 "grep", "cold", "session_cold", "claim", "pool_first"],
         "mcp": ["floor", "read_file", "write_file", "execute"],
         "python": ["exec", "file_1k"],
+        "sbxd": ["exec", "lib_exec", "file_1k", "lib_file_1k", "load"],
         "docker_py": ["exec", "file_1k", "file_1m", "cold", "grep"],
         "docker_cli": ["exec", "file_1k", "file_1m", "cold", "grep"]}
 missing = [p + "." + k for p, keys in want.items() for k in keys
@@ -35,7 +36,9 @@ PY
 for row in "session create, claimed from the pool" "host memory per idle sandbox" \
   "idle sandboxes this host's" "a pool claim <= 2x the exec round trip" \
   "a cold session create no slower than a plain cold create" "sbx exec ID -- true" \
-  'Python exec `true` <= 1.5x the C library'"'"'s'; do
+  'Python exec `true` <= 1.5x the C library'"'"'s' \
+  'through sbxd <= the library'"'"'s + 1 ms at p50' 'with 50 concurrent sessions, p99 exec' \
+  "sbxd's memory after the load"; do
   ok "$(grep -qF -- "$row" "$tmp/out"; echo $?)" "the report shows: $row"
 done
 ok "$(! grep -qE '\[n/a\]' "$tmp/out"; echo $?)" "no target is left unmeasured"

@@ -57,7 +57,7 @@ main (void)
   size_t len = 0;
   const char *why = NULL;
   ok (enc && sbx_base64_decode (enc, strlen (enc), &dec, &len, &why) == 0 && len == 256
-        && memcmp (dec, all, 256) == 0,
+          && memcmp (dec, all, 256) == 0,
       "all 256 byte values survive the round trip");
   free (enc);
   free (dec);

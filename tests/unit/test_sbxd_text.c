@@ -40,13 +40,12 @@ main (void)
   json_t *doc = sbxd_events_json (ev, 0);
   json_t *e = json_array_get (json_object_get (doc, "events"), 0);
   const char *t = json_string_value (json_object_get (e, "target"));
-  ok (t && strlen (t) == 200 + 3 && strcmp (t + 200, "\xe2\x80\xa6") == 0
-        && strspn (t, "y") == 200,
+  ok (t && strlen (t) == 200 + 3 && strcmp (t + 200, "\xe2\x80\xa6") == 0 && strspn (t, "y") == 200,
       "a target is cut at 200 characters, with an ellipsis");
   ok (json_integer_value (json_object_get (e, "seq")) == 1
-        && json_is_false (json_object_get (e, "ok"))
-        && strcmp (json_string_value (json_object_get (e, "detail")), "exit 2") == 0
-        && json_real_value (json_object_get (e, "duration_ms")) == 3.25,
+          && json_is_false (json_object_get (e, "ok"))
+          && strcmp (json_string_value (json_object_get (e, "detail")), "exit 2") == 0
+          && json_real_value (json_object_get (e, "duration_ms")) == 3.25,
       "its fields are kept");
   json_decref (doc);
 
@@ -69,9 +68,9 @@ main (void)
   doc = sbxd_events_json (ev, 0);
   json_t *list = json_object_get (doc, "events");
   ok (json_array_size (list) == SBXD_EVENTS_KEPT
-        && json_integer_value (json_object_get (doc, "latest_seq")) == 252
-        && json_integer_value (json_object_get (json_array_get (list, 0), "seq")) == 53
-        && json_integer_value (json_object_get (json_array_get (list, 199), "seq")) == 252,
+          && json_integer_value (json_object_get (doc, "latest_seq")) == 252
+          && json_integer_value (json_object_get (json_array_get (list, 0), "seq")) == 53
+          && json_integer_value (json_object_get (json_array_get (list, 199), "seq")) == 252,
       "the ring keeps the last 200 (seq 53 to 252)");
   json_decref (doc);
   doc = sbxd_events_json (ev, 252);
