@@ -182,7 +182,7 @@ asan:
 	$(MAKE) SAN=1 tests build-asan/sbx-agent
 
 tsan:
-	$(MAKE) SAN=thread build-tsan/sbx build-tsan/sbx-agent build-tsan/tests/it_session
+	$(MAKE) SAN=thread build-tsan/sbx build-tsan/sbxd build-tsan/sbx-agent build-tsan/tests/it_session
 
 # A sanitized build's programs find the (never sanitized) agent beside them.
 build-asan/sbx-agent build-tsan/sbx-agent: build/sbx-agent

@@ -5,14 +5,16 @@
 # with the official SDK client) and the README's examples, run as written;
 # then the CLI and MCP tests again against build-asan/sbx, and the MCP tests
 # against build-tsan/sbx (the server's reader and worker threads under
-# TSan), the session manager's tests under TSan, and the benchmark in brief.
+# TSan), the session manager's tests under TSan, sbxd's suites (tests/sbxd:
+# REST, MCP over HTTP with the SDK, the MCP conformance suite; again under
+# ASan and, for its concurrent paths, TSan), and the benchmark in brief.
 # Needs `make tests asan tsan` first.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export TSAN_OPTIONS=halt_on_error=1:abort_on_error=1:disable_coredump=1
-for f in build/sbx build/sbxd build-asan/sbx build-asan/sbxd build-asan/tests/it_exec build-tsan/sbx build-tsan/tests/it_session; do
+for f in build/sbx build/sbxd build-asan/sbx build-asan/sbxd build-asan/tests/it_exec build-tsan/sbx build-tsan/sbxd build-tsan/tests/it_session; do
   [ -x "$f" ] || { echo "run-tests: $f is missing; run make tests asan tsan first" >&2; exit 1; }
 done
 tests=(scripts/check-format.sh build/tests/test_* build/tests/it_* tests/cli/*.t tests/mcp/*.t

@@ -20,7 +20,7 @@ import time
 import pytest
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-SBXD = os.environ.get("SBXD_BIN") or os.path.join(ROOT, "build", "sbxd")
+SBXD = os.path.join(ROOT, os.environ.get("SBXD_BIN") or os.path.join("build", "sbxd"))
 BUSYBOX = "sbx-test/busybox:1"
 STATE_DIR = tempfile.mkdtemp(prefix="sbxd-pytest-state-")
 PREFIX = "t%d" % (os.getpid() % 100000)
