@@ -364,17 +364,20 @@ apply_file (sbxd_config_t *c, const char *path, char **token_file)
           json_t *v = items ? json_array_get (items, i) : value;
           char num[64];
           const char *arg = NULL;
-          if (json_is_string (v))
+          if (o->has_arg == no_argument)
+            {
+              /* A switch: true or false, nothing else. */
+              if (json_is_false (v))
+                continue;
+              arg = json_is_true (v) ? "" : NULL;
+            }
+          else if (json_is_string (v))
             arg = json_string_value (v);
           else if (json_is_integer (v))
             arg = (snprintf (num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value (v)),
                    num);
           else if (json_is_real (v))
             arg = (snprintf (num, sizeof num, "%.17g", json_real_value (v)), num);
-          else if (json_is_true (v) && o->has_arg == no_argument)
-            arg = "";
-          else if (json_is_false (v) && o->has_arg == no_argument)
-            continue;
           if (arg == NULL)
             r = bad ("the config file %s: \"%s\" has a value of the wrong type", path, key);
           else

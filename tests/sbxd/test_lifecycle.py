@@ -186,3 +186,70 @@ def test_restart_drops_records_of_ended_sessions(fresh):
     s.start()
     assert s.request("GET", "/sessions/gone-1", token=s.token).status == 404
     assert "0 sessions found again, 1 records dropped" in s.read_log()
+
+
+def test_config_file_and_unix_socket(fresh, tmp_path):
+    import http.client
+    import json as js
+    import socket
+    import stat
+    import os
+    conf = tmp_path / "sbxd.json"
+    conf.write_text(js.dumps({"max-sessions": 3, "execute-timeout": 42,
+                              "runtime": ["default=sbx-test/busybox:1", "bb=sbx-test/busybox:1"],
+                              "pool-size": 1}))
+    sock = str(tmp_path / "sbxd.sock")
+    s = fresh("--config", str(conf), "--max-sessions", "4")
+    s.argv_orig = s.argv
+    s.argv = lambda: [a for a in s.argv_orig() if a not in ("127.0.0.1:0",)]
+    argv = s.argv_orig()
+    i = argv.index("--listen")
+    argv[i + 1] = "unix:" + sock
+    # The config's runtimes: drop the fixture's own --runtime.
+    k = argv.index("--runtime")
+    del argv[k:k + 2]
+    s.argv = lambda: argv
+    env = dict(os.environ)
+    from conftest import STATE_DIR
+    env["SBX_STATE_DIR"] = STATE_DIR
+    import subprocess
+    s.logf = open(s.log, "ab")
+    s.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=s.logf, env=env)
+    assert s.proc.stdout.readline().decode().strip() == "sbxd: listening on unix:" + sock
+    assert stat.S_IMODE(os.stat(sock).st_mode) == 0o600
+
+    class UnixConn(http.client.HTTPConnection):
+        def connect(self):
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.connect(sock)
+
+    c = UnixConn("localhost")
+    c.request("GET", "/policy", headers={"X-Sandbox-Token": s.token})
+    doc = js.loads(c.getresponse().read())
+    # Flags win over the file; the file's other options hold.
+    assert doc["max_sessions"] == 4 and doc["execute_timeout"] == 42 and doc["prewarm"] is True
+    assert [r["alias"] for r in doc["runtimes"]] == ["default", "bb"]
+    c.request("POST", "/sessions", js.dumps({"session_id": "u-1", "runtime": "bb"}),
+              {"X-Sandbox-Token": s.token})
+    r = c.getresponse()
+    assert r.status == 200 and js.loads(r.read())["session"]["runtime"] == "bb"
+    c.request("DELETE", "/sessions/u-1", headers={"X-Sandbox-Token": s.token})
+    assert c.getresponse().status == 204
+    c.close()
+    assert s.stop() == 0
+    assert not os.path.exists(sock)
+
+
+def test_bad_config_files(tmp_path):
+    import subprocess
+    from conftest import SBXD
+    for text, msg in [("{", "the config file"), ("[1]", "is not a JSON object"),
+                      ('{"bogus": 1}', 'unknown option "bogus"'),
+                      ('{"config": "x"}', "may not name another"),
+                      ('{"max-sessions": "many"}', "--max-sessions wants a whole number"),
+                      ('{"no-auth": "yes"}', "has a value of the wrong type")]:
+        conf = tmp_path / "c.json"
+        conf.write_text(text)
+        p = subprocess.run([SBXD, "--config", str(conf), "--no-auth"], capture_output=True,
+                           text=True, timeout=30)
+        assert p.returncode == 2 and msg in p.stderr, (text, p.stderr)
