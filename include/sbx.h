@@ -361,7 +361,9 @@ int sbx_write (sbx_sandbox_t *sb, const char *path, const void *data, size_t len
 int sbx_write_fd (sbx_sandbox_t *sb, const char *path, int fd, sbx_error_t **err);
 
 /* Replaces OLD by NEW. Without REPLACE_ALL, OLD must occur exactly once.
- * Bytes outside the matches are left untouched. *OCCURRENCES may be NULL. */
+ * Bytes outside the matches are left untouched. *OCCURRENCES (may be NULL)
+ * gets how many were replaced, or, failing with SBX_E_EDIT_AMBIGUOUS, how
+ * many times OLD occurs. */
 int sbx_edit (sbx_sandbox_t *sb, const char *path, const char *old_text, const char *new_text,
               bool replace_all, size_t *occurrences, sbx_error_t **err);
 

@@ -722,10 +722,14 @@ sbx_edit (sbx_sandbox_t *sb, const char *path, const char *old_text, const char 
                           abs);
   if (msg.type == SBX_M_ERR && code == SBX_E_EDIT_AMBIGUOUS
       && sbx_msg_int (&msg, SBX_T_COUNT, &count) == 0 && count > 1)
-    return sbx_error_set (err, SBX_E_EDIT_AMBIGUOUS,
-                          "the old text occurs %lld times in %s; add "
-                          "surrounding lines to make it unique, or replace all occurrences",
-                          (long long) count, abs);
+    {
+      if (occurrences)
+        *occurrences = (size_t) count;
+      return sbx_error_set (err, SBX_E_EDIT_AMBIGUOUS,
+                            "the old text occurs %lld times in %s; add "
+                            "surrounding lines to make it unique, or replace all occurrences",
+                            (long long) count, abs);
+    }
   return sbx_agent_fail (sb, &msg, err);
 }
 

@@ -286,6 +286,15 @@ send_detail (struct MHD_Connection *c, int status, const char *detail)
   return r;
 }
 
+static enum MHD_Result
+send_too_big (struct MHD_Connection *c, sbxd_server_t *srv)
+{
+  char msg[128];
+  snprintf (msg, sizeof msg, "Request body larger than %zu bytes", srv->config->max_body);
+  sbxd_metrics_request ("other", 413, 0);
+  return send_detail (c, 413, msg);
+}
+
 static void *
 worker_main (void *arg)
 {
@@ -379,8 +388,9 @@ on_request (void *cls, struct MHD_Connection *c, const char *url, const char *me
       const char *cl = MHD_lookup_connection_value (c, MHD_HEADER_KIND, "Content-Length");
       if (cl && strtoull (cl, NULL, 10) > srv->config->max_body)
         {
+          /* Said before the body is read: MHD then closes the connection. */
           r->too_big = true;
-          return MHD_YES;
+          return send_too_big (c, srv);
         }
       return MHD_YES;
     }
@@ -405,12 +415,7 @@ on_request (void *cls, struct MHD_Connection *c, const char *url, const char *me
       return MHD_YES;
     }
   if (r->too_big)
-    {
-      char msg[128];
-      snprintf (msg, sizeof msg, "Request body larger than %zu bytes", srv->config->max_body);
-      sbxd_metrics_request ("other", 413, 0);
-      return send_detail (c, 413, msg);
-    }
+    return send_too_big (c, srv);
   if (r->done)
     return send_reply (c, &r->reply);
   r->queued = true;

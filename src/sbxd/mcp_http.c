@@ -16,8 +16,10 @@
 #include <stdio.h>
 #include <string.h>
 
-/* MCP sessions kept at once; past it, initialize answers 503. */
+/* MCP sessions kept at once, and of one token; past them, initialize
+ * answers 503 or 429. */
 #define MAX_MCP_SESSIONS 1024
+#define MAX_MCP_SESSIONS_PER_TOKEN 64
 
 typedef struct mcp_sess mcp_sess_t;
 struct mcp_sess
@@ -263,6 +265,21 @@ accepts (const char *accept, const char *type)
   return accept && (strstr (accept, type) || strstr (accept, "*/*"));
 }
 
+/* After a failed tool call: whether it failed because the sandbox is gone
+ * (its handle is then dropped, and the next call gets a new sandbox). */
+static bool
+sandbox_lost (sbx_sandbox_t *sb)
+{
+  sbx_path_info_t info = { 0 };
+  sbx_error_t *err = NULL;
+  int r = sbx_resolve (sb, "/", &info, &err);
+  int code = r < 0 ? sbx_error_code (err) : 0;
+  sbx_path_info_clear (&info);
+  sbx_error_free (err);
+  return code == SBX_E_GONE || code == SBX_E_AGENT || code == SBX_E_PROTOCOL
+         || code == SBX_E_ENGINE;
+}
+
 /* One message of SESS: handled, a tool call run; the answer in REPLY. */
 static void
 handle (mcp_sess_t *m, const sbxd_request_t *req, sbxd_reply_t *reply)
@@ -283,7 +300,7 @@ handle (mcp_sess_t *m, const sbxd_request_t *req, sbxd_reply_t *reply)
         {
           sbxd_session_event (m->bound, "mcp", sbx_mcp_call_tool (call), !failed,
                               failed ? "failed" : "", started);
-          sbxd_session_put (m->bound, m->held, false);
+          sbxd_session_put (m->bound, m->held, failed && sandbox_lost (m->held));
           m->held = NULL;
         }
       pthread_mutex_unlock (&m->call_lock);
@@ -360,9 +377,21 @@ post (sbxd_server_t *srv, const sbxd_request_t *req, sbxd_reply_t *reply)
           return;
         }
       expire (srv);
+      char owner[65];
+      owner_of (srv->config, req->token, owner);
+      size_t mine = 0;
       pthread_mutex_lock (&store.lock);
       bool full = store.count >= MAX_MCP_SESSIONS;
+      for (mcp_sess_t *o = store.list; o; o = o->next)
+        mine += memcmp (o->owner, owner, sizeof owner) == 0;
       pthread_mutex_unlock (&store.lock);
+      if (mine >= MAX_MCP_SESSIONS_PER_TOKEN)
+        {
+          sbxd_session_unref (bound);
+          reply_rpc_error (reply, 429, -32000,
+                           "Too many MCP sessions for this token: end one (DELETE /mcp)");
+          return;
+        }
       sbx_error_t *err = NULL;
       mcp_sess_t *m = full ? NULL : sess_new (srv, req->token, bound, &err);
       if (m == NULL)

@@ -175,7 +175,8 @@ typedef struct bounded
 {
   char *data;
   size_t len, max;
-  bool over;
+  double deadline; /* sbx_now () */
+  bool over, late;
 } bounded_t;
 
 static int
@@ -185,6 +186,11 @@ bounded_add (const void *data, size_t len, void *ud)
   if (b->len + len > b->max)
     {
       b->over = true;
+      return 1;
+    }
+  if (sbx_now () > b->deadline)
+    {
+      b->late = true;
       return 1;
     }
   char *grown = realloc (b->data, b->len + len + 1);
@@ -202,10 +208,19 @@ bounded_add (const void *data, size_t len, void *ud)
 static int
 read_whole (op_ctx_t *c, const char *path, bounded_t *b, sbx_error_t **err)
 {
-  b->max = sbxd_registry_config (c->reg)->max_read_bytes;
+  sbxd_config_t *config = sbxd_registry_config (c->reg);
+  b->max = config->max_read_bytes;
+  b->deadline = sbx_now () + config->execute_timeout;
   int r = sbx_read_stream (c->sb, path, bounded_add, b, err);
-  if (r == 0 && b->over)
-    return sbx_error_set (err, SBX_E_TOO_LARGE, "'%s' is larger than %zu bytes", path, b->max);
+  /* Stopped by the bounds: the bound is the error, not the stop. */
+  if (b->over || b->late)
+    {
+      sbx_error_free (*err);
+      *err = NULL;
+      return b->over ? sbx_error_set (err, SBX_E_TOO_LARGE, "'%s' is larger than %zu bytes", path,
+                                      b->max)
+                     : sbx_error_set (err, SBX_E_TIMEOUT, "reading '%s' took too long", path);
+    }
   if (r == 0 && b->data == NULL)
     b->data = calloc (1, 1);
   return r;
@@ -350,13 +365,13 @@ op_edit (op_ctx_t *c, json_t **reply, sbxd_fail_t *f)
     }
   int code = sbx_error_code (err);
   cleanup_free char *msg
-      = code == SBX_E_NOT_FOUND        ? sbx_strdup_printf ("File '%s' not found", path)
-        : code == SBX_E_EDIT_NO_MATCH  ? sbx_strdup_printf ("String '%s' not found in file", old_s)
-        : code == SBX_E_EDIT_AMBIGUOUS ? sbx_strdup_printf (
-              "String '%s' found more than once. Use replace_all=True to replace "
-              "every occurrence, or give more context to make it unique",
-              old_s)
-                                       : strdup (sbx_error_message (err));
+      = code == SBX_E_NOT_FOUND       ? sbx_strdup_printf ("File '%s' not found", path)
+        : code == SBX_E_EDIT_NO_MATCH ? sbx_strdup_printf ("String '%s' not found in file", old_s)
+        : code == SBX_E_EDIT_AMBIGUOUS
+            ? sbx_strdup_printf ("String '%s' found %zu times. Use replace_all=True to replace all "
+                                 "occurrences, or add more context to make it unique",
+                                 old_s, n)
+            : strdup (sbx_error_message (err));
   *reply = json_pack ("{s:n,s:s*,s:n}", "path", "error", msg, "occurrences");
   set_detail (c, false, "%s", msg ? msg : "out of memory");
   sbx_error_free (err);

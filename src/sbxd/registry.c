@@ -34,7 +34,8 @@ struct sbxd_session
   int inflight;       /* reg->lock */
   sbxd_registry_t *reg;
   sbxd_session_t *next;
-  pthread_mutex_t lock; /* events, idle handles, last_activity */
+  pthread_mutex_t lock; /* events, idle handles, token (reg->lock: state, refs, inflight,
+                         * hashes, last_activity) */
   sbxd_events_t events;
   sbx_sandbox_t *idle[IDLE_HANDLES];
   size_t n_idle;
@@ -203,6 +204,16 @@ same_hash (const char *a, const char *b)
   return diff == 0;
 }
 
+/* reg->lock held (a reuse may add a hash meanwhile). */
+static bool
+hash_ok_locked (const sbxd_session_t *s, const char *hex)
+{
+  bool ok = false;
+  for (size_t i = 0; i < s->n_hashes; i++)
+    ok |= same_hash (hex, s->hashes[i]);
+  return ok;
+}
+
 bool
 sbxd_session_token_ok (const sbxd_session_t *s, const char *token)
 {
@@ -210,9 +221,9 @@ sbxd_session_token_ok (const sbxd_session_t *s, const char *token)
     return false;
   char hex[65];
   sbx_sha256_hex (token, strlen (token), hex);
-  bool ok = false;
-  for (size_t i = 0; i < s->n_hashes; i++)
-    ok |= same_hash (hex, s->hashes[i]);
+  pthread_mutex_lock (&s->reg->lock);
+  bool ok = hash_ok_locked (s, hex);
+  pthread_mutex_unlock (&s->reg->lock);
   return ok;
 }
 
@@ -221,11 +232,14 @@ sbxd_session_by_token (sbxd_registry_t *reg, const char *token)
 {
   if (token == NULL)
     return NULL;
+  char hex[65];
+  sbx_sha256_hex (token, strlen (token), hex);
   pthread_mutex_lock (&reg->lock);
   sbxd_session_t *found = NULL;
   for (sbxd_session_t *s = reg->list; s; s = s->next)
-    if (s->state != SBXD_OPENING && sbxd_session_token_ok (s, token) && found == NULL)
-      found = s;
+    if (s->state == SBXD_RUNNING || s->state == SBXD_HIBERNATED)
+      if (hash_ok_locked (s, hex) && found == NULL)
+        found = s;
   if (found)
     found->refs++;
   pthread_mutex_unlock (&reg->lock);
@@ -245,8 +259,10 @@ static int
 record_write (sbxd_session_t *s, sbx_error_t **err)
 {
   json_t *hashes = json_array ();
+  pthread_mutex_lock (&s->reg->lock);
   for (size_t i = 0; hashes && i < s->n_hashes; i++)
     json_array_append_new (hashes, json_string (s->hashes[i]));
+  pthread_mutex_unlock (&s->reg->lock);
   json_t *doc = json_pack ("{s:s,s:s,s:s*,s:f,s:o*}", "id", s->id, "runtime", s->rt->alias,
                            "tenant", s->tenant, "created", s->created, "token_sha256", hashes);
   if (doc == NULL)
@@ -277,15 +293,8 @@ mint_token (sbxd_session_t *s)
   /* URL-safe text, as sandboxd's tokens: 43 characters of base64url. */
   static const char digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
   token = malloc (44);
-  char (*hashes)[65] = realloc (s->hashes, (s->n_hashes + 1) * sizeof *hashes);
-  if (token == NULL || hashes == NULL)
-    {
-      free (token);
-      if (hashes)
-        s->hashes = hashes;
-      return NULL;
-    }
-  s->hashes = hashes;
+  if (token == NULL)
+    return NULL;
   uint32_t acc = 0;
   int bits = 0;
   size_t o = 0;
@@ -300,7 +309,22 @@ mint_token (sbxd_session_t *s)
     token[o++] = digits[acc << (6 - bits) & 63];
   token[o] = '\0';
   explicit_bzero (raw, sizeof raw);
-  sbx_sha256_hex (token, o, s->hashes[s->n_hashes++]);
+  char hex[65];
+  sbx_sha256_hex (token, o, hex);
+  /* Readers compare under reg->lock: the array grows under it. */
+  pthread_mutex_lock (&s->reg->lock);
+  char (*hashes)[65] = realloc (s->hashes, (s->n_hashes + 1) * sizeof *hashes);
+  if (hashes)
+    {
+      s->hashes = hashes;
+      memcpy (s->hashes[s->n_hashes++], hex, sizeof hex);
+    }
+  pthread_mutex_unlock (&s->reg->lock);
+  if (hashes == NULL)
+    {
+      free (token);
+      return NULL;
+    }
   return token;
 }
 
@@ -358,6 +382,16 @@ static void
 hibernate (sbxd_session_t *s)
 {
   pthread_mutex_lock (&s->life);
+  /* A request may have woken it since it was picked: then it stays up. */
+  pthread_mutex_lock (&s->reg->lock);
+  bool still = s->state == SBXD_HIBERNATED && s->inflight == 0;
+  pthread_mutex_unlock (&s->reg->lock);
+  if (!still)
+    {
+      pthread_mutex_unlock (&s->life);
+      sbxd_session_unref (s);
+      return;
+    }
   pthread_mutex_lock (&s->lock);
   sbx_sandbox_t *sb = s->n_idle ? s->idle[--s->n_idle] : NULL;
   while (s->n_idle)
@@ -487,9 +521,10 @@ sbxd_session_get (sbxd_registry_t *reg, sbxd_session_t *s, sbx_sandbox_t **sb, s
 {
   *sb = NULL;
   sbxd_session_t *victim = NULL;
+  bool waking = false;
   pthread_mutex_lock (&reg->lock);
   int r = 0;
-  if (s->state == SBXD_CLOSED)
+  if (s->state == SBXD_CLOSED || s->state == SBXD_CLOSING)
     r = sbxd_fail (f, 404, "Session not found: %s", s->id);
   else if (s->state == SBXD_OPENING)
     r = sbxd_fail (f, 409, "Session is opening: %s", s->id);
@@ -498,18 +533,32 @@ sbxd_session_get (sbxd_registry_t *reg, sbxd_session_t *s, sbx_sandbox_t **sb, s
       char what[128];
       snprintf (what, sizeof what, "Cannot wake session %s", s->id);
       r = make_room (reg, s, what, &victim, f);
+      waking = r == 0;
       if (r == 0)
         s->state = SBXD_RUNNING;
     }
   if (r == 0)
-    s->inflight++;
+    {
+      s->inflight++;
+      s->last_activity = sbxd_wall ();
+    }
   pthread_mutex_unlock (&reg->lock);
   if (victim)
     hibernate (victim);
   if (r < 0)
     return r;
+  if (waking)
+    {
+      /* After a hibernation still stopping it (it holds LIFE): its handles
+       * are stale; the manager starts the sandbox again. */
+      pthread_mutex_lock (&s->life);
+      pthread_mutex_lock (&s->lock);
+      while (s->n_idle)
+        sbx_sandbox_free (s->idle[--s->n_idle]);
+      pthread_mutex_unlock (&s->lock);
+      pthread_mutex_unlock (&s->life);
+    }
   pthread_mutex_lock (&s->lock);
-  s->last_activity = sbxd_wall ();
   if (s->n_idle)
     *sb = s->idle[--s->n_idle];
   pthread_mutex_unlock (&s->lock);
@@ -533,7 +582,6 @@ void
 sbxd_session_put (sbxd_session_t *s, sbx_sandbox_t *sb, bool broken)
 {
   pthread_mutex_lock (&s->lock);
-  s->last_activity = sbxd_wall ();
   if (sb && !broken && s->n_idle < IDLE_HANDLES)
     s->idle[s->n_idle++] = sb, sb = NULL;
   /* A lost sandbox: every handle on it is stale; the next get replaces it. */
@@ -543,6 +591,7 @@ sbxd_session_put (sbxd_session_t *s, sbx_sandbox_t *sb, bool broken)
   sbx_sandbox_free (sb);
   pthread_mutex_lock (&s->reg->lock);
   s->inflight--;
+  s->last_activity = sbxd_wall ();
   pthread_mutex_unlock (&s->reg->lock);
 }
 
@@ -637,6 +686,8 @@ sbxd_session_create (sbxd_registry_t *reg, const char *id, const char *runtime, 
       int r = 0;
       if (s->state == SBXD_OPENING)
         r = sbxd_fail (f, 409, "Session is opening: %s", id);
+      else if (s->state == SBXD_CLOSING)
+        r = sbxd_fail (f, 409, "Session is closing: %s", id);
       else if (!reuse)
         r = sbxd_fail (f, 409, "Session exists: %s", id);
       else if (runtime && strcmp (runtime, s->rt->alias) != 0)
@@ -664,12 +715,7 @@ sbxd_session_create (sbxd_registry_t *reg, const char *id, const char *runtime, 
         if (o->state == SBXD_HIBERNATED && o->inflight == 0
             && (closing == NULL || o->last_activity < closing->last_activity))
           closing = o;
-      if (closing)
-        {
-          closing->refs++;
-          unlink_session (reg, closing);
-        }
-      else
+      if (closing == NULL)
         r = sbxd_fail (f, 429,
                        "Open session limit of %zu reached, none hibernated to close. "
                        "End a session first.",
@@ -677,6 +723,14 @@ sbxd_session_create (sbxd_registry_t *reg, const char *id, const char *runtime, 
     }
   if (r == 0)
     r = make_room (reg, NULL, "Session limit reached", &victim, f);
+  /* Only once this create goes ahead does a hibernated session end for it. */
+  if (r == 0 && closing)
+    {
+      closing->state = SBXD_CLOSING;
+      closing->refs++;
+    }
+  else
+    closing = NULL;
   if (r == 0)
     {
       s = session_new (reg, id, tenant, rt);
@@ -699,6 +753,9 @@ sbxd_session_create (sbxd_registry_t *reg, const char *id, const char *runtime, 
         fprintf (stderr, "sbxd: closing session %s: %s\n", closing->id, sbx_error_message (err));
       sbx_error_free (err);
       record_remove (reg, closing->id);
+      pthread_mutex_lock (&reg->lock);
+      unlink_session (reg, closing);
+      pthread_mutex_unlock (&reg->lock);
       sbxd_session_unref (closing);
     }
   if (victim)
@@ -728,10 +785,14 @@ sbxd_session_create (sbxd_registry_t *reg, const char *id, const char *runtime, 
       sbxd_session_unref (s);
       return r;
     }
+  /* Running already: a reuse may have set a token, requests may hold handles. */
   pthread_mutex_lock (&s->lock);
-  s->token = strdup (token);
-  s->idle[s->n_idle++] = sb;
+  if (s->token == NULL)
+    s->token = strdup (token);
+  if (s->n_idle < IDLE_HANDLES)
+    s->idle[s->n_idle++] = sb, sb = NULL;
   pthread_mutex_unlock (&s->lock);
+  sbx_sandbox_free (sb);
   *info = created_doc (s, token);
   sbxd_session_unref (s);
   return *info ? 0 : sbxd_fail (f, 500, "out of memory");
@@ -741,13 +802,16 @@ int
 sbxd_session_delete (sbxd_registry_t *reg, sbxd_session_t *s, bool purge, sbxd_fail_t *f)
 {
   pthread_mutex_lock (&reg->lock);
-  if (s->state == SBXD_CLOSED || s->state == SBXD_OPENING)
+  sbxd_state_t was = s->state;
+  if (was == SBXD_CLOSED || was == SBXD_CLOSING || was == SBXD_OPENING)
     {
       pthread_mutex_unlock (&reg->lock);
-      return s->state == SBXD_OPENING ? sbxd_fail (f, 409, "Session is opening: %s", s->id)
-                                      : sbxd_fail (f, 404, "Session not found: %s", s->id);
+      return was == SBXD_OPENING ? sbxd_fail (f, 409, "Session is opening: %s", s->id)
+                                 : sbxd_fail (f, 404, "Session not found: %s", s->id);
     }
-  unlink_session (reg, s);
+  /* Closing, it keeps its id until its sandbox is gone: a create of the
+   * same id meanwhile is refused (409), not ended by this. */
+  s->state = SBXD_CLOSING;
   pthread_mutex_unlock (&reg->lock);
   pthread_mutex_lock (&s->lock);
   while (s->n_idle)
@@ -759,12 +823,9 @@ sbxd_session_delete (sbxd_registry_t *reg, sbxd_session_t *s, bool purge, sbxd_f
   pthread_mutex_unlock (&s->life);
   if (r < 0 && sbx_error_code (err) != SBX_E_NOT_FOUND)
     {
-      /* Nothing is lost: the session stays, its record with it. */
+      /* Nothing is lost: the session stays as it was, its record with it. */
       pthread_mutex_lock (&reg->lock);
-      s->state = SBXD_RUNNING;
-      s->refs++;
-      s->next = reg->list;
-      reg->list = s;
+      s->state = was;
       pthread_mutex_unlock (&reg->lock);
       r = sbxd_fail (f, sbx_error_code (err) == SBX_E_EXISTS ? 409 : 502,
                      "Could not end session %s: %s", s->id, sbx_error_message (err));
@@ -773,6 +834,9 @@ sbxd_session_delete (sbxd_registry_t *reg, sbxd_session_t *s, bool purge, sbxd_f
     }
   sbx_error_free (err);
   record_remove (reg, s->id);
+  pthread_mutex_lock (&reg->lock);
+  unlink_session (reg, s);
+  pthread_mutex_unlock (&reg->lock);
   return 0;
 }
 
@@ -795,6 +859,7 @@ sweep (sbxd_registry_t *reg)
       err = NULL;
       sbx_session_info_t *items = NULL;
       size_t n = 0;
+      double listed = sbxd_wall ();
       if (sbx_manager_list (m, &items, &n, &err) < 0)
         {
           fprintf (stderr, "sbxd: listing sessions: %s\n", sbx_error_message (err));
@@ -805,7 +870,9 @@ sweep (sbxd_registry_t *reg)
       for (sbxd_session_t *s = reg->list, *next; s; s = next)
         {
           next = s->next;
-          if (s->rt != &c->runtimes[i] || s->state == SBXD_OPENING || s->inflight)
+          /* A session made while the list was taken is not in it. */
+          if (s->rt != &c->runtimes[i] || (s->state != SBXD_RUNNING && s->state != SBXD_HIBERNATED)
+              || s->inflight || s->created >= listed - 1)
             continue;
           bool known = false;
           for (size_t k = 0; k < n && !known; k++)

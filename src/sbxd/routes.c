@@ -103,6 +103,12 @@ authorized_session (route_ctx_t *rc, const char *id)
     }
   bool service = sbxd_is_service (rc->srv->config, rc->req->token);
   sbxd_session_t *s = sbxd_session_find (rc->srv->registry, id);
+  if (!service && s == NULL && rc->req->token)
+    {
+      /* As long as a real check: the time says nothing of the id. */
+      char hex[65];
+      sbx_sha256_hex (rc->req->token, strlen (rc->req->token), hex);
+    }
   if (!service && (s == NULL || !sbxd_session_token_ok (s, rc->req->token)))
     {
       sbxd_session_unref (s);
@@ -186,6 +192,7 @@ static const struct
   { "get", "/", "none", NULL, "The service's index" },
   { "get", "/healthz", "none", NULL, "Health: sessions and runtimes" },
   { "get", "/openapi.json", "none", NULL, "This document" },
+  { "get", "/docs", "none", NULL, "The routes, as a page to read" },
   { "get", "/policy", "service", NULL, "The service's effective settings" },
   { "get", "/metrics", "service", NULL, "Prometheus metrics" },
   { "post", "/sessions", "service", NULL,
@@ -225,21 +232,80 @@ static const struct
 };
 #define N_CATALOG (sizeof catalog / sizeof *catalog)
 
+static int
+cmp_str (const void *a, const void *b)
+{
+  return strcmp (*(const char *const *) a, *(const char *const *) b);
+}
+
 static json_t *
 index_doc (sbxd_server_t *srv)
 {
-  json_t *paths = json_array ();
-  for (size_t i = 1; paths && i < N_CATALOG; i++)
+  /* Every path but "/", once each, sorted (as sandboxd lists them). */
+  const char *sorted[N_CATALOG];
+  size_t n = 0;
+  for (size_t i = 0; i < N_CATALOG; i++)
     {
-      bool seen = false;
-      for (size_t k = 1; k < i; k++)
-        seen |= strcmp (catalog[k].path, catalog[i].path) == 0;
+      bool seen = strcmp (catalog[i].path, "/") == 0;
+      for (size_t k = 0; k < n && !seen; k++)
+        seen = strcmp (sorted[k], catalog[i].path) == 0;
       if (!seen)
-        json_array_append_new (paths, json_string (catalog[i].path));
+        sorted[n++] = catalog[i].path;
     }
+  qsort (sorted, n, sizeof *sorted, cmp_str);
+  json_t *paths = json_array ();
+  for (size_t i = 0; paths && i < n; i++)
+    json_array_append_new (paths, json_string (sorted[i]));
   return json_pack ("{s:s,s:s,s:s,s:o*,s:s,s:s,s:n,s:o*}", "service", "sandboxd", "implementation",
-                    "sbxd", "version", SBX_VERSION, "health", health_doc (srv), "docs_url",
-                    "/openapi.json", "openapi_url", "/openapi.json", "ui_url", "endpoints", paths);
+                    "sbxd", "version", SBX_VERSION, "health", health_doc (srv), "docs_url", "/docs",
+                    "openapi_url", "/openapi.json", "ui_url", "endpoints", paths);
+}
+
+static void
+html_text (FILE *out, const char *text)
+{
+  for (const char *c = text; *c; c++)
+    if (*c == '<')
+      fputs ("&lt;", out);
+    else if (*c == '>')
+      fputs ("&gt;", out);
+    else if (*c == '&')
+      fputs ("&amp;", out);
+    else
+      fputc (*c, out);
+}
+
+/* /docs: the routes as a page a person reads (no script: the machine's
+ * version is /openapi.json). */
+static char *
+docs_page (void)
+{
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *out = open_memstream (&buf, &len);
+  if (out == NULL)
+    return NULL;
+  fputs ("<!doctype html><html><head><meta charset=\"utf-8\"><title>sbxd</title></head><body>"
+         "<h1>sbxd " SBX_VERSION "</h1><p>Sandbox sessions over HTTP: the sandboxd protocol "
+         "(0.2.21) and more. Tokens go in <code>X-Sandbox-Token</code> or <code>Authorization: "
+         "Bearer</code>. The full description: <a href=\"/openapi.json\">/openapi.json</a>.</p>"
+         "<table><tr><th>method</th><th>path</th><th>token</th><th>what</th></tr>",
+         out);
+  for (size_t i = 0; i < N_CATALOG; i++)
+    {
+      fprintf (out, "<tr><td>%s</td><td><code>", catalog[i].method);
+      html_text (out, catalog[i].path);
+      fprintf (out, "</code></td><td>%s</td><td>", catalog[i].auth);
+      html_text (out, catalog[i].summary);
+      fputs ("</td></tr>", out);
+    }
+  fputs ("</table></body></html>\n", out);
+  if (fclose (out) != 0)
+    {
+      free (buf);
+      return NULL;
+    }
+  return buf;
 }
 
 static json_t *
@@ -587,7 +653,8 @@ sbxd_route (sbxd_server_t *srv, const sbxd_request_t *req, sbxd_reply_t *reply)
   else if (n == 0
            || (n == 1
                && (strcmp (seg[0], "healthz") == 0 || strcmp (seg[0], "policy") == 0
-                   || strcmp (seg[0], "openapi.json") == 0 || strcmp (seg[0], "metrics") == 0)))
+                   || strcmp (seg[0], "openapi.json") == 0 || strcmp (seg[0], "metrics") == 0
+                   || strcmp (seg[0], "docs") == 0)))
     {
       rc.metric = "service";
       const char *what = n ? seg[0] : "";
@@ -602,6 +669,13 @@ sbxd_route (sbxd_server_t *srv, const sbxd_request_t *req, sbxd_reply_t *reply)
         reply_json (&rc, 200, health_doc (srv));
       else if (strcmp (what, "openapi.json") == 0)
         reply_json (&rc, 200, openapi_doc ());
+      else if (strcmp (what, "docs") == 0)
+        {
+          reply->body = docs_page ();
+          reply->len = reply->body ? strlen (reply->body) : 0;
+          reply->status = reply->body ? 200 : 500;
+          reply->content_type = "text/html; charset=utf-8";
+        }
       else if (strcmp (what, "policy") == 0)
         {
           if (require_service (&rc))

@@ -76,7 +76,8 @@ typedef enum sbxd_state
   SBXD_OPENING,
   SBXD_RUNNING,
   SBXD_HIBERNATED,
-  SBXD_CLOSED, /* deleted or reaped: out of the registry, freed by its last holder */
+  SBXD_CLOSING, /* being deleted: still named, so that its id is not reused meanwhile */
+  SBXD_CLOSED,  /* deleted or reaped: out of the registry, freed by its last holder */
 } sbxd_state_t;
 
 typedef struct sbxd_session sbxd_session_t;

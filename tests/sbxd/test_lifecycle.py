@@ -38,18 +38,18 @@ def test_session_and_tenant_limits(fresh):
 
 
 def test_hibernation_and_wake(fresh):
-    s = fresh("--max-sessions", "1", "--evict-idle-after", "1").start()
+    s = fresh("--max-sessions", "1", "--evict-idle-after", "3").start()
     a, ta = s.session("h-a")
     s.op(a, ta, "write", {"path": "a.txt", "content_b64": b64(b"from a")})
-    time.sleep(1.2)
+    time.sleep(3.2)
     b, tb = s.session("h-b")
+    # b is busy (not idle long enough to give way): a cannot wake yet.
+    r = s.op(a, ta, "exec", {"command": "cat a.txt"})
+    assert r.status == 429 and r.json()["detail"].startswith("Cannot wake session h-a"), r
     info = s.request("GET", "/sessions/h-a", token=ta).json()
     assert info["state"] == "hibernated" and info["alive"] is False
     assert running(s) == 1
-    # b is busy (not idle long enough): a cannot wake yet.
-    r = s.op(a, ta, "exec", {"command": "cat a.txt"})
-    assert r.status == 429 and r.json()["detail"].startswith("Cannot wake session h-a")
-    time.sleep(1.2)
+    time.sleep(3.2)
     r = s.op(a, ta, "exec", {"command": "cat a.txt"})
     assert r.status == 200 and r.json()["output"] == "from a"
     assert s.request("GET", "/sessions/h-b", token=tb).json()["state"] == "hibernated"
@@ -59,7 +59,7 @@ def test_hibernation_and_wake(fresh):
     assert [e["op"] for e in ev] == ["write", "exec", "exec"]
     assert running(s) == 1
     # A reuse open wakes a hibernated session too.
-    time.sleep(1.2)
+    time.sleep(3.2)
     r = s.open("h-b", reuse=True)
     assert r.status == 200 and r.json()["session"]["state"] == "running"
 

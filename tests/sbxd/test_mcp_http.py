@@ -134,3 +134,37 @@ def test_mcp_permissions_are_enforced(fresh):
     text, err = call(s, s.token, msid, "read_file", {"path": "/root/.ssh/id_rsa"}, id=4)
     assert err and ".ssh" in text
     json.dumps(text)
+
+
+def test_mcp_sessions_per_token_are_bounded(server):
+    _, tok = server.session()
+    made = []
+    for i in range(64):
+        r = mcp(server, INIT, token=tok)
+        assert r.status == 200, (i, r)
+        made.append(r.headers["Mcp-Session-Id"])
+    r = mcp(server, INIT, token=tok)
+    assert r.status == 429 and "Too many MCP sessions for this token" in r.json()["error"]["message"]
+    # Another token is not held back by this one.
+    _, other = server.session()
+    assert mcp(server, INIT, token=other).status == 200
+    for sid in made:
+        server.request("DELETE", "/mcp", token=tok, bearer=True, headers={"Mcp-Session-Id": sid})
+    assert mcp(server, INIT, token=tok).status == 200
+
+
+def test_mcp_recovers_a_lost_sandbox(server):
+    from conftest import docker
+    sid, tok = server.session("mcp-lost")
+    msid = initialize(server, tok)
+    text, err = call(server, tok, msid, "execute", {"command": "echo one > one.txt"})
+    assert not err, text
+    for c in containers(server.name):
+        if "/mcp-lost/workspace" in docker("inspect", "-f", "{{range .Mounts}}{{.Source}} {{end}}",
+                                          c[0]):
+            docker("rm", "-f", c[0])
+    # The call that meets the dead sandbox fails; the next gets a new one, files kept.
+    text, err = call(server, tok, msid, "execute", {"command": "cat one.txt"}, id=3)
+    if err:
+        text, err = call(server, tok, msid, "execute", {"command": "cat one.txt"}, id=4)
+    assert not err and "one" in text, text

@@ -30,9 +30,14 @@ def test_index_lists_the_routes_and_openapi_describes_each(server):
     doc = server.request("GET", "/").json()
     assert doc["service"] == "sandboxd" and doc["openapi_url"] == "/openapi.json"
     assert "/sessions/{session_id}/exec" in doc["endpoints"]
+    assert doc["endpoints"] == sorted(set(doc["endpoints"])) and "/" not in doc["endpoints"]
+    assert doc["docs_url"] == "/docs"
+    page = server.request("GET", "/docs")
+    assert page.status == 200 and page.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert b"/sessions/{session_id}/exec_stream" in page.body and b"<script" not in page.body
     api = server.request("GET", "/openapi.json").json()
     assert api["openapi"].startswith("3.")
-    for path in doc["endpoints"]:
+    for path in doc["endpoints"] + ["/"]:
         assert path in api["paths"], path
     ops = ["exec", "read", "read_bytes", "write", "edit", "exists", "ls", "glob", "grep"]
     for op in ops:
@@ -306,7 +311,8 @@ def test_read_bytes_past_the_limit_is_empty(fresh):
     sid, tok = s.session()
     s.op(sid, tok, "exec", {"command": "head -c 5000 /dev/zero > big"})
     assert s.op(sid, tok, "read_bytes", {"path": "big"}).json() == {"content_b64": ""}
-    assert s.op(sid, tok, "read", {"path": "big"}).json()["content"].startswith("[Error:")
+    assert s.op(sid, tok, "read", {"path": "big"}).json()["content"] == \
+        "[Error: 'big' is larger than 4096 bytes]"
 
 
 def test_edit(server):
@@ -316,7 +322,7 @@ def test_edit(server):
                                      "replace_all": False})
     assert r.json() == {"path": "/workspace/e.txt", "error": None, "occurrences": 1}
     r = server.op(sid, tok, "edit", {"path": "e.txt", "old_string": "a", "new_string": "x"})
-    assert r.json()["error"].startswith("String 'a' found more than once. Use replace_all=True")
+    assert r.json()["error"].startswith("String 'a' found 2 times. Use replace_all=True")
     r = server.op(sid, tok, "edit", {"path": "e.txt", "old_string": "a", "new_string": "x",
                                      "replace_all": True})
     assert r.json()["occurrences"] == 2
@@ -591,3 +597,41 @@ def test_background_processes_and_kill_all(server):
     _, other = server.session()
     assert server.request("GET", "/sessions/%s/bg" % sid, token=other).status == 401
     assert server.request("POST", "/sessions/%s/kill_all" % sid, token=other).status == 401
+
+
+def test_a_huge_announced_body_is_refused_before_it_is_sent(server):
+    import socket
+    sid, tok = server.session()
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    sock.sendall(("POST /sessions/%s/write HTTP/1.1\r\nHost: localhost\r\nX-Sandbox-Token: %s\r\n"
+                  "Content-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n"
+                  % (sid, tok)).encode())
+    head = sock.recv(4096).decode()
+    sock.close()
+    assert head.startswith("HTTP/1.1 413 "), head
+
+
+def test_delete_and_create_of_one_id_do_not_cross(server):
+    import threading
+    sid, tok = server.session("race-1")
+    results = []
+
+    def create():
+        import time
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            r = server.open("race-1")
+            results.append(r.status)
+            if r.status == 200:
+                return
+            time.sleep(0.02)
+
+    t = threading.Thread(target=create)
+    t.start()
+    assert server.request("DELETE", "/sessions/race-1", token=tok).status == 204
+    t.join(60)
+    # Refused while the old one was there or closing, then made anew, and it works.
+    assert set(results) <= {409, 200} and results[-1] == 200, results
+    new_tok = server.open("race-1", reuse=True).json()["token"]
+    r = server.op("race-1", new_tok, "exec", {"command": "echo fresh"})
+    assert r.status == 200 and r.json()["output"] == "fresh\n"
