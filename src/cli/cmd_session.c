@@ -142,9 +142,7 @@ cmd_ls (const struct cli_command *cmd, int argc, char **argv)
   sbx_session_info_t *v = NULL;
   size_t n = 0;
   sbx_error_t *err = NULL;
-  struct timespec ts;
-  clock_gettime (CLOCK_REALTIME, &ts);
-  double now = (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+  double now = sbx_unix_now ();
   if (sbx_manager_list (m, &v, &n, &err) < 0)
     status = cli_error (err);
   else if (cli_json)

@@ -52,6 +52,14 @@ sbx_now (void)
   return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
 }
 
+double
+sbx_unix_now (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_REALTIME, &ts);
+  return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
 int
 sbx_mkdir_p (const char *path, mode_t mode)
 {

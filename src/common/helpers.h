@@ -49,6 +49,8 @@ steal_fd (int *fd)
 
 /* Monotonic clock in seconds. */
 double sbx_now (void);
+/* Unix time in seconds (the wall clock: for records and what users read). */
+double sbx_unix_now (void);
 
 /* mkdir -p: the missing parents with 0755, PATH itself with MODE; an
  * existing directory is fine. 0, or -1 with errno (ENOTDIR when something

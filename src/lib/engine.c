@@ -373,7 +373,21 @@ perform_on (sbx_engine_t *e, CURL *h, const struct call *c, long *status, sbx_er
                             c->method, c->path);
     }
 
-  CURLcode rc = sbx_curl.easy_perform (h);
+  CURLcode rc;
+  /* A Unix socket whose queue of connections is full refuses at once
+   * (EAGAIN) when the engine is busy accepting: nothing was sent, so trying
+   * again a moment later is safe (for 1 s at most). */
+  for (int attempt = 0;; attempt++)
+    {
+      rc = sbx_curl.easy_perform (h);
+      long os_errno = 0;
+      if (rc == CURLE_COULDNT_CONNECT && e->addr.kind == SBX_ADDR_UNIX && c->upload == NULL
+          && attempt < 40)
+        sbx_curl.easy_getinfo (h, CURLINFO_OS_ERRNO, &os_errno);
+      if (os_errno != EAGAIN)
+        break;
+      usleep (25000);
+    }
   /* The handle must not keep pointers into this call's stack or the list
    * freed below. */
   sbx_curl.easy_setopt (h, CURLOPT_HTTPHEADER, NULL);

@@ -110,14 +110,6 @@ srecs_free (struct srec *v, size_t n)
   free (v);
 }
 
-static double
-unix_now (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_REALTIME, &ts);
-  return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
-
 SBX_EXPORT bool
 sbx_session_id_valid (const char *id)
 {
@@ -940,7 +932,7 @@ reserve (sbx_manager_t *m, const char *id, const char *user, struct srec *rec, s
     {
       *rec = (struct srec){ .id = strdup (id),
                             .user = strdup (user),
-                            .created = unix_now (),
+                            .created = sbx_unix_now (),
                             .idle = m->idle,
                             .creating = true,
                             .pid = getpid (),
@@ -1387,7 +1379,7 @@ sbx_manager_cleanup_idle (sbx_manager_t *m, double max_idle, size_t *reaped, sbx
     *reaped = 0;
   if (max_idle < 0)
     return sbx_error_set (err, SBX_E_INVALID, "an idle time of %g s is out of range", max_idle);
-  double now = unix_now ();
+  double now = sbx_unix_now ();
   struct srec *v = NULL;
   size_t n = 0;
   int r = records_scan (m, &v, &n, err);
@@ -1402,8 +1394,8 @@ sbx_manager_cleanup_idle (sbx_manager_t *m, double max_idle, size_t *reaped, sbx
         continue; /* busy: not idle */
       struct srec rec;
       if (record_read (m, v[i].id, &rec, NULL) == 0 && !rec.creating
-          && unix_now () - last_activity (&rec) > limit && end_locked (m, &rec, false, NULL) == 0
-          && reaped)
+          && sbx_unix_now () - last_activity (&rec) > limit
+          && end_locked (m, &rec, false, NULL) == 0 && reaped)
         (*reaped)++;
       srec_clear (&rec);
       sbx_lock_release (&lock);

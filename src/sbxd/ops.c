@@ -130,6 +130,19 @@ set_detail (op_ctx_t *c, bool ok, const char *fmt, ...)
   c->ok = ok;
 }
 
+/* After a libsbx call that returned R: when *ERR is the service's failure
+ * (not the operation's), F says it, the event logs it and *ERR is freed. */
+static bool
+service_failed (op_ctx_t *c, int r, sbx_error_t **err, sbxd_fail_t *f)
+{
+  if (r == 0 || service_error (c, *err, f) == 0)
+    return false;
+  set_detail (c, false, "%s", f->detail);
+  sbx_error_free (*err);
+  *err = NULL;
+  return true;
+}
+
 static int
 op_exec (op_ctx_t *c, json_t **reply, sbxd_fail_t *f)
 {
@@ -146,20 +159,17 @@ op_exec (op_ctx_t *c, json_t **reply, sbxd_fail_t *f)
   opts.max_output = SBX_DEFAULT_MAX_OUTPUT;
   sbx_exec_result_t res = { 0 };
   sbx_error_t *err = NULL;
-  if (sbx_exec (c->sb, command, &opts, &res, &err) < 0)
+  int r = sbx_exec (c->sb, command, &opts, &res, &err);
+  if (service_failed (c, r, &err, f))
+    return -1;
+  if (r < 0)
     {
-      int r = service_error (c, err, f);
-      if (r == 0)
-        {
-          /* A command the sandbox could not start (its pids limit, ...). */
-          *reply = json_pack ("{s:s,s:i,s:b}", "output", sbx_error_message (err), "exit_code", 1,
-                              "truncated", false);
-          set_detail (c, false, "%s", sbx_error_message (err));
-        }
-      else
-        set_detail (c, false, "%s", f->detail);
+      /* A command the sandbox could not start (its pids limit, ...). */
+      *reply = json_pack ("{s:s,s:i,s:b}", "output", sbx_error_message (err), "exit_code", 1,
+                          "truncated", false);
+      set_detail (c, false, "%s", sbx_error_message (err));
       sbx_error_free (err);
-      return r;
+      return 0;
     }
   char *out = sbx_utf8_sanitize_copy (res.output ? res.output : "", res.output_len);
   *reply = out ? json_pack ("{s:s,s:i,s:b}", "output", out, "exit_code", res.exit_code, "truncated",
@@ -239,10 +249,8 @@ op_read (op_ctx_t *c, json_t **reply, sbxd_fail_t *f)
   sbx_error_t *err = NULL;
   cleanup_free char *text = NULL;
   int r = read_whole (c, path, &b, &err);
-  if (r < 0 && service_error (c, err, f) < 0)
+  if (service_failed (c, r, &err, f))
     {
-      set_detail (c, false, "%s", f->detail);
-      sbx_error_free (err);
       free (b.data);
       return -1;
     }
@@ -275,10 +283,8 @@ op_read_bytes (op_ctx_t *c, json_t **reply, sbxd_fail_t *f)
   bounded_t b = { 0 };
   sbx_error_t *err = NULL;
   int r = read_whole (c, path, &b, &err);
-  if (r < 0 && service_error (c, err, f) < 0)
+  if (service_failed (c, r, &err, f))
     {
-      set_detail (c, false, "%s", f->detail);
-      sbx_error_free (err);
       free (b.data);
       return -1;
     }
@@ -316,12 +322,8 @@ op_write (op_ctx_t *c, json_t **reply, sbxd_fail_t *f)
   sbx_error_t *err = NULL;
   int r = sbx_write (c->sb, path, data, len, &err);
   free (data);
-  if (r < 0 && service_error (c, err, f) < 0)
-    {
-      set_detail (c, false, "%s", f->detail);
-      sbx_error_free (err);
-      return -1;
-    }
+  if (service_failed (c, r, &err, f))
+    return -1;
   cleanup_free char *abs = sbx_path_resolve (sbx_sandbox_workdir (c->sb), path);
   if (r < 0)
     {
@@ -350,12 +352,8 @@ op_edit (op_ctx_t *c, json_t **reply, sbxd_fail_t *f)
   size_t n = 0;
   sbx_error_t *err = NULL;
   int r = sbx_edit (c->sb, path, old_s, new_s, all, &n, &err);
-  if (r < 0 && service_error (c, err, f) < 0)
-    {
-      set_detail (c, false, "%s", f->detail);
-      sbx_error_free (err);
-      return -1;
-    }
+  if (service_failed (c, r, &err, f))
+    return -1;
   cleanup_free char *abs = sbx_path_resolve (sbx_sandbox_workdir (c->sb), path);
   if (r == 0)
     {
@@ -388,12 +386,8 @@ op_exists (op_ctx_t *c, json_t **reply, sbxd_fail_t *f)
   sbx_path_info_t info = { 0 };
   sbx_error_t *err = NULL;
   int r = sbx_resolve (c->sb, path, &info, &err);
-  if (r < 0 && service_error (c, err, f) < 0)
-    {
-      set_detail (c, false, "%s", f->detail);
-      sbx_error_free (err);
-      return -1;
-    }
+  if (service_failed (c, r, &err, f))
+    return -1;
   bool exists = r == 0 && info.exists && info.is_file;
   sbx_path_info_clear (&info);
   sbx_error_free (err);
@@ -440,12 +434,8 @@ op_list (op_ctx_t *c, bool glob, json_t **reply, sbxd_fail_t *f)
   sbx_list_opts_t bounds = { .max_bytes = sbxd_registry_config (c->reg)->max_read_bytes };
   int r = glob ? sbx_glob (c->sb, pattern, path, &bounds, &list, &err)
                : sbx_ls (c->sb, path, &bounds, &list, &err);
-  if (r < 0 && service_error (c, err, f) < 0)
-    {
-      set_detail (c, false, "%s", f->detail);
-      sbx_error_free (err);
-      return -1;
-    }
+  if (service_failed (c, r, &err, f))
+    return -1;
   /* A listing that fails is an empty one, as sandboxd answers. */
   *reply = entries_json (&list, !glob);
   set_detail (c, true, "%zu entries", list.count);
@@ -471,12 +461,8 @@ op_grep (op_ctx_t *c, json_t **reply, sbxd_fail_t *f)
   sbx_grep_result_t res = { 0 };
   sbx_error_t *err = NULL;
   int r = sbx_grep (c->sb, pattern, &opts, &res, &err);
-  if (r < 0 && service_error (c, err, f) < 0)
-    {
-      set_detail (c, false, "%s", f->detail);
-      sbx_error_free (err);
-      return -1;
-    }
+  if (service_failed (c, r, &err, f))
+    return -1;
   if (r < 0)
     {
       *reply = json_pack ("{s:[],s:s}", "matches", "error", sbx_error_message (err));

@@ -19,6 +19,9 @@
 #include <time.h>
 
 #define IDLE_HANDLES 4
+/* Sandboxes made, started or replaced at once: the engine serves a few
+ * container starts in parallel well, a crowd of them badly. */
+#define MAX_OPENING 8
 
 struct sbxd_session
 {
@@ -53,15 +56,9 @@ struct sbxd_registry
   pthread_t sweeper;
   bool sweeping, stopping;
   pthread_cond_t stop_cond;
+  int opening; /* open_handle calls under way (lock) */
+  pthread_cond_t opened;
 };
-
-double
-sbxd_wall (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_REALTIME, &ts);
-  return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
 
 int
 sbxd_fail (sbxd_fail_t *f, int status, const char *fmt, ...)
@@ -112,7 +109,7 @@ session_new (sbxd_registry_t *reg, const char *id, const char *tenant, sbxd_runt
   s->tenant = tenant ? strdup (tenant) : NULL;
   s->rt = rt;
   s->reg = reg;
-  s->created = s->last_activity = sbxd_wall ();
+  s->created = s->last_activity = sbx_unix_now ();
   pthread_mutex_init (&s->lock, NULL);
   pthread_mutex_init (&s->life, NULL);
   if (s->id == NULL || (tenant && s->tenant == NULL))
@@ -361,7 +358,7 @@ pick_hibernation (sbxd_registry_t *reg, const sbxd_session_t *except)
 {
   if (reg->config->evict_idle_after <= 0)
     return NULL;
-  double now = sbxd_wall ();
+  double now = sbx_unix_now ();
   sbxd_session_t *best = NULL;
   for (sbxd_session_t *s = reg->list; s; s = s->next)
     if (s != except && s->state == SBXD_RUNNING && s->inflight == 0
@@ -405,7 +402,7 @@ hibernate (sbxd_session_t *s)
     fprintf (stderr, "sbxd: hibernating session %s: %s\n", s->id, sbx_error_message (err));
   else
     fprintf (stderr, "sbxd: session %s hibernated (idle %.0f s)\n", s->id,
-             sbxd_wall () - s->last_activity);
+             sbx_unix_now () - s->last_activity);
   sbx_error_free (err);
   sbx_sandbox_free (sb);
   pthread_mutex_unlock (&s->life);
@@ -417,7 +414,7 @@ hibernate (sbxd_session_t *s)
 static json_t *
 info_locked (sbxd_session_t *s)
 {
-  double now = sbxd_wall ();
+  double now = sbx_unix_now ();
   const char *state = s->state == SBXD_HIBERNATED ? "hibernated" : "running";
   return json_pack ("{s:s,s:s,s:s?,s:b,s:s,s:f,s:f,s:f,s:n}", "session_id", s->id, "runtime",
                     s->rt->alias, "tenant", s->tenant, "alive", s->state == SBXD_RUNNING, "state",
@@ -467,10 +464,20 @@ static int
 open_handle (sbxd_session_t *s, bool create, sbx_sandbox_t **sb, sbxd_fail_t *f)
 {
   sbx_error_t *err = NULL;
+  sbxd_registry_t *reg = s->reg;
+  pthread_mutex_lock (&reg->lock);
+  while (reg->opening >= MAX_OPENING)
+    pthread_cond_wait (&reg->opened, &reg->lock);
+  reg->opening++;
+  pthread_mutex_unlock (&reg->lock);
   pthread_mutex_lock (&s->life);
   int r = create ? sbx_manager_get_or_create (s->rt->manager, s->id, s->id, sb, &err)
                  : sbx_manager_get_session (s->rt->manager, s->id, sb, &err);
   pthread_mutex_unlock (&s->life);
+  pthread_mutex_lock (&reg->lock);
+  reg->opening--;
+  pthread_cond_signal (&reg->opened);
+  pthread_mutex_unlock (&reg->lock);
   if (r == 0)
     r = sbx_sandbox_set_file_timeout (*sb, s->reg->config->execute_timeout, &err);
   if (r == 0)
@@ -540,7 +547,7 @@ sbxd_session_get (sbxd_registry_t *reg, sbxd_session_t *s, sbx_sandbox_t **sb, s
   if (r == 0)
     {
       s->inflight++;
-      s->last_activity = sbxd_wall ();
+      s->last_activity = sbx_unix_now ();
     }
   pthread_mutex_unlock (&reg->lock);
   if (victim)
@@ -591,7 +598,7 @@ sbxd_session_put (sbxd_session_t *s, sbx_sandbox_t *sb, bool broken)
   sbx_sandbox_free (sb);
   pthread_mutex_lock (&s->reg->lock);
   s->inflight--;
-  s->last_activity = sbxd_wall ();
+  s->last_activity = sbx_unix_now ();
   pthread_mutex_unlock (&s->reg->lock);
 }
 
@@ -601,7 +608,7 @@ sbxd_session_event (sbxd_session_t *s, const char *op, const char *target, bool 
 {
   double now = sbx_now ();
   pthread_mutex_lock (&s->lock);
-  if (sbxd_events_add (&s->events, sbxd_wall (), op, target, ok, detail, (now - started) * 1000)
+  if (sbxd_events_add (&s->events, sbx_unix_now (), op, target, ok, detail, (now - started) * 1000)
       < 0)
     fprintf (stderr, "sbxd: out of memory logging an event of session %s\n", s->id);
   pthread_mutex_unlock (&s->lock);
@@ -777,7 +784,10 @@ sbxd_session_create (sbxd_registry_t *reg, const char *id, const char *runtime, 
   if (r < 0)
     unlink_session (reg, s);
   else
-    s->state = SBXD_RUNNING;
+    {
+      s->state = SBXD_RUNNING;
+      s->last_activity = sbx_unix_now (); /* idle from now: its start took a while */
+    }
   pthread_mutex_unlock (&reg->lock);
   if (r < 0)
     {
@@ -859,7 +869,7 @@ sweep (sbxd_registry_t *reg)
       err = NULL;
       sbx_session_info_t *items = NULL;
       size_t n = 0;
-      double listed = sbxd_wall ();
+      double listed = sbx_unix_now ();
       if (sbx_manager_list (m, &items, &n, &err) < 0)
         {
           fprintf (stderr, "sbxd: listing sessions: %s\n", sbx_error_message (err));
@@ -1042,6 +1052,7 @@ sbxd_registry_open (sbxd_config_t *config, sbxd_registry_t **out, sbx_error_t **
   reg->config = config;
   pthread_mutex_init (&reg->lock, NULL);
   pthread_cond_init (&reg->stop_cond, NULL);
+  pthread_cond_init (&reg->opened, NULL);
   cleanup_free char *sub = sbx_strdup_printf ("sbxd/%s/sessions", config->name);
   int r = sub ? sbx_state_dir (sub, true, 0700, &reg->dir, err)
               : sbx_error_set (err, SBX_E_NOMEM, "out of memory");
@@ -1129,5 +1140,6 @@ sbxd_registry_close (sbxd_registry_t *reg, bool stop)
   free (reg->dir);
   pthread_mutex_destroy (&reg->lock);
   pthread_cond_destroy (&reg->stop_cond);
+  pthread_cond_destroy (&reg->opened);
   free (reg);
 }

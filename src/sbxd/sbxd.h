@@ -244,7 +244,4 @@ char *sbxd_metrics_text (sbxd_registry_t *reg);
 
 int sbxd_http_serve (sbxd_server_t *srv);
 
-/* Unix time. */
-double sbxd_wall (void);
-
 #endif
