@@ -89,6 +89,21 @@ require_service (route_ctx_t *rc)
   return false;
 }
 
+/* The service's documents: any valid token (the service's or a
+ * session's) reads them; only /healthz is open to all. */
+static bool
+require_any_token (route_ctx_t *rc)
+{
+  if (sbxd_is_service (rc->srv->config, rc->req->token))
+    return true;
+  sbxd_session_t *s = sbxd_session_by_token (rc->srv->registry, rc->req->token);
+  sbxd_session_unref (s);
+  if (s)
+    return true;
+  reply_detail (rc, 401, "Invalid or missing token (X-Sandbox-Token or Authorization: Bearer)");
+  return false;
+}
+
 /* The session ID for a request that carries its token or the service's:
  * 401 before 404, so that only the service token learns whether an id exists. */
 static sbxd_session_t *
@@ -189,10 +204,10 @@ static const struct
 {
   const char *method, *path, *auth, *op, *summary;
 } catalog[] = {
-  { "get", "/", "none", NULL, "The service's index" },
+  { "get", "/", "token", NULL, "The service's index" },
   { "get", "/healthz", "none", NULL, "Health: sessions and runtimes" },
-  { "get", "/openapi.json", "none", NULL, "This document" },
-  { "get", "/docs", "none", NULL, "The routes, as a page to read" },
+  { "get", "/openapi.json", "token", NULL, "This document" },
+  { "get", "/docs", "token", NULL, "The routes, as a page to read" },
   { "get", "/policy", "service", NULL, "The service's effective settings" },
   { "get", "/metrics", "service", NULL, "Prometheus metrics" },
   { "post", "/sessions", "service", NULL,
@@ -663,6 +678,9 @@ sbxd_route (sbxd_server_t *srv, const sbxd_request_t *req, sbxd_reply_t *reply)
           reply->allow = "GET";
           reply_detail (&rc, 405, "Method Not Allowed");
         }
+      else if (strcmp (what, "healthz") != 0 && strcmp (what, "policy") != 0
+               && strcmp (what, "metrics") != 0 && !require_any_token (&rc))
+        ; /* answered: 401 */
       else if (n == 0)
         reply_json (&rc, 200, index_doc (srv));
       else if (strcmp (what, "healthz") == 0)

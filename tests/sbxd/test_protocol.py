@@ -26,16 +26,28 @@ def test_healthz_needs_no_token(server):
     assert isinstance(doc["sessions"], int) and isinstance(doc["open_sessions"], int)
 
 
+def test_only_healthz_is_open(server):
+    _, tok = server.session()
+    for path in ("/", "/openapi.json", "/docs"):
+        assert server.request("GET", path).status == 401, path
+        assert server.request("GET", path, token="wrong").status == 401, path
+        assert server.request("GET", path, token=tok).status == 200, path
+        assert server.request("GET", path, token=server.token, bearer=True).status == 200, path
+    for path in ("/policy", "/metrics", "/sessions"):
+        assert server.request("GET", path, token=tok).status == 401, path
+    assert server.request("GET", "/healthz").status == 200
+
+
 def test_index_lists_the_routes_and_openapi_describes_each(server):
-    doc = server.request("GET", "/").json()
+    doc = server.request("GET", "/", token=server.token).json()
     assert doc["service"] == "sandboxd" and doc["openapi_url"] == "/openapi.json"
     assert "/sessions/{session_id}/exec" in doc["endpoints"]
     assert doc["endpoints"] == sorted(set(doc["endpoints"])) and "/" not in doc["endpoints"]
     assert doc["docs_url"] == "/docs"
-    page = server.request("GET", "/docs")
+    page = server.request("GET", "/docs", token=server.token)
     assert page.status == 200 and page.headers["Content-Type"] == "text/html; charset=utf-8"
     assert b"/sessions/{session_id}/exec_stream" in page.body and b"<script" not in page.body
-    api = server.request("GET", "/openapi.json").json()
+    api = server.request("GET", "/openapi.json", token=server.token).json()
     assert api["openapi"].startswith("3.")
     for path in doc["endpoints"] + ["/"]:
         assert path in api["paths"], path
@@ -635,3 +647,20 @@ def test_delete_and_create_of_one_id_do_not_cross(server):
     new_tok = server.open("race-1", reuse=True).json()["token"]
     r = server.op("race-1", new_tok, "exec", {"command": "echo fresh"})
     assert r.status == 200 and r.json()["output"] == "fresh\n"
+
+
+def test_an_operation_past_the_ceiling_is_504(fresh):
+    s = fresh("--execute-timeout", "1", "--max-read-bytes", "1GiB").start()
+    sid, tok = s.session()
+    assert s.op(sid, tok, "exec", {"command": "truncate -s 9G big"}).json()["exit_code"] == 0
+    import time
+    t0 = time.time()
+    r = s.op(sid, tok, "read_bytes", {"path": "big"})
+    assert r.status == 504 and r.json() == {"detail": "Operation exceeded the 1s service ceiling"}
+    assert time.time() - t0 < 10
+    # exec's own timeout is min(timeout_seconds, the ceiling): exit 124, not a 504.
+    r = s.op(sid, tok, "exec", {"command": "sleep 5", "timeout_seconds": 60})
+    assert r.status == 200 and r.json()["exit_code"] == 124
+    ev = s.request("GET", "/sessions/%s/events" % sid, token=tok).json()["events"]
+    assert (ev[1]["op"], ev[1]["ok"], ev[1]["detail"]) == \
+        ("read_bytes", False, "Operation exceeded the 1s service ceiling")
