@@ -81,7 +81,7 @@ if QUICK:
     WARMUP = {k: 1 for k in WARMUP}
     DENSITY = 4
 # sbxd under load: clients, each with a session, looping exec for this long.
-LOAD_CLIENTS = 50
+LOAD_CLIENTS = 4 if QUICK else 50
 LOAD_SECONDS = 2 if QUICK else 15
 
 # The container options sbx uses by default (src/lib/sandbox.c), applied to

@@ -27,7 +27,7 @@ while read -r status name; do
 done < <(sed -n 's/^\(PASSED\|FAILED\|ERROR\|SKIPPED\|XFAIL\|XPASS\) \([^ ]*\).*/\1 \2/p' "$out")
 # A run that reports no test (pytest's summary not found) is a failure,
 # and so is one whose count differs from what pytest says it passed.
-passed=$(sed -n 's/^=* \([0-9][0-9]*\) passed.*/\1/p' "$out" | tail -n1)
+passed=$(sed -n 's/^=.* \([0-9][0-9]*\) passed.*/\1/p' "$out" | tail -n1)
 if [ "$n" = 0 ] || [ "${passed:-0}" != "$(grep -c '^PASSED ' "$out")" ]; then
   echo "not ok $((n + 1)) - pytest's summary lists every test it ran (found $n, pytest says ${passed:-none} passed)"
   n=$((n + 1))
