@@ -3,6 +3,8 @@
  * read it in /proc): a file only its owner reads, or SBXD_TOKEN. */
 #include "sbxd.h"
 
+#include "sha256.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -480,27 +482,30 @@ sbxd_config_load (int argc, char **argv, sbxd_config_t *c)
   if (c->max_open_sessions && c->max_sessions > c->max_open_sessions)
     return bad ("--max-open-sessions (%zu) is below --max-sessions (%zu)", c->max_open_sessions,
                 c->max_sessions);
+  c->loopback = loopback_listen (c->listen);
   if (c->auth_off)
     {
       if (token_file || getenv ("SBXD_TOKEN"))
         return bad ("--no-auth and a service token exclude each other");
-      if (!loopback_listen (c->listen))
+      if (!c->loopback)
         return bad ("--no-auth is for a loopback address or a Unix socket only, not %s", c->listen);
       return 0;
     }
   if (token_file)
     {
-      if (read_token_file (token_file, &c->token) < 0)
+      if (read_token_file (token_file, &c->token) < 0 || check_token (c->token, token_file) < 0)
         return -1;
-      return check_token (c->token, token_file);
+      sbx_sha256_hex (c->token, strlen (c->token), c->token_hash);
+      return 0;
     }
   const char *env = getenv ("SBXD_TOKEN");
   if (env == NULL || !*env)
     return bad ("no service token: give --token-file FILE (mode 600) or set SBXD_TOKEN; "
                 "clients send it in X-Sandbox-Token or Authorization: Bearer");
-  if (set_string (&c->token, env) < 0)
+  if (set_string (&c->token, env) < 0 || check_token (c->token, "SBXD_TOKEN") < 0)
     return -1;
-  return check_token (c->token, "SBXD_TOKEN");
+  sbx_sha256_hex (c->token, strlen (c->token), c->token_hash);
+  return 0;
 }
 
 void

@@ -138,10 +138,7 @@ find (sbxd_server_t *srv, const char *id, const char *token)
   for (mcp_sess_t *m = store.list; m && !found; m = m->next)
     if (strcmp (m->id, id) == 0)
       {
-        unsigned char diff = 0;
-        for (size_t i = 0; i < 65; i++)
-          diff |= (unsigned char) (m->owner[i] ^ owner[i]);
-        if (diff == 0)
+        if (sbxd_same_hash (m->owner, owner))
           found = m;
       }
   if (found)

@@ -192,8 +192,8 @@ sbxd_session_unref (sbxd_session_t *s)
 }
 
 /* Constant time in the contents, as a token comparison must be. */
-static bool
-same_hash (const char *a, const char *b)
+bool
+sbxd_same_hash (const char *a, const char *b)
 {
   unsigned char diff = 0;
   for (size_t i = 0; i < 64; i++)
@@ -207,7 +207,7 @@ hash_ok_locked (const sbxd_session_t *s, const char *hex)
 {
   bool ok = false;
   for (size_t i = 0; i < s->n_hashes; i++)
-    ok |= same_hash (hex, s->hashes[i]);
+    ok |= sbxd_same_hash (hex, s->hashes[i]);
   return ok;
 }
 

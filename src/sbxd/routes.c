@@ -69,13 +69,9 @@ sbxd_is_service (const sbxd_config_t *c, const char *token)
     return true;
   if (token == NULL)
     return false;
-  char a[65], b[65];
-  sbx_sha256_hex (token, strlen (token), a);
-  sbx_sha256_hex (c->token, strlen (c->token), b);
-  unsigned char diff = 0;
-  for (size_t i = 0; i < 64; i++)
-    diff |= (unsigned char) (a[i] ^ b[i]);
-  return diff == 0;
+  char hex[65];
+  sbx_sha256_hex (token, strlen (token), hex);
+  return sbxd_same_hash (hex, c->token_hash);
 }
 
 static bool
@@ -613,10 +609,7 @@ host_allowed (const sbxd_config_t *c, const char *host, size_t n)
   for (size_t i = 0; c->allowed_hosts && c->allowed_hosts[i]; i++)
     if (strlen (c->allowed_hosts[i]) == n && strncasecmp (host, c->allowed_hosts[i], n) == 0)
       return true;
-  bool loopback_listen = strncmp (c->listen, "unix:", 5) == 0 || strncmp (c->listen, "127.", 4) == 0
-                         || strncmp (c->listen, "localhost:", 10) == 0
-                         || strncmp (c->listen, "[::1]:", 6) == 0;
-  return !loopback_listen && c->allowed_hosts == NULL;
+  return !c->loopback && c->allowed_hosts == NULL;
 }
 
 static bool

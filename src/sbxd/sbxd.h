@@ -36,10 +36,12 @@ typedef struct sbxd_runtime
 
 typedef struct sbxd_config
 {
-  char *listen; /* "HOST:PORT", or "unix:PATH" */
-  char *name;   /* the instance: its records and managers on the host */
-  char *token;  /* the service token; NULL only with auth off (tests of the protocol) */
+  char *listen;        /* "HOST:PORT", or "unix:PATH" */
+  char *name;          /* the instance: its records and managers on the host */
+  char *token;         /* the service token; NULL only with auth off (tests of the protocol) */
+  char token_hash[65]; /* its SHA-256, what requests are compared with */
   bool auth_off;
+  bool loopback; /* it listens on a loopback address or a Unix socket */
   sbxd_runtime_t *runtimes;
   size_t n_runtimes;
   size_t max_sessions;      /* resident (running) sessions; 0: none */
@@ -108,6 +110,8 @@ void sbxd_session_unref (sbxd_session_t *s);
 sbxd_session_t *sbxd_session_ref (sbxd_session_t *s);
 /* The session whose token TOKEN is, referenced, or NULL. */
 sbxd_session_t *sbxd_session_by_token (sbxd_registry_t *reg, const char *token);
+/* Whether two SHA-256 hex digests are the same, in constant time. */
+bool sbxd_same_hash (const char *a, const char *b);
 /* Whether TOKEN is one of the session's (constant time). */
 bool sbxd_session_token_ok (const sbxd_session_t *s, const char *token);
 /* SessionInfo. */
