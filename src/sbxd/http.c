@@ -515,7 +515,10 @@ sbxd_http_serve (sbxd_server_t *srv)
   pthread_sigmask (SIG_BLOCK, &sigs, NULL);
   signal (SIGPIPE, SIG_IGN);
 
-  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_ALLOW_SUSPEND_RESUME
+  /* poll(), not epoll: libmicrohttpd 0.9.75 aborts ("Failed to remove
+   * listen FD from epoll set") when MHD_quiesce_daemon races its pool of
+   * epoll threads, as a SIGTERM under ASan showed. */
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME
                    | MHD_USE_ERROR_LOG;
   int lfd = -1;
   struct addrinfo *ai = NULL;
