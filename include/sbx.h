@@ -96,6 +96,11 @@ int sbx_error_propagate (sbx_error_t **dst, sbx_error_t *src);
  */
 typedef struct sbx_options sbx_options_t;
 
+#define SBX_DEFAULT_MEMORY (1LL << 30)
+#define SBX_DEFAULT_CPUS 1.0
+#define SBX_DEFAULT_PIDS 512
+#define SBX_DEFAULT_DISK (10LL << 30)
+
 sbx_options_t *sbx_options_new (void);
 void sbx_options_free (sbx_options_t *opts);
 int sbx_options_set_image (sbx_options_t *opts, const char *image, sbx_error_t **err);
@@ -210,9 +215,12 @@ typedef struct sbx_exec_opts
   int stdin_fd; /* ... or a descriptor read to EOF; -1 for none */
   sbx_output_cb on_output;
   void *userdata;
+  /* A socket (a client's, say) whose peer hanging up or failing cancels the
+   * command as on_output's non-zero does; -1 (the default) for none. */
+  int cancel_fd;
 } sbx_exec_opts_t;
 
-/* Initialises OPTS to the defaults (stdin_fd = -1). */
+/* Initialises OPTS to the defaults (stdin_fd and cancel_fd -1). */
 void sbx_exec_opts_init (sbx_exec_opts_t *opts);
 
 typedef struct sbx_exec_result

@@ -28,6 +28,7 @@ sbx_exec_opts_init (sbx_exec_opts_t *opts)
 {
   memset (opts, 0, sizeof *opts);
   opts->stdin_fd = -1;
+  opts->cancel_fd = -1;
 }
 
 SBX_EXPORT void
@@ -254,7 +255,9 @@ run_exec (sbx_sandbox_t *sb, exec_state_t *st, double timeout, sbx_error_t **err
       if ((r = send_pending (sb, st, err)) < 0)
         return r;
 
-      struct pollfd p[2] = { { .fd = sb->fd, .events = POLLIN }, { .fd = -1 } };
+      struct pollfd p[3] = { { .fd = sb->fd, .events = POLLIN },
+                             { .fd = -1 },
+                             { .fd = st->cancel_sent ? -1 : o->cancel_fd, .events = POLLRDHUP } };
       if (sb->out.len > st->sent)
         p[0].events |= POLLOUT;
       if (st->stdin_open && o->stdin_fd >= 0 && sb->out.len - st->sent <= STDIN_PENDING_MAX)
@@ -282,7 +285,7 @@ run_exec (sbx_sandbox_t *sb, exec_state_t *st, double timeout, sbx_error_t **err
           if (left < wait)
             wait = left;
         }
-      int pr = poll (p, 2, wait > 0 ? (int) (wait * 1000) + 1 : 0);
+      int pr = poll (p, 3, wait > 0 ? (int) (wait * 1000) + 1 : 0);
       if (pr < 0 && errno != EINTR)
         return sbx_error_set_errno (err, SBX_E_IO, errno, "poll");
       if (pr == 0 && sbx_now () >= heard + SBX_AGENT_IDLE)
@@ -291,6 +294,11 @@ run_exec (sbx_sandbox_t *sb, exec_state_t *st, double timeout, sbx_error_t **err
         continue;
       if (p[1].revents && (r = queue_stdin (sb, st, true, err)) < 0)
         return r;
+      if (p[2].revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL))
+        {
+          st->res->cancelled = true;
+          queue_cancel (sb, st);
+        }
       if (p[0].revents & (POLLIN | POLLHUP | POLLERR))
         {
           if ((r = sbx_agent_read_some (sb, err)) < 0)

@@ -9,10 +9,6 @@
 #include <math.h>
 #include <string.h>
 
-#define DEFAULT_MEMORY (1LL << 30)
-#define DEFAULT_PIDS 512
-#define DEFAULT_CPUS 1.0
-#define DEFAULT_DISK (10LL << 30)
 #define MAX_LIST_ITEMS 256
 
 SBX_EXPORT sbx_options_t *
@@ -21,10 +17,10 @@ sbx_options_new (void)
   sbx_options_t *o = calloc (1, sizeof *o);
   if (o == NULL)
     return NULL;
-  o->memory = DEFAULT_MEMORY;
-  o->pids = DEFAULT_PIDS;
-  o->cpus = DEFAULT_CPUS;
-  o->disk = DEFAULT_DISK;
+  o->memory = SBX_DEFAULT_MEMORY;
+  o->pids = SBX_DEFAULT_PIDS;
+  o->cpus = SBX_DEFAULT_CPUS;
+  o->disk = SBX_DEFAULT_DISK;
   o->auto_remove = -1;
   return o;
 }

@@ -28,22 +28,27 @@ struct sbx_mcp_call
   json_t *args;
 };
 
+/* The entry of mcp_versions that VERSION is, or NULL. */
+static const char *
+known_version (const char *version)
+{
+  for (size_t i = 0; version && mcp_versions[i]; i++)
+    if (strcmp (version, mcp_versions[i]) == 0)
+      return mcp_versions[i];
+  return NULL;
+}
+
 const char *
 mcp_negotiate_version (const char *requested)
 {
-  for (size_t i = 0; requested && mcp_versions[i]; i++)
-    if (strcmp (requested, mcp_versions[i]) == 0)
-      return mcp_versions[i];
-  return mcp_versions[0];
+  const char *v = known_version (requested);
+  return v ? v : mcp_versions[0];
 }
 
 bool
 sbx_mcp_version_supported (const char *version)
 {
-  for (size_t i = 0; version && mcp_versions[i]; i++)
-    if (strcmp (version, mcp_versions[i]) == 0)
-      return true;
-  return false;
+  return known_version (version) != NULL;
 }
 
 bool

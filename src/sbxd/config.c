@@ -43,8 +43,12 @@ static const char usage[]
       "  --max-read-bytes SIZE     read, read_bytes and workspace reads (8MiB)\n"
       "  --max-body SIZE           request bodies (16MiB)\n"
       "  --workers N               threads running operations (64)\n"
+      "  --max-inflight N          requests one session may have running at once (8); past\n"
+      "                            it, 429\n"
+      "  --max-connections-per-ip N  open connections from one address (256; TCP only)\n"
       "  --on-exit keep|stop       on SIGTERM, leave the sandboxes running (keep) or stop them\n"
-      "  --memory SIZE --cpus N --pids N --network MODE   the sandboxes' limits (sbx's defaults)\n"
+      "  --memory SIZE --cpus N --pids N --network MODE   the sandboxes' limits (1GiB, 1,\n"
+      "                            512, none: sbx's defaults)\n"
       "  --allowed-host HOST       a Host header value to accept besides loopback ones (repeat)\n"
       "  --mcp-permissions P       what /mcp's tools may touch: a preset (default, permissive,\n"
       "                            readonly, strict) or a rules file (default: default)\n";
@@ -68,6 +72,8 @@ enum
   OPT_MAX_READ,
   OPT_MAX_BODY,
   OPT_WORKERS,
+  OPT_MAX_INFLIGHT,
+  OPT_MAX_PER_IP,
   OPT_ON_EXIT,
   OPT_MEMORY,
   OPT_CPUS,
@@ -96,6 +102,8 @@ static const struct option options[] = {
   { "max-read-bytes", required_argument, NULL, OPT_MAX_READ },
   { "max-body", required_argument, NULL, OPT_MAX_BODY },
   { "workers", required_argument, NULL, OPT_WORKERS },
+  { "max-inflight", required_argument, NULL, OPT_MAX_INFLIGHT },
+  { "max-connections-per-ip", required_argument, NULL, OPT_MAX_PER_IP },
   { "on-exit", required_argument, NULL, OPT_ON_EXIT },
   { "memory", required_argument, NULL, OPT_MEMORY },
   { "cpus", required_argument, NULL, OPT_CPUS },
@@ -305,6 +313,14 @@ apply (sbxd_config_t *c, int opt, const char *arg, bool from_file, char **token_
         return bad ("--workers must be at least 1");
       c->workers = (unsigned) n;
       return 0;
+    case OPT_MAX_INFLIGHT:
+    case OPT_MAX_PER_IP:
+      if (parse_count (flag, arg, opt == OPT_MAX_INFLIGHT ? 1024 : 65536, &n) < 0)
+        return -1;
+      if (n < 1)
+        return bad ("--%s must be at least 1", flag);
+      *(opt == OPT_MAX_INFLIGHT ? &c->max_inflight : &c->max_per_ip) = (unsigned) n;
+      return 0;
     case OPT_ON_EXIT:
       if (strcmp (arg, "keep") != 0 && strcmp (arg, "stop") != 0)
         return bad ("--on-exit wants keep or stop, not '%s'", arg);
@@ -409,6 +425,11 @@ sbxd_config_load (int argc, char **argv, sbxd_config_t *c)
   c->max_read_bytes = 8u << 20;
   c->max_body = 16u << 20;
   c->workers = 64;
+  c->max_inflight = 8;
+  c->max_per_ip = 256;
+  c->memory = SBX_DEFAULT_MEMORY;
+  c->cpus = SBX_DEFAULT_CPUS;
+  c->pids = SBX_DEFAULT_PIDS;
   cleanup_free char *token_file = NULL;
   const char *config_file = NULL;
   for (int i = 1; i < argc; i++)

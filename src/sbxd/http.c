@@ -1,22 +1,30 @@
-/* libmicrohttpd's side: a small pool of polling threads reads requests;
- * each whole request is handed to a pool of workers (the connection
- * suspended meanwhile), since an operation may block for as long as its
- * command runs. Bodies are bounded (413 past --max-body, said before the
- * body is read when its length is announced); the Host and Origin headers
- * are checked against DNS rebinding. SIGTERM and SIGINT stop the
- * listening, let the requests in flight finish, then stop. */
+/* libmicrohttpd's side: a small pool of polling threads reads requests.
+ * What is answered from memory (the service's documents, a session's
+ * info, any request without a valid token) is answered there and then,
+ * before any body is read; every other request, once whole, goes to a
+ * pool of workers (the connection suspended meanwhile), since an operation
+ * may block for as long as its command runs, and a client that hangs up
+ * meanwhile cancels its command. Bodies are bounded one by one (413 past
+ * --max-body, said before the body is read when its length is announced)
+ * and all together (503 past 16 times that); connections are bounded per
+ * address. The Host and Origin headers are checked against DNS rebinding.
+ * SIGTERM and SIGINT stop the listening, let the requests in flight
+ * finish, then stop. */
 #include "sbxd.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
+#include <unistd.h>
 
 typedef struct conn_req
 {
@@ -26,7 +34,9 @@ typedef struct conn_req
   json_t *query;
   char *body;
   size_t len;
-  bool too_big, queued, done;
+  size_t reserved; /* of the bodies' budget */
+  bool too_big, busy, queued, done;
+  bool answered; /* a response queued before the body was read */
   sbxd_reply_t reply;
   struct conn_req *next;
 } conn_req_t;
@@ -188,9 +198,49 @@ static struct
            .cond = PTHREAD_COND_INITIALIZER,
            .idle = PTHREAD_COND_INITIALIZER };
 
+/* ---------------------------------------------------------- the bodies */
+
+/* The bytes of request bodies held at once, all connections together. */
+static struct
+{
+  pthread_mutex_t lock;
+  size_t held;
+} bodies = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static size_t
+bodies_budget (const sbxd_server_t *srv)
+{
+  return srv->config->max_body * 16;
+}
+
+/* Takes N more bytes of the budget for R: false when they are not there. */
+static bool
+bodies_take (conn_req_t *r, size_t n)
+{
+  pthread_mutex_lock (&bodies.lock);
+  bool ok = bodies.held + n <= bodies_budget (r->srv);
+  if (ok)
+    {
+      bodies.held += n;
+      r->reserved += n;
+    }
+  pthread_mutex_unlock (&bodies.lock);
+  return ok;
+}
+
+static void
+bodies_give_back (conn_req_t *r)
+{
+  pthread_mutex_lock (&bodies.lock);
+  bodies.held -= r->reserved;
+  r->reserved = 0;
+  pthread_mutex_unlock (&bodies.lock);
+}
+
 static void
 conn_req_free (conn_req_t *r)
 {
+  bodies_give_back (r);
   free (r->method);
   free (r->path);
   if (r->token)
@@ -268,6 +318,13 @@ send_reply (struct MHD_Connection *c, sbxd_reply_t *reply)
     MHD_add_response_header (resp, "Mcp-Session-Id", reply->mcp_session);
   if (reply->bearer_challenge)
     MHD_add_response_header (resp, "WWW-Authenticate", "Bearer");
+  if (reply->truncated)
+    {
+      char total[32];
+      snprintf (total, sizeof total, "%zu", reply->total);
+      MHD_add_response_header (resp, "X-Sbx-Truncated", "true");
+      MHD_add_response_header (resp, "X-Sbx-Total", total);
+    }
   enum MHD_Result r = MHD_queue_response (c, (unsigned) reply->status, resp);
   MHD_destroy_response (resp);
   return r;
@@ -295,6 +352,37 @@ send_too_big (struct MHD_Connection *c, sbxd_server_t *srv)
   return send_detail (c, 413, msg);
 }
 
+static enum MHD_Result
+send_busy (struct MHD_Connection *c, sbxd_server_t *srv)
+{
+  char msg[160];
+  snprintf (msg, sizeof msg,
+            "Too many request bodies at once (%zu MiB held, the limit): retry in a moment",
+            bodies_budget (srv) >> 20);
+  sbxd_metrics_request ("other", 503, 0);
+  return send_detail (c, 503, msg);
+}
+
+static sbxd_request_t
+request_of (const conn_req_t *r)
+{
+  return (sbxd_request_t){
+    .method = r->method,
+    .path = r->path,
+    .token = r->token,
+    .content_type = r->content_type,
+    .host = r->host,
+    .origin = r->origin,
+    .accept = r->accept,
+    .mcp_session = r->mcp_session,
+    .mcp_version = r->mcp_version,
+    .query = r->query,
+    .body = r->body ? r->body : "",
+    .body_len = r->len,
+    .client_fd = -1,
+  };
+}
+
 static void *
 worker_main (void *arg)
 {
@@ -314,21 +402,15 @@ worker_main (void *arg)
       if (jobs.head == NULL)
         jobs.tail = NULL;
       pthread_mutex_unlock (&jobs.lock);
-      sbxd_request_t req = {
-        .method = r->method,
-        .path = r->path,
-        .token = r->token,
-        .content_type = r->content_type,
-        .host = r->host,
-        .origin = r->origin,
-        .accept = r->accept,
-        .mcp_session = r->mcp_session,
-        .mcp_version = r->mcp_version,
-        .query = r->query,
-        .body = r->body ? r->body : "",
-        .body_len = r->len,
-      };
+      sbxd_request_t req = request_of (r);
+      /* The socket stays the connection's while it is suspended; a copy of
+       * it, for the operation to watch for the client hanging up. */
+      const union MHD_ConnectionInfo *ci
+          = MHD_get_connection_info (r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+      req.client_fd = ci ? fcntl (ci->connect_fd, F_DUPFD_CLOEXEC, 0) : -1;
       sbxd_route (r->srv, &req, &r->reply);
+      if (req.client_fd >= 0)
+        close (req.client_fd);
       void (*then) (void *) = r->reply.then;
       void *then_arg = r->reply.then_arg;
       r->done = true;
@@ -385,12 +467,30 @@ on_request (void *cls, struct MHD_Connection *c, const char *url, const char *me
         MHD_get_connection_values (c, MHD_GET_ARGUMENT_KIND, add_query, r->query);
       if (r->method == NULL || r->path == NULL || r->query == NULL)
         return MHD_NO;
+      /* What needs no worker is answered now, before any body is read
+       * (MHD then closes the connection): the documents, and whatever a
+       * request without a valid token gets (401, 404, 405, 422). */
+      if (sbxd_route_quick (r->method, r->path) || !sbxd_token_known (srv, r->token))
+        {
+          sbxd_request_t req = request_of (r);
+          req.body = "";
+          req.body_len = 0;
+          sbxd_route (srv, &req, &r->reply);
+          r->answered = true;
+          return send_reply (c, &r->reply);
+        }
       const char *cl = MHD_lookup_connection_value (c, MHD_HEADER_KIND, "Content-Length");
-      if (cl && strtoull (cl, NULL, 10) > srv->config->max_body)
+      unsigned long long announced = cl ? strtoull (cl, NULL, 10) : 0;
+      if (announced > srv->config->max_body)
         {
           /* Said before the body is read: MHD then closes the connection. */
-          r->too_big = true;
+          r->answered = true;
           return send_too_big (c, srv);
+        }
+      if (announced && !bodies_take (r, (size_t) announced))
+        {
+          r->answered = true;
+          return send_busy (c, srv);
         }
       return MHD_YES;
     }
@@ -398,9 +498,15 @@ on_request (void *cls, struct MHD_Connection *c, const char *url, const char *me
     {
       size_t n = *upload_data_size;
       *upload_data_size = 0;
-      if (r->too_big || r->len + n > srv->config->max_body)
+      if (r->answered)
+        return MHD_YES;
+      if (r->too_big || r->busy || r->len + n > srv->config->max_body
+          || (r->len + n > r->reserved && !bodies_take (r, r->len + n - r->reserved)))
         {
-          r->too_big = true;
+          if (!r->too_big && r->len + n <= srv->config->max_body)
+            r->busy = true;
+          else
+            r->too_big = true;
           free (r->body);
           r->body = NULL;
           return MHD_YES;
@@ -414,8 +520,12 @@ on_request (void *cls, struct MHD_Connection *c, const char *url, const char *me
       r->body[r->len] = '\0';
       return MHD_YES;
     }
+  if (r->answered)
+    return MHD_YES;
   if (r->too_big)
     return send_too_big (c, srv);
+  if (r->busy)
+    return send_busy (c, srv);
   if (r->done)
     return send_reply (c, &r->reply);
   r->queued = true;
@@ -442,6 +552,37 @@ on_completed (void *cls, struct MHD_Connection *c, void **req_cls,
   if (r)
     conn_req_free (r);
   *req_cls = NULL;
+}
+
+/* libmicrohttpd's complaints ("connection limit reached", ...), at most
+ * LOG_BURST a minute: a flood of connections must not flood the log. */
+#define LOG_BURST 20
+
+static void
+log_some (void *cls, const char *fmt, va_list ap)
+{
+  (void) cls;
+  static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+  static time_t window;
+  static unsigned said, dropped;
+  time_t now = time (NULL);
+  pthread_mutex_lock (&lock);
+  if (now - window >= 60)
+    {
+      if (dropped)
+        fprintf (stderr, "sbxd: (%u more messages of libmicrohttpd not shown)\n", dropped);
+      window = now;
+      said = dropped = 0;
+    }
+  bool say = said < LOG_BURST;
+  said += say;
+  dropped += !say;
+  if (say)
+    {
+      fputs ("sbxd: ", stderr);
+      vfprintf (stderr, fmt, ap);
+    }
+  pthread_mutex_unlock (&lock);
 }
 
 /* A listening socket on a Unix path (mode 0600: only this user, root
@@ -529,12 +670,13 @@ sbxd_http_serve (sbxd_server_t *srv)
     flags |= MHD_USE_IPv6;
   if (is_unix ? lfd < 0 : ai == NULL)
     return -1;
-  struct MHD_Daemon *d
-      = MHD_start_daemon (flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_THREAD_POOL_SIZE, 2u,
-                          MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_CONNECTION_LIMIT, 4096u,
-                          MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-                          is_unix ? MHD_OPTION_LISTEN_SOCKET : MHD_OPTION_SOCK_ADDR,
-                          is_unix ? (intptr_t) lfd : (intptr_t) ai->ai_addr, MHD_OPTION_END);
+  struct MHD_Daemon *d = MHD_start_daemon (
+      flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_THREAD_POOL_SIZE, 2u,
+      MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_CONNECTION_LIMIT, 4096u,
+      MHD_OPTION_PER_IP_CONNECTION_LIMIT, is_unix ? 0u : c->max_per_ip, MHD_OPTION_EXTERNAL_LOGGER,
+      log_some, NULL, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+      is_unix ? MHD_OPTION_LISTEN_SOCKET : MHD_OPTION_SOCK_ADDR,
+      is_unix ? (intptr_t) lfd : (intptr_t) ai->ai_addr, MHD_OPTION_END);
   if (ai)
     freeaddrinfo (ai);
   if (d == NULL)

@@ -52,11 +52,11 @@ runtime_options (sbxd_config_t *c, sbxd_runtime_t *rt, sbx_error_t **err)
     rt->description = sbx_strdup_printf ("the image %s", rt->image);
   if (r == 0 && !rt->builds)
     r = sbx_options_set_image (rt->opts, rt->image, err);
-  if (r == 0 && c->memory)
+  if (r == 0)
     r = sbx_options_set_memory (rt->opts, c->memory, err);
-  if (r == 0 && c->cpus > 0)
+  if (r == 0)
     r = sbx_options_set_cpus (rt->opts, c->cpus, err);
-  if (r == 0 && c->pids)
+  if (r == 0)
     r = sbx_options_set_pids (rt->opts, c->pids, err);
   if (r == 0 && c->network)
     r = sbx_options_set_network (rt->opts, c->network, err);

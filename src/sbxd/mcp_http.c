@@ -28,12 +28,15 @@ struct mcp_sess
   char owner[65]; /* SHA-256 of the token that made it ("" with auth off) */
   sbxd_server_t *srv;
   bool owns;             /* its sandbox session was made for it */
+  bool by_token;         /* bound by a session's token (from the start, for good) */
+  bool ready;            /* initialized: findable (store.lock) */
   sbxd_session_t *bound; /* referenced; NULL until made (owns) */
   sbx_mcp_session_t *ms;
   sbx_mcp_conn_t *conn;
   pthread_mutex_t conn_lock; /* the connection's state machine */
   pthread_mutex_t call_lock; /* one tool call at a time */
   sbx_sandbox_t *held;       /* during a call: the sandbox session's handle */
+  bool reserved;             /* during a call: it holds a place in the bound session */
   double last_used;          /* sbx_now () */
   int refs;                  /* store.lock */
   mcp_sess_t *next;
@@ -136,7 +139,7 @@ find (sbxd_server_t *srv, const char *id, const char *token)
   pthread_mutex_lock (&store.lock);
   mcp_sess_t *found = NULL;
   for (mcp_sess_t *m = store.list; m && !found; m = m->next)
-    if (strcmp (m->id, id) == 0)
+    if (m->ready && strcmp (m->id, id) == 0)
       {
         if (sbxd_same_hash (m->owner, owner))
           found = m;
@@ -185,7 +188,11 @@ source (void *userdata, bool create, sbx_sandbox_t **sb, sbx_error_t **err)
         return sbx_error_set (err, SBX_E_GONE, "the sandbox session ended as it was made");
       m->owns = true;
     }
-  if (sbxd_session_get (reg, m->bound, &m->held, &f) < 0)
+  bool reserved = m->reserved;
+  m->reserved = false;
+  if ((reserved ? sbxd_session_get_reserved (reg, m->bound, &m->held, &f)
+                : sbxd_session_get (reg, m->bound, &m->held, &f))
+      < 0)
     {
       int code = f.status == 429 ? SBX_E_LIMIT : f.status == 404 ? SBX_E_GONE : SBX_E_ENGINE;
       sbx_error_set (err, code, "%s", f.detail ? f.detail : "no sandbox");
@@ -210,6 +217,7 @@ sess_new (sbxd_server_t *srv, const char *token, sbxd_session_t *bound, sbx_erro
     }
   m->srv = srv;
   m->bound = bound;
+  m->by_token = bound != NULL;
   m->refs = 1;
   m->last_used = sbx_now ();
   pthread_mutex_init (&m->conn_lock, NULL);
@@ -256,6 +264,15 @@ reply_rpc_error (sbxd_reply_t *reply, int status, int code, const char *msg)
   json_decref (doc);
 }
 
+static void
+reply_unauthorized (sbxd_reply_t *reply)
+{
+  reply->bearer_challenge = true;
+  reply_rpc_error (reply, 401, -32001,
+                   "Unauthorized: a sandbox session's token or the service token, as "
+                   "Authorization: Bearer");
+}
+
 static bool
 accepts (const char *accept, const char *type)
 {
@@ -291,7 +308,18 @@ handle (mcp_sess_t *m, const sbxd_request_t *req, sbxd_reply_t *reply)
     {
       double started = sbx_now ();
       bool failed = false;
+      /* Calls wait their turn; those waiting on a session's token count
+       * against its --max-inflight, so that they cannot hold every worker. */
+      sbxd_fail_t f = { 0 };
+      if (m->by_token && sbxd_session_wait_begin (m->bound, &f) < 0)
+        {
+          sbx_mcp_call_free (call);
+          reply_rpc_error (reply, f.status, -32000, f.detail ? f.detail : "busy");
+          sbxd_fail_clear (&f);
+          return;
+        }
       pthread_mutex_lock (&m->call_lock);
+      m->reserved = m->by_token;
       r = sbx_mcp_call_run (call, &answer, &failed, &err);
       if (m->held)
         {
@@ -300,6 +328,9 @@ handle (mcp_sess_t *m, const sbxd_request_t *req, sbxd_reply_t *reply)
           sbxd_session_put (m->bound, m->held, failed && sandbox_lost (m->held));
           m->held = NULL;
         }
+      if (m->reserved)
+        sbxd_session_wait_end (m->bound);
+      m->reserved = false;
       pthread_mutex_unlock (&m->call_lock);
       sbx_mcp_call_free (call);
     }
@@ -367,50 +398,57 @@ post (sbxd_server_t *srv, const sbxd_request_t *req, sbxd_reply_t *reply)
       if (!sbxd_is_service (srv->config, req->token)
           && (bound = sbxd_session_by_token (srv->registry, req->token)) == NULL)
         {
-          reply->bearer_challenge = true;
-          reply_rpc_error (reply, 401, -32001,
-                           "Unauthorized: a sandbox session's token or the service token, as "
-                           "Authorization: Bearer");
+          reply_unauthorized (reply);
           return;
         }
       expire (srv);
-      char owner[65];
-      owner_of (srv->config, req->token, owner);
+      sbx_error_t *err = NULL;
+      mcp_sess_t *m = sess_new (srv, req->token, bound, &err);
+      if (m == NULL)
+        {
+          sbxd_session_unref (bound);
+          reply_rpc_error (reply, 503, -32000, sbx_error_message (err));
+          sbx_error_free (err);
+          return;
+        }
+      /* Counted from now on, not yet findable: a crowd of initializes
+       * cannot all pass the bounds at once. */
       size_t mine = 0;
       pthread_mutex_lock (&store.lock);
       bool full = store.count >= MAX_MCP_SESSIONS;
       for (mcp_sess_t *o = store.list; o; o = o->next)
-        mine += memcmp (o->owner, owner, sizeof owner) == 0;
-      pthread_mutex_unlock (&store.lock);
-      if (mine >= MAX_MCP_SESSIONS_PER_TOKEN)
+        mine += memcmp (o->owner, m->owner, sizeof m->owner) == 0;
+      bool counted = !full && mine < MAX_MCP_SESSIONS_PER_TOKEN;
+      if (counted)
         {
-          sbxd_session_unref (bound);
-          reply_rpc_error (reply, 429, -32000,
-                           "Too many MCP sessions for this token: end one (DELETE /mcp)");
-          return;
-        }
-      sbx_error_t *err = NULL;
-      mcp_sess_t *m = full ? NULL : sess_new (srv, req->token, bound, &err);
-      if (m == NULL)
-        {
-          sbxd_session_unref (bound);
-          reply_rpc_error (reply, 503, -32000,
-                           full ? "Too many MCP sessions: end one (DELETE /mcp)"
-                                : sbx_error_message (err));
-          sbx_error_free (err);
-          return;
-        }
-      handle (m, req, reply);
-      if (reply->status == 200 && sbx_mcp_conn_initialized (m->conn))
-        {
-          reply->mcp_session = strdup (m->id);
-          pthread_mutex_lock (&store.lock);
+          m->refs++; /* ours, while it is initialized; the store has the other */
           m->next = store.list;
           store.list = m;
           store.count++;
-          pthread_mutex_unlock (&store.lock);
         }
+      pthread_mutex_unlock (&store.lock);
+      if (!counted)
+        {
+          sess_free (m);
+          if (full)
+            reply_rpc_error (reply, 503, -32000, "Too many MCP sessions: end one (DELETE /mcp)");
+          else
+            reply_rpc_error (reply, 429, -32000,
+                             "Too many MCP sessions for this token: end one (DELETE /mcp)");
+          return;
+        }
+      handle (m, req, reply);
+      bool ok = reply->status == 200 && sbx_mcp_conn_initialized (m->conn);
+      if (ok)
+        reply->mcp_session = strdup (m->id);
+      pthread_mutex_lock (&store.lock);
+      if (ok)
+        m->ready = true;
       else
+        unlink_sess (m);
+      bool last = --m->refs == 0;
+      pthread_mutex_unlock (&store.lock);
+      if (last)
         sess_free (m);
       return;
     }
@@ -432,6 +470,12 @@ post (sbxd_server_t *srv, const sbxd_request_t *req, sbxd_reply_t *reply)
 void
 sbxd_mcp_route (sbxd_server_t *srv, const sbxd_request_t *req, sbxd_reply_t *reply)
 {
+  /* First, so that a stranger's request is answered before its body is read. */
+  if (!sbxd_token_known (srv, req->token))
+    {
+      reply_unauthorized (reply);
+      return;
+    }
   if (strcmp (req->method, "POST") == 0)
     post (srv, req, reply);
   else if (strcmp (req->method, "DELETE") == 0)

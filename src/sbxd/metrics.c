@@ -7,9 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *const ops[] = { "exec",   "read", "read_bytes", "write", "edit",
-                                   "exists", "ls",   "glob",       "grep" };
-#define N_OPS (sizeof ops / sizeof *ops)
+#define N_OPS SBXD_N_OPS
 static const double buckets[] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                   0.25,  0.5,    1,     2.5,  5,     10,   30 };
 #define N_BUCKETS (sizeof buckets / sizeof *buckets)
@@ -32,7 +30,7 @@ void
 sbxd_metrics_op (const char *op, bool ok, double seconds)
 {
   for (size_t i = 0; i < N_OPS; i++)
-    if (strcmp (ops[i], op) == 0)
+    if (strcmp (sbxd_op_name (i), op) == 0)
       {
         pthread_mutex_lock (&lock);
         if (ok)
@@ -95,7 +93,7 @@ sbxd_metrics_text (sbxd_registry_t *reg)
     fprintf (out,
              "sbxd_operations_total{op=\"%s\",outcome=\"ok\"} %llu\n"
              "sbxd_operations_total{op=\"%s\",outcome=\"failed\"} %llu\n",
-             ops[i], (unsigned long long) op_stats[i].ok, ops[i],
+             sbxd_op_name (i), (unsigned long long) op_stats[i].ok, sbxd_op_name (i),
              (unsigned long long) op_stats[i].failed);
   fputs ("# HELP sbxd_operation_seconds Operation latency.\n"
          "# TYPE sbxd_operation_seconds histogram\n",
@@ -103,14 +101,15 @@ sbxd_metrics_text (sbxd_registry_t *reg)
   for (size_t i = 0; i < N_OPS; i++)
     {
       for (size_t b = 0; b < N_BUCKETS; b++)
-        fprintf (out, "sbxd_operation_seconds_bucket{op=\"%s\",le=\"%g\"} %llu\n", ops[i],
+        fprintf (out, "sbxd_operation_seconds_bucket{op=\"%s\",le=\"%g\"} %llu\n", sbxd_op_name (i),
                  buckets[b], (unsigned long long) op_stats[i].bucket[b]);
       fprintf (out,
                "sbxd_operation_seconds_bucket{op=\"%s\",le=\"+Inf\"} %llu\n"
                "sbxd_operation_seconds_sum{op=\"%s\"} %.6f\n"
                "sbxd_operation_seconds_count{op=\"%s\"} %llu\n",
-               ops[i], (unsigned long long) (op_stats[i].ok + op_stats[i].failed), ops[i],
-               op_stats[i].sum, ops[i], (unsigned long long) (op_stats[i].ok + op_stats[i].failed));
+               sbxd_op_name (i), (unsigned long long) (op_stats[i].ok + op_stats[i].failed),
+               sbxd_op_name (i), op_stats[i].sum, sbxd_op_name (i),
+               (unsigned long long) (op_stats[i].ok + op_stats[i].failed));
     }
   pthread_mutex_unlock (&lock);
   if (fclose (out) != 0)

@@ -6,7 +6,9 @@
 
 #include "base64.h"
 
+#include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ------------------------------------------------------------ validation */
 
@@ -89,6 +91,7 @@ typedef struct op_ctx
   sbxd_session_t *s;
   sbx_sandbox_t *sb;
   json_t *body;
+  int client_fd; /* its hang-up cancels exec; -1: none */
   sbxd_invalid_t inv;
   bool broken; /* the sandbox was lost: the handle is not kept */
   /* The event: */
@@ -157,6 +160,7 @@ op_exec (op_ctx_t *c, json_t **reply, sbxd_fail_t *f)
   /* min(timeout_seconds, the ceiling); none or not positive: the ceiling. */
   opts.timeout = timeout > 0 && (double) timeout < ceiling ? (double) timeout : ceiling;
   opts.max_output = SBX_DEFAULT_MAX_OUTPUT;
+  opts.cancel_fd = c->client_fd;
   sbx_exec_result_t res = { 0 };
   sbx_error_t *err = NULL;
   int r = sbx_exec (c->sb, command, &opts, &res, &err);
@@ -176,7 +180,10 @@ op_exec (op_ctx_t *c, json_t **reply, sbxd_fail_t *f)
                             res.truncated)
                : NULL;
   free (out);
-  set_detail (c, res.exit_code == 0, "exit %d", res.exit_code);
+  if (res.cancelled)
+    set_detail (c, false, "cancelled: the client went away");
+  else
+    set_detail (c, res.exit_code == 0, "exit %d", res.exit_code);
   sbx_exec_result_free (&res);
   return 0;
 }
@@ -519,6 +526,13 @@ static const struct
       { "glob", 's', false, 0 },
       { "ignore_hidden", 'b', false, 0 } } },
 };
+_Static_assert(sizeof schemas / sizeof *schemas == SBXD_N_OPS, "SBXD_N_OPS is the ops' count");
+
+const char *
+sbxd_op_name (size_t i)
+{
+  return i < SBXD_N_OPS ? schemas[i].op : NULL;
+}
 
 bool
 sbxd_op_known (const char *op)
@@ -572,11 +586,11 @@ dispatch (op_ctx_t *c, const char *op, json_t **reply, sbxd_fail_t *f)
 }
 
 int
-sbxd_op_run (sbxd_registry_t *reg, sbxd_session_t *s, const char *op, json_t *body, json_t **reply,
-             sbxd_fail_t *f)
+sbxd_op_run (sbxd_registry_t *reg, sbxd_session_t *s, const char *op, json_t *body, int client_fd,
+             json_t **reply, sbxd_fail_t *f)
 {
   *reply = NULL;
-  op_ctx_t c = { .reg = reg, .s = s, .body = body };
+  op_ctx_t c = { .reg = reg, .s = s, .body = body, .client_fd = client_fd };
   sbxd_op_validate (op, body, &c.inv);
   if (c.inv.list)
     {
@@ -637,6 +651,7 @@ typedef struct stream_job
   sbx_sandbox_t *sb;
   sbxd_stream_t *st;
   char *command;
+  int client_fd; /* a copy of the client's socket: its hang-up cancels the command */
   double timeout, ceiling, started;
 } stream_job_t;
 
@@ -674,6 +689,7 @@ stream_run (void *arg)
   opts.separate_streams = true; /* each chunk says its stream */
   opts.on_output = stream_output;
   opts.userdata = j;
+  opts.cancel_fd = j->client_fd;
   sbx_exec_result_t res = { 0 };
   sbx_error_t *err = NULL;
   int r = sbx_exec (j->sb, j->command, &opts, &res, &err);
@@ -699,13 +715,15 @@ stream_run (void *arg)
   sbx_error_free (err);
   sbxd_stream_unref (j->st);
   sbxd_session_unref (j->s);
+  if (j->client_fd >= 0)
+    close (j->client_fd);
   free (j->command);
   free (j);
 }
 
 int
-sbxd_op_exec_stream (sbxd_registry_t *reg, sbxd_session_t *s, json_t *body, sbxd_reply_t *reply,
-                     json_t **invalid, sbxd_fail_t *f)
+sbxd_op_exec_stream (sbxd_registry_t *reg, sbxd_session_t *s, json_t *body, int client_fd,
+                     sbxd_reply_t *reply, json_t **invalid, sbxd_fail_t *f)
 {
   sbxd_invalid_t inv = { 0 };
   sbxd_op_validate ("exec", body, &inv);
@@ -739,6 +757,8 @@ sbxd_op_exec_stream (sbxd_registry_t *reg, sbxd_session_t *s, json_t *body, sbxd
       return -1;
     }
   j->s = sbxd_session_ref (s);
+  /* Its own copy: the job outlives the request. */
+  j->client_fd = client_fd >= 0 ? fcntl (client_fd, F_DUPFD_CLOEXEC, 0) : -1;
   reply->status = 200;
   reply->stream = sbxd_stream_ref (j->st); /* the reply's; the job keeps its own */
   reply->then = stream_run;

@@ -35,6 +35,7 @@ struct sbxd_session
   sbxd_state_t state; /* reg->lock */
   int refs;           /* reg->lock; the registry's list holds one */
   int inflight;       /* reg->lock */
+  int waiting;        /* reg->lock: requests waiting for their turn (an MCP session's calls) */
   sbxd_registry_t *reg;
   sbxd_session_t *next;
   pthread_mutex_t lock; /* events, idle handles, token (reg->lock: state, refs, inflight,
@@ -523,18 +524,61 @@ make_room (sbxd_registry_t *reg, const sbxd_session_t *except, const char *what,
                     what, resident, reg->config->evict_idle_after);
 }
 
+/* reg->lock held: whether S runs or awaits as many requests as it may.
+ * One session's token must not take every worker. */
+static bool
+over_inflight (const sbxd_session_t *s)
+{
+  return s->inflight + s->waiting >= (int) s->reg->config->max_inflight;
+}
+
+static int
+fail_inflight (const sbxd_session_t *s, sbxd_fail_t *f)
+{
+  return sbxd_fail (f, 429,
+                    "Session %s has %u requests running or waiting, its limit: wait for one to "
+                    "end (sbxd --max-inflight N)",
+                    s->id, s->reg->config->max_inflight);
+}
+
 int
-sbxd_session_get (sbxd_registry_t *reg, sbxd_session_t *s, sbx_sandbox_t **sb, sbxd_fail_t *f)
+sbxd_session_wait_begin (sbxd_session_t *s, sbxd_fail_t *f)
+{
+  pthread_mutex_lock (&s->reg->lock);
+  bool over = over_inflight (s);
+  if (!over)
+    s->waiting++;
+  pthread_mutex_unlock (&s->reg->lock);
+  return over ? fail_inflight (s, f) : 0;
+}
+
+void
+sbxd_session_wait_end (sbxd_session_t *s)
+{
+  pthread_mutex_lock (&s->reg->lock);
+  s->waiting--;
+  pthread_mutex_unlock (&s->reg->lock);
+}
+
+/* RESERVED: the caller counts among the waiting (sbxd_session_wait_begin),
+ * and now runs in their place. */
+static int
+session_get (sbxd_registry_t *reg, sbxd_session_t *s, bool reserved, sbx_sandbox_t **sb,
+             sbxd_fail_t *f)
 {
   *sb = NULL;
   sbxd_session_t *victim = NULL;
   bool waking = false;
   pthread_mutex_lock (&reg->lock);
   int r = 0;
+  if (reserved)
+    s->waiting--;
   if (s->state == SBXD_CLOSED || s->state == SBXD_CLOSING)
     r = sbxd_fail (f, 404, "Session not found: %s", s->id);
   else if (s->state == SBXD_OPENING)
     r = sbxd_fail (f, 409, "Session is opening: %s", s->id);
+  else if (!reserved && over_inflight (s))
+    r = fail_inflight (s, f);
   else if (s->state == SBXD_HIBERNATED)
     {
       char what[128];
@@ -583,6 +627,19 @@ sbxd_session_get (sbxd_registry_t *reg, sbxd_session_t *s, sbx_sandbox_t **sb, s
       return -1;
     }
   return 0;
+}
+
+int
+sbxd_session_get (sbxd_registry_t *reg, sbxd_session_t *s, sbx_sandbox_t **sb, sbxd_fail_t *f)
+{
+  return session_get (reg, s, false, sb, f);
+}
+
+int
+sbxd_session_get_reserved (sbxd_registry_t *reg, sbxd_session_t *s, sbx_sandbox_t **sb,
+                           sbxd_fail_t *f)
+{
+  return session_get (reg, s, true, sb, f);
 }
 
 void
@@ -1016,13 +1073,20 @@ recover (sbxd_registry_t *reg, sbx_error_t **err)
 
 /* ----------------------------------------------------------- open/close */
 
+/* The session manager of runtime RT: "NAME-ALIAS" (malloc'd). */
+static char *
+manager_name (const sbxd_config_t *c, const sbxd_runtime_t *rt)
+{
+  return sbx_strdup_printf ("%s-%s", c->name, rt->alias);
+}
+
 static int
 open_managers (sbxd_config_t *c, sbx_error_t **err)
 {
   for (size_t i = 0; i < c->n_runtimes; i++)
     {
       sbxd_runtime_t *rt = &c->runtimes[i];
-      cleanup_free char *name = sbx_strdup_printf ("%s-%s", c->name, rt->alias);
+      cleanup_free char *name = manager_name (c, rt);
       if (name == NULL)
         return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
       if (!sbx_session_id_valid (name))
@@ -1088,7 +1152,7 @@ forget_instance (sbxd_registry_t *reg)
         continue;
       sbx_manager_free (rt->manager);
       rt->manager = NULL;
-      cleanup_free char *name = sbx_strdup_printf ("%s-%s", c->name, rt->alias);
+      cleanup_free char *name = manager_name (c, rt);
       sbx_error_t *err = NULL;
       if (name && sbx_manager_delete (name, &err) < 0 && sbx_error_code (err) != SBX_E_NOT_FOUND)
         fprintf (stderr, "sbxd: %s\n", sbx_error_message (err));

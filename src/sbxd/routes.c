@@ -85,16 +85,22 @@ require_service (route_ctx_t *rc)
   return false;
 }
 
+bool
+sbxd_token_known (sbxd_server_t *srv, const char *token)
+{
+  if (sbxd_is_service (srv->config, token))
+    return true;
+  sbxd_session_t *s = sbxd_session_by_token (srv->registry, token);
+  sbxd_session_unref (s);
+  return s != NULL;
+}
+
 /* The service's documents: any valid token (the service's or a
  * session's) reads them; only /healthz is open to all. */
 static bool
 require_any_token (route_ctx_t *rc)
 {
-  if (sbxd_is_service (rc->srv->config, rc->req->token))
-    return true;
-  sbxd_session_t *s = sbxd_session_by_token (rc->srv->registry, rc->req->token);
-  sbxd_session_unref (s);
-  if (s)
+  if (sbxd_token_known (rc->srv, rc->req->token))
     return true;
   reply_detail (rc, 401, "Invalid or missing token (X-Sandbox-Token or Authorization: Bearer)");
   return false;
@@ -172,9 +178,8 @@ policy_doc (sbxd_config_t *c)
                           "image", rt->image ? rt->image : "", "description",
                           rt->description ? rt->description : "", "builds", rt->builds, "mem_limit",
                           opt_int (c->memory), "memswap_limit", opt_int (c->memory), "cpus",
-                          c->cpus > 0 ? json_real (c->cpus) : json_null (), "cpu_shares",
-                          "pids_limit", opt_int (c->pids), "network_mode",
-                          c->network ? c->network : "none", "oci_runtime", "runc"));
+                          json_real (c->cpus), "cpu_shares", "pids_limit", opt_int (c->pids),
+                          "network_mode", c->network ? c->network : "none", "oci_runtime", "runc"));
     }
   json_t *doc = json_pack (
       "{s:o*,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:n,s:o,s:s,s:I,s:I,s:I,s:b,s:n,s:n,s:n,s:n,s:b,s:b}",
@@ -184,12 +189,11 @@ policy_doc (sbxd_config_t *c)
       opt_int ((int64_t) c->max_per_tenant), "evict_idle_after",
       c->evict_idle_after > 0 ? json_integer ((json_int_t) c->evict_idle_after) : json_null (),
       "mem_limit", opt_int (c->memory), "memswap_limit", opt_int (c->memory), "cpus",
-      c->cpus > 0 ? json_real (c->cpus) : json_null (), "cpu_shares", "pids_limit",
-      opt_int (c->pids), "network_mode", c->network ? c->network : "none", "idle_timeout",
-      (json_int_t) c->idle_timeout, "execute_timeout", (json_int_t) c->execute_timeout,
-      "max_read_bytes", (json_int_t) c->max_read_bytes, "persist_containers", false, "sandbox_uid",
-      "workspace_ttl", "container_ttl", "tmpfs_size", "prewarm", c->pool_size > 0, "buildkit",
-      false);
+      json_real (c->cpus), "cpu_shares", "pids_limit", opt_int (c->pids), "network_mode",
+      c->network ? c->network : "none", "idle_timeout", (json_int_t) c->idle_timeout,
+      "execute_timeout", (json_int_t) c->execute_timeout, "max_read_bytes",
+      (json_int_t) c->max_read_bytes, "persist_containers", false, "sandbox_uid", "workspace_ttl",
+      "container_ttl", "tmpfs_size", "prewarm", c->pool_size > 0, "buildkit", false);
   if (doc)
     json_object_set_new (doc, "work_dir", json_string (SBX_DEFAULT_WORKDIR));
   return doc;
@@ -519,7 +523,8 @@ route_session (route_ctx_t *rc, const char *id, const char *op, const char *bg_i
     reply_json (rc, 200, sbxd_session_events (s, after));
   else if (strcmp (op, "exec_stream") == 0)
     {
-      if (sbxd_op_exec_stream (rc->srv->registry, s, body, rc->reply, &reply, &f) < 0)
+      if (sbxd_op_exec_stream (rc->srv->registry, s, body, req->client_fd, rc->reply, &reply, &f)
+          < 0)
         reply_fail (rc, &f, reply);
     }
   else if (strcmp (op, "bg") == 0 || strcmp (op, "kill_all") == 0)
@@ -533,7 +538,7 @@ route_session (route_ctx_t *rc, const char *id, const char *op, const char *bg_i
           reply = NULL;
         }
     }
-  else if (sbxd_op_run (rc->srv->registry, s, op, body, &reply, &f) < 0)
+  else if (sbxd_op_run (rc->srv->registry, s, op, body, req->client_fd, &reply, &f) < 0)
     reply_fail (rc, &f, reply);
   else
     {
@@ -580,7 +585,9 @@ route_workspace (route_ctx_t *rc, const char *id, const char *op)
     return;
   sbxd_fail_t f = { 0 };
   json_t *reply = NULL;
-  if (sbxd_workspace_op (rc->srv->config, id, op, body, &reply, &f) < 0)
+  if (sbxd_workspace_op (rc->srv->config, id, op, body, &reply, &rc->reply->truncated,
+                         &rc->reply->total, &f)
+      < 0)
     {
       reply_fail (rc, &f, reply);
       json_decref (reply);
@@ -631,6 +638,24 @@ origin_ok (route_ctx_t *rc)
     return true;
   reply_detail (rc, 403, "Origin not allowed (sbxd --allowed-host HOST adds one)");
   return false;
+}
+
+/* The GET routes that answer from memory: /, the service's documents, the
+ * session list, a session's info and its events. */
+bool
+sbxd_route_quick (const char *method, const char *path)
+{
+  if (strcmp (method, "GET") != 0)
+    return false;
+  static const char *const docs[] = { "/",     "/healthz", "/policy",   "/openapi.json",
+                                      "/docs", "/metrics", "/sessions", NULL };
+  for (size_t i = 0; docs[i]; i++)
+    if (strcmp (path, docs[i]) == 0)
+      return true;
+  if (strncmp (path, "/sessions/", 10) != 0)
+    return false;
+  const char *id = path + 10, *slash = strchr (id, '/');
+  return slash == NULL ? *id != '\0' : slash > id && strcmp (slash, "/events") == 0;
 }
 
 void

@@ -55,8 +55,10 @@ typedef struct sbxd_config
   char *workspace_root;     /* NULL: none */
   size_t pool_size;         /* warm sandboxes of the default runtime */
   unsigned workers;         /* threads that run operations */
+  unsigned max_inflight;    /* a session's requests running at once */
+  unsigned max_per_ip;      /* connections from one address (TCP) */
   bool stop_on_exit;        /* SIGTERM stops the sessions' sandboxes (else they keep running) */
-  int64_t memory, pids;     /* sandbox limits (0: sbx's defaults) */
+  int64_t memory, pids;     /* sandbox limits (sbx's defaults unless given) */
   double cpus;
   char *network;
   char **allowed_hosts;   /* Host header values accepted (besides loopback ones); NULL-terminated */
@@ -127,6 +129,14 @@ int sbxd_session_delete (sbxd_registry_t *reg, sbxd_session_t *s, bool purge, sb
  * sbxd_session_put (BROKEN: the operation lost the sandbox, do not keep it). */
 int sbxd_session_get (sbxd_registry_t *reg, sbxd_session_t *s, sbx_sandbox_t **sb, sbxd_fail_t *f);
 void sbxd_session_put (sbxd_session_t *s, sbx_sandbox_t *sb, bool broken);
+/* A request that waits for its turn before it gets a handle counts
+ * against the session's --max-inflight meanwhile (429 past it); then
+ * either gets its handle in its place (sbxd_session_get_reserved) or
+ * gives the place back (sbxd_session_wait_end). */
+int sbxd_session_wait_begin (sbxd_session_t *s, sbxd_fail_t *f);
+int sbxd_session_get_reserved (sbxd_registry_t *reg, sbxd_session_t *s, sbx_sandbox_t **sb,
+                               sbxd_fail_t *f);
+void sbxd_session_wait_end (sbxd_session_t *s);
 /* Logs an operation in the session's events and counts it as activity. */
 void sbxd_session_event (sbxd_session_t *s, const char *op, const char *target, bool ok,
                          const char *detail, double started);
@@ -152,6 +162,7 @@ typedef struct sbxd_request
   json_t *query;           /* {name: value} */
   const char *body;
   size_t body_len;
+  int client_fd; /* the client's socket (borrowed; its hang-up cancels exec), or -1 */
 } sbxd_request_t;
 
 /* A response body written as it is made (server-sent events): the route
@@ -172,9 +183,11 @@ typedef struct sbxd_reply
   char *body; /* malloc'd */
   size_t len;
   const char *content_type;
-  const char *allow;        /* for 405 */
-  char *mcp_session;        /* Mcp-Session-Id to send (malloc'd), or NULL */
-  bool bearer_challenge;    /* a 401 of /mcp: WWW-Authenticate: Bearer */
+  const char *allow;     /* for 405 */
+  char *mcp_session;     /* Mcp-Session-Id to send (malloc'd), or NULL */
+  bool bearer_challenge; /* a 401 of /mcp: WWW-Authenticate: Bearer */
+  bool truncated;        /* a listing cut short: X-Sbx-Truncated, X-Sbx-Total (TOTAL) */
+  size_t total;
   sbxd_stream_t *stream;    /* the body, streamed (text/event-stream), instead of BODY */
   void (*then) (void *arg); /* run after the response started; it owns ARG */
   void *then_arg;
@@ -184,9 +197,10 @@ typedef struct sbxd_reply
 
 /* Runs operation OP (exec, read, ...) with the request BODY in session S:
  * *REPLY is the response document (operation failures are in it, as
- * sandboxd answers them: status 200); a failure of the service in F. */
+ * sandboxd answers them: status 200); a failure of the service in F.
+ * CLIENT_FD (or -1): the client's socket, whose hang-up cancels exec. */
 int sbxd_op_run (sbxd_registry_t *reg, sbxd_session_t *s, const char *op, json_t *body,
-                 json_t **reply, sbxd_fail_t *f);
+                 int client_fd, json_t **reply, sbxd_fail_t *f);
 
 /* Request validation, as FastAPI reports it (422 with a list). */
 typedef struct sbxd_invalid
@@ -199,12 +213,17 @@ void sbxd_invalid_add (sbxd_invalid_t *inv, const char *where, const char *field
 /* POST /sessions/{id}/exec_stream: exec's body; the output as server-sent
  * events ("output" {stream, text}, then "exit" {exit_code, truncated,
  * timed_out} or "error" {detail}). Sets up REPLY's stream. */
-int sbxd_op_exec_stream (sbxd_registry_t *reg, sbxd_session_t *s, json_t *body, sbxd_reply_t *reply,
-                         json_t **invalid, sbxd_fail_t *f);
+int sbxd_op_exec_stream (sbxd_registry_t *reg, sbxd_session_t *s, json_t *body, int client_fd,
+                         sbxd_reply_t *reply, json_t **invalid, sbxd_fail_t *f);
 /* Background processes and kill-all: POST bg {command} -> {id}, GET bg,
  * GET bg/ID (new output and status), DELETE bg/ID, POST kill_all. */
 int sbxd_op_process (sbxd_registry_t *reg, sbxd_session_t *s, const char *method, const char *what,
                      const char *bg_id, json_t *body, json_t **reply, sbxd_fail_t *f);
+
+/* The nine operations of the sandboxd protocol: the Ith's name (I below
+ * SBXD_N_OPS), for /metrics. */
+#define SBXD_N_OPS 9
+const char *sbxd_op_name (size_t i);
 
 /* Whether OP names an operation route; what its body must hold (adds to
  * INV), and that as a JSON Schema (for /openapi.json). */
@@ -225,6 +244,12 @@ typedef struct sbxd_server
 } sbxd_server_t;
 
 void sbxd_route (sbxd_server_t *srv, const sbxd_request_t *req, sbxd_reply_t *reply);
+/* Whether a request is answered from memory at once (no sandbox, no host
+ * file): such requests never wait for a worker. */
+bool sbxd_route_quick (const char *method, const char *path);
+/* Whether TOKEN is the service's or a live session's: a request without
+ * one is answered (401) before its body is read. */
+bool sbxd_token_known (sbxd_server_t *srv, const char *token);
 /* Whether TOKEN is the service token (constant time; always with auth off). */
 bool sbxd_is_service (const sbxd_config_t *c, const char *token);
 
@@ -233,9 +258,11 @@ void sbxd_mcp_route (sbxd_server_t *srv, const sbxd_request_t *req, sbxd_reply_t
 /* Ends every MCP session (the sandbox sessions they made included). */
 void sbxd_mcp_close_all (sbxd_server_t *srv);
 
-/* POST /workspaces/{id}/{ls,read} (svc). */
+/* POST /workspaces/{id}/{ls,read} (svc). A listing past 100000 entries
+ * or 16 MiB of JSON is cut short: *TRUNCATED, and *TOTAL the folder's
+ * entries. */
 int sbxd_workspace_op (sbxd_config_t *config, const char *id, const char *op, json_t *body,
-                       json_t **reply, sbxd_fail_t *f);
+                       json_t **reply, bool *truncated, size_t *total, sbxd_fail_t *f);
 
 /* ----------------------------------------------------------------- metrics */
 

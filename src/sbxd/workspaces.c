@@ -13,7 +13,11 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
+/* A listing's bounds: entries, and bytes of JSON (roughly: its names and
+ * paths and a row's keys); past them it is cut short, and says so. */
 #define MAX_ENTRIES 100000
+#define MAX_LISTING (16u << 20)
+#define ROW_OVERHEAD 64
 
 static int
 open_beneath (int dfd, const char *path, int flags, uint64_t resolve)
@@ -52,7 +56,7 @@ cmp_entries (const void *a, const void *b)
 }
 
 static int
-list_dir (int fd, const char *rel, json_t **reply, sbxd_fail_t *f)
+list_dir (int fd, const char *rel, json_t **reply, bool *truncated, size_t *total, sbxd_fail_t *f)
 {
   DIR *d = fdopendir (fd);
   if (d == NULL)
@@ -60,13 +64,24 @@ list_dir (int fd, const char *rel, json_t **reply, sbxd_fail_t *f)
       close (fd);
       return sbxd_fail (f, 500, "cannot read the folder: %s", strerror (errno));
     }
-  size_t n = 0, cap = 0;
+  size_t n = 0, cap = 0, bytes = 0;
   json_t **rows = NULL;
   int r = 0;
-  for (struct dirent *e; r == 0 && n < MAX_ENTRIES && (e = readdir (d)) != NULL;)
+  *truncated = false;
+  *total = 0;
+  for (struct dirent *e; r == 0 && (e = readdir (d)) != NULL;)
     {
       if (strcmp (e->d_name, ".") == 0 || strcmp (e->d_name, "..") == 0)
         continue;
+      ++*total;
+      /* Past a bound, the rest is only counted. */
+      size_t row_bytes = ROW_OVERHEAD + 2 * (strlen (rel) + 6 * strlen (e->d_name));
+      if (*truncated || n == MAX_ENTRIES || bytes + row_bytes > MAX_LISTING)
+        {
+          *truncated = true;
+          continue;
+        }
+      bytes += row_bytes;
       struct stat st;
       if (fstatat (dirfd (d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
         continue;
@@ -152,7 +167,7 @@ read_file (int fd, const char *rel, size_t max, int64_t offset, int64_t limit, j
 
 int
 sbxd_workspace_op (sbxd_config_t *c, const char *id, const char *op, json_t *body, json_t **reply,
-                   sbxd_fail_t *f)
+                   bool *truncated, size_t *total, sbxd_fail_t *f)
 {
   *reply = NULL;
   bool is_read = strcmp (op, "read") == 0;
@@ -198,6 +213,6 @@ sbxd_workspace_op (sbxd_config_t *c, const char *id, const char *op, json_t *bod
                         is_read ? "Not a regular file" : "Not a folder", id, rel);
     }
   if (!is_read)
-    return list_dir (fd, rel, reply, f);
+    return list_dir (fd, rel, reply, truncated, total, f);
   return read_file (fd, rel, c->max_read_bytes, offset, limit, reply, f);
 }

@@ -3,6 +3,7 @@
 #include "helpers.h"
 
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 typedef struct
@@ -191,10 +192,38 @@ test_timeout (sbx_sandbox_t *sb)
       ok (now_s () - t0 < 3, "it returns without waiting for the child");
     }
   sbx_exec_result_free (&res);
+
   run (sb,
        "pkill sleep 2>/dev/null; for p in /proc/[0-9]*; do "
        "[ \"$(cat $p/comm 2>/dev/null)\" = sleep ] && kill ${p#/proc/}; done; true",
        NULL);
+
+  /* cancel_fd: a silent command ends when the peer of that socket hangs
+   * up, and not before. */
+  int pair[2];
+  if (ok (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == 0, "a socket pair"))
+    {
+      sbx_exec_opts_init (&o);
+      o.cancel_fd = pair[0];
+      err = NULL;
+      if (check_ok (sbx_exec (sb, "sleep 0.5; echo done", &o, &res, &err), &err,
+                    "exec with a cancel_fd whose peer stays"))
+        ok (!res.cancelled && strcmp (res.output, "done\n") == 0,
+            "runs to its end while the peer is there");
+      sbx_exec_result_free (&res);
+      close (pair[1]);
+      t0 = now_s ();
+      err = NULL;
+      if (check_ok (sbx_exec (sb, "sleep 1000", &o, &res, &err), &err,
+                    "exec with a cancel_fd whose peer hung up"))
+        {
+          ok (res.cancelled, "cancelled is set");
+          ok (now_s () - t0 < 8, "it ends at once (%.1f s)", now_s () - t0);
+        }
+      sbx_exec_result_free (&res);
+      close (pair[0]);
+      ok (!sleepers_left (sb), "the cancelled command's tree is gone");
+    }
 }
 
 /* Reads background process ID's new output until some arrives (or 10 s

@@ -70,6 +70,10 @@ def test_policy_needs_the_service_token(server):
     assert doc["work_dir"] == "/workspace" and doc["max_read_bytes"] == 8 << 20
     assert [rt["alias"] for rt in doc["runtimes"]] == ["default"]
     assert doc["runtimes"][0]["image"] == "sbx-test/busybox:1"
+    # The limits the sandboxes get, sbx's defaults unless given: never null.
+    for where in (doc, doc["runtimes"][0]):
+        assert (where["mem_limit"], where["memswap_limit"], where["cpus"], where["pids_limit"],
+                where["network_mode"]) == (1 << 30, 1 << 30, 1.0, 512, "none"), where
     assert server.request("GET", "/policy", token=server.token, bearer=True).status == 200
 
 

@@ -1,0 +1,228 @@
+"""What an attacker with a socket, or with one session's token, tries: to
+take every worker, to fill the server's memory with bodies, to hold every
+connection, to list a folder without end. Each is bounded, and the server
+goes on serving everyone else."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+
+from test_mcp_http import ACCEPT, INIT, initialize
+
+
+def raw_head(port: int, method: str, path: str, headers: dict, length: int | None) -> socket.socket:
+    """A connection with a request's head sent and none of its body."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=20)
+    lines = ["%s %s HTTP/1.1" % (method, path), "Host: localhost",
+             "Content-Type: application/json"]
+    lines += ["%s: %s" % kv for kv in headers.items()]
+    if length is not None:
+        lines.append("Content-Length: %d" % length)
+    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+    return sock
+
+
+def status_of(sock: socket.socket) -> int:
+    head = sock.recv(4096).decode(errors="replace")
+    assert head.startswith("HTTP/1.1 "), head
+    return int(head.split()[1])
+
+
+def wait_for(what, timeout: float = 30, step: float = 0.1):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        got = what()
+        if got:
+            return got
+        time.sleep(step)
+    return what()
+
+
+# -------------------------------------------------------------- bodies
+
+def test_a_stranger_is_answered_before_the_body(server):
+    sid, _ = server.session()
+    for path, hdrs, status in (
+            ("/sessions/%s/write" % sid, {"X-Sandbox-Token": "wrong"}, 401),
+            ("/sessions/%s/write" % sid, {}, 401),
+            ("/sessions", {"Authorization": "Bearer wrong"}, 401),
+            ("/workspaces/%s/ls" % sid, {}, 401),
+            ("/mcp", dict(ACCEPT, Authorization="Bearer wrong"), 401),
+            ("/nowhere", {"X-Sandbox-Token": "wrong"}, 404)):
+        sock = raw_head(server.port, "POST", path, hdrs, 16 << 20)
+        try:
+            assert status_of(sock) == status, path
+        finally:
+            sock.close()
+    assert server.request("GET", "/healthz").status == 200
+
+
+def test_bodies_held_at_once_are_bounded_together(fresh):
+    s = fresh("--max-body", "1KiB").start()  # 16 KiB for all bodies together
+    sid, tok = s.session()
+    path = "/sessions/%s/write" % sid
+    held = [raw_head(s.port, "POST", path, {"X-Sandbox-Token": tok}, 1024) for _ in range(16)]
+    refused = None
+    try:
+        # Each head is read by one of the server's threads: retried until
+        # every one of the 16 has taken its share.
+        for _ in range(50):
+            sock = raw_head(s.port, "POST", path, {"X-Sandbox-Token": tok}, 1024)
+            sock.settimeout(0.5)
+            try:
+                refused = status_of(sock)
+            except socket.timeout:
+                refused = None
+            finally:
+                sock.close()
+            if refused == 503:
+                break
+        assert refused == 503
+        # A body held finishes as usual.
+        body = json.dumps({"path": "held.txt", "content_b64": "aGVsZA=="}).encode()
+        body += b" " * (1024 - len(body))
+        held[0].sendall(body)
+        assert status_of(held[0]) == 200
+    finally:
+        for sock in held:
+            sock.close()
+    # Given back when they end: a request gets through again.
+    r = wait_for(lambda: (lambda r: r if r.status == 200 else None)(
+        s.op(sid, tok, "write", {"path": "after.txt", "content_b64": "YWZ0ZXI="})))
+    assert r is not None and r.json()["error"] is None
+    assert s.op(sid, tok, "read", {"path": "held.txt"}).json()["content"].startswith("held")
+
+
+# ------------------------------------------------------------- workers
+
+def test_one_session_cannot_take_every_worker(fresh):
+    s = fresh("--workers", "3", "--max-inflight", "2").start()
+    sid, tok = s.session()
+    ws = os.path.join(s.workspace_root, sid, "workspace")
+    out = {}
+
+    def slow(i):
+        out[i] = s.op(sid, tok, "exec", {"command": "touch m%d; sleep 4; echo done" % i})
+
+    threads = [threading.Thread(target=slow, args=(i,)) for i in (1, 2)]
+    for t in threads:
+        t.start()
+    assert wait_for(lambda: os.path.exists(os.path.join(ws, "m1"))
+                    and os.path.exists(os.path.join(ws, "m2")))
+    r = s.op(sid, tok, "exec", {"command": "echo third"})
+    assert r.status == 429 and "--max-inflight" in r.json()["detail"], r
+    # The others are served meanwhile: the documents at once, another session by a worker.
+    assert s.request("GET", "/healthz").status == 200
+    assert s.request("GET", "/sessions/%s" % sid, token=tok).status == 200
+    other, otok = s.session()
+    assert s.op(other, otok, "exec", {"command": "echo other"}).json()["output"] == "other\n"
+    assert all(t.is_alive() for t in threads)
+    for t in threads:
+        t.join(60)
+    assert [out[i].json()["output"] for i in (1, 2)] == ["done\n", "done\n"]
+    assert s.op(sid, tok, "exec", {"command": "echo again"}).json()["output"] == "again\n"
+
+
+def test_mcp_calls_waiting_count_against_the_session(fresh):
+    s = fresh("--max-inflight", "2").start()
+    sid, tok = s.session()
+    msid = initialize(s, tok)
+    statuses = []
+
+    def call(i):
+        body = {"jsonrpc": "2.0", "id": 10 + i, "method": "tools/call",
+                "params": {"name": "execute", "arguments": {"command": "sleep 2"}}}
+        r = s.request("POST", "/mcp", body, token=tok, bearer=True,
+                      headers=dict(ACCEPT, **{"Mcp-Session-Id": msid}))
+        statuses.append(r.status)
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(statuses) == [200, 200, 429, 429, 429], statuses
+
+
+def hang_up_cancels(s, op: str):
+    sid, tok = s.session()
+    ws = os.path.join(s.workspace_root, sid, "workspace")
+    body = json.dumps({"command": "touch started; sleep 300; touch finished"}).encode()
+    sock = raw_head(s.port, "POST", "/sessions/%s/%s" % (sid, op), {"X-Sandbox-Token": tok},
+                    len(body))
+    sock.sendall(body)
+    assert wait_for(lambda: os.path.exists(os.path.join(ws, "started")))
+    sock.close()
+
+    def gone():
+        r = s.op(sid, tok, "exec", {"command": "ps | grep -c '[s]leep 300'"})
+        return r.status == 200 and r.json()["output"].strip() == "0"
+
+    assert wait_for(gone, timeout=20, step=0.3)
+
+    def logged():
+        events = s.request("GET", "/sessions/%s/events" % sid, token=tok).json()["events"]
+        return any(e["detail"] == "cancelled: the client went away" for e in events)
+
+    # Logged once the worker has the command's end, just after the kill.
+    assert wait_for(logged, timeout=10)
+    assert not os.path.exists(os.path.join(ws, "finished"))
+
+
+def test_a_client_that_hangs_up_cancels_its_command(server):
+    hang_up_cancels(server, "exec")
+
+
+def test_a_stream_client_that_hangs_up_cancels_a_silent_command(server):
+    hang_up_cancels(server, "exec_stream")
+
+
+# ---------------------------------------------------------- connections
+
+def test_connections_from_one_address_are_bounded(fresh):
+    s = fresh("--max-connections-per-ip", "4").start()
+    held = [socket.create_connection(("127.0.0.1", s.port), timeout=10) for _ in range(4)]
+    try:
+        for sock in held:  # each accepted and idle, half a request sent
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n")
+        refused = 0
+        for _ in range(60):
+            sock = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+            try:
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                refused += sock.recv(4096) == b""
+            except ConnectionResetError:
+                refused += 1
+            finally:
+                sock.close()
+        assert refused == 60
+    finally:
+        for sock in held:
+            sock.close()
+    assert wait_for(lambda: s.request("GET", "/healthz").status == 200)
+    # The refusals are logged, but not one line each.
+    lines = [ln for ln in s.read_log().splitlines() if "more messages of libmicrohttpd" not in ln]
+    assert len(lines) < 40, lines
+
+
+# ------------------------------------------------------------- listings
+
+def test_a_workspace_listing_is_bounded_and_says_so(server):
+    sid, tok = server.session()
+    ws = os.path.join(server.workspace_root, sid, "workspace")
+    many = os.path.join(ws, "many")
+    os.makedirs(many)
+    for i in range(100005):
+        os.close(os.open(os.path.join(many, "f%06d" % i), os.O_CREAT | os.O_WRONLY, 0o644))
+    r = server.request("POST", "/workspaces/%s/ls" % sid, {"path": "many"}, token=server.token)
+    assert r.status == 200
+    assert r.headers["X-Sbx-Truncated"] == "true" and r.headers["X-Sbx-Total"] == "100005"
+    entries = r.json()
+    assert len(entries) == 100000 and entries[0]["path"].startswith("many/f")
+    small = server.request("POST", "/workspaces/%s/ls" % sid, {"path": "."}, token=server.token)
+    assert small.status == 200 and "X-Sbx-Truncated" not in small.headers
+    assert [e["name"] for e in small.json()] == ["many"]
+    server.request("DELETE", "/sessions/%s?purge=true" % sid, token=tok)
