@@ -8,23 +8,13 @@
  * read: the input's first 2 bytes are the offset and the limit; the answer
  * is valid UTF-8 without NUL, and no longer than the input (plus the
  * replacement characters and the hint). */
+#include "check.h"
 #include "base64.h"
 #include "text.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define CHECK(cond)                                                                                \
-  do                                                                                               \
-    {                                                                                              \
-      if (!(cond))                                                                                 \
-        {                                                                                          \
-          fprintf (stderr, "fuzz_base64: check failed: %s (line %d)\n", #cond, __LINE__);          \
-          abort ();                                                                                \
-        }                                                                                          \
-    }                                                                                              \
-  while (0)
 
 static int
 valid_utf8 (const unsigned char *s, size_t n)

@@ -11,6 +11,7 @@
  *
  * Input: 1 byte for the maximum line, 1 byte of session options, 4 bytes of
  * piece sizes used in turn (0: all that is left), then the stream. */
+#include "check.h"
 #include "mcp.h"
 
 #include <stdio.h>
@@ -18,17 +19,6 @@
 #include <string.h>
 
 #define HEADER 6
-
-#define CHECK(cond)                                                                                \
-  do                                                                                               \
-    {                                                                                              \
-      if (!(cond))                                                                                 \
-        {                                                                                          \
-          fprintf (stderr, "fuzz_jsonrpc: check failed: %s (line %d)\n", #cond, __LINE__);         \
-          abort ();                                                                                \
-        }                                                                                          \
-    }                                                                                              \
-  while (0)
 
 static sbx_mcp_perms_t *presets[4];
 

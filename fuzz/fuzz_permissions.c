@@ -11,6 +11,7 @@
  *
  * Input: the rules file (JSON), then optionally a NUL and NUL-separated
  * paths, absolute or relative to the work dir. */
+#include "check.h"
 #include "mcp.h"
 
 #include "glob.h"
@@ -21,17 +22,6 @@
 
 #define WORKDIR "/workspace"
 #define MAX_PATHS 16
-
-#define CHECK(cond)                                                                                \
-  do                                                                                               \
-    {                                                                                              \
-      if (!(cond))                                                                                 \
-        {                                                                                          \
-          fprintf (stderr, "fuzz_permissions: check failed: %s (line %d)\n", #cond, __LINE__);     \
-          abort ();                                                                                \
-        }                                                                                          \
-    }                                                                                              \
-  while (0)
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 

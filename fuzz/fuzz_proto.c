@@ -8,6 +8,7 @@
  *
  * Input: 4 bytes of piece sizes, used in turn (0: all that is left), 1 byte
  * of options, then the stream. */
+#include "check.h"
 #include "proto.h"
 
 #include <stdio.h>
@@ -17,17 +18,6 @@
 #define HEADER 5
 #define OPT_SPACE 0x01     /* pieces go through space + commit */
 #define OPT_WANT_MORE 0x02 /* and ask for more room than they fill */
-
-#define CHECK(cond)                                                                                \
-  do                                                                                               \
-    {                                                                                              \
-      if (!(cond))                                                                                 \
-        {                                                                                          \
-          fprintf (stderr, "fuzz_proto: check failed: %s (line %d)\n", #cond, __LINE__);           \
-          abort ();                                                                                \
-        }                                                                                          \
-    }                                                                                              \
-  while (0)
 
 static void
 check_strdup (const sbx_field_t *f, size_t max, const char *s)

@@ -11,22 +11,12 @@
  * quotes; the tag is the name and 12 hex digits of the hash.
  *
  * Input: the definition (JSON text without NUL bytes). */
+#include "check.h"
 #include "../src/lib/runtime.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define CHECK(cond)                                                                                \
-  do                                                                                               \
-    {                                                                                              \
-      if (!(cond))                                                                                 \
-        {                                                                                          \
-          fprintf (stderr, "fuzz_runtime: check failed: %s (line %d)\n", #cond, __LINE__);         \
-          abort ();                                                                                \
-        }                                                                                          \
-    }                                                                                              \
-  while (0)
 
 static const char site_ca[] = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
 

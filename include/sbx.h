@@ -164,6 +164,26 @@ const char *sbx_sandbox_id (const sbx_sandbox_t *sb);
  * limit on a storage driver without quotas), once the sandbox has started;
  * NULL when there is none. Owned by SB. */
 const char *sbx_sandbox_notice (const sbx_sandbox_t *sb);
+/* What a sandbox uses, as the engine counts it at one moment; -1 (0 for
+ * the counters) where the engine does not say. */
+typedef struct sbx_sandbox_usage
+{
+  int64_t memory_bytes;       /* without the page cache, as `docker stats` shows it */
+  int64_t memory_limit_bytes; /* the sandbox's memory limit */
+  int64_t pids;               /* processes and threads */
+  uint64_t cpu_ns;            /* CPU time used since the start */
+  uint64_t system_ns;         /* the host's CPU time (all CPUs) when sampled */
+  unsigned online_cpus;
+} sbx_sandbox_usage_t;
+
+/* Samples what the sandbox uses now (one request to the engine, no wait).
+ * SBX_E_GONE for a removed sandbox. */
+int sbx_sandbox_usage (sbx_sandbox_t *sb, sbx_sandbox_usage_t *usage, sbx_error_t **err);
+/* The CPU the sandbox used between two samples, in percent of one CPU (as
+ * `docker stats` says it: 200 is two CPUs busy); -1 when they don't tell. */
+double sbx_sandbox_cpu_percent (const sbx_sandbox_usage_t *before,
+                                const sbx_sandbox_usage_t *after);
+
 /* Image the sandbox uses; resolved at start. */
 const char *sbx_sandbox_image (const sbx_sandbox_t *sb);
 const char *sbx_sandbox_workdir (const sbx_sandbox_t *sb);

@@ -1064,19 +1064,36 @@ get_object (sbx_engine_t *e, const char *path, const char *what, json_t **obj, s
   return r;
 }
 
+/* GET /containers/ID SUFFIX, a JSON object; WHAT (with ID) says what
+ * for in an error; a 404 is the sandbox gone. */
+static int
+container_get (sbx_engine_t *e, const char *id, const char *suffix, const char *what, json_t **obj,
+               sbx_error_t **err)
+{
+  *obj = NULL;
+  cleanup_free char *path = NULL;
+  cleanup_free char *text = sbx_strdup_printf ("%s %s", what, id);
+  int r = container_path (id, suffix, &path, err);
+  if (r < 0)
+    return r;
+  if (text == NULL)
+    return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
+  r = get_object (e, path, text, obj, err);
+  return r == 1 ? fail_gone (id, err) : r;
+}
+
 int
 sbx_engine_container_inspect (sbx_engine_t *e, const char *id, json_t **info, sbx_error_t **err)
 {
-  *info = NULL;
-  cleanup_free char *path = NULL;
-  cleanup_free char *what = sbx_strdup_printf ("inspect sandbox %s", id);
-  int r = container_path (id, "/json", &path, err);
-  if (r < 0)
-    return r;
-  if (what == NULL)
-    return sbx_error_set (err, SBX_E_NOMEM, "out of memory");
-  r = get_object (e, path, what, info, err);
-  return r == 1 ? fail_gone (id, err) : r;
+  return container_get (e, id, "/json", "inspect sandbox", info, err);
+}
+
+int
+sbx_engine_container_stats (sbx_engine_t *e, const char *id, json_t **stats, sbx_error_t **err)
+{
+  /* one-shot: the engine answers at once rather than after a second sample. */
+  return container_get (e, id, "/stats?stream=false&one-shot=true", "read the usage of sandbox",
+                        stats, err);
 }
 
 int

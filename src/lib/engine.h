@@ -46,6 +46,8 @@ int sbx_engine_container_create (sbx_engine_t *e, const char *name, json_t *conf
 int sbx_engine_container_start (sbx_engine_t *e, const char *id, sbx_error_t **err);
 int sbx_engine_container_inspect (sbx_engine_t *e, const char *id, json_t **info,
                                   sbx_error_t **err);
+/* One sample of the container's stats (GET /containers/ID/stats, one-shot). */
+int sbx_engine_container_stats (sbx_engine_t *e, const char *id, json_t **stats, sbx_error_t **err);
 int sbx_engine_container_stop (sbx_engine_t *e, const char *id, int timeout_seconds,
                                sbx_error_t **err);
 /* Force-removes with its anonymous volumes; a missing container is not an error. */

@@ -5,6 +5,7 @@
  * enough. A failed create or start removes what it made. */
 #include "runtime.h"
 #include "sandbox.h"
+#include "usage.h"
 #include "state.h"
 
 #include <errno.h>
@@ -816,6 +817,22 @@ sbx_sandbox_stop (sbx_sandbox_t *sb, sbx_error_t **err)
     return 0;
   int r = engine (sb, err);
   return r < 0 ? r : sbx_engine_container_stop (sb->engine, sb->id, STOP_TIMEOUT, err);
+}
+
+SBX_EXPORT int
+sbx_sandbox_usage (sbx_sandbox_t *sb, sbx_sandbox_usage_t *usage, sbx_error_t **err)
+{
+  sbx_usage_from_stats (NULL, usage);
+  if (sb->id == NULL)
+    return sbx_error_set (err, SBX_E_INVALID, "the sandbox has not started");
+  json_t *stats = NULL;
+  int r = engine (sb, err);
+  if (r == 0)
+    r = sbx_engine_container_stats (sb->engine, sb->id, &stats, err);
+  if (r == 0)
+    sbx_usage_from_stats (stats, usage);
+  json_decref (stats);
+  return r;
 }
 
 SBX_EXPORT int

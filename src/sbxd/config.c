@@ -49,6 +49,8 @@ static const char usage[]
       "  --on-exit keep|stop       on SIGTERM, leave the sandboxes running (keep) or stop them\n"
       "  --memory SIZE --cpus N --pids N --network MODE   the sandboxes' limits (1GiB, 1,\n"
       "                            512, none: sbx's defaults)\n"
+      "  --disk SIZE               what a sandbox may write: its storage quota where the\n"
+      "                            engine has one, else each file (10GiB)\n"
       "  --allowed-host HOST       a Host header value to accept besides loopback ones (repeat)\n"
       "  --mcp-permissions P       what /mcp's tools may touch: a preset (default, permissive,\n"
       "                            readonly, strict) or a rules file (default: default)\n";
@@ -76,6 +78,7 @@ enum
   OPT_MAX_PER_IP,
   OPT_ON_EXIT,
   OPT_MEMORY,
+  OPT_DISK,
   OPT_CPUS,
   OPT_PIDS,
   OPT_NETWORK,
@@ -106,6 +109,7 @@ static const struct option options[] = {
   { "max-connections-per-ip", required_argument, NULL, OPT_MAX_PER_IP },
   { "on-exit", required_argument, NULL, OPT_ON_EXIT },
   { "memory", required_argument, NULL, OPT_MEMORY },
+  { "disk", required_argument, NULL, OPT_DISK },
   { "cpus", required_argument, NULL, OPT_CPUS },
   { "pids", required_argument, NULL, OPT_PIDS },
   { "network", required_argument, NULL, OPT_NETWORK },
@@ -328,6 +332,8 @@ apply (sbxd_config_t *c, int opt, const char *arg, bool from_file, char **token_
       return 0;
     case OPT_MEMORY:
       return parse_size (flag, arg, &c->memory);
+    case OPT_DISK:
+      return parse_size (flag, arg, &c->disk);
     case OPT_PIDS:
       if (parse_count (flag, arg, 1 << 22, &n) < 0)
         return -1;
@@ -430,6 +436,7 @@ sbxd_config_load (int argc, char **argv, sbxd_config_t *c)
   c->memory = SBX_DEFAULT_MEMORY;
   c->cpus = SBX_DEFAULT_CPUS;
   c->pids = SBX_DEFAULT_PIDS;
+  c->disk = SBX_DEFAULT_DISK;
   cleanup_free char *token_file = NULL;
   const char *config_file = NULL;
   for (int i = 1; i < argc; i++)

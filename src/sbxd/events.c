@@ -104,3 +104,35 @@ sbxd_events_clear (sbxd_events_t *ev)
     event_clear (&ev->ring[(ev->head + i) % SBXD_EVENTS_KEPT]);
   ev->count = ev->head = 0;
 }
+
+int
+sbxd_events_restore (sbxd_events_t *ev, const json_t *doc)
+{
+  const json_t *list = json_object_get (doc, "events");
+  const json_t *latest = json_object_get (doc, "latest_seq");
+  if (!json_is_array (list) || !json_is_integer (latest) || json_integer_value (latest) < 0)
+    return -1;
+  size_t i;
+  const json_t *e;
+  json_array_foreach (list, i, e)
+    {
+      json_int_t seq = json_integer_value (json_object_get (e, "seq"));
+      const char *op = json_string_value (json_object_get (e, "op"));
+      const char *target = json_string_value (json_object_get (e, "target"));
+      const char *detail = json_string_value (json_object_get (e, "detail"));
+      const json_t *ok = json_object_get (e, "ok");
+      /* In order, each once: a record that says otherwise is not taken. */
+      if (seq <= ev->latest_seq || op == NULL || target == NULL || detail == NULL
+          || !json_is_boolean (ok) || !json_is_number (json_object_get (e, "at")))
+        continue;
+      ev->latest_seq = (int64_t) seq - 1;
+      if (sbxd_events_add (ev, json_number_value (json_object_get (e, "at")), op, target,
+                           json_is_true (ok), detail,
+                           json_number_value (json_object_get (e, "duration_ms")))
+          < 0)
+        return -1;
+    }
+  if (json_integer_value (latest) > ev->latest_seq)
+    ev->latest_seq = (int64_t) json_integer_value (latest);
+  return 0;
+}

@@ -39,6 +39,10 @@ int sbxd_events_add (sbxd_events_t *ev, double at, const char *op, const char *t
 /* {"events": [entries with seq > AFTER, oldest first], "latest_seq": N};
  * NULL when out of memory. */
 json_t *sbxd_events_json (const sbxd_events_t *ev, int64_t after);
+/* Appends the events of DOC (what sbxd_events_json made, read back from
+ * the host) after EV's own: an entry not of that shape, or out of order,
+ * is left out. -1 when DOC is not such a document, or out of memory. */
+int sbxd_events_restore (sbxd_events_t *ev, const json_t *doc);
 void sbxd_events_clear (sbxd_events_t *ev);
 
 #endif

@@ -7,7 +7,9 @@
  * meanwhile cancels its command. Bodies are bounded one by one (413 past
  * --max-body, said before the body is read when its length is announced)
  * and all together (503 past 16 times that); connections are bounded per
- * address. The Host and Origin headers are checked against DNS rebinding.
+ * address, and one silent for 30 s is closed (a suspended one, waiting for
+ * its operation or its stream, is not: no timeout runs while suspended).
+ * The Host and Origin headers are checked against DNS rebinding.
  * SIGTERM and SIGINT stop the listening, let the requests in flight
  * finish, then stop. */
 #include "sbxd.h"
@@ -411,6 +413,10 @@ worker_main (void *arg)
       sbxd_route (r->srv, &req, &r->reply);
       if (req.client_fd >= 0)
         close (req.client_fd);
+      /* Done with: its bytes go back before the answer does. */
+      free (r->body);
+      r->body = NULL;
+      bodies_give_back (r);
       void (*then) (void *) = r->reply.then;
       void *then_arg = r->reply.then_arg;
       r->done = true;
@@ -470,7 +476,7 @@ on_request (void *cls, struct MHD_Connection *c, const char *url, const char *me
       /* What needs no worker is answered now, before any body is read
        * (MHD then closes the connection): the documents, and whatever a
        * request without a valid token gets (401, 404, 405, 422). */
-      if (sbxd_route_quick (r->method, r->path) || !sbxd_token_known (srv, r->token))
+      if (sbxd_route_quick (r->method, r->path, r->query) || !sbxd_token_known (srv, r->token))
         {
           sbxd_request_t req = request_of (r);
           req.body = "";
@@ -672,7 +678,7 @@ sbxd_http_serve (sbxd_server_t *srv)
     return -1;
   struct MHD_Daemon *d = MHD_start_daemon (
       flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_THREAD_POOL_SIZE, 2u,
-      MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_CONNECTION_LIMIT, 4096u,
+      MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_CONNECTION_LIMIT, 4096u,
       MHD_OPTION_PER_IP_CONNECTION_LIMIT, is_unix ? 0u : c->max_per_ip, MHD_OPTION_EXTERNAL_LOGGER,
       log_some, NULL, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
       is_unix ? MHD_OPTION_LISTEN_SOCKET : MHD_OPTION_SOCK_ADDR,

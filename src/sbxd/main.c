@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static void
 build_progress (const sbx_build_progress_t *p, void *ud)
@@ -58,9 +59,28 @@ runtime_options (sbxd_config_t *c, sbxd_runtime_t *rt, sbx_error_t **err)
     r = sbx_options_set_cpus (rt->opts, c->cpus, err);
   if (r == 0)
     r = sbx_options_set_pids (rt->opts, c->pids, err);
+  if (r == 0)
+    r = sbx_options_set_disk (rt->opts, c->disk, err);
   if (r == 0 && c->network)
     r = sbx_options_set_network (rt->opts, c->network, err);
   return r < 0 ? sbx_error_wrap (err, r, "runtime '%s'", rt->alias) : 0;
+}
+
+/* Nothing bounds what all of a workspace's files take together (the
+ * engine's quotas are the containers', the kernel here may have no
+ * project quotas): a workspace root on the host's own file system could
+ * be filled by the sandboxes. Said at start, when it is so. */
+static void
+warn_shared_root (const sbxd_config_t *c)
+{
+  struct stat ws, host;
+  if (c->workspace_root && stat (c->workspace_root, &ws) == 0 && stat ("/", &host) == 0
+      && ws.st_dev == host.st_dev)
+    fprintf (stderr,
+             "sbxd: warning: the workspace root %s is on the file system of /: each file a "
+             "sandbox writes is bounded (--disk), a workspace's total is not; give the "
+             "workspace root a file system of its own\n",
+             c->workspace_root);
 }
 
 int
@@ -86,6 +106,7 @@ main (int argc, char **argv)
       sbxd_config_free (&config);
       return 1;
     }
+  warn_shared_root (&config);
   for (size_t i = 0; i < config.n_runtimes; i++)
     fprintf (stderr, "sbxd: runtime %s%s: %s\n", config.runtimes[i].alias,
              i == 0 ? " (default)" : "", config.runtimes[i].image);

@@ -43,6 +43,8 @@ struct sbxd_session
   sbxd_events_t events;
   sbx_sandbox_t *idle[IDLE_HANDLES];
   size_t n_idle;
+  sbx_sandbox_usage_t last_usage; /* the last sample (lock), for the CPU between two */
+  bool sampled;
   /* Held while the sandbox is made, woken or stopped, so that a wake and a
    * hibernation never cross. */
   pthread_mutex_t life;
@@ -272,12 +274,55 @@ record_write (sbxd_session_t *s, sbx_error_t **err)
   return r;
 }
 
+/* A session's events, kept on the host from a stop to the next start
+ * (not *.json: never taken for a record). */
+static char *
+events_path (sbxd_registry_t *reg, const char *id)
+{
+  return sbx_strdup_printf ("%s/%s.events", reg->dir, id);
+}
+
+static void
+remove_file (const char *path)
+{
+  if (path && unlink (path) < 0 && errno != ENOENT)
+    fprintf (stderr, "sbxd: cannot remove %s: %s\n", path, strerror (errno));
+}
+
 static void
 record_remove (sbxd_registry_t *reg, const char *id)
 {
   cleanup_free char *path = record_path (reg, id);
-  if (path && unlink (path) < 0 && errno != ENOENT)
-    fprintf (stderr, "sbxd: cannot remove %s: %s\n", path, strerror (errno));
+  cleanup_free char *events = events_path (reg, id);
+  remove_file (path);
+  remove_file (events);
+}
+
+/* At a stop: S's events, for the next sbxd to go on with. */
+static void
+events_save (sbxd_session_t *s)
+{
+  json_t *doc = sbxd_events_json (&s->events, 0);
+  cleanup_free char *path = events_path (s->reg, s->id);
+  sbx_error_t *err = NULL;
+  if (doc && path && sbx_json_write_file (path, doc, &err) < 0)
+    fprintf (stderr, "sbxd: session %s: its events are not kept: %s\n", s->id,
+             sbx_error_message (err));
+  sbx_error_free (err);
+  json_decref (doc);
+}
+
+/* At a start: the events an earlier sbxd kept for S, then forgotten on
+ * the host. A file that is not such a log is ignored. */
+static void
+events_load (sbxd_session_t *s)
+{
+  cleanup_free char *path = events_path (s->reg, s->id);
+  json_t *doc = path ? sbx_json_read_file (path, 4 << 20) : NULL;
+  if (doc && sbxd_events_restore (&s->events, doc) < 0)
+    fprintf (stderr, "sbxd: session %s: its kept events are unreadable; dropped\n", s->id);
+  json_decref (doc);
+  remove_file (path);
 }
 
 /* A new token for S: its hash added (and written by the caller). */
@@ -413,34 +458,88 @@ hibernate (sbxd_session_t *s)
 /* --------------------------------------------------------- create / get */
 
 static json_t *
-info_locked (sbxd_session_t *s)
+opt_count (int64_t v)
 {
-  double now = sbx_unix_now ();
-  const char *state = s->state == SBXD_HIBERNATED ? "hibernated" : "running";
-  return json_pack ("{s:s,s:s,s:s?,s:b,s:s,s:f,s:f,s:f,s:n}", "session_id", s->id, "runtime",
-                    s->rt->alias, "tenant", s->tenant, "alive", s->state == SBXD_RUNNING, "state",
-                    state, "created_at", s->created, "last_activity", s->last_activity,
-                    "idle_seconds", now > s->last_activity ? now - s->last_activity : 0.0, "usage");
+  return v >= 0 ? json_integer (v) : json_null ();
+}
+
+/* SessionUsage, sampled now through an idle handle of the session's (so
+ * that it neither wakes the session nor counts as its activity); null
+ * when there is none, or the engine does not answer. */
+static json_t *
+usage_doc (sbxd_session_t *s)
+{
+  pthread_mutex_lock (&s->lock);
+  sbx_sandbox_t *sb = s->n_idle ? s->idle[--s->n_idle] : NULL;
+  pthread_mutex_unlock (&s->lock);
+  if (sb == NULL)
+    return json_null ();
+  sbx_sandbox_usage_t u;
+  sbx_error_t *err = NULL;
+  int r = sbx_sandbox_usage (sb, &u, &err);
+  sbx_error_free (err);
+  pthread_mutex_lock (&s->lock);
+  if (s->n_idle < IDLE_HANDLES)
+    s->idle[s->n_idle++] = sb, sb = NULL;
+  double cpu = r == 0 && s->sampled ? sbx_sandbox_cpu_percent (&s->last_usage, &u) : -1;
+  if (r == 0)
+    s->last_usage = u, s->sampled = true;
+  pthread_mutex_unlock (&s->lock);
+  sbx_sandbox_free (sb);
+  if (r < 0)
+    return json_null ();
+  return json_pack ("{s:o,s:o,s:o,s:o}", "memory_bytes", opt_count (u.memory_bytes),
+                    "memory_limit_bytes", opt_count (u.memory_limit_bytes), "cpu_percent",
+                    cpu >= 0 ? json_real (cpu) : json_null (), "pids", opt_count (u.pids));
 }
 
 json_t *
-sbxd_session_info (sbxd_session_t *s)
+sbxd_session_info (sbxd_session_t *s, bool usage)
 {
   pthread_mutex_lock (&s->reg->lock);
-  json_t *info = info_locked (s);
+  double now = sbx_unix_now ();
+  bool running = s->state == SBXD_RUNNING;
+  json_t *info = json_pack ("{s:s,s:s,s:s?,s:b,s:s,s:f,s:f,s:f,s:n}", "session_id", s->id,
+                            "runtime", s->rt->alias, "tenant", s->tenant, "alive", running, "state",
+                            running ? "running" : "hibernated", "created_at", s->created,
+                            "last_activity", s->last_activity, "idle_seconds",
+                            now > s->last_activity ? now - s->last_activity : 0.0, "usage");
   pthread_mutex_unlock (&s->reg->lock);
+  /* A hibernated session has none: it is not woken to say so. */
+  if (info && usage && running)
+    json_object_set_new (info, "usage", usage_doc (s));
   return info;
 }
 
 json_t *
-sbxd_session_list (sbxd_registry_t *reg)
+sbxd_session_list (sbxd_registry_t *reg, bool usage)
 {
-  json_t *list = json_array ();
+  /* Referenced under the lock, described outside it (a sample asks the engine). */
+  size_t n = 0, cap = 0;
+  sbxd_session_t **all = NULL;
   pthread_mutex_lock (&reg->lock);
-  for (sbxd_session_t *s = reg->list; list && s; s = s->next)
+  for (sbxd_session_t *s = reg->list; s; s = s->next)
     if (s->state != SBXD_OPENING)
-      json_array_append_new (list, info_locked (s));
+      {
+        if (n == cap)
+          {
+            sbxd_session_t **grown = realloc (all, (cap = cap ? cap * 2 : 16) * sizeof *all);
+            if (grown == NULL)
+              break;
+            all = grown;
+          }
+        s->refs++;
+        all[n++] = s;
+      }
   pthread_mutex_unlock (&reg->lock);
+  json_t *list = json_array ();
+  for (size_t i = 0; i < n; i++)
+    {
+      if (list)
+        json_array_append_new (list, sbxd_session_info (all[i], usage));
+      sbxd_session_unref (all[i]);
+    }
+  free (all);
   sbxd_config_t *c = reg->config;
   return json_pack (
       "{s:o*,s:o,s:o,s:o}", "sessions", list, "limit",
@@ -674,7 +773,7 @@ sbxd_session_event (sbxd_session_t *s, const char *op, const char *target, bool 
 static json_t *
 created_doc (sbxd_session_t *s, const char *token)
 {
-  return json_pack ("{s:o,s:s}", "session", sbxd_session_info (s), "token", token);
+  return json_pack ("{s:o,s:s}", "session", sbxd_session_info (s, false), "token", token);
 }
 
 /* reuse=true: the session's token (a new one after a restart, which kept
@@ -1061,6 +1160,7 @@ recover (sbxd_registry_t *reg, sbx_error_t **err)
           dropped++;
           continue;
         }
+      events_load (s);
       s->next = reg->list;
       reg->list = s;
       recovered++;
@@ -1196,6 +1296,8 @@ sbxd_registry_close (sbxd_registry_t *reg, bool stop)
   for (sbxd_session_t *s = reg->list, *next; s; s = next)
     {
       next = s->next;
+      if (s->state == SBXD_RUNNING || s->state == SBXD_HIBERNATED)
+        events_save (s);
       session_free (s);
     }
   /* An instance that leaves no session leaves nothing on the host. */

@@ -195,7 +195,10 @@ policy_doc (sbxd_config_t *c)
       (json_int_t) c->max_read_bytes, "persist_containers", false, "sandbox_uid", "workspace_ttl",
       "container_ttl", "tmpfs_size", "prewarm", c->pool_size > 0, "buildkit", false);
   if (doc)
-    json_object_set_new (doc, "work_dir", json_string (SBX_DEFAULT_WORKDIR));
+    {
+      json_object_set_new (doc, "work_dir", json_string (SBX_DEFAULT_WORKDIR));
+      json_object_set_new (doc, "disk_limit", json_integer (c->disk));
+    }
   return doc;
 }
 
@@ -376,13 +379,26 @@ openapi_doc (void)
 
 /* --------------------------------------------------------------- routes */
 
+/* A boolean query parameter, read as FastAPI reads one: into *OUT (false
+ * when absent); false after answering 422 for another word. */
 static bool
-query_bool (const sbxd_request_t *req, const char *name)
+query_bool (route_ctx_t *rc, const char *name, bool *out)
 {
-  const char *v = json_string_value (json_object_get (req->query, name));
-  return v
-         && (strcmp (v, "true") == 0 || strcmp (v, "1") == 0 || strcmp (v, "yes") == 0
-             || strcmp (v, "on") == 0 || strcmp (v, "True") == 0);
+  static const char *const yes[] = { "true", "1", "yes", "on", "t", "y", NULL };
+  static const char *const no[] = { "false", "0", "no", "off", "f", "n", NULL };
+  const char *v = json_string_value (json_object_get (rc->req->query, name));
+  *out = false;
+  if (v == NULL)
+    return true;
+  for (size_t i = 0; yes[i]; i++)
+    if (strcasecmp (v, yes[i]) == 0)
+      return *out = true;
+  for (size_t i = 0; no[i]; i++)
+    if (strcasecmp (v, no[i]) == 0)
+      return true;
+  reply_invalid (rc, "query", name, "Input should be a valid boolean, unable to interpret input",
+                 "bool_parsing");
+  return false;
 }
 
 /* The body as a JSON object; EMPTY_OK: no body reads as {}. */
@@ -487,6 +503,9 @@ route_session (route_ctx_t *rc, const char *id, const char *op, const char *bg_i
       return;
     }
   rc->metric = op == NULL ? "session" : strcmp (op, "events") == 0 ? "events" : "op";
+  bool flag = false; /* ?usage= of a GET, ?purge= of a DELETE */
+  if (op == NULL && !query_bool (rc, strcmp (req->method, "GET") == 0 ? "usage" : "purge", &flag))
+    return;
   int64_t after = 0;
   if (op && strcmp (op, "events") == 0)
     {
@@ -511,10 +530,10 @@ route_session (route_ctx_t *rc, const char *id, const char *op, const char *bg_i
   if (post && body == NULL)
     ; /* answered: an invalid body */
   else if (op == NULL && get)
-    reply_json (rc, 200, sbxd_session_info (s));
+    reply_json (rc, 200, sbxd_session_info (s, flag));
   else if (op == NULL)
     {
-      if (sbxd_session_delete (rc->srv->registry, s, query_bool (req, "purge"), &f) < 0)
+      if (sbxd_session_delete (rc->srv->registry, s, flag, &f) < 0)
         reply_fail (rc, &f, NULL);
       else
         reply_json (rc, 204, json_null ());
@@ -641,11 +660,12 @@ origin_ok (route_ctx_t *rc)
 }
 
 /* The GET routes that answer from memory: /, the service's documents, the
- * session list, a session's info and its events. */
+ * session list, a session's info (without usage) and its events. */
 bool
-sbxd_route_quick (const char *method, const char *path)
+sbxd_route_quick (const char *method, const char *path, json_t *query)
 {
-  if (strcmp (method, "GET") != 0)
+  /* ?usage= asks the engine. */
+  if (strcmp (method, "GET") != 0 || json_object_get (query, "usage"))
     return false;
   static const char *const docs[] = { "/",     "/healthz", "/policy",   "/openapi.json",
                                       "/docs", "/metrics", "/sessions", NULL };
@@ -737,8 +757,9 @@ sbxd_route (sbxd_server_t *srv, const sbxd_request_t *req, sbxd_reply_t *reply)
         route_create (&rc);
       else if (get)
         {
-          if (require_service (&rc))
-            reply_json (&rc, 200, sbxd_session_list (srv->registry));
+          bool usage = false;
+          if (require_service (&rc) && query_bool (&rc, "usage", &usage))
+            reply_json (&rc, 200, sbxd_session_list (srv->registry, usage));
         }
       else
         {

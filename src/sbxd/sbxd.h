@@ -59,6 +59,7 @@ typedef struct sbxd_config
   unsigned max_per_ip;      /* connections from one address (TCP) */
   bool stop_on_exit;        /* SIGTERM stops the sessions' sandboxes (else they keep running) */
   int64_t memory, pids;     /* sandbox limits (sbx's defaults unless given) */
+  int64_t disk;
   double cpus;
   char *network;
   char **allowed_hosts;   /* Host header values accepted (besides loopback ones); NULL-terminated */
@@ -116,10 +117,10 @@ sbxd_session_t *sbxd_session_by_token (sbxd_registry_t *reg, const char *token);
 bool sbxd_same_hash (const char *a, const char *b);
 /* Whether TOKEN is one of the session's (constant time). */
 bool sbxd_session_token_ok (const sbxd_session_t *s, const char *token);
-/* SessionInfo. */
-json_t *sbxd_session_info (sbxd_session_t *s);
+/* SessionInfo; with USAGE, what the sandbox uses now (null when hibernated). */
+json_t *sbxd_session_info (sbxd_session_t *s, bool usage);
 /* SessionList (svc). */
-json_t *sbxd_session_list (sbxd_registry_t *reg);
+json_t *sbxd_session_list (sbxd_registry_t *reg, bool usage);
 json_t *sbxd_session_events (sbxd_session_t *s, int64_t after);
 /* DELETE: ends the session (its sandbox removed; with PURGE its workspace too). */
 int sbxd_session_delete (sbxd_registry_t *reg, sbxd_session_t *s, bool purge, sbxd_fail_t *f);
@@ -246,7 +247,7 @@ typedef struct sbxd_server
 void sbxd_route (sbxd_server_t *srv, const sbxd_request_t *req, sbxd_reply_t *reply);
 /* Whether a request is answered from memory at once (no sandbox, no host
  * file): such requests never wait for a worker. */
-bool sbxd_route_quick (const char *method, const char *path);
+bool sbxd_route_quick (const char *method, const char *path, json_t *query);
 /* Whether TOKEN is the service's or a live session's: a request without
  * one is answered (401) before its body is read. */
 bool sbxd_token_known (sbxd_server_t *srv, const char *token);

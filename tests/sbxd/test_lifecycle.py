@@ -3,6 +3,8 @@ container, SIGTERM with requests in flight, and a restart."""
 from __future__ import annotations
 
 import base64
+import json
+import os
 import signal
 import threading
 import time
@@ -46,8 +48,8 @@ def test_hibernation_and_wake(fresh):
     # b is busy (not idle long enough to give way): a cannot wake yet.
     r = s.op(a, ta, "exec", {"command": "cat a.txt"})
     assert r.status == 429 and r.json()["detail"].startswith("Cannot wake session h-a"), r
-    info = s.request("GET", "/sessions/h-a", token=ta).json()
-    assert info["state"] == "hibernated" and info["alive"] is False
+    info = s.request("GET", "/sessions/h-a?usage=true", token=ta).json()
+    assert info["state"] == "hibernated" and info["alive"] is False and info["usage"] is None
     assert running(s) == 1
     time.sleep(3.2)
     r = s.op(a, ta, "exec", {"command": "cat a.txt"})
@@ -153,12 +155,19 @@ def test_restart_finds_sessions_and_tokens(fresh):
     s.op(sid, tok, "write", {"path": "r.txt", "content_b64": b64(b"before")})
     assert s.stop() == 0
     assert running(s) == 0  # --on-exit stop
+    from conftest import STATE_DIR
+    kept = os.path.join(STATE_DIR, "sbxd", s.name, "sessions", "re-1.events")
+    assert json.load(open(kept))["latest_seq"] == 1
     s.start()
     info = s.request("GET", "/sessions/re-1", token=tok)
     assert info.status == 200 and info.json()["tenant"] == "acme"
     assert info.json()["state"] == "hibernated"  # stopped: woken by the next request
+    # Its events were kept across the restart, and go on from there.
+    assert not os.path.exists(kept)  # read back, then forgotten on the host
     r = s.op(sid, tok, "exec", {"command": "cat r.txt"})
     assert r.status == 200 and r.json()["output"] == "before"
+    ev = s.request("GET", "/sessions/re-1/events", token=tok).json()
+    assert [(e["seq"], e["op"]) for e in ev["events"]] == [(1, "write"), (2, "exec")], ev
     assert s.request("GET", "/sessions/re-1", token="wrong").status == 401
     # A reuse after the restart mints a new token; the old one still works.
     r = s.open("re-1", reuse=True)

@@ -191,6 +191,28 @@ def test_list_and_get(server):
         assert r.status == 200 and r.json()["session_id"] == sid and r.json()["alive"] is True
 
 
+def test_usage_is_sampled_on_request(server):
+    sid, tok = server.session("usage-1")
+    assert server.request("GET", "/sessions/" + sid, token=tok).json()["usage"] is None
+    first = server.request("GET", "/sessions/%s?usage=true" % sid, token=tok).json()["usage"]
+    assert set(first) == {"memory_bytes", "memory_limit_bytes", "cpu_percent", "pids"}
+    assert first["memory_limit_bytes"] == 1 << 30 and 0 < first["memory_bytes"] < 1 << 30
+    assert first["pids"] >= 1 and first["cpu_percent"] is None  # one sample says no rate
+    server.op(sid, tok, "exec", {"command": "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done"})
+    second = server.request("GET", "/sessions/%s?usage=yes" % sid, token=tok).json()["usage"]
+    assert isinstance(second["cpu_percent"], float) and second["cpu_percent"] >= 0, second
+    rows = server.request("GET", "/sessions?usage=1", token=server.token).json()["sessions"]
+    row = [r for r in rows if r["session_id"] == sid][0]
+    assert row["usage"]["memory_limit_bytes"] == 1 << 30
+    for q in ("usage=maybe", "usage="):
+        r = server.request("GET", "/sessions/%s?%s" % (sid, q), token=tok)
+        assert r.status == 422 and r.json()["detail"][0]["loc"] == ["query", "usage"], r
+    assert server.request("GET", "/sessions?usage=2", token=server.token).status == 422
+    assert server.request("DELETE", "/sessions/%s?purge=perhaps" % sid, token=tok).status == 422
+    # A stranger learns nothing from a bad flag: the token is checked as well.
+    assert server.request("GET", "/sessions/%s?usage=true" % sid, token="wrong").status == 401
+
+
 def test_delete_ends_the_session_and_its_token(server):
     sid, tok = server.session("del-1")
     server.op(sid, tok, "write", {"path": "keep.txt", "content_b64": b64(b"kept")})

@@ -76,6 +76,47 @@ main (void)
   doc = sbxd_events_json (ev, 252);
   ok (json_array_size (json_object_get (doc, "events")) == 0, "nothing after the latest");
   json_decref (doc);
+
+  /* Written to the host at a restart, read back: the same log. */
+  doc = sbxd_events_json (ev, 0);
+  sbxd_events_t *back = calloc (1, sizeof *back);
+  ok (sbxd_events_restore (back, doc) == 0, "a log read back");
+  json_t *again = sbxd_events_json (back, 0);
+  ok (json_equal (doc, again), "is the same log (seq, fields, latest_seq)");
+  json_decref (again);
+  json_decref (doc);
+  sbxd_events_add (back, 4, "ls", ".", true, "1 entries", 0);
+  doc = sbxd_events_json (back, 252);
+  ok (json_integer_value (json_object_get (doc, "latest_seq")) == 253, "and goes on from it");
+  json_decref (doc);
+  sbxd_events_clear (back);
+  memset (back, 0, sizeof *back);
+
+  /* What the host holds is not trusted: bad entries are left out. */
+  json_error_t jerr;
+  doc = json_loads ("{\"events\":[{\"seq\":5,\"at\":1,\"op\":\"exec\",\"target\":\"a\","
+                    "\"ok\":true,\"detail\":\"exit 0\",\"duration_ms\":1},"
+                    "{\"seq\":5,\"at\":1,\"op\":\"exec\",\"target\":\"dup\",\"ok\":true,"
+                    "\"detail\":\"\"},{\"seq\":7,\"op\":\"exec\"},{\"seq\":8,\"at\":2,"
+                    "\"op\":\"read\",\"target\":\"b\",\"ok\":\"yes\",\"detail\":\"\"},"
+                    "{\"seq\":9,\"at\":3,\"op\":\"ls\",\"target\":\"c\",\"ok\":false,"
+                    "\"detail\":\"gone\"}],\"latest_seq\":12}",
+                    0, &jerr);
+  ok (sbxd_events_restore (back, doc) == 0, "a log with bad entries is read");
+  json_decref (doc);
+  doc = sbxd_events_json (back, 0);
+  list = json_object_get (doc, "events");
+  ok (json_array_size (list) == 2
+          && json_integer_value (json_object_get (json_array_get (list, 0), "seq")) == 5
+          && json_integer_value (json_object_get (json_array_get (list, 1), "seq")) == 9
+          && json_integer_value (json_object_get (doc, "latest_seq")) == 12,
+      "only its good entries, in order; its latest_seq kept");
+  json_decref (doc);
+  doc = json_loads ("{\"events\":{}}", 0, &jerr);
+  ok (sbxd_events_restore (back, doc) == -1, "not a log: refused");
+  json_decref (doc);
+  sbxd_events_clear (back);
+  free (back);
   sbxd_events_clear (ev);
   free (ev);
   return done_testing ();
