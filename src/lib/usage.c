@@ -15,8 +15,7 @@ at (const json_t *doc, const char *a, const char *b)
 static int64_t
 count (const json_t *v)
 {
-  return json_is_integer (v) && json_integer_value (v) >= 0 ? (int64_t) json_integer_value (v)
-                                                            : -1;
+  return json_is_integer (v) && json_integer_value (v) >= 0 ? (int64_t) json_integer_value (v) : -1;
 }
 
 void
