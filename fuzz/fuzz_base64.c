@@ -5,6 +5,7 @@
  * base64: a text that decodes must be the encoding of what it decodes to
  * (the decoder is strict: one text per byte string); any bytes encode,
  * and decode back to themselves.
+ * JSON's shape: a text within its bounds parses into no more values.
  * read: the input's first 2 bytes are the offset and the limit; the answer
  * is valid UTF-8 without NUL, and no longer than the input (plus the
  * replacement characters and the hint). */
@@ -12,6 +13,8 @@
 #include "base64.h"
 #include "text.h"
 
+#include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +38,24 @@ valid_utf8 (const unsigned char *s, size_t n)
       i += len;
     }
   return 1;
+}
+
+/* Arrays, objects and their members or elements in DOC: at most twice what
+ * the scan counts (its brackets and commas). */
+static size_t
+count_values (json_t *doc)
+{
+  size_t n = 0;
+  size_t i;
+  const char *key;
+  json_t *v;
+  if (json_is_array (doc))
+    json_array_foreach (doc, i, v)
+      n += 1 + count_values (v);
+  else if (json_is_object (doc))
+    json_object_foreach (doc, key, v)
+      n += 1 + count_values (v);
+  return n + (json_is_array (doc) || json_is_object (doc));
 }
 
 int LLVMFuzzerTestOneInput (const unsigned char *data, size_t size);
@@ -70,5 +91,14 @@ LLVMFuzzerTestOneInput (const unsigned char *data, size_t size)
       CHECK (n <= 3 * (size - 2) + 80);
       free (text);
     }
+
+  /* A shape within bounds parses into no more values than it allows. */
+  if (sbxd_json_shape_ok ((const char *) data, size, 64, 8))
+    {
+      json_t *doc = json_loadb ((const char *) data, size, JSON_DECODE_ANY, NULL);
+      CHECK (doc == NULL || count_values (doc) <= 2 * 64);
+      json_decref (doc);
+    }
+  CHECK (sbxd_json_shape_ok ((const char *) data, size, SIZE_MAX, SIZE_MAX));
   return 0;
 }

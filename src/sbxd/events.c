@@ -11,7 +11,9 @@
 static char *
 cut_chars (const char *s, size_t max)
 {
-  char *valid = sbx_utf8_sanitize_copy (s, strlen (s));
+  /* MAX characters take at most 4 MAX bytes: the rest is not looked at. */
+  size_t len = strnlen (s, 4 * max + 4);
+  char *valid = sbx_utf8_sanitize_copy (s, len);
   if (valid == NULL)
     return NULL;
   size_t chars = 0, i = 0;
@@ -46,7 +48,7 @@ sbxd_events_add (sbxd_events_t *ev, double at, const char *op, const char *targe
                  const char *detail, double duration_ms)
 {
   char *t = cut_chars (target ? target : "", SBXD_EVENT_TARGET_CHARS);
-  char *d = sbx_utf8_sanitize_copy (detail ? detail : "", detail ? strlen (detail) : 0);
+  char *d = cut_chars (detail ? detail : "", SBXD_EVENT_DETAIL_CHARS);
   if (t == NULL || d == NULL)
     {
       free (t);

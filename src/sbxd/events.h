@@ -11,6 +11,8 @@
 #define SBXD_EVENTS_KEPT 200
 /* A target longer than this many characters is cut, with "…" after. */
 #define SBXD_EVENT_TARGET_CHARS 200
+/* A detail (an error's text may echo a request) likewise, past 500. */
+#define SBXD_EVENT_DETAIL_CHARS 500
 
 typedef struct sbxd_event
 {
@@ -31,8 +33,9 @@ typedef struct sbxd_events
   int64_t latest_seq;
 } sbxd_events_t;
 
-/* Appends an event (TARGET and DETAIL copied: TARGET cut at
- * SBXD_EVENT_TARGET_CHARS characters, both made valid UTF-8), dropping
+/* Appends an event (TARGET and DETAIL copied, cut at
+ * SBXD_EVENT_TARGET_CHARS and SBXD_EVENT_DETAIL_CHARS characters and made
+ * valid UTF-8), dropping
  * the oldest past SBXD_EVENTS_KEPT. -1 when out of memory (nothing kept). */
 int sbxd_events_add (sbxd_events_t *ev, double at, const char *op, const char *target, bool ok,
                      const char *detail, double duration_ms);

@@ -5,8 +5,9 @@
  * pool of workers (the connection suspended meanwhile), since an operation
  * may block for as long as its command runs, and a client that hangs up
  * meanwhile cancels its command. Bodies are bounded one by one (413 past
- * --max-body, said before the body is read when its length is announced)
- * and all together (503 past 16 times that); connections are bounded per
+ * --max-body, said before the body is read when its length is announced,
+ * and 120 s to send one), and with the answers not yet taken by their
+ * clients, all together (503 past 16 times that); connections are bounded per
  * address, and one silent for 30 s is closed (a suspended one, waiting for
  * its operation or its stream, is not: no timeout runs while suspended).
  * The Host and Origin headers are checked against DNS rebinding.
@@ -16,6 +17,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <signal.h>
@@ -36,9 +38,12 @@ typedef struct conn_req
   json_t *query;
   char *body;
   size_t len;
-  size_t reserved; /* of the bodies' budget */
-  bool too_big, busy, queued, done;
-  bool answered; /* a response queued before the body was read */
+  size_t reserved;    /* of the bodies' budget */
+  double started;     /* sbx_now () at its head */
+  bool inline_answer; /* answered on the polling thread (sbxd_route_quick, or no valid token) */
+  int refused;        /* 413 or 503, said once the body is read (and dropped) */
+  bool queued, done;
+  bool answered; /* a response queued before the body was whole */
   sbxd_reply_t reply;
   struct conn_req *next;
 } conn_req_t;
@@ -202,6 +207,9 @@ static struct
 
 /* ---------------------------------------------------------- the bodies */
 
+/* A body must be whole this long after its head. */
+#define BODY_SECONDS 120
+
 /* The bytes of request bodies held at once, all connections together. */
 static struct
 {
@@ -305,7 +313,12 @@ send_reply (struct MHD_Connection *c, sbxd_reply_t *reply)
         MHD_add_response_header (resp, "X-Accel-Buffering", "no");
     }
   else
-    resp = MHD_create_response_from_buffer (reply->len, reply->body, MHD_RESPMEM_MUST_COPY);
+    {
+      /* Handed over, not copied: an answer is held once, until it is sent. */
+      resp = MHD_create_response_from_buffer (reply->len, reply->body, MHD_RESPMEM_MUST_FREE);
+      if (resp)
+        reply->body = NULL;
+    }
   if (resp == NULL)
     return MHD_NO;
   MHD_add_response_header (resp, MHD_HTTP_HEADER_CONTENT_TYPE,
@@ -363,6 +376,36 @@ send_busy (struct MHD_Connection *c, sbxd_server_t *srv)
             bodies_budget (srv) >> 20);
   sbxd_metrics_request ("other", 503, 0);
   return send_detail (c, 503, msg);
+}
+
+/* An operation's answer that its client does not take counts against the
+ * same budget as the bodies, until it is sent: past it, 503 instead. */
+static enum MHD_Result
+send_answer (struct MHD_Connection *c, conn_req_t *r)
+{
+  if (r->reply.stream || bodies_take (r, r->reply.len))
+    return send_reply (c, &r->reply);
+  char msg[200];
+  snprintf (msg, sizeof msg,
+            "Too many answers held for clients that do not take them (%zu MiB, the limit): "
+            "retry in a moment",
+            bodies_budget (r->srv) >> 20);
+  sbxd_metrics_request ("other", 503, 0);
+  return send_detail (c, 503, msg);
+}
+
+static sbxd_request_t request_of (const conn_req_t *r);
+
+/* Routes R on this thread, without its body, and answers. */
+static enum MHD_Result
+answer_here (struct MHD_Connection *c, conn_req_t *r)
+{
+  sbxd_request_t req = request_of (r);
+  req.body = "";
+  req.body_len = 0;
+  sbxd_route (r->srv, &req, &r->reply);
+  r->answered = true;
+  return send_reply (c, &r->reply);
 }
 
 static sbxd_request_t
@@ -473,30 +516,25 @@ on_request (void *cls, struct MHD_Connection *c, const char *url, const char *me
         MHD_get_connection_values (c, MHD_GET_ARGUMENT_KIND, add_query, r->query);
       if (r->method == NULL || r->path == NULL || r->query == NULL)
         return MHD_NO;
-      /* What needs no worker is answered now, before any body is read
-       * (MHD then closes the connection): the documents, and whatever a
-       * request without a valid token gets (401, 404, 405, 422). */
-      if (sbxd_route_quick (r->method, r->path, r->query) || !sbxd_token_known (srv, r->token))
-        {
-          sbxd_request_t req = request_of (r);
-          req.body = "";
-          req.body_len = 0;
-          sbxd_route (srv, &req, &r->reply);
-          r->answered = true;
-          return send_reply (c, &r->reply);
-        }
       const char *cl = MHD_lookup_connection_value (c, MHD_HEADER_KIND, "Content-Length");
       unsigned long long announced = cl ? strtoull (cl, NULL, 10) : 0;
+      bool has_body = announced > 0
+                      || MHD_lookup_connection_value (c, MHD_HEADER_KIND, "Transfer-Encoding");
+      r->started = sbx_now ();
+      /* What needs no worker is answered on this thread: the documents,
+       * and whatever a request without a valid token gets (401, 404, 405,
+       * 422): before its body is read when it has one (MHD then closes the
+       * connection), else once whole (the connection then goes on). */
+      if (sbxd_route_quick (r->method, r->path, r->query) || !sbxd_token_known (srv, r->token))
+        {
+          r->inline_answer = true;
+          return has_body ? answer_here (c, r) : MHD_YES;
+        }
       if (announced > srv->config->max_body)
         {
-          /* Said before the body is read: MHD then closes the connection. */
+          /* Said before the body is read. */
           r->answered = true;
           return send_too_big (c, srv);
-        }
-      if (announced && !bodies_take (r, (size_t) announced))
-        {
-          r->answered = true;
-          return send_busy (c, srv);
         }
       return MHD_YES;
     }
@@ -504,17 +542,23 @@ on_request (void *cls, struct MHD_Connection *c, const char *url, const char *me
     {
       size_t n = *upload_data_size;
       *upload_data_size = 0;
-      if (r->answered)
+      /* A body must be whole within BODY_SECONDS: a client that trickles
+       * it is cut off (libmicrohttpd takes no answer in mid-body). */
+      if (sbx_now () - r->started > BODY_SECONDS)
+        return MHD_NO;
+      if (r->answered || r->refused)
         return MHD_YES;
-      if (r->too_big || r->busy || r->len + n > srv->config->max_body
-          || (r->len + n > r->reserved && !bodies_take (r, r->len + n - r->reserved)))
+      /* Bytes are counted as they come (an announced length holds
+       * nothing); the rest of a refused body is read and dropped, then
+       * the refusal said. */
+      r->refused = r->len + n > srv->config->max_body                                       ? 413
+                   : r->len + n > r->reserved && !bodies_take (r, r->len + n - r->reserved) ? 503
+                                                                                            : 0;
+      if (r->refused)
         {
-          if (!r->too_big && r->len + n <= srv->config->max_body)
-            r->busy = true;
-          else
-            r->too_big = true;
           free (r->body);
           r->body = NULL;
+          bodies_give_back (r);
           return MHD_YES;
         }
       char *grown = realloc (r->body, r->len + n + 1);
@@ -528,12 +572,12 @@ on_request (void *cls, struct MHD_Connection *c, const char *url, const char *me
     }
   if (r->answered)
     return MHD_YES;
-  if (r->too_big)
-    return send_too_big (c, srv);
-  if (r->busy)
-    return send_busy (c, srv);
+  if (r->inline_answer)
+    return answer_here (c, r);
+  if (r->refused)
+    return r->refused == 413 ? send_too_big (c, srv) : send_busy (c, srv);
   if (r->done)
-    return send_reply (c, &r->reply);
+    return send_answer (c, r);
   r->queued = true;
   MHD_suspend_connection (c);
   enqueue (r);
@@ -555,9 +599,13 @@ on_completed (void *cls, struct MHD_Connection *c, void **req_cls,
         pthread_cond_broadcast (&jobs.idle);
       pthread_mutex_unlock (&jobs.lock);
     }
+  /* A big answer's memory goes back to the system, not only to malloc. */
+  bool big = r && r->reserved >= (1u << 20);
   if (r)
     conn_req_free (r);
   *req_cls = NULL;
+  if (big)
+    malloc_trim (0);
 }
 
 /* libmicrohttpd's complaints ("connection limit reached", ...), at most

@@ -20,6 +20,9 @@
  * answers 503 or 429. */
 #define MAX_MCP_SESSIONS 1024
 #define MAX_MCP_SESSIONS_PER_TOKEN 64
+/* A message's JSON: at most this many values, this deep. */
+#define MAX_MESSAGE_VALUES 4096
+#define MAX_MESSAGE_DEPTH 64
 
 typedef struct mcp_sess mcp_sess_t;
 struct mcp_sess
@@ -37,6 +40,7 @@ struct mcp_sess
   pthread_mutex_t call_lock; /* one tool call at a time */
   sbx_sandbox_t *held;       /* during a call: the sandbox session's handle */
   bool reserved;             /* during a call: it holds a place in the bound session */
+  unsigned calls;            /* tool calls running or waiting (store.lock) */
   double last_used;          /* sbx_now () */
   int refs;                  /* store.lock */
   mcp_sess_t *next;
@@ -294,6 +298,14 @@ sandbox_lost (sbx_sandbox_t *sb)
          || code == SBX_E_ENGINE;
 }
 
+static void
+call_done (mcp_sess_t *m)
+{
+  pthread_mutex_lock (&store.lock);
+  m->calls--;
+  pthread_mutex_unlock (&store.lock);
+}
+
 /* One message of SESS: handled, a tool call run; the answer in REPLY. */
 static void
 handle (mcp_sess_t *m, const sbxd_request_t *req, sbxd_reply_t *reply)
@@ -311,8 +323,19 @@ handle (mcp_sess_t *m, const sbxd_request_t *req, sbxd_reply_t *reply)
       /* Calls wait their turn; those waiting on a session's token count
        * against its --max-inflight, so that they cannot hold every worker. */
       sbxd_fail_t f = { 0 };
-      if (m->by_token && sbxd_session_wait_begin (m->bound, &f) < 0)
+      pthread_mutex_lock (&store.lock);
+      bool room = m->calls < m->srv->config->max_inflight;
+      m->calls += room;
+      pthread_mutex_unlock (&store.lock);
+      if (!room)
+        sbxd_fail (&f, 429,
+                   "This MCP session has %u tool calls running or waiting, its limit: wait for "
+                   "one to end (sbxd --max-inflight N)",
+                   m->srv->config->max_inflight);
+      if (!room || (m->by_token && sbxd_session_wait_begin (m->bound, &f) < 0))
         {
+          if (room)
+            call_done (m);
           sbx_mcp_call_free (call);
           reply_rpc_error (reply, f.status, -32000, f.detail ? f.detail : "busy");
           sbxd_fail_clear (&f);
@@ -332,6 +355,7 @@ handle (mcp_sess_t *m, const sbxd_request_t *req, sbxd_reply_t *reply)
         sbxd_session_wait_end (m->bound);
       m->reserved = false;
       pthread_mutex_unlock (&m->call_lock);
+      call_done (m);
       sbx_mcp_call_free (call);
     }
   if (r < 0)
@@ -370,6 +394,13 @@ post (sbxd_server_t *srv, const sbxd_request_t *req, sbxd_reply_t *reply)
     {
       reply_rpc_error (reply, 415, -32000,
                        "Unsupported Media Type: the body must be application/json");
+      return;
+    }
+  /* Bounded before it is parsed (twice: here, and by the MCP library). */
+  if (!sbxd_json_shape_ok (req->body, req->body_len, MAX_MESSAGE_VALUES, MAX_MESSAGE_DEPTH))
+    {
+      reply_rpc_error (reply, 400, -32700,
+                       "Parse error: a message of more than 4096 values or 64 levels");
       return;
     }
   json_error_t jerr;
@@ -470,8 +501,10 @@ post (sbxd_server_t *srv, const sbxd_request_t *req, sbxd_reply_t *reply)
 void
 sbxd_mcp_route (sbxd_server_t *srv, const sbxd_request_t *req, sbxd_reply_t *reply)
 {
-  /* First, so that a stranger's request is answered before its body is read. */
-  if (!sbxd_token_known (srv, req->token))
+  /* First, so that a stranger's request is answered before its body is
+   * read. DELETE needs only the token that made the MCP session, live or
+   * not: one bound to a session since ended can still be ended. */
+  if (strcmp (req->method, "DELETE") != 0 && !sbxd_token_known (srv, req->token))
     {
       reply_unauthorized (reply);
       return;

@@ -10,6 +10,9 @@
 #include <string.h>
 
 #define MAX_SEGMENTS 5
+/* A request body's JSON: at most this many values, this deep. */
+#define MAX_BODY_VALUES 256
+#define MAX_BODY_DEPTH 8
 
 typedef struct route_ctx
 {
@@ -408,6 +411,14 @@ body_object (route_ctx_t *rc, bool empty_ok)
   const sbxd_request_t *req = rc->req;
   if (req->body_len == 0 && empty_ok)
     return json_object ();
+  /* The protocol's bodies are flat objects of a few fields. */
+  if (!sbxd_json_shape_ok (req->body, req->body_len, MAX_BODY_VALUES, MAX_BODY_DEPTH))
+    {
+      reply_invalid (rc, "body", NULL,
+                     "JSON with more than 256 values or nested deeper than 8 levels",
+                     "json_invalid");
+      return NULL;
+    }
   json_error_t jerr;
   json_t *doc = json_loadb (req->body, req->body_len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
                             &jerr);

@@ -1,5 +1,6 @@
-/* What sandboxd's read answers, made from a file's bytes: pure, so that
- * the routes on a sandbox and on a workspace share it, and fuzzed. */
+/* What sandboxd's read answers, made from a file's bytes, and the shape
+ * of a request's JSON, checked before it is parsed: pure, so that the
+ * routes on a sandbox and on a workspace share them, and fuzzed. */
 #include "text.h"
 
 #include "helpers.h"
@@ -43,4 +44,37 @@ sbxd_read_format (const char *data, size_t len, int64_t offset, int64_t limit)
                                  total - end_line, end_line);
   free (slice);
   return out;
+}
+
+bool
+sbxd_json_shape_ok (const char *body, size_t len, size_t max_values, size_t max_depth)
+{
+  size_t values = 0, depth = 0;
+  for (size_t i = 0; i < len; i++)
+    switch (body[i])
+      {
+      case '"':
+        /* A string: to its closing quote, escapes skipped. */
+        for (i++; i < len && body[i] != '"'; i++)
+          if (body[i] == '\\')
+            i++;
+        break;
+      case '[':
+      case '{':
+        if (++depth > max_depth)
+          return false;
+        /* fall through */
+      case ',':
+        if (++values > max_values)
+          return false;
+        break;
+      case ']':
+      case '}':
+        if (depth > 0)
+          depth--;
+        break;
+      default:
+        break;
+      }
+  return true;
 }

@@ -61,26 +61,27 @@ def test_a_stranger_is_answered_before_the_body(server):
 
 
 def test_bodies_held_at_once_are_bounded_together(fresh):
-    import select
-    s = fresh("--max-body", "1KiB").start()  # 16 KiB for all bodies together
+    s = fresh("--max-body", "1KiB", "--max-inflight", "32").start()  # 16 KiB of bodies at once
     sid, tok = s.session()
     path = "/sessions/%s/write" % sid
-    # 17 heads announcing 1 KiB each: whichever the server reads last is refused.
+    # An announced length holds nothing: only bytes sent count.
+    idle = [raw_head(s.port, "POST", path, {"X-Sandbox-Token": tok}, 1024) for _ in range(20)]
+    assert s.op(sid, tok, "write", {"path": "free.txt", "content_b64": "eA=="}).status == 200
+    for sock in idle:
+        sock.close()
+    # 17 bodies of 1 KiB, 980 bytes of each sent: whichever the server reads last is refused,
+    # 16 fit.
     socks = [raw_head(s.port, "POST", path, {"X-Sandbox-Token": tok}, 1024) for _ in range(17)]
+    for sock in socks:
+        sock.sendall(b" " * 980)
     try:
-        answered = []
-        deadline = time.time() + 20
-        while not answered and time.time() < deadline:
-            answered, _, _ = select.select(socks, [], [], 0.2)
-        assert len(answered) == 1 and status_of(answered[0]) == 503
-        time.sleep(0.5)  # and none of the others is answered meanwhile
-        assert select.select(socks, [], [], 0)[0] == answered
-        # A body held finishes as usual.
-        waiting = [sock for sock in socks if sock not in answered]
-        body = json.dumps({"path": "held.txt", "content_b64": "aGVsZA=="}).encode()
-        body += b" " * (1024 - len(body))
-        waiting[0].sendall(body)
-        assert status_of(waiting[0]) == 200
+        time.sleep(1)  # every byte sent is read
+        # Each body finished: one refused (its bytes were dropped), the others written.
+        rest = b'{"path":"held.txt","content_b64":"aGVsZA=="}'
+        for sock in socks:
+            sock.sendall(rest + b" " * (44 - len(rest)))
+        statuses = sorted(status_of(sock) for sock in socks)
+        assert statuses == [200] * 16 + [503], statuses
     finally:
         for sock in socks:
             sock.close()
@@ -88,7 +89,7 @@ def test_bodies_held_at_once_are_bounded_together(fresh):
     r = wait_for(lambda: (lambda r: r if r.status == 200 else None)(
         s.op(sid, tok, "write", {"path": "after.txt", "content_b64": "YWZ0ZXI="})))
     assert r is not None and r.json()["error"] is None
-    assert s.op(sid, tok, "read", {"path": "held.txt"}).json()["content"].startswith("held")
+    assert s.op(sid, tok, "read", {"path": "held.txt"}).json()["content"] == "held"
 
 
 # ------------------------------------------------------------- workers
@@ -124,22 +125,43 @@ def test_one_session_cannot_take_every_worker(fresh):
 def test_mcp_calls_waiting_count_against_the_session(fresh):
     s = fresh("--max-inflight", "2").start()
     sid, tok = s.session()
-    msid = initialize(s, tok)
-    statuses = []
+    # A session's token, and the service's (whose MCP session has a sandbox of its own).
+    for token in (tok, s.token):
+        msid = initialize(s, token)
+        if token == s.token:  # its sandbox is made by the first call
+            body = {"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+                    "params": {"name": "execute", "arguments": {"command": "true"}}}
+            assert s.request("POST", "/mcp", body, token=token, bearer=True,
+                             headers=dict(ACCEPT, **{"Mcp-Session-Id": msid})).status == 200
+        statuses = []
 
-    def call(i):
-        body = {"jsonrpc": "2.0", "id": 10 + i, "method": "tools/call",
-                "params": {"name": "execute", "arguments": {"command": "sleep 2"}}}
-        r = s.request("POST", "/mcp", body, token=tok, bearer=True,
-                      headers=dict(ACCEPT, **{"Mcp-Session-Id": msid}))
-        statuses.append(r.status)
+        def call(i):
+            body = {"jsonrpc": "2.0", "id": 10 + i, "method": "tools/call",
+                    "params": {"name": "execute", "arguments": {"command": "sleep 2"}}}
+            r = s.request("POST", "/mcp", body, token=token, bearer=True,
+                          headers=dict(ACCEPT, **{"Mcp-Session-Id": msid}))
+            statuses.append(r.status)
 
-    threads = [threading.Thread(target=call, args=(i,)) for i in range(5)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert sorted(statuses) == [200, 200, 429, 429, 429], statuses
+        threads = [threading.Thread(target=call, args=(i,)) for i in range(5)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert sorted(statuses) == [200, 200, 429, 429, 429], (token == tok, statuses)
+        s.request("DELETE", "/mcp", token=token, bearer=True, headers={"Mcp-Session-Id": msid})
+
+
+def test_an_mcp_session_outliving_its_sandbox_session_can_be_ended(server):
+    sid, tok = server.session()
+    msid = initialize(server, tok)
+    assert server.request("DELETE", "/sessions/" + sid, token=tok).status == 204
+    h = {"Mcp-Session-Id": msid}
+    # Its token is dead: no new MCP session, nothing else, but this one can be ended.
+    assert server.request("POST", "/mcp", INIT, token=tok, bearer=True,
+                          headers=ACCEPT).status == 401
+    assert server.request("DELETE", "/mcp", token="wrong", bearer=True, headers=h).status == 404
+    assert server.request("DELETE", "/mcp", token=tok, bearer=True, headers=h).status == 204
+    assert server.request("DELETE", "/mcp", token=tok, bearer=True, headers=h).status == 404
 
 
 def hang_up_cancels(s, op: str):
@@ -197,10 +219,29 @@ def test_connections_from_one_address_are_bounded(fresh):
     finally:
         for sock in held:
             sock.close()
-    assert wait_for(lambda: s.request("GET", "/healthz").status == 200)
+    def healthy():
+        try:
+            return s.request("GET", "/healthz").status == 200
+        except OSError:  # refused still, until the server has seen the four close
+            return False
+
+    assert wait_for(healthy)
     # The refusals are logged, but not one line each.
     lines = [ln for ln in s.read_log().splitlines() if "more messages of libmicrohttpd" not in ln]
     assert len(lines) < 40, lines
+
+
+def test_documents_answered_at_once_keep_the_connection(server):
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=20)
+    try:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n" * 3)
+        got = b""
+        while got.count(b"HTTP/1.1 200 ") < 3:
+            chunk = sock.recv(65536)
+            assert chunk, got
+            got += chunk
+    finally:
+        sock.close()
 
 
 def test_a_silent_connection_is_closed(server):

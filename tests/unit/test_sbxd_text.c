@@ -32,6 +32,21 @@ main (void)
   check_read ("x\xff\n", 0, 1, "x\xef\xbf\xbd");
   check_read ("a\r\nb\r\n", 0, 5, "a\r\nb\r");
 
+  const char *small = "{\"command\": \"echo [,{\\\"\", \"timeout_seconds\": 3}";
+  ok (sbxd_json_shape_ok (small, strlen (small), 3, 1), "a body of two members passes");
+  ok (!sbxd_json_shape_ok (small, strlen (small), 1, 1), "past its count of values, not");
+  const char *deep = "[[[[1]]]]";
+  ok (sbxd_json_shape_ok (deep, strlen (deep), 10, 4) && !sbxd_json_shape_ok (deep, 9, 10, 3),
+      "depth counted");
+  char *flood = malloc (3 * 100000 + 3);
+  strcpy (flood, "[{}");
+  for (int i = 1; i < 100000; i++)
+    strcat (flood + 3 * i - 3, ",{}");
+  strcat (flood, "]");
+  ok (!sbxd_json_shape_ok (flood, strlen (flood), 256, 8), "a flood of {} is refused unparsed");
+  free (flood);
+  ok (sbxd_json_shape_ok ("\"[[[[", 5, 0, 0), "brackets in an unclosed string are not counted");
+
   sbxd_events_t *ev = calloc (1, sizeof *ev);
   char target[512];
   memset (target, 'y', sizeof target - 1);
@@ -48,6 +63,21 @@ main (void)
           && json_real_value (json_object_get (e, "duration_ms")) == 3.25,
       "its fields are kept");
   json_decref (doc);
+
+  /* A detail echoing a megabyte of request: kept to 500 characters. */
+  char *huge = malloc (1 << 20);
+  memset (huge, 'z', (1 << 20) - 1);
+  huge[(1 << 20) - 1] = '\0';
+  sbxd_events_t *big = calloc (1, sizeof *big);
+  sbxd_events_add (big, 1, "edit", "f", false, huge, 0);
+  doc = sbxd_events_json (big, 0);
+  e = json_array_get (json_object_get (doc, "events"), 0);
+  const char *d = json_string_value (json_object_get (e, "detail"));
+  ok (d && strlen (d) == 500 + 3 && strspn (d, "z") == 500, "a detail is cut at 500 characters");
+  json_decref (doc);
+  sbxd_events_clear (big);
+  free (big);
+  free (huge);
 
   /* 200 characters of two bytes each: cut by characters, not bytes. */
   char wide[801] = "";
