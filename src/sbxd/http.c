@@ -8,8 +8,10 @@
  * --max-body, said before the body is read when its length is announced,
  * and 120 s to send one), and with the answers not yet taken by their
  * clients, all together (503 past 16 times that); connections are bounded per
- * address, and one silent for 30 s is closed (a suspended one, waiting for
- * its operation or its stream, is not: no timeout runs while suspended).
+ * address, a request's head is due within 10 s (30 s after the previous
+ * answer), and a connection silent for 30 s is closed (a suspended one,
+ * waiting for its operation or its stream, is not: no timeout runs while
+ * suspended).
  * The Host and Origin headers are checked against DNS rebinding.
  * SIGTERM and SIGINT stop the listening, let the requests in flight
  * finish, then stop. */
@@ -204,6 +206,107 @@ static struct
 } jobs = { .lock = PTHREAD_MUTEX_INITIALIZER,
            .cond = PTHREAD_COND_INITIALIZER,
            .idle = PTHREAD_COND_INITIALIZER };
+
+/* ----------------------------------------------------------- the heads */
+
+/* A connection's first head must be whole within HEAD_SECONDS, a later one
+ * within IDLE_SECONDS of the previous answer: libmicrohttpd times only
+ * silence, so a client sending a byte now and then would keep a
+ * connection for ever. A watcher thread shuts down the socket of one that
+ * is late (libmicrohttpd then closes it as a client's hang-up). */
+#define HEAD_SECONDS 10
+#define IDLE_SECONDS 30
+
+typedef struct watch
+{
+  int fd;
+  double deadline; /* sbx_now (); 0 while a request is under way */
+  struct watch *prev, *next;
+} watch_t;
+
+static struct
+{
+  pthread_mutex_t lock;
+  pthread_cond_t stop;
+  watch_t *list;
+  bool stopping;
+} watches = { .lock = PTHREAD_MUTEX_INITIALIZER, .stop = PTHREAD_COND_INITIALIZER };
+
+/* libmicrohttpd tells of each connection at its start and before it
+ * closes its socket: a watch lives in between. */
+static void
+on_connection (void *cls, struct MHD_Connection *c, void **socket_context,
+               enum MHD_ConnectionNotificationCode toe)
+{
+  (void) cls;
+  watch_t *w = *socket_context;
+  if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+    {
+      const union MHD_ConnectionInfo *ci
+          = MHD_get_connection_info (c, MHD_CONNECTION_INFO_CONNECTION_FD);
+      if (ci == NULL || (w = calloc (1, sizeof *w)) == NULL)
+        return;
+      w->fd = ci->connect_fd;
+      w->deadline = sbx_now () + HEAD_SECONDS;
+      pthread_mutex_lock (&watches.lock);
+      w->next = watches.list;
+      if (w->next)
+        w->next->prev = w;
+      watches.list = w;
+      pthread_mutex_unlock (&watches.lock);
+      *socket_context = w;
+      return;
+    }
+  if (w == NULL)
+    return;
+  pthread_mutex_lock (&watches.lock);
+  if (w->prev)
+    w->prev->next = w->next;
+  else
+    watches.list = w->next;
+  if (w->next)
+    w->next->prev = w->prev;
+  pthread_mutex_unlock (&watches.lock);
+  free (w);
+  *socket_context = NULL;
+}
+
+/* C's next head is due by DEADLINE (0: none now). */
+static void
+watch_set (struct MHD_Connection *c, double deadline)
+{
+  const union MHD_ConnectionInfo *ci = MHD_get_connection_info (c,
+                                                                MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  watch_t *w = ci ? ci->socket_context : NULL;
+  if (w == NULL)
+    return;
+  pthread_mutex_lock (&watches.lock);
+  w->deadline = deadline;
+  pthread_mutex_unlock (&watches.lock);
+}
+
+static void *
+watcher_main (void *arg)
+{
+  (void) arg;
+  pthread_mutex_lock (&watches.lock);
+  while (!watches.stopping)
+    {
+      double now = sbx_now ();
+      for (watch_t *w = watches.list; w; w = w->next)
+        if (w->deadline > 0 && now > w->deadline)
+          {
+            shutdown (w->fd, SHUT_RDWR);
+            w->deadline = 0;
+          }
+      struct timespec tick;
+      clock_gettime (CLOCK_REALTIME, &tick);
+      tick.tv_sec += 1;
+      pthread_cond_timedwait (&watches.stop, &watches.lock, &tick);
+    }
+  pthread_mutex_unlock (&watches.lock);
+  return NULL;
+}
 
 /* ---------------------------------------------------------- the bodies */
 
@@ -497,6 +600,7 @@ on_request (void *cls, struct MHD_Connection *c, const char *url, const char *me
       if (r == NULL)
         return MHD_NO;
       *req_cls = r;
+      watch_set (c, 0);
       r->srv = srv;
       r->conn = c;
       r->method = strdup (method);
@@ -599,6 +703,7 @@ on_completed (void *cls, struct MHD_Connection *c, void **req_cls,
         pthread_cond_broadcast (&jobs.idle);
       pthread_mutex_unlock (&jobs.lock);
     }
+  watch_set (c, sbx_now () + IDLE_SECONDS);
   /* A big answer's memory goes back to the system, not only to malloc. */
   bool big = r && r->reserved >= (1u << 20);
   if (r)
@@ -728,8 +833,8 @@ sbxd_http_serve (sbxd_server_t *srv)
       flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_THREAD_POOL_SIZE, 2u,
       MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_CONNECTION_LIMIT, 4096u,
       MHD_OPTION_PER_IP_CONNECTION_LIMIT, is_unix ? 0u : c->max_per_ip, MHD_OPTION_EXTERNAL_LOGGER,
-      log_some, NULL, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-      is_unix ? MHD_OPTION_LISTEN_SOCKET : MHD_OPTION_SOCK_ADDR,
+      log_some, NULL, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_NOTIFY_CONNECTION,
+      on_connection, NULL, is_unix ? MHD_OPTION_LISTEN_SOCKET : MHD_OPTION_SOCK_ADDR,
       is_unix ? (intptr_t) lfd : (intptr_t) ai->ai_addr, MHD_OPTION_END);
   if (ai)
     freeaddrinfo (ai);
@@ -741,6 +846,8 @@ sbxd_http_serve (sbxd_server_t *srv)
         close (lfd);
       return -1;
     }
+  pthread_t watcher;
+  bool watching = pthread_create (&watcher, NULL, watcher_main, NULL) == 0;
   pthread_t *workers = calloc (c->workers, sizeof *workers);
   unsigned started = 0;
   while (workers && started < c->workers
@@ -779,6 +886,12 @@ sbxd_http_serve (sbxd_server_t *srv)
       _exit (1);
     }
   MHD_stop_daemon (d);
+  pthread_mutex_lock (&watches.lock);
+  watches.stopping = true;
+  pthread_cond_signal (&watches.stop);
+  pthread_mutex_unlock (&watches.lock);
+  if (watching)
+    pthread_join (watcher, NULL);
   for (unsigned i = 0; i < started; i++)
     pthread_join (workers[i], NULL);
   free (workers);

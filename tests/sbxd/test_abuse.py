@@ -244,11 +244,50 @@ def test_documents_answered_at_once_keep_the_connection(server):
         sock.close()
 
 
+def test_a_head_sent_slowly_is_cut(server):
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=60)
+    started = time.time()
+    try:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n")
+        closed = False
+        for i in range(30):  # a header line every second: never silent
+            time.sleep(1)
+            try:
+                sock.sendall(b"X-Slow-%d: 1\r\n" % i)
+            except OSError:
+                closed = True
+                break
+            sock.settimeout(0.01)
+            try:
+                closed = sock.recv(4096) == b""
+            except socket.timeout:
+                pass
+            except OSError:
+                closed = True
+            sock.settimeout(60)
+            if closed:
+                break
+        assert closed and 9 < time.time() - started < 16, time.time() - started
+    finally:
+        sock.close()
+    # A connection in use is not cut: a request, then its keep-alive neighbour, 12 s apart.
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=60)
+    try:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200 ")
+        time.sleep(12)
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200 ")
+    finally:
+        sock.close()
+
+
 def test_a_silent_connection_is_closed(server):
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=60)
     try:
-        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n")  # and no more
-        started = time.time()
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200 ")
+        started = time.time()  # then nothing more
         assert sock.recv(4096) == b""
         assert 25 < time.time() - started < 55
     finally:
